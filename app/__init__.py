@@ -1,0 +1,80 @@
+"""The application factory."""
+
+import logging
+from pathlib import Path
+
+from flask import Flask, request
+from sqlalchemy.engine import make_url
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import Config
+from app.database import begin_writes_immediately, configure_engine
+from app.extensions import db, migrate
+from app.jsonapi.errors import ApiError
+from app.jsonapi.flask import handle_api_error, handle_http_exception, handle_unexpected
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def create_app(config=None):
+    config = config or Config()
+    config.validate()
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(config)
+    app.json.sort_keys = False
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    if app.config["PROXY_FIX_X_FOR"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"])
+    return app
+
+
+def register_logging(app):
+    logging.basicConfig(level=app.config["LOG_LEVEL"],
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def register_extensions(app):
+    from app import models  # noqa: F401  (the models must be known to Alembic)
+
+    _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_directory())
+    with app.app_context():
+        configure_engine(db.engine)
+
+    @app.before_request
+    def choose_transaction_mode():
+        begin_writes_immediately(request.method not in SAFE_METHODS)
+
+
+def register_blueprints(app):
+    from app.api import register_api
+
+    register_api(app)
+
+
+def register_errorhandlers(app):
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)
+
+
+def register_commands(app):
+    from app.cli import register_cli
+
+    register_cli(app)
+
+
+def _migrations_directory():
+    return str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def _ensure_sqlite_directory(url):
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,18 @@
+"""One blueprint per JSON:API resource type, all under /api."""
+
+from flask import Blueprint
+
+from app.jsonapi.flask import negotiate
+
+
+def jsonapi_blueprint(name, import_name):
+    blueprint = Blueprint(name, import_name, url_prefix="/api")
+    blueprint.before_request(negotiate)
+    return blueprint
+
+
+def register_api(app):
+    from app.api import apple_device_tokens, configs, sessions, users
+
+    for module in (sessions, users, apple_device_tokens, configs):
+        app.register_blueprint(module.blueprint)

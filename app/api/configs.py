@@ -1,0 +1,13 @@
+from app.api import jsonapi_blueprint
+from app.jsonapi.flask import jsonapi_response, query_for, renderer
+from app.jsonapi.query import Capabilities
+from app.resources.configs import config_for
+
+blueprint = jsonapi_blueprint("configs", __name__)
+
+
+@blueprint.get("/configs/<bundle_version>")
+def get_config(bundle_version):
+    """Public: the app asks before anyone has logged in."""
+    query = query_for("configs", Capabilities())
+    return jsonapi_response(renderer(query).document("configs", config_for(bundle_version)))

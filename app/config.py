@@ -1,0 +1,143 @@
+"""Configuration, read once from the environment.
+
+Every setting has a safe development default except the secrets, which production
+(``APP_ENV=production``) refuses to start without.
+"""
+
+import json
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
+
+DEFAULT_CLIENT_CONFIG = {
+    "is_live": False,
+    "is_uploads_enabled": True,
+    "app_share_url": "https://apps.apple.com/app/id0000000000",
+    "multi_invite_text": "Join me",
+    "invite_text_body": "Join me",
+    "invite_share_view_description": "Invite friends",
+    "minimum_posts_hide_invite_share": 1,
+    "minimum_posted_hide_invite_share": 1,
+    "minimum_feed_hide_invite_share": 9,
+    "snap_username": "example",
+    "ig_username": "example",
+    "twitter_username": "example",
+    "default_reaction_emojis": ["\u2764"],
+    "delete_account_available": False,
+    "in_app_post_message": None,
+    "onboarding_invite_user_filter": True,
+    "is_auto_follow_on": False,
+    "max_name_length": 30,
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The environment describes a configuration the service must not run with."""
+
+
+def _env(name, default=None):
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _int(name, default):
+    try:
+        return int(_env(name, default))
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be an integer") from exc
+
+
+def _float(name, default):
+    try:
+        return float(_env(name, default))
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number") from exc
+
+
+def _bool(name, default):
+    return str(_env(name, default)).lower() in {"1", "true", "yes", "on"}
+
+
+def _client_config():
+    raw = _env("CLIENT_CONFIG")
+    if raw is None:
+        return dict(DEFAULT_CLIENT_CONFIG)
+    try:
+        overrides = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError("CLIENT_CONFIG must be a JSON object") from exc
+    if not isinstance(overrides, dict):
+        raise ConfigurationError("CLIENT_CONFIG must be a JSON object")
+    unknown = set(overrides) - set(DEFAULT_CLIENT_CONFIG)
+    if unknown:
+        raise ConfigurationError(f"CLIENT_CONFIG has unknown keys: {sorted(unknown)}")
+    return {**DEFAULT_CLIENT_CONFIG, **overrides}
+
+
+def default_database_url():
+    return f"sqlite:///{INSTANCE_DIR / 'pushreg.db'}"
+
+
+def normalise_database_url(url):
+    """Use psycopg 3 for PostgreSQL whatever spelling the operator gave."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    def __init__(self):
+        self.APP_ENV = _env("APP_ENV", "development")
+        self.SECRET_KEY = _env("SECRET_KEY", DEVELOPMENT_SECRET)
+        self.SQLALCHEMY_DATABASE_URI = normalise_database_url(
+            _env("DATABASE_URL", default_database_url())
+        )
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
+        self.PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
+        self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+        self.APP_NAME = _env("APP_NAME", "Pushreg")
+        self.VERIFICATION_CODE_TTL = _int("VERIFICATION_CODE_TTL", 600)
+        self.VERIFICATION_MAX_ATTEMPTS = _int("VERIFICATION_MAX_ATTEMPTS", 5)
+        self.SMS_SENDER = _env("SMS_SENDER", "outbox")
+        self.SMS_RATE_LIMIT_PER_PHONE = _env("SMS_RATE_LIMIT_PER_PHONE", "5/hour")
+        self.SMS_RATE_LIMIT_PER_ADDRESS = _env("SMS_RATE_LIMIT_PER_ADDRESS", "20/hour")
+        self.SMS_GATEWAY_URL = _env("SMS_GATEWAY_URL")
+        self.SMS_GATEWAY_TOKEN = _env("SMS_GATEWAY_TOKEN")
+        self.SMS_GATEWAY_FROM = _env("SMS_GATEWAY_FROM")
+        self.SMS_GATEWAY_TIMEOUT = _float("SMS_GATEWAY_TIMEOUT", 5.0)
+        self.SMS_GATEWAY_RETRIES = _int("SMS_GATEWAY_RETRIES", 2)
+        self.REDIS_URL = _env("REDIS_URL")
+
+        self.MINIMUM_BUNDLE_VERSION = _env("MINIMUM_BUNDLE_VERSION", "0")
+        self.CLIENT_CONFIG = _client_config()
+
+        self.PAGE_SIZE_DEFAULT = _int("PAGE_SIZE_DEFAULT", 20)
+        self.PAGE_SIZE_MAX = _int("PAGE_SIZE_MAX", 100)
+        self.INCLUDE_DEPTH_MAX = _int("INCLUDE_DEPTH_MAX", 3)
+
+    def validate(self):
+        if self.APP_ENV != "production":
+            return
+        if self.SECRET_KEY == DEVELOPMENT_SECRET or len(self.SECRET_KEY) < 32:
+            raise ConfigurationError("production needs SECRET_KEY of at least 32 characters")
+        if self.SMS_SENDER == "outbox":
+            raise ConfigurationError("production needs SMS_SENDER=http and an SMS gateway")
+        if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            raise ConfigurationError("production needs DATABASE_URL pointing at PostgreSQL")
+        if self.SMS_SENDER == "http" and not self.SMS_GATEWAY_URL:
+            raise ConfigurationError("SMS_SENDER=http needs SMS_GATEWAY_URL")
+
+
+class TestConfig(Config):
+    def __init__(self, database_url):
+        super().__init__()
+        self.TESTING = True
+        self.APP_ENV = "test"
+        self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url)
+        self.SMS_SENDER = "outbox"
+        self.REDIS_URL = None

@@ -1,0 +1,1 @@
+"""The JSON:API protocol: media types, documents, query parameters, errors, links."""

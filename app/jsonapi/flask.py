@@ -1,0 +1,130 @@
+"""Flask glue: negotiation before a request, documents and errors after it."""
+
+import json
+import logging
+from urllib.parse import urlencode
+
+from flask import Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from app.jsonapi import errors
+from app.jsonapi.media import JSONAPI_MEDIA_TYPE, accept_problem, content_type_problem
+from app.jsonapi.query import parse_query
+from app.jsonapi.registry import registry
+from app.jsonapi.render import Renderer
+
+log = logging.getLogger(__name__)
+
+BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
+HTTP_ERRORS = {
+    400: errors.BadRequest,
+    401: errors.NotAuthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    406: errors.NotAcceptable,
+    413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType,
+}
+
+
+def negotiate():
+    """``before_request`` for JSON:API blueprints."""
+    problem = accept_problem(request.headers.get("Accept"))
+    if problem:
+        raise errors.NotAcceptable(problem, header="Accept")
+    if request.method in BODY_METHODS:
+        problem = content_type_problem(request.headers.get("Content-Type"))
+        if problem:
+            raise errors.UnsupportedMediaType(problem, header="Content-Type")
+
+
+def jsonapi_response(document, status=200, headers=None):
+    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    response = Response(body, status=status, headers=headers, mimetype=JSONAPI_MEDIA_TYPE)
+    response.vary.add("Accept")
+    return response
+
+
+def no_content():
+    response = Response(status=204)
+    response.vary.add("Accept")
+    return response
+
+
+def request_body():
+    return request.get_data(cache=True)
+
+
+def query_for(type_name, capabilities):
+    return parse_query(request.args, capabilities, registry, type_name, current_app.config)
+
+
+def renderer(query):
+    api_url = request.host_url.rstrip("/") + "/api"
+    return Renderer(registry, g.get("principal"), query, api_url)
+
+
+def collection_response(type_name, query, page):
+    meta = {"total": page.total} if page.total is not None else None
+    document = renderer(query).document(type_name, page.items, links=page_links(page), meta=meta)
+    return jsonapi_response(document)
+
+
+def page_links(page):
+    """first / prev / next links for a keyset page, keeping every other parameter."""
+    base = {key: value for key, value in request.args.items()
+            if key not in ("page[after]", "page[before]")}
+    links = {"self": request.url, "first": _url_with(base)}
+    links["prev"] = _url_with({**base, "page[before]": page.prev_cursor}) \
+        if page.prev_cursor else None
+    links["next"] = _url_with({**base, "page[after]": page.next_cursor}) \
+        if page.next_cursor else None
+    return links
+
+
+def _url_with(args):
+    query = urlencode(args)
+    return request.base_url + (f"?{query}" if query else "")
+
+
+def error_response(error):
+    error_id, document = errors.error_document(error)
+    if error.status >= 500:
+        log.error("error %s on %s %s: %s", error_id, request.method, request.path, error.detail)
+    return jsonapi_response(document, error.status, error.headers)
+
+
+def handle_api_error(error):
+    return error_response(error)
+
+
+def handle_http_exception(exc: HTTPException):
+    error_class = HTTP_ERRORS.get(exc.code)
+    if error_class is None:
+        error = errors.ApiError(exc.description, status=exc.code,
+                                code=exc.name.upper().replace(" ", "_"), title=exc.name)
+    else:
+        error = error_class(_http_detail(exc))
+    response = error_response(error)
+    if exc.code == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def _http_detail(exc):
+    if exc.code == 404:
+        return f"There is nothing at {request.path}."
+    if exc.code == 405:
+        return f"{request.method} is not allowed on {request.path}."
+    if exc.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return f"The request body is larger than {limit} bytes."
+    return None
+
+
+def handle_unexpected(exc):
+    error = errors.InternalError()
+    error_id, document = errors.error_document(error)
+    log.exception("error %s on %s %s", error_id, request.method, request.path)
+    return jsonapi_response(document, 500)

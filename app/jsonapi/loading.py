@@ -1,0 +1,15 @@
+"""Eager loading for include paths, so a page with includes costs a fixed number of queries."""
+
+from sqlalchemy.orm import selectinload
+
+
+def include_options(model, include_paths):
+    options = []
+    for path in include_paths:
+        current_model, option = model, None
+        for step in path:
+            attribute = getattr(current_model, step)
+            option = selectinload(attribute) if option is None else option.selectinload(attribute)
+            current_model = attribute.property.mapper.class_
+        options.append(option)
+    return options

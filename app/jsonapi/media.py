@@ -1,0 +1,74 @@
+"""Content negotiation per JSON:API 1.1 (section "Content Negotiation")."""
+
+JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
+ALLOWED_PARAMETERS = frozenset({"ext", "profile"})
+SUPPORTED_EXTENSIONS = frozenset()
+
+
+def parse_media_range(text):
+    """``'a/b; x="1 2"; y=3'`` → ``('a/b', {'x': '1 2', 'y': '3'})``."""
+    media_type, *raw_params = _split_outside_quotes(text, ";")
+    params = {}
+    for raw in raw_params:
+        name, sep, value = raw.partition("=")
+        if not sep:
+            continue
+        params[name.strip().lower()] = value.strip().strip('"')
+    return media_type.strip().lower(), params
+
+
+def parse_accept(header):
+    return [parse_media_range(part) for part in _split_outside_quotes(header, ",") if part.strip()]
+
+
+def _split_outside_quotes(text, separator):
+    parts, current, quoted = [], [], False
+    for char in text:
+        if char == '"':
+            quoted = not quoted
+        if char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _extensions(params):
+    return set(params.get("ext", "").split())
+
+
+def content_type_problem(header):
+    """Why a request body's Content-Type cannot be processed, or None."""
+    if not header:
+        return "Send the body as application/vnd.api+json."
+    media_type, params = parse_media_range(header)
+    if media_type != JSONAPI_MEDIA_TYPE:
+        return f"Send the body as {JSONAPI_MEDIA_TYPE}, not {media_type}."
+    extra = set(params) - ALLOWED_PARAMETERS
+    if extra:
+        return f"Media type parameters {sorted(extra)} are not allowed on {JSONAPI_MEDIA_TYPE}."
+    unsupported = _extensions(params) - SUPPORTED_EXTENSIONS
+    if unsupported:
+        return f"Extensions {sorted(unsupported)} are not supported."
+    return None
+
+
+def accept_problem(header):
+    """Why no JSON:API media type in Accept can be served, or None.
+
+    Only JSON:API instances are judged: a client that also accepts application/json
+    or */* (as Poparazzi's does) is served JSON:API.
+    """
+    if not header:
+        return None
+    instances = [params for media_type, params in parse_accept(header)
+                 if media_type == JSONAPI_MEDIA_TYPE]
+    if not instances:
+        return None
+    for params in instances:
+        if not set(params) - ALLOWED_PARAMETERS and not _extensions(params) - SUPPORTED_EXTENSIONS:
+            return None
+    return (f"Every {JSONAPI_MEDIA_TYPE} in Accept carries parameters or extensions "
+            "this server does not support.")

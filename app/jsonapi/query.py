@@ -1,0 +1,183 @@
+"""Query parameters: include, fields, sort, page, filter — parsed once, checked per endpoint."""
+
+import base64
+import json
+import re
+from dataclasses import dataclass, field
+
+from app.jsonapi.errors import InvalidQueryParameter
+
+FAMILY = re.compile(r"^([A-Za-z0-9_-]+)(?:\[([^\[\]]*)\])?$")
+RESERVED_NAME = re.compile(r"^[a-z]+$")
+
+
+@dataclass
+class Query:
+    include: tuple[tuple[str, ...], ...] = ()
+    include_requested: bool = False
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sort: tuple[tuple[str, bool], ...] = ()
+    page_size: int | None = None
+    page_after: tuple | None = None
+    page_before: tuple | None = None
+    want_total: bool = False
+    filters: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one endpoint accepts, beside include and fields which every endpoint takes."""
+
+    collection: bool = False
+    sortable: tuple[str, ...] = ()
+    filterable: tuple[str, ...] = ()
+
+
+def encode_cursor(values):
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(text, parameter, width):
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except ValueError:
+        values = None
+    if not isinstance(values, list) or len(values) != width:
+        raise InvalidQueryParameter("The page cursor is not one this server issued.",
+                                    parameter=parameter)
+    return tuple(values)
+
+
+def parse_query(args, capabilities, registry, primary_type, config):
+    query = Query()
+    for name in args:
+        value = _single(args, name)
+        match = FAMILY.match(name)
+        if not match:
+            raise InvalidQueryParameter(f"'{name}' is not a valid query parameter name.",
+                                        parameter=name)
+        family, member = match.groups()
+        handler = _HANDLERS.get((family, member is not None))
+        if handler is None:
+            if not RESERVED_NAME.match(family):
+                continue  # implementation-specific parameter this server does not use
+            raise InvalidQueryParameter(f"The query parameter '{name}' is not supported.",
+                                        parameter=name)
+        handler(query, name, member, value, capabilities, registry, config)
+    _check_include(query, registry, primary_type, config)
+    _check_fields(query, registry)
+    if capabilities.collection and query.page_size is None:
+        query.page_size = config["PAGE_SIZE_DEFAULT"]
+    return query
+
+
+def _single(args, name):
+    values = args.getlist(name)
+    if len(values) != 1:
+        raise InvalidQueryParameter(f"'{name}' may be given only once.", parameter=name)
+    return values[0]
+
+
+def _include(query, name, _member, value, *_):
+    query.include_requested = True
+    paths = [part.strip() for part in value.split(",") if part.strip()]
+    query.include = tuple(tuple(path.split(".")) for path in paths)
+
+
+def _fields(query, name, member, value, *_):
+    query.fields[member] = tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _sort(query, name, _member, value, capabilities, *_):
+    _require_collection(name, capabilities)
+    keys = []
+    for part in value.split(","):
+        key = part.strip()
+        descending = key.startswith("-")
+        key = key.lstrip("-")
+        if key not in capabilities.sortable:
+            allowed = ", ".join(capabilities.sortable) or "nothing"
+            raise InvalidQueryParameter(
+                f"Sorting by '{key}' is not supported; sortable: {allowed}.", parameter=name)
+        keys.append((key, descending))
+    query.sort = tuple(keys)
+
+
+def _page(query, name, member, value, capabilities, _registry, config):
+    _require_collection(name, capabilities)
+    if member == "size":
+        query.page_size = _page_size(name, value, config["PAGE_SIZE_MAX"])
+    elif member in ("after", "before"):
+        setattr(query, f"page_{member}", value)
+    elif member == "total":
+        if value not in ("true", "false"):
+            raise InvalidQueryParameter("page[total] is true or false.", parameter=name)
+        query.want_total = value == "true"
+    else:
+        raise InvalidQueryParameter(
+            f"'{name}' is not supported; use page[size], page[after], page[before], "
+            "page[total].", parameter=name)
+    if query.page_after is not None and query.page_before is not None:
+        raise InvalidQueryParameter("Give page[after] or page[before], not both.",
+                                    parameter=name)
+
+
+def _page_size(name, value, maximum):
+    if not value.isdigit() or not 1 <= int(value) <= maximum:
+        raise InvalidQueryParameter(f"page[size] is a whole number from 1 to {maximum}.",
+                                    parameter=name)
+    return int(value)
+
+
+def _filter(query, name, member, value, capabilities, *_):
+    _require_collection(name, capabilities)
+    if member not in capabilities.filterable:
+        allowed = ", ".join(capabilities.filterable) or "nothing"
+        raise InvalidQueryParameter(
+            f"Filtering by '{member}' is not supported; filterable: {allowed}.", parameter=name)
+    query.filters[member] = value
+
+
+def _require_collection(name, capabilities):
+    if not capabilities.collection:
+        raise InvalidQueryParameter(f"'{name}' applies only to collections.", parameter=name)
+
+
+_HANDLERS = {
+    ("include", False): _include,
+    ("fields", True): _fields,
+    ("sort", False): _sort,
+    ("page", True): _page,
+    ("filter", True): _filter,
+}
+
+
+def _check_include(query, registry, primary_type, config):
+    for path in query.include:
+        if len(path) > config["INCLUDE_DEPTH_MAX"]:
+            raise InvalidQueryParameter(
+                f"Include paths may be at most {config['INCLUDE_DEPTH_MAX']} deep.",
+                parameter="include")
+        resource_type = registry[primary_type]
+        for step in path:
+            relationship = resource_type.relationships.get(step)
+            if relationship is None:
+                raise InvalidQueryParameter(
+                    f"'{'.'.join(path)}' is not a relationship that can be included.",
+                    parameter="include")
+            resource_type = registry[relationship.type]
+
+
+def _check_fields(query, registry):
+    for type_name, names in query.fields.items():
+        resource_type = registry.get(type_name)
+        parameter = f"fields[{type_name}]"
+        if resource_type is None:
+            raise InvalidQueryParameter(f"There is no resource type '{type_name}'.",
+                                        parameter=parameter)
+        unknown = set(names) - resource_type.field_names
+        if unknown:
+            raise InvalidQueryParameter(
+                f"{type_name} has no fields {sorted(unknown)}.", parameter=parameter)

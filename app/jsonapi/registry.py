@@ -1,0 +1,60 @@
+"""Resource types: how a model is shown as a JSON:API resource object."""
+
+from dataclasses import dataclass, field
+
+HIDDEN = object()  # linkage exists but the caller may not see it
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A relationship the service exposes.
+
+    ``key`` names the column holding a to-one's id, so linkage needs no query;
+    ``linkage`` overrides how that id is shown (or hidden) to a principal;
+    ``visible`` says whether a to-many's members may be listed to a principal.
+    """
+
+    name: str
+    type: str
+    many: bool = False
+    key: str | None = None
+    linkage: object = None
+    visible: object = None
+
+    def related(self, obj):
+        value = getattr(obj, self.name)
+        if self.many:
+            return list(value)
+        return [] if value is None else [value]
+
+    def to_one_id(self, obj, principal):
+        if self.linkage is not None:
+            return self.linkage(obj, principal)
+        value = getattr(obj, self.key)
+        return None if value is None else str(value)
+
+
+@dataclass
+class ResourceType:
+    type: str
+    schema: type
+    id_of: object = staticmethod(lambda obj, principal: str(obj.id))
+    relationships: dict[str, Relationship] = field(default_factory=dict)
+    private_attributes: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def attribute_names(self):
+        return frozenset(name for name in self.schema._declared_fields if name != "id")
+
+    @property
+    def field_names(self):
+        return self.attribute_names | frozenset(self.relationships)
+
+
+class Registry(dict):
+    def add(self, resource_type):
+        self[resource_type.type] = resource_type
+        return resource_type
+
+
+registry = Registry()

@@ -1,0 +1,43 @@
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Boolean, Enum, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class CredentialKind(enum.StrEnum):
+    SESSION = "session"
+    AUTH_TOKEN = "auth_token"
+    API_KEY = "api_key"
+
+
+class Credential(db.Model):
+    """A bearer secret: a session now; auth tokens and API keys share the table.
+
+    Only the secret's keyed digest is stored. ``public_id`` is not a column: the
+    authentication layer sets it on the caller's own credential, so the secret can be
+    shown back to its holder and to nobody else.
+    """
+
+    __tablename__ = "credentials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[CredentialKind] = mapped_column(
+        Enum(CredentialKind, native_enum=False, length=16,
+             values_callable=lambda kinds: [k.value for k in kinds])
+    )
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    is_cookie_based: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    user: Mapped["User | None"] = relationship()  # noqa: F821
+
+    public_id = None

@@ -1,0 +1,1 @@
+"""The resource layer: who may do what, PATCH semantics, transactions. Returns models."""

@@ -1,0 +1,118 @@
+"""APNs device tokens as Poparazzi registers them: upsert by token, tied to the caller."""
+
+import re
+import uuid
+
+from sqlalchemy import or_, select, update
+
+from app.extensions import db
+from app.jsonapi.errors import InvalidAttribute, InvalidQueryParameter, NotFound
+from app.jsonapi.pagination import paginate
+from app.models import Channel, CredentialKind, Device
+from app.models.types import utcnow
+from app.upsert import insert_for
+
+HEX = re.compile(r"^[0-9a-f]*$")
+MIN_TOKEN_LENGTH = 64
+MAX_TOKEN_LENGTH = 200
+IOS = Channel.IOS_PUSH.value
+UPDATABLE = ("bundle_id", "bundle_version", "build_number", "is_production", "is_voip")
+SORTABLE = {"created_at": Device.created_at, "updated_at": Device.updated_at}
+FILTERABLE = {"bundle_id": Device.bundle_id, "is_production": Device.is_production,
+              "is_voip": Device.is_voip, "is_invalidated": Device.is_invalidated}
+DEFAULT_ORDER = (("created_at", False),)
+
+
+def normalise_token(raw, pointer="/data/id"):
+    """Apple's variable-length hex token in canonical form: no spaces or ``<>``, lowercase."""
+    token = raw.translate({ord(c): None for c in " <>"}).lower()
+    if not HEX.match(token) or len(token) % 2:
+        raise InvalidAttribute("A device token is an even number of hexadecimal digits.",
+                               pointer=pointer, code="INVALID_DEVICE_TOKEN")
+    if not MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH:
+        raise InvalidAttribute(
+            f"A device token has {MIN_TOKEN_LENGTH} to {MAX_TOKEN_LENGTH} hex digits.",
+            pointer=pointer, code="INVALID_DEVICE_TOKEN")
+    return token
+
+
+def register_token(principal, token, attributes):
+    """Create or refresh the token and tie it to the caller's session and user.
+
+    One ``INSERT … ON CONFLICT`` statement: racing registrations of one token end in
+    one row whose owner is whoever wrote last.
+    """
+    now = utcnow()
+    invalidated = bool(attributes.get("is_invalidated", False))
+    owner = {
+        "user_id": principal.user_id,
+        "session_id": principal.credential.id
+        if principal.kind == CredentialKind.SESSION else None,
+        "is_invalidated": invalidated,
+        "invalidated_reason": "ClientReported" if invalidated else None,
+        "invalidated_at": now if invalidated else None,
+        "updated_at": now,
+    }
+    given = {name: attributes[name] for name in UPDATABLE if name in attributes}
+    statement = insert_for(db.session.get_bind(), Device).values(
+        id=uuid.uuid4(), channel=IOS, token=token, created_at=now,
+        **{"is_production": True, "is_voip": False, **given}, **owner,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["channel", "token"],
+        set_={**owner, **{name: statement.excluded[name] for name in given}},
+    ).returning(Device)
+    device = db.session.scalars(
+        statement, execution_options={"populate_existing": True}).one()
+    db.session.commit()
+    return device
+
+
+def detach_token(token):
+    """Poparazzi's logout: the device stops belonging to any session or user."""
+    db.session.execute(
+        update(Device).where(Device.channel == IOS, Device.token == token)
+        .values(user_id=None, session_id=None, updated_at=utcnow())
+    )
+    db.session.commit()
+
+
+def _owned_by(principal):
+    clauses = [Device.session_id == principal.credential.id]
+    if principal.user_id is not None:
+        clauses.append(Device.user_id == principal.user_id)
+    return or_(*clauses)
+
+
+def get_token(principal, token, options=()):
+    device = db.session.scalar(
+        select(Device).options(*options)
+        .where(Device.channel == IOS, Device.token == token, _owned_by(principal))
+    )
+    if device is None:
+        raise NotFound("You have no such device token.")
+    return device
+
+
+def list_tokens(principal, query, options=()):
+    statement = select(Device).options(*options).where(Device.channel == IOS,
+                                                       _owned_by(principal))
+    for name, value in query.filters.items():
+        statement = statement.where(FILTERABLE[name] == _filter_value(name, value))
+    order = [(SORTABLE[key], descending) for key, descending in query.sort or DEFAULT_ORDER]
+    return paginate(db.session, statement, [*order, (Device.id, False)], query)
+
+
+def _filter_value(name, value):
+    if name == "bundle_id":
+        return value
+    if value not in ("true", "false"):
+        raise InvalidQueryParameter(f"filter[{name}] is true or false.",
+                                    parameter=f"filter[{name}]")
+    return value == "true"
+
+
+def delete_token(principal, token):
+    device = get_token(principal, token)
+    db.session.delete(device)
+    db.session.commit()

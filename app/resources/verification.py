@@ -1,0 +1,135 @@
+"""Verification codes: texted, kept as digests, tried a few times, then dead."""
+
+import re
+import uuid
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from app import ratelimit
+from app.extensions import db
+from app.jsonapi.errors import BadGateway, InvalidAttribute, TooManyRequests, Unprocessable
+from app.models import User, VerificationCode
+from app.models.types import utcnow
+from app.security import digest, new_verification_code, same_digest
+from app.sms import SmsDeliveryError, sender
+from app.upsert import insert_for
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+CODE = re.compile(r"^\d{6}$")
+PHONE_POINTER = "/data/attributes/phone_number"
+CODE_POINTER = "/data/attributes/verification_code"
+PURPOSE = "verification-code"
+
+
+def send_code(session, phone_number, client_address):
+    if not E164.match(phone_number):
+        raise InvalidAttribute("phone_number must be in E.164 form, like +14155550123.",
+                               pointer=PHONE_POINTER)
+    _limit(f"sms:phone:{phone_number}", "SMS_RATE_LIMIT_PER_PHONE")
+    _limit(f"sms:address:{client_address}", "SMS_RATE_LIMIT_PER_ADDRESS")
+    config = current_app.config
+    now = utcnow()
+    _retire_codes(session)
+    code = new_verification_code()
+    db.session.add(VerificationCode(
+        session_id=session.id, phone_number=phone_number,
+        code_digest=digest(_salted(phone_number, code), PURPOSE),
+        expires_at=now + timedelta(seconds=config["VERIFICATION_CODE_TTL"]),
+    ))
+    body = (f"Your {config['APP_NAME']} verification code is: {code}. "
+            "Don't share this code with anyone; we will never ask for it.")
+    try:
+        sender().send(phone_number, body)
+    except SmsDeliveryError as exc:
+        db.session.rollback()
+        raise BadGateway("The verification code could not be texted; try again.",
+                         code="SMS_DELIVERY_FAILED") from exc
+
+
+def _limit(key, setting):
+    verdict = ratelimit.hit(key, ratelimit.Rate.parse(current_app.config[setting]))
+    if not verdict.allowed:
+        raise TooManyRequests("Too many verification codes requested; try again later.",
+                              retry_after=verdict.retry_after, code="RATE_LIMITED")
+
+
+def _retire_codes(session):
+    """A new code makes the session's earlier codes useless."""
+    db.session.execute(
+        update(VerificationCode)
+        .where(VerificationCode.session_id == session.id,
+               VerificationCode.consumed_at.is_(None))
+        .values(consumed_at=utcnow())
+    )
+
+
+def _salted(phone_number, code):
+    return f"{phone_number}:{code}"
+
+
+def check_code(session, code):
+    """The user the code proves, created on first login.
+
+    Each try is counted before the comparison, atomically, so parallel guesses cannot
+    get past the limit; the right code is consumed once.
+    """
+    if not CODE.match(code):
+        raise InvalidAttribute("verification_code is six digits.", pointer=CODE_POINTER)
+    pending = _pending_code(session)
+    if not _claim_try(pending):
+        raise _exhausted()
+    if not same_digest(pending.code_digest, _salted(pending.phone_number, code), PURPOSE):
+        db.session.commit()
+        raise Unprocessable("The verification code is not right.", pointer=CODE_POINTER,
+                            code="VERIFICATION_CODE_INVALID")
+    consumed = db.session.execute(
+        update(VerificationCode)
+        .where(VerificationCode.id == pending.id, VerificationCode.consumed_at.is_(None))
+        .values(consumed_at=utcnow())
+    ).rowcount
+    if consumed != 1:
+        raise Unprocessable("The verification code was already used.", pointer=CODE_POINTER,
+                            code="VERIFICATION_CODE_USED")
+    return _user_for(pending.phone_number)
+
+
+def _pending_code(session):
+    pending = db.session.scalar(
+        select(VerificationCode)
+        .where(VerificationCode.session_id == session.id,
+               VerificationCode.consumed_at.is_(None))
+        .order_by(VerificationCode.id.desc()).limit(1)
+    )
+    if pending is None:
+        raise Unprocessable("Ask for a verification code first.", pointer=CODE_POINTER,
+                            code="VERIFICATION_CODE_MISSING")
+    if pending.expires_at <= utcnow():
+        raise Unprocessable("The verification code has expired; ask for a new one.",
+                            pointer=CODE_POINTER, code="VERIFICATION_CODE_EXPIRED")
+    return pending
+
+
+def _claim_try(pending):
+    return db.session.execute(
+        update(VerificationCode)
+        .where(VerificationCode.id == pending.id,
+               VerificationCode.attempts < current_app.config["VERIFICATION_MAX_ATTEMPTS"])
+        .values(attempts=VerificationCode.attempts + 1)
+    ).rowcount == 1
+
+
+def _exhausted():
+    return Unprocessable("Too many wrong tries; ask for a new code.", pointer=CODE_POINTER,
+                         code="VERIFICATION_CODE_EXHAUSTED")
+
+
+def _user_for(phone_number):
+    now = utcnow()
+    statement = insert_for(db.session.get_bind(), User).values(
+        id=uuid.uuid4(), phone_number=phone_number, badges=[], is_private=False,
+        created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["phone_number"])
+    db.session.execute(statement)
+    return db.session.scalar(select(User).where(User.phone_number == phone_number))

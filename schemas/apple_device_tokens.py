@@ -1,0 +1,21 @@
+from marshmallow import validate
+from marshmallow_jsonapi import Schema, fields
+
+from schemas.fields import StrictBoolean, Timestamp
+
+SHORT_TEXT = validate.Length(max=32)
+
+
+class AppleDeviceTokenSchema(Schema):
+    id = fields.Str(attribute="token", dump_only=True)
+    bundle_version = fields.Str(allow_none=True, validate=SHORT_TEXT)
+    bundle_id = fields.Str(allow_none=True, validate=validate.Length(max=255))
+    build_number = fields.Str(allow_none=True, validate=SHORT_TEXT)
+    is_production = StrictBoolean()
+    is_voip = StrictBoolean()
+    is_invalidated = StrictBoolean()
+    created_at = Timestamp(dump_only=True)
+    updated_at = Timestamp(dump_only=True)
+
+    class Meta:
+        type_ = "apple_device_tokens"

@@ -1,0 +1,44 @@
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import ValidationError, validate
+from marshmallow_jsonapi import Schema, fields
+
+from schemas.fields import StrictBoolean, Timestamp
+
+USERNAME = re.compile(r"^[a-z0-9_.]{2,30}$")
+NAME_LENGTH = validate.Length(min=1, max=30)
+
+
+def validate_time_zone(value):
+    if value is None:
+        return
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"'{value}' is not an IANA time zone.") from exc
+
+
+def validate_username(value):
+    if not USERNAME.match(value):
+        raise ValidationError(
+            "Usernames are 2 to 30 lowercase letters, digits, '_' or '.'.")
+
+
+class UserSchema(Schema):
+    id = fields.Str(dump_only=True)
+    username = fields.Str(allow_none=True, validate=validate_username)
+    first_name = fields.Str(allow_none=True, validate=NAME_LENGTH)
+    last_name = fields.Str(allow_none=True, validate=NAME_LENGTH)
+    profile_photo_url = fields.Url(allow_none=True, schemes={"https"},
+                                   validate=validate.Length(max=2048))
+    badges = fields.List(fields.Str(), dump_only=True)
+    is_private = StrictBoolean()
+    is_banned = fields.Bool(dump_only=True, allow_none=True)
+    time_zone = fields.Str(allow_none=True, validate=validate_time_zone)
+    phone_number = fields.Str(dump_only=True)
+    created_at = Timestamp(dump_only=True)
+    updated_at = Timestamp(dump_only=True)
+
+    class Meta:
+        type_ = "users"

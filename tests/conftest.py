@@ -1,0 +1,110 @@
+"""Fixtures: one app per test run, its database built by the migrations, emptied after
+every test; a JSON:API client that validates every JSON:API response it receives."""
+
+import os
+import socket
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+from flask_migrate import downgrade, upgrade
+
+from app import create_app
+from app.config import TestConfig
+from app.extensions import db
+from tests.jsonapi_schema import assert_valid_jsonapi
+
+JSONAPI = "application/vnd.api+json"
+CLIENT_HEADERS = {"Accept": f"{JSONAPI}, application/json", "Content-Type": JSONAPI}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                     help="the database the suite runs on (postgresql: TEST_DATABASE_URL)")
+
+
+def pytest_report_header(config):
+    return f"database: {config.getoption('--db')}"
+
+
+@pytest.fixture(scope="session")
+def database_url(request, tmp_path_factory):
+    if request.config.getoption("--db") == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    url = os.environ.get("TEST_DATABASE_URL")
+    problem = None if url else "TEST_DATABASE_URL is not set"
+    if url and not _reachable(url):
+        problem = f"PostgreSQL at {sa.engine.make_url(url).render_as_string()} is unreachable"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.exit(f"CI=true and the PostgreSQL run is mandatory: {problem}", returncode=1)
+        pytest.skip(f"PostgreSQL run skipped: {problem}")
+    return url
+
+
+def _reachable(url):
+    from app.config import normalise_database_url
+
+    engine = sa.create_engine(normalise_database_url(url))
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    app = create_app(TestConfig(database_url))
+    app.test_client_class = JsonApiClient
+    with app.app_context():
+        downgrade(revision="base")
+        upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request):
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def app_context(app):
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+class JsonApiClient(FlaskClient):
+    """Sends Poparazzi's headers by default and checks every JSON:API answer's shape."""
+
+    def open(self, *args, **kwargs):
+        headers = {**CLIENT_HEADERS, **(kwargs.pop("headers", None) or {})}
+        kwargs["headers"] = {k: v for k, v in headers.items() if v is not None}
+        response = super().open(*args, **kwargs)
+        if response.mimetype == JSONAPI and response.status_code != 204:
+            assert_valid_jsonapi(response.get_json())
+        return response
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,76 @@
+"""Test data made the way clients make it: through the API."""
+
+import re
+import secrets
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import SmsMessage
+
+CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
+
+
+def new_token():
+    return secrets.token_hex(32)
+
+
+def bearer(session_id):
+    return {"Authorization": f"Bearer {session_id}"}
+
+
+def create_session(client):
+    response = client.post("/api/sessions", json={
+        "data": {"type": "sessions", "attributes": {"is_cookie_based": False}}})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["data"]["id"]
+
+
+def last_code(app, phone_number):
+    with app.app_context():
+        message = db.session.scalar(select(SmsMessage).where(SmsMessage.to == phone_number)
+                                    .order_by(SmsMessage.id.desc()).limit(1))
+        db.session.remove()
+    return CODE_IN_TEXT.search(message.body).group(1)
+
+
+def session_patch(session_id, **attributes):
+    return {"data": {"type": "sessions", "id": session_id, "attributes": attributes}}
+
+
+def request_code(client, session_id, phone_number):
+    return client.patch(f"/api/sessions/{session_id}",
+                        json=session_patch(session_id, phone_number=phone_number),
+                        headers=bearer(session_id))
+
+
+def log_in(client, app, phone_number=None):
+    """A logged-in session: (session id, user id)."""
+    phone_number = phone_number or random_phone()
+    session_id = create_session(client)
+    assert request_code(client, session_id, phone_number).status_code == 200
+    response = client.patch(
+        f"/api/sessions/{session_id}",
+        json=session_patch(session_id, verification_code=last_code(app, phone_number)),
+        headers=bearer(session_id))
+    assert response.status_code == 200, response.get_json()
+    return session_id, response.get_json()["data"]["relationships"]["user"]["data"]["id"]
+
+
+def random_phone():
+    return f"+1555{secrets.randbelow(10**7):07d}"
+
+
+def token_document(token, **attributes):
+    return {"data": {"type": "apple_device_tokens", "id": token, "attributes": {
+        "is_invalidated": False, "bundle_version": "3.1.23", "build_number": "839",
+        "is_production": True, "bundle_id": "TTYL.Inc.Poparazzi", "is_voip": False,
+        **attributes}}}
+
+
+def register_token(client, session_id, token=None, **attributes):
+    token = token or new_token()
+    response = client.patch(f"/api/apple_device_tokens/{token}",
+                            json=token_document(token, **attributes), headers=bearer(session_id))
+    assert response.status_code == 200, response.get_json()
+    return token
