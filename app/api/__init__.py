@@ -2,17 +2,18 @@
 
 from flask import Blueprint
 
-from app.jsonapi.flask import negotiate
+from app.jsonapi.flask import conditional_get, negotiate
 
 
 def jsonapi_blueprint(name, import_name):
     blueprint = Blueprint(name, import_name, url_prefix="/api")
     blueprint.before_request(negotiate)
+    blueprint.after_request(conditional_get)
     return blueprint
 
 
 def register_api(app):
-    from app.api import apple_device_tokens, configs, sessions, users
+    from app.api import apple_device_tokens, configs, relationships, sessions, users
 
-    for module in (sessions, users, apple_device_tokens, configs):
+    for module in (sessions, users, apple_device_tokens, configs, relationships):
         app.register_blueprint(module.blueprint)

@@ -18,8 +18,6 @@ from app.resources.types import APPLE_DEVICE_TOKENS
 
 blueprint = jsonapi_blueprint("apple_device_tokens", __name__)
 TYPE = "apple_device_tokens"
-COLLECTION = Capabilities(collection=True, sortable=tuple(tokens.SORTABLE),
-                          filterable=tuple(tokens.FILTERABLE))
 
 
 @blueprint.patch("/apple_device_tokens/<token>")
@@ -48,7 +46,7 @@ def _log_out_device(raw_token):
 @blueprint.get("/apple_device_tokens")
 def list_tokens():
     principal = require_principal()
-    query = query_for(TYPE, COLLECTION)
+    query = query_for(TYPE, APPLE_DEVICE_TOKENS.collection)
     page = tokens.list_tokens(principal, query, include_options(Device, query.include))
     return collection_response(TYPE, query, page)
 

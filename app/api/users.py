@@ -15,14 +15,12 @@ from app.resources import users
 from app.resources.types import USERS
 
 blueprint = jsonapi_blueprint("users", __name__)
-COLLECTION = Capabilities(collection=True, sortable=tuple(users.SORTABLE),
-                          filterable=("username",))
 
 
 @blueprint.get("/users")
 def list_users():
     require_principal()
-    query = query_for("users", COLLECTION)
+    query = query_for("users", USERS.collection)
     page = users.list_users(query, include_options(User, query.include))
     return collection_response("users", query, page)
 

@@ -1,13 +1,14 @@
 """Documents in: the request body parsed, its type and id checked, its attributes loaded."""
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from marshmallow import ValidationError
 
 from app.jsonapi.errors import (
     Conflict,
     ErrorList,
+    Forbidden,
     InvalidAttribute,
     InvalidDocument,
     InvalidJson,
@@ -18,7 +19,6 @@ from app.jsonapi.errors import (
 class ResourceInput:
     id: str | None
     attributes: dict
-    relationships: dict = field(default_factory=dict)
 
 
 def load_body(raw):
@@ -52,12 +52,18 @@ def parse_resource(raw, type_name, schema, *, url_id=None, normalise_id=None,
     attributes = data.get("attributes", {})
     if not isinstance(attributes, dict):
         raise InvalidDocument("'attributes' must be an object.", pointer="/data/attributes")
-    relationships = data.get("relationships", {})
+    _refuse_relationships(data.get("relationships", {}))
+    return ResourceInput(resource_id, load_attributes(schema, type_name, attributes))
+
+
+def _refuse_relationships(relationships):
+    """No resource lets a client set its relationships: the service derives them."""
     if not isinstance(relationships, dict):
         raise InvalidDocument("'relationships' must be an object.",
                               pointer="/data/relationships")
-    return ResourceInput(resource_id, load_attributes(schema, type_name, attributes),
-                         relationships)
+    for name in relationships:
+        raise Forbidden(f"The relationship '{name}' is set by the service, not by clients.",
+                        pointer=f"/data/relationships/{name}", code="RELATIONSHIP_READ_ONLY")
 
 
 def _check_type(data, type_name):

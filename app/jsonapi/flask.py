@@ -39,6 +39,15 @@ def negotiate():
             raise errors.UnsupportedMediaType(problem, header="Content-Type")
 
 
+def conditional_get(response):
+    """``after_request``: an ETag on every successful GET, and 304 for a matching
+    If-None-Match."""
+    if request.method in ("GET", "HEAD") and response.status_code == 200:
+        response.add_etag()
+        response.make_conditional(request)
+    return response
+
+
 def jsonapi_response(document, status=200, headers=None):
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     response = Response(body, status=status, headers=headers, mimetype=JSONAPI_MEDIA_TYPE)
@@ -62,7 +71,7 @@ def query_for(type_name, capabilities):
 
 def renderer(query):
     api_url = request.host_url.rstrip("/") + "/api"
-    return Renderer(registry, g.get("principal"), query, api_url)
+    return Renderer(registry, g.get("principal"), query, api_url, request.url)
 
 
 def collection_response(type_name, query, page):
@@ -75,7 +84,7 @@ def page_links(page):
     """first / prev / next links for a keyset page, keeping every other parameter."""
     base = {key: value for key, value in request.args.items()
             if key not in ("page[after]", "page[before]")}
-    links = {"self": request.url, "first": _url_with(base)}
+    links = {"first": _url_with(base)}
     links["prev"] = _url_with({**base, "page[before]": page.prev_cursor}) \
         if page.prev_cursor else None
     links["next"] = _url_with({**base, "page[after]": page.next_cursor}) \

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from app.jsonapi.query import Capabilities
+
 HIDDEN = object()  # linkage exists but the caller may not see it
 
 
@@ -11,7 +13,10 @@ class Relationship:
 
     ``key`` names the column holding a to-one's id, so linkage needs no query;
     ``linkage`` overrides how that id is shown (or hidden) to a principal;
-    ``visible`` says whether a to-many's members may be listed to a principal.
+    ``visible`` says whether a to-many's members may be listed to a principal;
+    ``related_page(principal, parent, query)`` pages a to-many's members for its related
+    endpoint; ``remove(principal, parent, ids)`` takes members out of a to-many (the only
+    relationship write the service allows; every other is refused with 403).
     """
 
     name: str
@@ -20,6 +25,8 @@ class Relationship:
     key: str | None = None
     linkage: object = None
     visible: object = None
+    related_page: object = None
+    remove: object = None
 
     def related(self, obj):
         value = getattr(obj, self.name)
@@ -34,11 +41,20 @@ class Relationship:
         return None if value is None else str(value)
 
 
+def string_id(obj, _principal):
+    return str(obj.id)
+
+
 @dataclass
 class ResourceType:
+    """``load(principal, id)`` finds one resource and checks the caller may see it: the
+    relationship endpoints use it, so their authorization is the resource's own."""
+
     type: str
     schema: type
-    id_of: object = staticmethod(lambda obj, principal: str(obj.id))
+    id_of: object = string_id
+    load: object = None
+    collection: Capabilities = field(default_factory=lambda: Capabilities(collection=True))
     relationships: dict[str, Relationship] = field(default_factory=dict)
     private_attributes: dict[str, object] = field(default_factory=dict)
 

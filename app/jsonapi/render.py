@@ -10,11 +10,12 @@ JSONAPI_OBJECT = {"version": "1.1"}
 class Renderer:
     """Renders one response. Holds per-request state: schema instances and the principal."""
 
-    def __init__(self, registry, principal, query, api_url):
+    def __init__(self, registry, principal, query, api_url, self_url):
         self.registry = registry
         self.principal = principal
         self.query = query
         self.api_url = api_url
+        self.self_url = self_url
         self._schemas = {}
 
     # -- links -----------------------------------------------------------------
@@ -103,8 +104,7 @@ class Renderer:
                 self.resource(included_type, obj, linkage_by_type.get(included_type, frozenset()))
                 for included_type, obj in included.values()
             ]
-        if links:
-            document["links"] = links
+        document["links"] = {"self": self.self_url, **(links or {})}
         if meta:
             document["meta"] = meta
         return document

@@ -6,7 +6,7 @@ import uuid
 from sqlalchemy import or_, select, update
 
 from app.extensions import db
-from app.jsonapi.errors import InvalidAttribute, InvalidQueryParameter, NotFound
+from app.jsonapi.errors import Forbidden, InvalidAttribute, InvalidQueryParameter, NotFound
 from app.jsonapi.pagination import paginate
 from app.models import Channel, CredentialKind, Device
 from app.models.types import utcnow
@@ -94,9 +94,40 @@ def get_token(principal, token, options=()):
     return device
 
 
+def find_own_token(principal, raw_token):
+    return get_token(principal, normalise_token(raw_token, pointer=None))
+
+
 def list_tokens(principal, query, options=()):
-    statement = select(Device).options(*options).where(Device.channel == IOS,
-                                                       _owned_by(principal))
+    return _page(_owned_by(principal), query, options)
+
+
+def page_of_user(principal, user, query, options=()):
+    """A user's tokens, for the user themself only."""
+    _require_self(principal, user)
+    return _page(Device.user_id == user.id, query, options)
+
+
+def detach_from_user(principal, user, raw_tokens):
+    """Stop pushing to some of your devices: they stay registered but belong to nobody."""
+    _require_self(principal, user)
+    wanted = [normalise_token(raw, pointer=f"/data/{index}/id")
+              for index, raw in enumerate(raw_tokens)]
+    db.session.execute(
+        update(Device)
+        .where(Device.channel == IOS, Device.user_id == user.id, Device.token.in_(wanted))
+        .values(user_id=None, session_id=None, updated_at=utcnow())
+    )
+    db.session.commit()
+
+
+def _require_self(principal, user):
+    if principal.user_id != user.id:
+        raise Forbidden("Only the user themself may see or change their devices.")
+
+
+def _page(owner_clause, query, options):
+    statement = select(Device).options(*options).where(Device.channel == IOS, owner_clause)
     for name, value in query.filters.items():
         statement = statement.where(FILTERABLE[name] == _filter_value(name, value))
     order = [(SORTABLE[key], descending) for key, descending in query.sort or DEFAULT_ORDER]

@@ -1,10 +1,22 @@
-"""The JSON:API resource types the service exposes, and how each shows its relationships."""
+"""The JSON:API resource types the service exposes: how each is found, shown and related."""
 
+from app.jsonapi.errors import NotAuthorized
+from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
+from app.resources import apple_device_tokens, sessions, users
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
 from schemas.configs import ConfigSchema
 from schemas.sessions import SessionSchema
 from schemas.users import UserSchema
+
+
+def _signed_in(load):
+    def load_for(principal, resource_id):
+        if principal is None:
+            raise NotAuthorized()
+        return load(principal, resource_id)
+
+    return load_for
 
 
 def _own_session_id(device, principal):
@@ -24,6 +36,10 @@ APPLE_DEVICE_TOKENS = registry.add(ResourceType(
     type="apple_device_tokens",
     schema=AppleDeviceTokenSchema,
     id_of=lambda device, principal: device.token,
+    load=_signed_in(apple_device_tokens.find_own_token),
+    collection=Capabilities(collection=True,
+                            sortable=tuple(apple_device_tokens.SORTABLE),
+                            filterable=tuple(apple_device_tokens.FILTERABLE)),
     relationships={
         "session": Relationship("session", "sessions", linkage=_own_session_id),
         "user": Relationship("user", "users", key="user_id"),
@@ -34,15 +50,21 @@ SESSIONS = registry.add(ResourceType(
     type="sessions",
     schema=SessionSchema,
     id_of=lambda session, principal: session.public_id,
+    load=_signed_in(sessions.held_session),
     relationships={"user": Relationship("user", "users", key="user_id")},
 ))
 
 USERS = registry.add(ResourceType(
     type="users",
     schema=UserSchema,
+    load=_signed_in(lambda principal, user_id: users.get_user(user_id)),
+    collection=Capabilities(collection=True, sortable=tuple(users.SORTABLE),
+                            filterable=("username",)),
     relationships={
-        "devices": Relationship("devices", "apple_device_tokens", many=True,
-                                visible=_is_self),
+        "devices": Relationship(
+            "devices", "apple_device_tokens", many=True, visible=_is_self,
+            related_page=apple_device_tokens.page_of_user,
+            remove=apple_device_tokens.detach_from_user),
     },
     private_attributes={"phone_number": _is_self},
 ))
