@@ -15,3 +15,6 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 # Connections must not be shared across fork: each worker opens its own pool.
 preload_app = False
+# The control socket's default path is per user, so two instances on one host would fight
+# over it; nothing here uses gunicornc.
+control_socket_disable = True
