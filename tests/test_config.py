@@ -1,0 +1,53 @@
+"""Configuration: safe development defaults; production refuses to start without secrets."""
+
+import pytest
+
+from app import create_app
+from app.config import Config, ConfigurationError
+
+PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "x" * 40,
+    "DATABASE_URL": "postgresql://db.internal/pushreg",
+    "SMS_SENDER": "http",
+    "SMS_GATEWAY_URL": "https://sms.example.com/send",
+}
+
+
+def _config(monkeypatch, **environment):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return Config()
+
+
+def test_a_complete_production_environment_is_accepted(monkeypatch):
+    _config(monkeypatch, **PRODUCTION).validate()
+
+
+@pytest.mark.parametrize("name, value, complaint", [
+    ("SECRET_KEY", "", "SECRET_KEY"),
+    ("SECRET_KEY", "short", "SECRET_KEY"),
+    ("DATABASE_URL", "sqlite:///prod.db", "PostgreSQL"),
+    ("SMS_SENDER", "outbox", "SMS"),
+    ("SMS_GATEWAY_URL", "", "SMS_GATEWAY_URL"),
+])
+def test_production_refuses_to_start_without_its_secrets(monkeypatch, name, value, complaint):
+    config = _config(monkeypatch, **{**PRODUCTION, name: value})
+    with pytest.raises(ConfigurationError, match=complaint):
+        create_app(config)
+
+
+def test_postgres_urls_use_psycopg_3(monkeypatch):
+    config = _config(monkeypatch, DATABASE_URL="postgres://u@h/d")
+    assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://u@h/d"
+
+
+@pytest.mark.parametrize("raw", ["[1]", "{", '{"no_such_key": 1}'])
+def test_client_config_must_be_an_object_of_known_keys(monkeypatch, raw):
+    with pytest.raises(ConfigurationError, match="CLIENT_CONFIG"):
+        _config(monkeypatch, CLIENT_CONFIG=raw)
+
+
+def test_numbers_in_the_environment_are_checked(monkeypatch):
+    with pytest.raises(ConfigurationError, match="PAGE_SIZE_MAX"):
+        _config(monkeypatch, PAGE_SIZE_MAX="lots")
