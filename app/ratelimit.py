@@ -31,7 +31,10 @@ class Rate:
         if not match:
             raise ValueError(f"'{text}' is not a rate like '5/hour'")
         count, multiple, unit = match.groups()
-        return cls(int(count), int(multiple or 1) * PERIODS[unit])
+        period = int(multiple or 1) * PERIODS[unit]
+        if period == 0:
+            raise ValueError(f"'{text}' has a period of zero")
+        return cls(int(count), period)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 from sqlalchemy.dialects import postgresql, sqlite
 
 
-def insert_for(bind, model):
-    dialect = bind.dialect.name
+def insert_for(bind_or_dialect_name, model):
+    dialect = getattr(bind_or_dialect_name, "dialect", None)
+    dialect = bind_or_dialect_name if dialect is None else dialect.name
     if dialect == "postgresql":
         return postgresql.insert(model)
     if dialect == "sqlite":

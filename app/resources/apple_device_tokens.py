@@ -1,5 +1,6 @@
 """APNs device tokens as Poparazzi registers them: upsert by token, tied to the caller."""
 
+import functools
 import re
 import uuid
 
@@ -16,6 +17,8 @@ HEX = re.compile(r"^[0-9a-f]*$")
 MIN_TOKEN_LENGTH = 64
 MAX_TOKEN_LENGTH = 200
 IOS = Channel.IOS_PUSH.value
+OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason",
+                 "invalidated_at", "updated_at")
 UPDATABLE = ("bundle_id", "bundle_version", "build_number", "is_production", "is_voip")
 SORTABLE = {"created_at": Device.created_at, "updated_at": Device.updated_at}
 FILTERABLE = {"bundle_id": Device.bundle_id, "is_production": Device.is_production,
@@ -44,7 +47,11 @@ def register_token(principal, token, attributes):
     """
     now = utcnow()
     invalidated = bool(attributes.get("is_invalidated", False))
-    owner = {
+    given = tuple(name for name in UPDATABLE if name in attributes)
+    row = {
+        "id": uuid.uuid4(), "channel": IOS, "token": token, "created_at": now,
+        "is_production": True, "is_voip": False,
+        **{name: attributes[name] for name in given},
         "user_id": principal.user_id,
         "session_id": principal.credential.id
         if principal.kind == CredentialKind.SESSION else None,
@@ -53,19 +60,22 @@ def register_token(principal, token, attributes):
         "invalidated_at": now if invalidated else None,
         "updated_at": now,
     }
-    given = {name: attributes[name] for name in UPDATABLE if name in attributes}
-    statement = insert_for(db.session.get_bind(), Device).values(
-        id=uuid.uuid4(), channel=IOS, token=token, created_at=now,
-        **{"is_production": True, "is_voip": False, **given}, **owner,
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=["channel", "token"],
-        set_={**owner, **{name: statement.excluded[name] for name in given}},
-    ).returning(Device)
+    statement = _upsert(db.session.get_bind().dialect.name, given)
     device = db.session.scalars(
-        statement, execution_options={"populate_existing": True}).one()
+        statement, [row], execution_options={"populate_existing": True}).one()
     db.session.commit()
     return device
+
+
+@functools.cache
+def _upsert(dialect_name, given):
+    """The upsert for one set of client-given attributes, built once: re-registration
+    updates the owner, validity and what the client sent, never ``created_at``."""
+    statement = insert_for(dialect_name, Device)
+    return statement.on_conflict_do_update(
+        index_elements=["channel", "token"],
+        set_={name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)},
+    ).returning(Device)
 
 
 def detach_token(token):

@@ -16,8 +16,8 @@ from app.security import digest, new_verification_code, same_digest
 from app.sms import SmsDeliveryError, sender
 from app.upsert import insert_for
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-CODE = re.compile(r"^\d{6}$")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")  # ASCII digits; \Z, as $ lets "\n" through
+CODE = re.compile(r"[0-9]{6}\Z")
 PHONE_POINTER = "/data/attributes/phone_number"
 CODE_POINTER = "/data/attributes/verification_code"
 PURPOSE = "verification-code"
