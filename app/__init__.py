@@ -12,7 +12,7 @@ from app.config import Config
 from app.database import begin_writes_immediately, configure_engine
 from app.extensions import db, migrate
 from app.jsonapi.errors import ApiError
-from app.jsonapi.flask import handle_api_error, handle_http_exception, handle_unexpected
+from app.jsonapi.flask import error_response, handle_http_exception, handle_unexpected
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -59,7 +59,7 @@ def register_blueprints(app):
 
 
 def register_errorhandlers(app):
-    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(Exception, handle_unexpected)
 

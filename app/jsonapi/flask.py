@@ -104,10 +104,6 @@ def error_response(error):
     return jsonapi_response(document, error.status, error.headers)
 
 
-def handle_api_error(error):
-    return error_response(error)
-
-
 def handle_http_exception(exc: HTTPException):
     error_class = HTTP_ERRORS.get(exc.code)
     if error_class is None:
