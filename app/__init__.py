@@ -20,7 +20,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def create_app(config=None):
     config = config or Config()
     config.validate()
-    app = Flask(__name__, instance_relative_config=False)
+    app = Flask(__name__, static_folder=None)
     app.config.from_object(config)
     app.json.sort_keys = False
     register_logging(app)

@@ -121,6 +121,7 @@ class Config:
         self.INCLUDE_DEPTH_MAX = _int("INCLUDE_DEPTH_MAX", 3)
 
     def validate(self):
+        self._validate_formats()
         if self.APP_ENV != "production":
             return
         if self.SECRET_KEY == DEVELOPMENT_SECRET or len(self.SECRET_KEY) < 32:
@@ -131,6 +132,22 @@ class Config:
             raise ConfigurationError("production needs DATABASE_URL pointing at PostgreSQL")
         if self.SMS_SENDER == "http" and not self.SMS_GATEWAY_URL:
             raise ConfigurationError("SMS_SENDER=http needs SMS_GATEWAY_URL")
+
+
+    def _validate_formats(self):
+        """Settings that would otherwise fail only when a request first reads them."""
+        from app.ratelimit import Rate
+        from app.resources.configs import VERSION
+
+        for name in ("SMS_RATE_LIMIT_PER_PHONE", "SMS_RATE_LIMIT_PER_ADDRESS"):
+            try:
+                Rate.parse(getattr(self, name))
+            except ValueError as exc:
+                raise ConfigurationError(f"{name}: {exc}") from exc
+        if not VERSION.match(self.MINIMUM_BUNDLE_VERSION):
+            raise ConfigurationError("MINIMUM_BUNDLE_VERSION must be dotted numbers, like 3.1")
+        if self.SMS_SENDER not in ("outbox", "http"):
+            raise ConfigurationError("SMS_SENDER is 'outbox' or 'http'")
 
 
 class TestConfig(Config):

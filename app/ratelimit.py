@@ -60,13 +60,13 @@ def _backend():
 class DatabaseCounters:
     """Counts in ``rate_limit_counters``, inside the request's transaction.
 
-    A refused hit rolls back with its request, which leaves the count at the limit: the
-    refusal stands, and texts that failed to send are not counted against the caller.
+    A refused hit rolls back with its request, which leaves the count at the limit, so
+    the refusal stands. Opening a key's new window removes every expired window.
     """
 
     def increment(self, key, window_start, period):
         statement = insert_for(db.session.get_bind(), RateLimitCounter).values(
-            key=key, window_start=window_start, count=1)
+            key=key, window_start=window_start, expires_at=window_start + period, count=1)
         statement = statement.on_conflict_do_update(
             index_elements=["key", "window_start"],
             set_={"count": RateLimitCounter.count + 1},
@@ -74,7 +74,7 @@ class DatabaseCounters:
         count = db.session.execute(statement).scalar_one()
         if count == 1:
             db.session.execute(delete(RateLimitCounter).where(
-                RateLimitCounter.key == key, RateLimitCounter.window_start < window_start))
+                RateLimitCounter.expires_at <= window_start))
         return count
 
 

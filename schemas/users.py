@@ -6,7 +6,7 @@ from marshmallow_jsonapi import Schema, fields
 
 from schemas.fields import StrictBoolean, Timestamp
 
-USERNAME = re.compile(r"^[a-z0-9_.]{2,30}$")
+USERNAME = re.compile(r"[a-z0-9_.]{2,30}\Z")  # \Z: $ would let a trailing "\n" through
 NAME_LENGTH = validate.Length(min=1, max=30)
 
 
@@ -20,9 +20,11 @@ def validate_time_zone(value):
 
 
 def validate_username(value):
-    if not USERNAME.match(value):
+    # Usernames are case-insensitive: stored lowercased (resources/users.py), so "Alice"
+    # is valid and the same name as "alice".
+    if not USERNAME.match(value.lower()):
         raise ValidationError(
-            "Usernames are 2 to 30 lowercase letters, digits, '_' or '.'.")
+            "Usernames are 2 to 30 letters (a-z, any case), digits, '_' or '.'.")
 
 
 class UserSchema(Schema):

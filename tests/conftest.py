@@ -7,7 +7,7 @@ import socket
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
-from flask_migrate import downgrade, upgrade
+from flask_migrate import upgrade
 
 from app import create_app
 from app.config import TestConfig
@@ -60,11 +60,18 @@ def app(database_url):
     app = create_app(TestConfig(database_url))
     app.test_client_class = JsonApiClient
     with app.app_context():
-        downgrade(revision="base")
+        _drop_everything(db.engine)
         upgrade()
     yield app
     with app.app_context():
         db.engine.dispose()
+
+
+def _drop_everything(engine):
+    """Start from an empty database whatever an earlier run left in it."""
+    leftovers = sa.MetaData()
+    leftovers.reflect(bind=engine)
+    leftovers.drop_all(bind=engine)
 
 
 @pytest.fixture(autouse=True)

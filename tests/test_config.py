@@ -51,3 +51,14 @@ def test_client_config_must_be_an_object_of_known_keys(monkeypatch, raw):
 def test_numbers_in_the_environment_are_checked(monkeypatch):
     with pytest.raises(ConfigurationError, match="PAGE_SIZE_MAX"):
         _config(monkeypatch, PAGE_SIZE_MAX="lots")
+
+
+@pytest.mark.parametrize("name, value", [
+    ("SMS_RATE_LIMIT_PER_PHONE", "lots"),
+    ("SMS_RATE_LIMIT_PER_ADDRESS", "5/0 minutes"),
+    ("MINIMUM_BUNDLE_VERSION", "three"),
+    ("SMS_SENDER", "pigeon"),
+])
+def test_malformed_settings_stop_the_start_not_a_later_request(monkeypatch, name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        create_app(_config(monkeypatch, **{name: value}))

@@ -1,4 +1,5 @@
 from app.api import jsonapi_blueprint
+from app.jsonapi.errors import Forbidden
 from app.jsonapi.flask import jsonapi_response, query_for, renderer
 from app.jsonapi.query import Capabilities
 from app.resources.configs import config_for
@@ -11,3 +12,11 @@ def get_config(bundle_version):
     """Public: the app asks before anyone has logged in."""
     query = query_for("configs", Capabilities())
     return jsonapi_response(renderer(query).document("configs", config_for(bundle_version)))
+
+
+@blueprint.patch("/configs/<bundle_version>")
+def update_config(bundle_version):
+    """Configuration comes from the service's settings. JSON:API answers an unsupported
+    update with 403, not 405."""
+    raise Forbidden("App configuration is set by the service, not by clients.",
+                    code="READ_ONLY_RESOURCE")

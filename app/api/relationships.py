@@ -8,7 +8,13 @@ the same authorization as the resource itself.
 from app.api import jsonapi_blueprint
 from app.auth import current_principal
 from app.jsonapi.document import load_body
-from app.jsonapi.errors import Conflict, Forbidden, InvalidDocument, NotFound
+from app.jsonapi.errors import (
+    Conflict,
+    Forbidden,
+    InvalidDocument,
+    InvalidQueryParameter,
+    NotFound,
+)
 from app.jsonapi.flask import (
     collection_response,
     jsonapi_response,
@@ -45,7 +51,12 @@ def _visible_linkage(render, relationship, parent):
 @blueprint.get("/<type_name>/<resource_id>/relationships/<name>")
 def get_relationship(type_name, resource_id, name):
     parent, relationship = _parent(type_name, resource_id, name)
-    render = renderer(query_for(relationship.type, Capabilities()))
+    query = query_for(relationship.type, Capabilities())
+    if query.include_requested:  # linkage only: a compound document is not offered here
+        raise InvalidQueryParameter(
+            "include is not supported on relationship endpoints; fetch the related "
+            f"resources at …/{name} instead.", parameter="include")
+    render = renderer(query)
     links = render.relationship_links(type_name, resource_id, name)
     document = {"jsonapi": JSONAPI_OBJECT, "links": links,
                 "data": _visible_linkage(render, relationship, parent)}

@@ -26,6 +26,7 @@ def _document(query, session, status=200):
     headers = {}
     if status == 201:
         headers["Location"] = render.resource_url("sessions", session.public_id)
+        render.self_url = headers["Location"]  # GET /api/sessions (the POST URL) is no list
     return jsonapi_response(render.document("sessions", session), status, headers)
 
 

@@ -97,9 +97,18 @@ def load_attributes(schema, type_name, attributes):
                            partial=True)
     except ValidationError as exc:
         raise ErrorList([
-            InvalidAttribute(error.get("detail"), pointer=error["source"]["pointer"])
+            InvalidAttribute(_detail(schema, error), pointer=error["source"]["pointer"])
             for error in _errors_of(exc)
         ]) from exc
+
+
+def _detail(schema, error):
+    """marshmallow calls a dump-only field "Unknown field." on load: say it is read-only."""
+    prefix, _, name = error["source"]["pointer"].rpartition("/")
+    if (prefix == "/data/attributes" and name != "id" and name in schema.dump_fields
+            and name not in schema.load_fields):
+        return f"'{name}' is read-only: the server sets it."
+    return error.get("detail")
 
 
 def _errors_of(exc):

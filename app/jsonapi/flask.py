@@ -8,7 +8,12 @@ from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from app.jsonapi import errors
-from app.jsonapi.media import JSONAPI_MEDIA_TYPE, accept_problem, content_type_problem
+from app.jsonapi.media import (
+    JSONAPI_MEDIA_TYPE,
+    accept_problem,
+    content_type_problem,
+    parse_media_range,
+)
 from app.jsonapi.query import parse_query
 from app.jsonapi.registry import registry
 from app.jsonapi.render import Renderer
@@ -33,8 +38,12 @@ def negotiate():
     problem = accept_problem(request.headers.get("Accept"))
     if problem:
         raise errors.NotAcceptable(problem, header="Accept")
-    if request.method in BODY_METHODS:
-        problem = content_type_problem(request.headers.get("Content-Type"))
+    content_type = request.headers.get("Content-Type")
+    # A body (DELETE on a relationship has one), or any request declaring JSON:API: the
+    # media type's parameters are checked whatever the method.
+    if (request.method in BODY_METHODS or request.content_length
+            or (content_type and parse_media_range(content_type)[0] == JSONAPI_MEDIA_TYPE)):
+        problem = content_type_problem(content_type)
         if problem:
             raise errors.UnsupportedMediaType(problem, header="Content-Type")
 
@@ -57,6 +66,7 @@ def jsonapi_response(document, status=200, headers=None):
 
 def no_content():
     response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no media type (not text/html)
     response.vary.add("Accept")
     return response
 
@@ -71,7 +81,8 @@ def query_for(type_name, capabilities):
 
 def renderer(query):
     api_url = request.host_url.rstrip("/") + "/api"
-    return Renderer(registry, g.get("principal"), query, api_url, request.url)
+    # not request.url: werkzeug shows '[' ']' of filter[...] raw, which is no valid URI
+    return Renderer(registry, g.get("principal"), query, api_url, _url_with(request.args))
 
 
 def collection_response(type_name, query, page):

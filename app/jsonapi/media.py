@@ -18,7 +18,16 @@ def parse_media_range(text):
 
 
 def parse_accept(header):
-    return [parse_media_range(part) for part in _split_outside_quotes(header, ",") if part.strip()]
+    return [_without_weight(*parse_media_range(part))
+            for part in _split_outside_quotes(header, ",") if part.strip()]
+
+
+def _without_weight(media_type, params):
+    """``q`` and the accept-extensions after it are no media type parameters (RFC 9110
+    §12.5.1); JSON:API 1.1 lets clients weigh its media type instances with ``q``."""
+    names = list(params)
+    kept = names[:names.index("q")] if "q" in names else names
+    return media_type, {name: params[name] for name in kept}
 
 
 def _split_outside_quotes(text, separator):

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 from app.jsonapi.errors import InvalidQueryParameter
 
-FAMILY = re.compile(r"^([A-Za-z0-9_-]+)(?:\[([^\[\]]*)\])?$")
+# A legal member name (spec "Member Names"): globally allowed characters at both ends,
+# '-', '_' and ' ' only inside.
+_ALLOWED = r"A-Za-z0-9\u0080-\U0010ffff"
+_MEMBER = rf"[{_ALLOWED}](?:[{_ALLOWED}_ -]*[{_ALLOWED}])?"
+# A query parameter family member: a legal base name, then zero or more brackets each
+# empty or holding a dot-separated list of legal member names ("Query Parameter Families").
+FAMILY = re.compile(rf"^({_MEMBER})((?:\[(?:{_MEMBER}(?:\.{_MEMBER})*)?\])*)$")
+BRACKETED = re.compile(r"\[([^\[\]]*)\]")
 RESERVED_NAME = re.compile(r"^[a-z]+$")
 
 
@@ -53,19 +60,20 @@ def decode_cursor(text, parameter, width):
 def parse_query(args, capabilities, registry, primary_type, config):
     query = Query()
     for name in args:
-        value = _single(args, name)
         match = FAMILY.match(name)
         if not match:
             raise InvalidQueryParameter(f"'{name}' is not a valid query parameter name.",
                                         parameter=name)
-        family, member = match.groups()
-        handler = _HANDLERS.get((family, member is not None))
+        family, brackets = match.groups()
+        members = BRACKETED.findall(brackets)
+        member = members[0] if members else None
+        handler = _HANDLERS.get((family, member is not None)) if len(members) < 2 else None
         if handler is None:
             if not RESERVED_NAME.match(family):
                 continue  # implementation-specific parameter this server does not use
             raise InvalidQueryParameter(f"The query parameter '{name}' is not supported.",
                                         parameter=name)
-        handler(query, name, member, value, capabilities, registry, config)
+        handler(query, name, member, _single(args, name), capabilities, registry, config)
     _check_include(query, registry, primary_type, config)
     _check_fields(query, registry)
     if capabilities.collection and query.page_size is None:

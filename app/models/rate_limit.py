@@ -11,4 +11,5 @@ class RateLimitCounter(db.Model):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     count: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,6 +19,11 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    @property
+    def python_type(self):
+        # TypeDecorator says ``object``; keyset cursors parse their values back with this
+        return datetime
+
     def process_bind_param(self, value, dialect):
         if value is None:
             return None

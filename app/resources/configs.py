@@ -7,7 +7,7 @@ from flask import current_app
 
 from app.jsonapi.errors import BadRequest
 
-VERSION = re.compile(r"^\d{1,9}(\.\d{1,9}){0,3}$")
+VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,3}\Z")  # ASCII digits; $ lets "\n" in
 
 
 def version_key(version):

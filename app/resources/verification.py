@@ -24,28 +24,34 @@ PURPOSE = "verification-code"
 
 
 def send_code(session, phone_number, client_address):
+    """Text a new code. The rate-limit hits and the code are committed before the gateway
+    is called, so no database lock is held while it answers; a code that could not be
+    sent is deleted, and the session's earlier code keeps working."""
     if not E164.match(phone_number):
         raise InvalidAttribute("phone_number must be in E.164 form, like +14155550123.",
                                pointer=PHONE_POINTER)
     _limit(f"sms:phone:{phone_number}", "SMS_RATE_LIMIT_PER_PHONE")
     _limit(f"sms:address:{client_address}", "SMS_RATE_LIMIT_PER_ADDRESS")
     config = current_app.config
-    now = utcnow()
-    _retire_codes(session)
     code = new_verification_code()
-    db.session.add(VerificationCode(
+    pending = VerificationCode(
         session_id=session.id, phone_number=phone_number,
         code_digest=digest(_salted(phone_number, code), PURPOSE),
-        expires_at=now + timedelta(seconds=config["VERIFICATION_CODE_TTL"]),
-    ))
+        expires_at=utcnow() + timedelta(seconds=config["VERIFICATION_CODE_TTL"]),
+    )
+    db.session.add(pending)
+    db.session.commit()
     body = (f"Your {config['APP_NAME']} verification code is: {code}. "
             "Don't share this code with anyone; we will never ask for it.")
     try:
         sender().send(phone_number, body)
     except SmsDeliveryError as exc:
         db.session.rollback()
+        db.session.delete(pending)
+        db.session.commit()
         raise BadGateway("The verification code could not be texted; try again.",
                          code="SMS_DELIVERY_FAILED") from exc
+    _retire_codes_before(pending)
 
 
 def _limit(key, setting):
@@ -55,11 +61,12 @@ def _limit(key, setting):
                               retry_after=verdict.retry_after, code="RATE_LIMITED")
 
 
-def _retire_codes(session):
-    """A new code makes the session's earlier codes useless."""
+def _retire_codes_before(sent):
+    """A code that reached the phone makes the session's earlier codes useless."""
     db.session.execute(
         update(VerificationCode)
-        .where(VerificationCode.session_id == session.id,
+        .where(VerificationCode.session_id == sent.session_id,
+               VerificationCode.id != sent.id,
                VerificationCode.consumed_at.is_(None))
         .values(consumed_at=utcnow())
     )

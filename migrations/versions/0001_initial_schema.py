@@ -20,9 +20,12 @@ def upgrade():
     op.create_table('rate_limit_counters',
     sa.Column('key', sa.String(length=200), nullable=False),
     sa.Column('window_start', sa.BigInteger(), nullable=False),
+    sa.Column('expires_at', sa.BigInteger(), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('key', 'window_start', name=op.f('pk_rate_limit_counters'))
     )
+    with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rate_limit_counters_expires_at'), ['expires_at'], unique=False)
     op.create_table('sms_outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('to', sa.String(length=16), nullable=False),
@@ -126,4 +129,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_sms_outbox_to'))
 
     op.drop_table('sms_outbox')
+    with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rate_limit_counters_expires_at'))
+
     op.drop_table('rate_limit_counters')
