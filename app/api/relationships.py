@@ -13,6 +13,7 @@ from app.jsonapi.errors import (
     Forbidden,
     InvalidDocument,
     InvalidQueryParameter,
+    MethodNotAllowed,
     NotFound,
 )
 from app.jsonapi.flask import (
@@ -31,13 +32,18 @@ from app.jsonapi.render import JSONAPI_OBJECT
 blueprint = jsonapi_blueprint("relationships", __name__)
 
 
-def _parent(type_name, resource_id, name):
+def _relationship(type_name, name):
     resource_type = registry.get(type_name)
     if resource_type is None or resource_type.load is None:
         raise NotFound(f"There is no resource type '{type_name}'.")
     relationship = resource_type.relationships.get(name)
     if relationship is None:
         raise NotFound(f"{type_name} has no relationship '{name}'.")
+    return resource_type, relationship
+
+
+def _parent(type_name, resource_id, name):
+    resource_type, relationship = _relationship(type_name, name)
     return resource_type.load(current_principal(), resource_id), relationship
 
 
@@ -77,6 +83,15 @@ def get_related(type_name, resource_id, name):
     _visible_linkage(render, relationship, parent)
     related = relationship.related(parent)
     return jsonapi_response(render.document(relationship.type, related[0] if related else None))
+
+
+@blueprint.route("/<type_name>/<resource_id>/<name>", methods=["POST", "PUT", "PATCH", "DELETE"])
+def write_related(type_name, resource_id, name):
+    """Related resources are read here and changed at their own URLs."""
+    _relationship(type_name, name)
+    raise MethodNotAllowed(f"Related resources are read-only here; change them at their "
+                           f"own URL or through …/relationships/{name}.",
+                           headers={"Allow": "GET, HEAD, OPTIONS"})
 
 
 @blueprint.delete("/<type_name>/<resource_id>/relationships/<name>")

@@ -104,7 +104,7 @@ def _sort(query, name, _member, value, capabilities, *_):
     for part in value.split(","):
         key = part.strip()
         descending = key.startswith("-")
-        key = key.lstrip("-")
+        key = key[1:] if descending else key  # one '-' only: "--created_at" is no field
         if key not in capabilities.sortable:
             allowed = ", ".join(capabilities.sortable) or "nothing"
             raise InvalidQueryParameter(
