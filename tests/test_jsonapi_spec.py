@@ -729,6 +729,18 @@ def test_relationships_in_an_update_are_refused_and_nothing_changes(client, app)
         {"type": "apple_device_tokens", "id": token}]
 
 
+def test_relationships_echoed_without_data_are_no_change_and_pass(client, app):
+    """A client that sends back the resource it fetched echoes relationship objects with
+    links only; they ask for no change, so the update goes through."""
+    caller = Caller(client, app)
+    url = f"/api/users/{caller.user_id}"
+    fetched = body(client.get(url, headers=caller.headers), 200)["data"]
+    response = client.patch(url, headers=caller.headers, json={"data": {
+        "type": "users", "id": caller.user_id, "attributes": {"first_name": "Ada"},
+        "relationships": fetched["relationships"]}})
+    assert body(response, 200)["data"]["attributes"]["first_name"] == "Ada"
+
+
 def test_an_unsupported_update_is_403(client, app):
     """"A server MUST return 403 Forbidden in response to an unsupported request to update
     a resource or relationship." (configuration; another user's profile)

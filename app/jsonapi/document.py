@@ -57,11 +57,17 @@ def parse_resource(raw, type_name, schema, *, url_id=None, normalise_id=None,
 
 
 def _refuse_relationships(relationships):
-    """No resource lets a client set its relationships: the service derives them."""
+    """No resource lets a client set its relationships: the service derives them.
+
+    A relationship object without ``data`` (links or meta only, as a client echoes what
+    it fetched) asks for no change and passes.
+    """
     if not isinstance(relationships, dict):
         raise InvalidDocument("'relationships' must be an object.",
                               pointer="/data/relationships")
-    for name in relationships:
+    for name, relationship in relationships.items():
+        if isinstance(relationship, dict) and "data" not in relationship:
+            continue
         raise Forbidden(f"The relationship '{name}' is set by the service, not by clients.",
                         pointer=f"/data/relationships/{name}", code="RELATIONSHIP_READ_ONLY")
 

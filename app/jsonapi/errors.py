@@ -159,10 +159,8 @@ def _common_status(errors):
 
 
 def error_document(error):
-    error_id = str(uuid.uuid4())
-    return error_id, {
-        "jsonapi": {"version": "1.1"},
-        "errors": [item.to_object(error_id) for item in error.errors],
-    }
+    """The document, and the ids of its error objects (one per occurrence) for the log."""
+    objects = [item.to_object(str(uuid.uuid4())) for item in error.errors]
+    return [item["id"] for item in objects], {"jsonapi": {"version": "1.1"}, "errors": objects}
 
 

@@ -109,9 +109,10 @@ def _url_with(args):
 
 
 def error_response(error):
-    error_id, document = errors.error_document(error)
+    error_ids, document = errors.error_document(error)
     if error.status >= 500:
-        log.error("error %s on %s %s: %s", error_id, request.method, request.path, error.detail)
+        log.error("error %s on %s %s: %s", ", ".join(error_ids), request.method,
+                  request.path, error.detail)
     return jsonapi_response(document, error.status, error.headers)
 
 
@@ -141,6 +142,6 @@ def _http_detail(exc):
 
 def handle_unexpected(exc):
     error = errors.InternalError()
-    error_id, document = errors.error_document(error)
+    (error_id,), document = errors.error_document(error)
     log.exception("error %s on %s %s", error_id, request.method, request.path)
     return jsonapi_response(document, 500)
