@@ -5,13 +5,14 @@ from pathlib import Path
 
 from flask import Flask, request
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
 from app.database import begin_writes_immediately, configure_engine
 from app.extensions import db, migrate
-from app.jsonapi.errors import ApiError
+from app.jsonapi.errors import ApiError, ServiceUnavailable
 from app.jsonapi.flask import error_response, handle_http_exception, handle_unexpected
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -61,7 +62,15 @@ def register_blueprints(app):
 def register_errorhandlers(app):
     app.register_error_handler(ApiError, error_response)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)
+
+
+def _database_unavailable(exc):
+    """A lost connection or a lock not granted in time: the request may be retried. The
+    pool has already dropped a dead connection, so the retry gets a fresh one."""
+    logging.getLogger(__name__).warning("database unavailable: %s", type(exc.orig).__name__)
+    return error_response(ServiceUnavailable("The database did not answer; try again."))
 
 
 def register_commands(app):

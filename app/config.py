@@ -95,7 +95,12 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(
             _env("DATABASE_URL", default_database_url())
         )
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # A ping before every checkout costs a round trip on every request; without it a
+        # dead connection fails one request with 503 and the pool is rebuilt.
+        self.SQLALCHEMY_ENGINE_OPTIONS = {
+            "pool_pre_ping": _bool("DATABASE_POOL_PRE_PING", False),
+            "pool_recycle": _int("DATABASE_POOL_RECYCLE", 1800),
+        }
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
         self.PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
         self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")

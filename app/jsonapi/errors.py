@@ -136,6 +136,15 @@ class BadGateway(ApiError):
     title = "A service this request depends on failed."
 
 
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+    title = "The service is briefly unavailable; try again."
+
+    def __init__(self, detail=None, *, retry_after=1, **kwargs):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kwargs)
+
+
 class InternalError(ApiError):
     status = 500
     code = "INTERNAL_ERROR"
