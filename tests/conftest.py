@@ -13,6 +13,7 @@ from app import create_app
 from app.config import TestConfig
 from app.extensions import db
 from tests.jsonapi_schema import assert_valid_jsonapi
+from tests.live_server import LiveServer, service_environment
 
 JSONAPI = "application/vnd.api+json"
 CLIENT_HEADERS = {"Accept": f"{JSONAPI}, application/json", "Content-Type": JSONAPI}
@@ -109,6 +110,40 @@ class JsonApiClient(FlaskClient):
         if response.mimetype == JSONAPI and response.status_code != 204:
             assert_valid_jsonapi(response.get_json())
         return response
+
+
+@pytest.fixture(scope="session")
+def service_env(app, database_url):
+    """What a live server and the CLI run with: the migrated test database, the test app's
+    secret, texts kept in the outbox."""
+    return service_environment(
+        DATABASE_URL=database_url,
+        SECRET_KEY=app.config["SECRET_KEY"],
+        SMS_SENDER="outbox",
+        # Every test client is 127.0.0.1; the per-phone limit stays the default.
+        SMS_RATE_LIMIT_PER_ADDRESS="1000/hour",
+    )
+
+
+@pytest.fixture(scope="module")
+def live_server(service_env, tmp_path_factory):
+    """wsgi.py under gunicorn (3 workers, 2 threads each) on a free port, for one module."""
+    log_dir = tmp_path_factory.mktemp("gunicorn")
+    env = {**service_env, "GUNICORN_THREADS": "2",
+           "GUNICORN_ACCESS_LOG": str(log_dir / "access.log")}
+    server = LiveServer(free_port(), env, log_dir, workers=3)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live(live_server):
+    """The server, and after the test: nothing it logged was an error."""
+    since = live_server.log_size()
+    yield live_server
+    errors = live_server.server_errors(since)
+    assert not errors, "gunicorn logged errors:\n" + "\n".join(errors[:40])
 
 
 def free_port():

@@ -13,33 +13,11 @@ from jsonapi_requests import Api, data
 from jsonapi_requests.orm import ApiModel, AttributeField, OrmApi, RelationField
 from jsonapi_requests.request_factory import ApiClientError
 
-from tests.conftest import free_port
 from tests.factories import last_code, random_phone
-from tests.live_server import LiveServer, service_environment
 
 pytestmark = pytest.mark.slow
 
 JSONAPI = "application/vnd.api+json"
-
-
-@pytest.fixture(scope="module")
-def server(app, database_url, tmp_path_factory):
-    """gunicorn with 2 workers on a free port; depends on ``app`` so migrations ran."""
-    env = service_environment(
-        DATABASE_URL=database_url, SECRET_KEY=app.config["SECRET_KEY"], SMS_SENDER="outbox",
-        SMS_RATE_LIMIT_PER_ADDRESS="1000/hour")
-    live = LiveServer(free_port(), env, tmp_path_factory.mktemp("gunicorn"), workers=2)
-    live.start(timeout=30.0)
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def live(server):
-    since = server.log_size()
-    yield server
-    errors = server.server_errors(since)
-    assert not errors, "gunicorn logged errors:\n" + "\n".join(errors[:40])
 
 
 class Bearer(requests.auth.AuthBase):

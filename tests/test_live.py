@@ -11,54 +11,13 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Credential, Device, SmsMessage
-from tests.conftest import free_port
 from tests.factories import last_code, new_token, random_phone
-from tests.live_server import (
-    LiveServer,
-    PoparazziClient,
-    code_from_outbox,
-    contract,
-    service_environment,
-)
+from tests.live_server import PoparazziClient, code_from_outbox, contract
 
 pytestmark = pytest.mark.slow
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-WORKERS = 3
 JOIN_TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def service_env(app, database_url):
-    """What the server and the CLI run with: the migrated test database, the test app's
-    secret, texts kept in the outbox."""
-    return service_environment(
-        DATABASE_URL=database_url,
-        SECRET_KEY=app.config["SECRET_KEY"],
-        SMS_SENDER="outbox",
-        # Every test client is 127.0.0.1; the per-phone limit stays the default.
-        SMS_RATE_LIMIT_PER_ADDRESS="1000/hour",
-    )
-
-
-@pytest.fixture(scope="module")
-def live_server(service_env, tmp_path_factory):
-    log_dir = tmp_path_factory.mktemp("gunicorn")
-    env = {**service_env, "GUNICORN_THREADS": "2",
-           "GUNICORN_ACCESS_LOG": str(log_dir / "access.log")}
-    server = LiveServer(free_port(), env, log_dir, workers=WORKERS)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def live(live_server):
-    """The server, and after the test: nothing it logged was an error."""
-    since = live_server.log_size()
-    yield live_server
-    errors = live_server.server_errors(since)
-    assert not errors, "gunicorn logged errors:\n" + "\n".join(errors[:40])
 
 
 def _db(app, function):
