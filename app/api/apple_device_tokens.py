@@ -29,8 +29,8 @@ def register_token(token):
         raise NotAuthorized()
     query = query_for(TYPE, Capabilities())
     token = tokens.normalise_token(token, pointer="/data/id")
-    parsed = parse_resource(request_body(), TYPE, APPLE_DEVICE_TOKENS.schema(), url_id=token,
-                            normalise_id=tokens.normalise_token, id_required=True)
+    parsed = parse_resource(request_body(), TYPE, APPLE_DEVICE_TOKENS.schema_instance(),
+                            url_id=token, normalise_id=tokens.normalise_token, id_required=True)
     device = tokens.register_token(principal, token, parsed.attributes)
     return jsonapi_response(renderer(query).document(TYPE, device))
 

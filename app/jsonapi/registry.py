@@ -1,10 +1,12 @@
 """Resource types: how a model is shown as a JSON:API resource object."""
 
+import threading
 from dataclasses import dataclass, field
 
 from app.jsonapi.query import Capabilities
 
 HIDDEN = object()  # linkage exists but the caller may not see it
+_schema_instances = threading.local()
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,25 @@ class ResourceType:
     collection: Capabilities = field(default_factory=lambda: Capabilities(collection=True))
     relationships: dict[str, Relationship] = field(default_factory=dict)
     private_attributes: dict[str, object] = field(default_factory=dict)
+
+    def schema_instance(self, only=None):
+        """This thread's instance of the full schema, made once and reused by later requests;
+        a new instance for a sparse fieldset (``only``), whose variety a client chooses.
+
+        Building a marshmallow schema deep-copies every field (about 50 µs, a tenth of the
+        CPU of a token PATCH). marshmallow-jsonapi keeps ``included_data`` and
+        ``document_meta`` on the instance between calls, so both are emptied here, before
+        each request uses it; one instance per thread, so no two requests share one.
+        """
+        if only is not None:
+            return self.schema(only=only)
+        cache = _schema_instances.__dict__.setdefault("schemas", {})
+        schema = cache.get(self.type)
+        if schema is None:
+            schema = cache[self.type] = self.schema()
+        schema.included_data = {}
+        schema.document_meta = {}
+        return schema
 
     @property
     def attribute_names(self):

@@ -62,7 +62,7 @@ class Renderer:
             only = None
             if wanted is not None:
                 only = ("id", *(name for name in wanted if name in resource_type.attribute_names))
-            self._schemas[key] = resource_type.schema(only=only)
+            self._schemas[key] = resource_type.schema_instance(only)
         return self._schemas[key]
 
     def _relationship(self, type_name, resource_id, relationship, obj, full_linkage):
