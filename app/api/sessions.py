@@ -33,7 +33,7 @@ def _document(query, session, status=200):
 @blueprint.post("/sessions")
 def create_session():
     query = _query()
-    parsed = parse_resource(request_body(), "sessions", SESSIONS.schema())
+    parsed = parse_resource(request_body(), "sessions", SESSIONS.schema_instance())
     if parsed.id is not None:
         raise Forbidden("Session ids are chosen by the server.", pointer="/data/id",
                         code="CLIENT_ID_NOT_ALLOWED")
@@ -52,8 +52,8 @@ def get_session(session_id):
 def update_session(session_id):
     principal = require_principal()
     query = _query()
-    parsed = parse_resource(request_body(), "sessions", SESSIONS.schema(), url_id=session_id,
-                            id_required=True)
+    parsed = parse_resource(request_body(), "sessions", SESSIONS.schema_instance(),
+                            url_id=session_id, id_required=True)
     session = sessions.update_session(principal, session_id, parsed.attributes,
                                       request.remote_addr)
     return _document(query, session)

@@ -36,7 +36,7 @@ def get_user(user_id):
 def update_user(user_id):
     principal = require_principal()
     query = query_for("users", Capabilities())
-    parsed = parse_resource(request_body(), "users", USERS.schema(), url_id=user_id,
+    parsed = parse_resource(request_body(), "users", USERS.schema_instance(), url_id=user_id,
                             id_required=True)
     user = users.update_user(principal, user_id, parsed.attributes)
     return jsonapi_response(renderer(query).document("users", user))

@@ -1,4 +1,10 @@
-"""Content negotiation per JSON:API 1.1 (section "Content Negotiation")."""
+"""Content negotiation per JSON:API 1.1 (section "Content Negotiation").
+
+The verdicts are pure functions of a header's text, and clients send the same few
+headers again and again, so they are memoised.
+"""
+
+from functools import lru_cache
 
 JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
 ALLOWED_PARAMETERS = frozenset({"ext", "profile"})
@@ -48,6 +54,7 @@ def _extensions(params):
     return set(params.get("ext", "").split())
 
 
+@lru_cache(maxsize=256)
 def content_type_problem(header):
     """Why a request body's Content-Type cannot be processed, or None."""
     if not header:
@@ -64,6 +71,7 @@ def content_type_problem(header):
     return None
 
 
+@lru_cache(maxsize=256)
 def accept_problem(header):
     """Why no JSON:API media type in Accept can be served, or None.
 

@@ -5,6 +5,7 @@ import re
 import uuid
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import make_transient_to_detached
 
 from app.extensions import db
 from app.jsonapi.errors import Forbidden, InvalidAttribute, InvalidQueryParameter, NotFound
@@ -61,9 +62,18 @@ def register_token(principal, token, attributes):
         "updated_at": now,
     }
     statement = _upsert(db.session.get_bind().dialect.name, given)
-    device = db.session.scalars(
-        statement, [row], execution_options={"populate_existing": True}).one()
+    device = _as_model(db.session.execute(statement, row).one())
     db.session.commit()
+    return device
+
+
+def _as_model(row):
+    """The returned row as a Device of this session, without reading it again. (A Core
+    statement: the ORM's bulk-insert path costs a third more CPU on the hottest
+    request.)"""
+    device = Device(**row._mapping)
+    make_transient_to_detached(device)
+    db.session.add(device)
     return device
 
 
@@ -71,11 +81,12 @@ def register_token(principal, token, attributes):
 def _upsert(dialect_name, given):
     """The upsert for one set of client-given attributes, built once: re-registration
     updates the owner, validity and what the client sent, never ``created_at``."""
-    statement = insert_for(dialect_name, Device)
+    table = Device.__table__
+    statement = insert_for(dialect_name, table)
     return statement.on_conflict_do_update(
         index_elements=["channel", "token"],
         set_={name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)},
-    ).returning(Device)
+    ).returning(*table.columns)
 
 
 def detach_token(token):
