@@ -1,13 +1,12 @@
-"""Authorization header → Principal; decorators that state who may call a view."""
+"""Authorization header → Principal: who is calling."""
 
-import functools
 from dataclasses import dataclass
 
 from flask import g, request
 from sqlalchemy import select
 
 from app.extensions import db
-from app.jsonapi.errors import Forbidden, NotAuthorized
+from app.jsonapi.errors import NotAuthorized
 from app.models import Credential, CredentialKind
 from app.security import digest
 
@@ -61,19 +60,3 @@ def require_principal():
     if principal is None:
         raise NotAuthorized()
     return principal
-
-
-def require_user():
-    principal = require_principal()
-    if principal.user_id is None:
-        raise Forbidden("Log in with a phone number first.", code="LOGIN_REQUIRED")
-    return principal
-
-
-def login_required(view):
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        require_principal()
-        return view(*args, **kwargs)
-
-    return wrapper

@@ -24,7 +24,7 @@ from app.jsonapi.flask import (
     renderer,
     request_body,
 )
-from app.jsonapi.loading import include_options
+from app.jsonapi.loading import include_options, related_model
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, registry
 from app.jsonapi.render import JSONAPI_OBJECT
@@ -74,9 +74,8 @@ def get_related(type_name, resource_id, name):
     parent, relationship = _parent(type_name, resource_id, name)
     if relationship.many:
         query = query_for(relationship.type, registry[relationship.type].collection)
-        model = type(parent).__mapper__.relationships[name].mapper.class_
-        page = relationship.related_page(current_principal(), parent, query,
-                                         include_options(model, query.include))
+        options = include_options(related_model(parent, name), query.include)
+        page = relationship.related_page(current_principal(), parent, query, options)
         return collection_response(relationship.type, query, page)
     query = query_for(relationship.type, Capabilities())
     render = renderer(query)

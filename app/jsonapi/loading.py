@@ -1,6 +1,12 @@
 """Eager loading for include paths, so a page with includes costs a fixed number of queries."""
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import selectinload
+
+
+def related_model(obj, relationship_name):
+    """The model class at the other end of one of ``obj``'s ORM relationships."""
+    return inspect(type(obj)).relationships[relationship_name].mapper.class_
 
 
 def include_options(model, include_paths):
