@@ -25,8 +25,8 @@ class Query:
     fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sort: tuple[tuple[str, bool], ...] = ()
     page_size: int | None = None
-    page_after: tuple | None = None
-    page_before: tuple | None = None
+    page_after: str | None = None  # opaque cursors, decoded by the pagination
+    page_before: str | None = None
     want_total: bool = False
     filters: dict[str, str] = field(default_factory=dict)
 
