@@ -1,13 +1,16 @@
 """``flask`` commands for operators."""
 
 import json
+import time
+from datetime import timedelta
 
 import click
-from flask.cli import AppGroup
-from sqlalchemy import select
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import SmsMessage
+from app.models import RateLimitCounter, SmsMessage, VerificationCode
+from app.models.types import utcnow
 from schemas.fields import format_timestamp
 
 sms = AppGroup("sms", help="Verification texts.")
@@ -31,5 +34,28 @@ def outbox(phone, last):
         }))
 
 
+@click.command("prune")
+@with_appcontext
+@click.option("--days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Keep what ended (or was written) less than this many days ago.")
+def prune(days):
+    """Delete what the service no longer needs: dead verification codes, old outbox
+    texts and expired rate-limit windows. Prints how many rows went, as JSON."""
+    cutoff = utcnow() - timedelta(days=days)
+    removed = {
+        "verification_codes": _delete(VerificationCode, VerificationCode.expires_at < cutoff),
+        "sms_outbox": _delete(SmsMessage, SmsMessage.created_at < cutoff),
+        "rate_limit_counters": _delete(RateLimitCounter,
+                                       RateLimitCounter.expires_at <= int(time.time())),
+    }
+    db.session.commit()
+    click.echo(json.dumps(removed))
+
+
+def _delete(model, condition):
+    return db.session.execute(delete(model).where(condition)).rowcount
+
+
 def register_cli(app):
     app.cli.add_command(sms)
+    app.cli.add_command(prune)
