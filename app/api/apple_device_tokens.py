@@ -4,11 +4,10 @@ from app.jsonapi.document import parse_resource
 from app.jsonapi.errors import InvalidAttribute, NotAuthorized
 from app.jsonapi.flask import (
     collection_response,
-    jsonapi_response,
     no_content,
     query_for,
-    renderer,
     request_body,
+    resource_response,
 )
 from app.jsonapi.loading import include_options
 from app.jsonapi.query import Capabilities
@@ -32,7 +31,7 @@ def register_token(token):
     parsed = parse_resource(request_body(), TYPE, APPLE_DEVICE_TOKENS.schema_instance(),
                             url_id=token, normalise_id=tokens.normalise_token, id_required=True)
     device = tokens.register_token(principal, token, parsed.attributes)
-    return jsonapi_response(renderer(query).document(TYPE, device))
+    return resource_response(TYPE, query, device)
 
 
 def _log_out_device(raw_token):
@@ -56,7 +55,7 @@ def get_token(token):
     principal = require_principal()
     query = query_for(TYPE, Capabilities())
     device = tokens.get_token(principal, tokens.normalise_token(token))
-    return jsonapi_response(renderer(query).document(TYPE, device))
+    return resource_response(TYPE, query, device)
 
 
 @blueprint.delete("/apple_device_tokens/<token>")

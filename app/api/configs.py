@@ -1,6 +1,6 @@
 from app.api import jsonapi_blueprint
 from app.jsonapi.errors import Forbidden
-from app.jsonapi.flask import jsonapi_response, query_for, renderer
+from app.jsonapi.flask import query_for, resource_response
 from app.jsonapi.query import Capabilities
 from app.resources.configs import config_for
 
@@ -11,7 +11,7 @@ blueprint = jsonapi_blueprint("configs", __name__)
 def get_config(bundle_version):
     """Public: the app asks before anyone has logged in."""
     query = query_for("configs", Capabilities())
-    return jsonapi_response(renderer(query).document("configs", config_for(bundle_version)))
+    return resource_response("configs", query, config_for(bundle_version))
 
 
 @blueprint.patch("/configs/<bundle_version>")

@@ -23,6 +23,7 @@ from app.jsonapi.flask import (
     query_for,
     renderer,
     request_body,
+    resource_response,
 )
 from app.jsonapi.loading import include_options, related_model
 from app.jsonapi.query import Capabilities
@@ -78,10 +79,9 @@ def get_related(type_name, resource_id, name):
         page = relationship.related_page(current_principal(), parent, query, options)
         return collection_response(relationship.type, query, page)
     query = query_for(relationship.type, Capabilities())
-    render = renderer(query)
-    _visible_linkage(render, relationship, parent)
+    _visible_linkage(renderer(query), relationship, parent)
     related = relationship.related(parent)
-    return jsonapi_response(render.document(relationship.type, related[0] if related else None))
+    return resource_response(relationship.type, query, related[0] if related else None)
 
 
 @blueprint.route("/<type_name>/<resource_id>/<name>", methods=["POST", "PUT", "PATCH", "DELETE"])

@@ -1,13 +1,7 @@
 from app.api import jsonapi_blueprint
 from app.auth import require_principal
 from app.jsonapi.document import parse_resource
-from app.jsonapi.flask import (
-    collection_response,
-    jsonapi_response,
-    query_for,
-    renderer,
-    request_body,
-)
+from app.jsonapi.flask import collection_response, query_for, request_body, resource_response
 from app.jsonapi.loading import include_options
 from app.jsonapi.query import Capabilities
 from app.models import User
@@ -29,7 +23,7 @@ def list_users():
 def get_user(user_id):
     require_principal()
     query = query_for("users", Capabilities())
-    return jsonapi_response(renderer(query).document("users", users.get_user(user_id)))
+    return resource_response("users", query, users.get_user(user_id))
 
 
 @blueprint.patch("/users/<user_id>")
@@ -39,4 +33,4 @@ def update_user(user_id):
     parsed = parse_resource(request_body(), "users", USERS.schema_instance(), url_id=user_id,
                             id_required=True)
     user = users.update_user(principal, user_id, parsed.attributes)
-    return jsonapi_response(renderer(query).document("users", user))
+    return resource_response("users", query, user)

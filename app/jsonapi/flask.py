@@ -85,6 +85,11 @@ def renderer(query):
     return Renderer(registry, g.get("principal"), query, api_url, _url_with(request.args))
 
 
+def resource_response(type_name, query, obj):
+    """A document whose primary data is one resource (or null)."""
+    return jsonapi_response(renderer(query).document(type_name, obj))
+
+
 def collection_response(type_name, query, page):
     meta = {"total": page.total} if page.total is not None else None
     document = renderer(query).document(type_name, page.items, links=page_links(page), meta=meta)
