@@ -16,6 +16,7 @@ from app.jsonapi.errors import ApiError, ServiceUnavailable
 from app.jsonapi.flask import error_response, handle_http_exception, handle_unexpected
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger(__name__)
 
 
 def create_app(config=None):
@@ -69,7 +70,7 @@ def register_errorhandlers(app):
 def _database_unavailable(exc):
     """A lost connection or a lock not granted in time: the request may be retried. The
     pool has already dropped a dead connection, so the retry gets a fresh one."""
-    logging.getLogger(__name__).warning("database unavailable: %s", type(exc.orig).__name__)
+    log.warning("database unavailable: %s", type(exc.orig).__name__)
     return error_response(ServiceUnavailable("The database did not answer; try again."))
 
 

@@ -26,16 +26,16 @@ from app.jsonapi.flask import (
     resource_response,
 )
 from app.jsonapi.loading import include_options, related_model
+from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, registry
-from app.jsonapi.render import JSONAPI_OBJECT
 
 blueprint = jsonapi_blueprint("relationships", __name__)
 
 
 def _relationship(type_name, name):
     resource_type = registry.get(type_name)
-    if resource_type is None or resource_type.load is None:
+    if resource_type is None:
         raise NotFound(f"There is no resource type '{type_name}'.")
     relationship = resource_type.relationships.get(name)
     if relationship is None:

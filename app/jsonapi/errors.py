@@ -2,6 +2,8 @@
 
 import uuid
 
+from app.jsonapi.media import JSONAPI_OBJECT
+
 
 class ApiError(Exception):
     """An error a client can act on. Subclasses fix status, code and title."""
@@ -9,15 +11,19 @@ class ApiError(Exception):
     status = 400
     code = "BAD_REQUEST"
     title = "The request is not valid."
+    retry_after = None  # seconds; sent as Retry-After when set
 
     def __init__(self, detail=None, *, pointer=None, parameter=None, header=None,
-                 headers=None, code=None, title=None, status=None):
+                 headers=None, code=None, title=None, status=None, retry_after=None):
         super().__init__(detail or self.title)
         self.detail = detail or (title or self.title)
         self.pointer = pointer
         self.parameter = parameter
         self.header = header
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
+        retry_after = retry_after or self.retry_after
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
         self.code = code or self.code
         self.title = title or self.title
         self.status = status or self.status
@@ -126,9 +132,6 @@ class TooManyRequests(ApiError):
     code = "TOO_MANY_REQUESTS"
     title = "Too many requests; try again later."
 
-    def __init__(self, detail=None, *, retry_after, **kwargs):
-        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kwargs)
-
 
 class BadGateway(ApiError):
     status = 502
@@ -140,9 +143,7 @@ class ServiceUnavailable(ApiError):
     status = 503
     code = "SERVICE_UNAVAILABLE"
     title = "The service is briefly unavailable; try again."
-
-    def __init__(self, detail=None, *, retry_after=1, **kwargs):
-        super().__init__(detail, headers={"Retry-After": str(retry_after)}, **kwargs)
+    retry_after = 1
 
 
 class InternalError(ApiError):
@@ -170,6 +171,6 @@ def _common_status(errors):
 def error_document(error):
     """The document, and the ids of its error objects (one per occurrence) for the log."""
     objects = [item.to_object(str(uuid.uuid4())) for item in error.errors]
-    return [item["id"] for item in objects], {"jsonapi": {"version": "1.1"}, "errors": objects}
+    return [item["id"] for item in objects], {"jsonapi": JSONAPI_OBJECT, "errors": objects}
 
 

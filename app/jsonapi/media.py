@@ -7,6 +7,7 @@ headers again and again, so they are memoised.
 from functools import lru_cache
 
 JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
+JSONAPI_OBJECT = {"version": "1.1"}  # the top-level `jsonapi` member of every document
 ALLOWED_PARAMETERS = frozenset({"ext", "profile"})
 SUPPORTED_EXTENSIONS = frozenset()
 

@@ -2,9 +2,8 @@
 
 from urllib.parse import quote
 
+from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.registry import HIDDEN
-
-JSONAPI_OBJECT = {"version": "1.1"}
 
 
 class Renderer:
