@@ -138,7 +138,6 @@ class Config:
         if self.SMS_SENDER == "http" and not self.SMS_GATEWAY_URL:
             raise ConfigurationError("SMS_SENDER=http needs SMS_GATEWAY_URL")
 
-
     def _validate_formats(self):
         """Settings that would otherwise fail only when a request first reads them."""
         from app.ratelimit import Rate

@@ -61,7 +61,9 @@ class DatabaseCounters:
     """Counts in ``rate_limit_counters``, inside the request's transaction.
 
     A refused hit rolls back with its request, which leaves the count at the limit, so
-    the refusal stands. Opening a key's new window removes every expired window.
+    the refusal stands. Opening a key's new window removes that key's old ones; windows of
+    keys never hit again are left to ``flask prune``, so requests never contend on other
+    callers' rows.
     """
 
     def increment(self, key, window_start, period):
@@ -74,7 +76,7 @@ class DatabaseCounters:
         count = db.session.execute(statement).scalar_one()
         if count == 1:
             db.session.execute(delete(RateLimitCounter).where(
-                RateLimitCounter.expires_at <= window_start))
+                RateLimitCounter.key == key, RateLimitCounter.window_start < window_start))
         return count
 
 
