@@ -11,8 +11,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
 from app.database import begin_writes_immediately, configure_engine
+from app.errors import ServiceError, ServiceUnavailable
 from app.extensions import db, migrate
-from app.jsonapi.errors import ApiError, ServiceUnavailable
 from app.jsonapi.flask import error_response, handle_http_exception, handle_unexpected
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -61,7 +61,7 @@ def register_blueprints(app):
 
 
 def register_errorhandlers(app):
-    app.register_error_handler(ApiError, error_response)
+    app.register_error_handler(ServiceError, error_response)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)

@@ -1,36 +1,43 @@
-"""Authorization header → Principal: who is calling."""
+"""Who is calling: the credential a request presents, resolved to a Principal value."""
 
+import uuid
 from dataclasses import dataclass
 
 from flask import g, request
 from sqlalchemy import select
 
+from app.errors import NotAuthorized
 from app.extensions import db
-from app.jsonapi.errors import NotAuthorized
 from app.models import Credential, CredentialKind
 from app.security import digest
 
+MAX_SECRET_LENGTH = 200
 
-@dataclass
+
+@dataclass(frozen=True)
 class Principal:
-    credential: Credential
+    """The caller, as a plain value: which credential they presented and what it holds.
 
-    @property
-    def user_id(self):
-        return self.credential.user_id
+    ``secret`` is the secret as presented, so a session id can be shown back to its holder
+    (the database keeps only its digest).
+    """
 
-    @property
-    def kind(self):
-        return self.credential.kind
+    kind: CredentialKind
+    credential_id: int
+    user_id: uuid.UUID | None
+    session_id: int | None
+    secret: str
 
-    def owns_session(self, session_id):
-        return self.credential.kind == CredentialKind.SESSION and self.credential.id == session_id
+
+def principal_of(credential_id, kind, user_id, secret):
+    session_id = credential_id if kind == CredentialKind.SESSION else None
+    return Principal(kind, credential_id, user_id, session_id, secret)
 
 
 def bearer_secret():
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     secret = secret.strip()
-    if scheme.lower() != "bearer" or not secret or len(secret) > 200:
+    if scheme.lower() != "bearer" or not secret or len(secret) > MAX_SECRET_LENGTH:
         return None
     return secret
 
@@ -38,21 +45,19 @@ def bearer_secret():
 def current_principal():
     """The caller, or None. Looked up once per request."""
     if "principal" not in g:
-        g.principal = _authenticate()
+        g.principal = authenticate(bearer_secret())
     return g.principal
 
 
-def _authenticate():
-    secret = bearer_secret()
+def authenticate(secret):
     if secret is None:
         return None
+    # The row stays in the session's identity map: a service that needs it gets it free.
     credential = db.session.scalar(
-        select(Credential).where(Credential.secret_digest == digest(secret))
-    )
+        select(Credential).where(Credential.secret_digest == digest(secret)))
     if credential is None:
         return None
-    credential.public_id = secret
-    return Principal(credential)
+    return principal_of(credential.id, credential.kind, credential.user_id, secret)
 
 
 def require_principal():

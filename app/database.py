@@ -10,6 +10,8 @@ from contextvars import ContextVar
 
 from sqlalchemy import event
 
+from app.extensions import db
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _write_transactions = ContextVar("write_transactions", default=False)
@@ -41,3 +43,13 @@ def _configure_sqlite(engine):
     def on_begin(connection):
         mode = "BEGIN IMMEDIATE" if _write_transactions.get() else "BEGIN"
         connection.exec_driver_sql(mode)
+
+
+def commit_early(why):
+    """Commit before the function a view, command or job called has finished.
+
+    The rule is that only that function commits; these are the exceptions, each naming
+    (in ``why``) what would go wrong if the commit waited.
+    """
+    del why  # the reason is for the reader of the call site
+    db.session.commit()

@@ -5,7 +5,7 @@ from schemas.fields import StrictBoolean, Timestamp
 
 
 class SessionSchema(Schema):
-    id = fields.Str(attribute="public_id", dump_only=True)
+    id = fields.Str(dump_only=True)  # the session id: drawn by the renderer, for its holder only
     is_cookie_based = StrictBoolean(load_only=True)
     phone_number = fields.Str(load_only=True, validate=validate.Length(max=32))
     verification_code = fields.Str(load_only=True, validate=validate.Length(max=32))

@@ -1,22 +1,27 @@
+"""Poparazzi's APNs device tokens: the device registry's ``ios_push`` channel, with the
+token itself as the resource id."""
+
+from functools import partial
+
 from app.api import jsonapi_blueprint
+from app.api.types import APNS, APPLE_DEVICE_TOKENS
 from app.auth import current_principal, require_principal
-from app.jsonapi.document import parse_resource
-from app.jsonapi.errors import InvalidAttribute, NotAuthorized
+from app.errors import NotAuthorized, NotFound, Where
+from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
     collection_response,
     no_content,
     query_for,
+    renderer,
     request_body,
     resource_response,
 )
-from app.jsonapi.loading import include_options
 from app.jsonapi.query import Capabilities
-from app.models import Device
-from app.resources import apple_device_tokens as tokens
-from app.resources.types import APPLE_DEVICE_TOKENS
+from app.resources import devices
 
 blueprint = jsonapi_blueprint("apple_device_tokens", __name__)
-TYPE = "apple_device_tokens"
+TYPE = APPLE_DEVICE_TOKENS.type
+body_token = partial(devices.normalise_token, APNS, field="id", where=Where.ID)
 
 
 @blueprint.patch("/apple_device_tokens/<token>")
@@ -24,41 +29,54 @@ def register_token(token):
     """Upsert (Poparazzi creates tokens with PATCH). Without a session it is a logout."""
     principal = current_principal()
     if principal is None:
-        _log_out_device(token)
+        devices.detach_token(APNS, token)
         raise NotAuthorized()
+    # the document's id must be this token: a malformed one is reported there
+    return _register(principal, body_token(token))
+
+
+@blueprint.post("/apple_device_tokens")
+def create_token():
+    """JSON:API clients create with POST and a client-chosen id: the same upsert."""
+    return _register(require_principal(), None)
+
+
+def _register(principal, url_token):
     query = query_for(TYPE, Capabilities())
-    token = tokens.normalise_token(token, pointer="/data/id")
-    parsed = parse_resource(request_body(), TYPE, APPLE_DEVICE_TOKENS.schema_instance(),
-                            url_id=token, normalise_id=tokens.normalise_token, id_required=True)
-    device = tokens.register_token(principal, token, parsed.attributes)
-    return resource_response(TYPE, query, device)
+    parsed = parse_resource(request_body(), APPLE_DEVICE_TOKENS, url_id=url_token,
+                            normalise_id=body_token, id_required=True)
+    if parsed.echoes_members:
+        refuse_changes_to_read_only(parsed, renderer(query, principal), APPLE_DEVICE_TOKENS,
+                                    _current(principal, parsed.id))
+    device, created = devices.register(principal, APNS, parsed.id, parsed.attributes)
+    status = 201 if created and url_token is None else 200
+    return resource_response(TYPE, query, device, principal, status)
 
 
-def _log_out_device(raw_token):
+def _current(principal, token):
     try:
-        token = tokens.normalise_token(raw_token)
-    except InvalidAttribute:  # a malformed token names no device; 401 all the same
-        return
-    tokens.detach_token(token)
+        return devices.get_owned(principal, APNS, token)
+    except NotFound:
+        return None
 
 
 @blueprint.get("/apple_device_tokens")
 def list_tokens():
     principal = require_principal()
     query = query_for(TYPE, APPLE_DEVICE_TOKENS.collection)
-    page = tokens.list_tokens(principal, query, include_options(Device, query.include))
-    return collection_response(TYPE, query, page)
+    page = devices.list_owned(principal, APNS, query.listing)
+    return collection_response(TYPE, query, page, principal)
 
 
 @blueprint.get("/apple_device_tokens/<token>")
 def get_token(token):
     principal = require_principal()
     query = query_for(TYPE, Capabilities())
-    device = tokens.get_token(principal, tokens.normalise_token(token))
-    return resource_response(TYPE, query, device)
+    device = devices.get_owned(principal, APNS, token, load=query.include)
+    return resource_response(TYPE, query, device, principal)
 
 
 @blueprint.delete("/apple_device_tokens/<token>")
 def delete_token(token):
-    tokens.delete_token(require_principal(), tokens.normalise_token(token))
+    devices.delete_owned(require_principal(), APNS, token)
     return no_content()

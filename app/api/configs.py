@@ -1,5 +1,6 @@
 from app.api import jsonapi_blueprint
-from app.jsonapi.errors import Forbidden
+from app.api.types import CONFIGS
+from app.errors import Forbidden
 from app.jsonapi.flask import query_for, resource_response
 from app.jsonapi.query import Capabilities
 from app.resources.configs import config_for
@@ -10,8 +11,8 @@ blueprint = jsonapi_blueprint("configs", __name__)
 @blueprint.get("/configs/<bundle_version>")
 def get_config(bundle_version):
     """Public: the app asks before anyone has logged in."""
-    query = query_for("configs", Capabilities())
-    return resource_response("configs", query, config_for(bundle_version))
+    query = query_for(CONFIGS.type, Capabilities())
+    return resource_response(CONFIGS.type, query, config_for(bundle_version), None)
 
 
 @blueprint.patch("/configs/<bundle_version>")

@@ -5,17 +5,11 @@ the related resource(s). The parent is found with the type's own ``load``, so bo
 the same authorization as the resource itself.
 """
 
-from app.api import jsonapi_blueprint
+from app.api import jsonapi_blueprint, types  # noqa: F401  (types fill the registry)
 from app.auth import current_principal
+from app.errors import Forbidden, InvalidQueryParameter, MethodNotAllowed, NotFound
 from app.jsonapi.document import load_body
-from app.jsonapi.errors import (
-    Conflict,
-    Forbidden,
-    InvalidDocument,
-    InvalidQueryParameter,
-    MethodNotAllowed,
-    NotFound,
-)
+from app.jsonapi.errors import InvalidDocument, relationship_read_only, type_mismatch
 from app.jsonapi.flask import (
     collection_response,
     jsonapi_response,
@@ -25,7 +19,6 @@ from app.jsonapi.flask import (
     request_body,
     resource_response,
 )
-from app.jsonapi.loading import include_options, related_model
 from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, registry
@@ -43,9 +36,11 @@ def _relationship(type_name, name):
     return resource_type, relationship
 
 
-def _parent(type_name, resource_id, name):
+def _parent(type_name, resource_id, name, include=()):
     resource_type, relationship = _relationship(type_name, name)
-    return resource_type.load(current_principal(), resource_id), relationship
+    principal = current_principal()
+    parent = resource_type.load(principal, resource_id, include)
+    return principal, parent, relationship
 
 
 def _visible_linkage(render, relationship, parent):
@@ -57,13 +52,13 @@ def _visible_linkage(render, relationship, parent):
 
 @blueprint.get("/<type_name>/<resource_id>/relationships/<name>")
 def get_relationship(type_name, resource_id, name):
-    parent, relationship = _parent(type_name, resource_id, name)
+    principal, parent, relationship = _parent(type_name, resource_id, name)
     query = query_for(relationship.type, Capabilities())
     if query.include_requested:  # linkage only: a compound document is not offered here
         raise InvalidQueryParameter(
             "include is not supported on relationship endpoints; fetch the related "
-            f"resources at …/{name} instead.", parameter="include")
-    render = renderer(query)
+            f"resources at …/{name} instead.", field="include")
+    render = renderer(query, principal)
     links = render.relationship_links(type_name, resource_id, name)
     document = {"jsonapi": JSONAPI_OBJECT, "links": links,
                 "data": _visible_linkage(render, relationship, parent)}
@@ -72,16 +67,20 @@ def get_relationship(type_name, resource_id, name):
 
 @blueprint.get("/<type_name>/<resource_id>/<name>")
 def get_related(type_name, resource_id, name):
-    parent, relationship = _parent(type_name, resource_id, name)
+    _, relationship = _relationship(type_name, name)
     if relationship.many:
         query = query_for(relationship.type, registry[relationship.type].collection)
-        options = include_options(related_model(parent, name), query.include)
-        page = relationship.related_page(current_principal(), parent, query, options)
-        return collection_response(relationship.type, query, page)
+        principal, parent, _ = _parent(type_name, resource_id, name)
+        page = relationship.page(principal, parent, query.listing)
+        return collection_response(relationship.type, query, page, principal)
     query = query_for(relationship.type, Capabilities())
-    _visible_linkage(renderer(query), relationship, parent)
+    # the related resource's own includes are loaded with the parent
+    principal, parent, _ = _parent(type_name, resource_id, name,
+                                   tuple((name, *path) for path in query.include))
+    _visible_linkage(renderer(query, principal), relationship, parent)
     related = relationship.related(parent)
-    return resource_response(relationship.type, query, related[0] if related else None)
+    return resource_response(relationship.type, query, related[0] if related else None,
+                             principal)
 
 
 @blueprint.route("/<type_name>/<resource_id>/<name>", methods=["POST", "PUT", "PATCH", "DELETE"])
@@ -95,10 +94,10 @@ def write_related(type_name, resource_id, name):
 
 @blueprint.delete("/<type_name>/<resource_id>/relationships/<name>")
 def remove_from_relationship(type_name, resource_id, name):
-    parent, relationship = _parent(type_name, resource_id, name)
+    principal, parent, relationship = _parent(type_name, resource_id, name)
     if relationship.remove is None:
         raise _read_only(type_name, name)
-    relationship.remove(current_principal(), parent, _identifier_ids(relationship))
+    relationship.remove(principal, parent, _identifier_ids(relationship))
     return no_content()
 
 
@@ -109,8 +108,8 @@ def change_relationship(type_name, resource_id, name):
 
 
 def _read_only(type_name, name):
-    return Forbidden(f"The {name} of {type_name} is set by the service, not through this "
-                     "endpoint.", code="RELATIONSHIP_READ_ONLY")
+    return relationship_read_only(f"The {name} of {type_name} is set by the service, not "
+                                  "through this endpoint.")
 
 
 def _identifier_ids(relationship):
@@ -124,7 +123,7 @@ def _identifier_ids(relationship):
             raise InvalidDocument("Each member needs a 'type' and a string 'id'.",
                                   pointer=f"/data/{index}")
         if identifier.get("type") != relationship.type:
-            raise Conflict(f"Members of this relationship are '{relationship.type}'.",
-                           pointer=f"/data/{index}/type", code="TYPE_MISMATCH")
+            raise type_mismatch(f"Members of this relationship are '{relationship.type}'.",
+                                f"/data/{index}/type")
         ids.append(identifier["id"])
     return ids

@@ -1,62 +1,65 @@
-from flask import g, request
+from flask import request
 
 from app.api import jsonapi_blueprint
-from app.auth import Principal, require_principal
-from app.jsonapi.document import parse_resource
-from app.jsonapi.errors import Forbidden
-from app.jsonapi.flask import jsonapi_response, no_content, query_for, renderer, request_body
+from app.api.types import SESSIONS
+from app.auth import principal_of, require_principal
+from app.errors import Forbidden, Where
+from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
+from app.jsonapi.flask import (
+    no_content,
+    query_for,
+    renderer,
+    request_body,
+    resource_response,
+)
 from app.jsonapi.query import Capabilities
 from app.resources import sessions
-from app.resources.types import SESSIONS
 
 blueprint = jsonapi_blueprint("sessions", __name__)
+TYPE = SESSIONS.type
 DEFAULT_INCLUDE = (("user",),)
 
 
 def _query():
     """Sessions come with their user unless the client asks for other includes."""
-    query = query_for("sessions", Capabilities())
+    query = query_for(TYPE, Capabilities())
     if not query.include_requested:
         query.include, query.include_requested = DEFAULT_INCLUDE, True
     return query
 
 
-def _document(query, session, status=200):
-    render = renderer(query)
-    headers = {}
-    if status == 201:
-        headers["Location"] = render.resource_url("sessions", session.public_id)
-        render.self_url = headers["Location"]  # GET /api/sessions (the POST URL) is no list
-    return jsonapi_response(render.document("sessions", session), status, headers)
-
-
 @blueprint.post("/sessions")
 def create_session():
     query = _query()
-    parsed = parse_resource(request_body(), "sessions", SESSIONS.schema_instance())
+    parsed = parse_resource(request_body(), SESSIONS)
+    if parsed.echoes_members:  # nothing exists yet that they could echo
+        refuse_changes_to_read_only(parsed, None, SESSIONS, None)
     if parsed.id is not None:
-        raise Forbidden("Session ids are chosen by the server.", pointer="/data/id",
+        raise Forbidden("Session ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
-    session = sessions.create_session(parsed.attributes)
-    g.principal = Principal(session)
-    return _document(query, session, 201)
+    session, secret = sessions.create_session(**parsed.attributes)
+    holder = principal_of(session.id, session.kind, session.user_id, secret)
+    return resource_response(TYPE, query, session, holder, 201)
 
 
 @blueprint.get("/sessions/<session_id>")
 def get_session(session_id):
-    query = _query()
-    return _document(query, sessions.held_session(require_principal(), session_id))
+    principal = require_principal()
+    return resource_response(TYPE, _query(), sessions.held_session(principal, session_id),
+                             principal)
 
 
 @blueprint.patch("/sessions/<session_id>")
 def update_session(session_id):
     principal = require_principal()
     query = _query()
-    parsed = parse_resource(request_body(), "sessions", SESSIONS.schema_instance(),
-                            url_id=session_id, id_required=True)
-    session = sessions.update_session(principal, session_id, parsed.attributes,
-                                      request.remote_addr)
-    return _document(query, session)
+    parsed = parse_resource(request_body(), SESSIONS, url_id=session_id, id_required=True)
+    if parsed.echoes_members:
+        refuse_changes_to_read_only(parsed, renderer(query, principal), SESSIONS,
+                                    sessions.held_session(principal, session_id))
+    session = sessions.update_session(principal, session_id, client_address=request.remote_addr,
+                                      **parsed.attributes)
+    return resource_response(TYPE, query, session, principal)
 
 
 @blueprint.delete("/sessions/<session_id>")

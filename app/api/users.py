@@ -1,36 +1,42 @@
 from app.api import jsonapi_blueprint
+from app.api.types import USERS
 from app.auth import require_principal
-from app.jsonapi.document import parse_resource
-from app.jsonapi.flask import collection_response, query_for, request_body, resource_response
-from app.jsonapi.loading import include_options
+from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
+from app.jsonapi.flask import (
+    collection_response,
+    query_for,
+    renderer,
+    request_body,
+    resource_response,
+)
 from app.jsonapi.query import Capabilities
-from app.models import User
 from app.resources import users
-from app.resources.types import USERS
 
 blueprint = jsonapi_blueprint("users", __name__)
+TYPE = USERS.type
 
 
 @blueprint.get("/users")
 def list_users():
-    require_principal()
-    query = query_for("users", USERS.collection)
-    page = users.list_users(query, include_options(User, query.include))
-    return collection_response("users", query, page)
+    principal = require_principal()
+    query = query_for(TYPE, USERS.collection)
+    return collection_response(TYPE, query, users.list_users(query.listing), principal)
 
 
 @blueprint.get("/users/<user_id>")
 def get_user(user_id):
-    require_principal()
-    query = query_for("users", Capabilities())
-    return resource_response("users", query, users.get_user(user_id))
+    principal = require_principal()
+    query = query_for(TYPE, Capabilities())
+    return resource_response(TYPE, query, users.get_user(user_id, query.include), principal)
 
 
 @blueprint.patch("/users/<user_id>")
 def update_user(user_id):
     principal = require_principal()
-    query = query_for("users", Capabilities())
-    parsed = parse_resource(request_body(), "users", USERS.schema_instance(), url_id=user_id,
-                            id_required=True)
+    query = query_for(TYPE, Capabilities())
+    parsed = parse_resource(request_body(), USERS, url_id=user_id, id_required=True)
+    if parsed.echoes_members:
+        refuse_changes_to_read_only(parsed, renderer(query, principal), USERS,
+                                    users.get_user(user_id))
     user = users.update_user(principal, user_id, parsed.attributes)
-    return resource_response("users", query, user)
+    return resource_response(TYPE, query, user, principal)

@@ -1,24 +1,28 @@
-"""Documents in: the request body parsed, its type and id checked, its attributes loaded."""
+"""Documents in: the request body parsed, its type and id checked, its members sorted into
+what the client may change and what it merely sends back."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from marshmallow import ValidationError
+from app.errors import Conflict, ErrorList, Forbidden
+from app.jsonapi import attributes as attribute_schema
+from app.jsonapi.errors import InvalidDocument, InvalidJson, at, type_mismatch
+from app.jsonapi.registry import HIDDEN
 
-from app.jsonapi.errors import (
-    Conflict,
-    ErrorList,
-    Forbidden,
-    InvalidAttribute,
-    InvalidDocument,
-    InvalidJson,
-)
+MISSING = object()
 
 
 @dataclass
 class ResourceInput:
     id: str | None
-    attributes: dict
+    attributes: dict  # validated values the client may change
+    read_only: dict = field(default_factory=dict)  # read-only attributes, as sent
+    linkage: dict = field(default_factory=dict)  # relationship name → linkage, as sent
+
+    @property
+    def echoes_members(self):
+        """Does the client send back read-only members (as a fetched resource has)?"""
+        return bool(self.read_only or self.linkage)
 
 
 def load_body(raw):
@@ -36,48 +40,46 @@ def load_body(raw):
     return body
 
 
-def parse_resource(raw, type_name, schema, *, url_id=None, normalise_id=None,
-                   id_required=False):
-    """Validate a single-resource document against ``type_name`` and its schema.
+def parse_resource(raw, resource_type, *, url_id=None, normalise_id=None, id_required=False):
+    """Check a single-resource document against ``resource_type`` and load its attributes.
 
     ``url_id`` is the id from the URL; a body id that differs from it is a 409 conflict.
-    ``normalise_id`` maps both to canonical form first (a token written two ways is one
-    token) and raises InvalidAttribute for a malformed id.
+    ``normalise_id(raw)`` maps the body id to canonical form first (a token written two
+    ways is one token) and raises for a malformed id.
     """
     data = load_body(raw)["data"]
     if not isinstance(data, dict):
         raise InvalidDocument("'data' must be a resource object.", pointer="/data")
-    _check_type(data, type_name)
+    _check_type(data, resource_type.type)
     resource_id = _check_id(data, url_id, normalise_id, id_required)
-    attributes = data.get("attributes", {})
-    if not isinstance(attributes, dict):
+    sent = data.get("attributes", {})
+    if not isinstance(sent, dict):
         raise InvalidDocument("'attributes' must be an object.", pointer="/data/attributes")
-    _refuse_relationships(data.get("relationships", {}))
-    return ResourceInput(resource_id, load_attributes(schema, type_name, attributes))
+    writable, read_only = attribute_schema.split(resource_type.schema, sent)
+    return ResourceInput(
+        id=resource_id,
+        attributes=attribute_schema.load(resource_type.schema, resource_type.type, writable),
+        read_only=read_only,
+        linkage=_sent_linkage(data.get("relationships", {})),
+    )
 
 
-def _refuse_relationships(relationships):
-    """No resource lets a client set its relationships: the service derives them.
-
-    A relationship object without ``data`` (links or meta only, as a client echoes what
-    it fetched) asks for no change and passes.
-    """
+def _sent_linkage(relationships):
+    """Linkage the client sent; a relationship object without ``data`` (links or meta
+    only) asks for nothing."""
     if not isinstance(relationships, dict):
         raise InvalidDocument("'relationships' must be an object.",
                               pointer="/data/relationships")
-    for name, relationship in relationships.items():
-        if isinstance(relationship, dict) and "data" not in relationship:
-            continue
-        raise Forbidden(f"The relationship '{name}' is set by the service, not by clients.",
-                        pointer=f"/data/relationships/{name}", code="RELATIONSHIP_READ_ONLY")
+    return {name: relationship["data"] for name, relationship in relationships.items()
+            if not isinstance(relationship, dict) or "data" in relationship}
 
 
 def _check_type(data, type_name):
     if "type" not in data:
         raise InvalidDocument("The resource object must have a 'type'.", pointer="/data")
     if data["type"] != type_name:
-        raise Conflict(f"This endpoint takes '{type_name}', not '{data['type']}'.",
-                       pointer="/data/type", code="TYPE_MISMATCH")
+        raise type_mismatch(f"This endpoint takes '{type_name}', not '{data['type']}'.",
+                            "/data/type")
 
 
 def _check_id(data, url_id, normalise_id, id_required):
@@ -89,37 +91,52 @@ def _check_id(data, url_id, normalise_id, id_required):
     if not isinstance(body_id, str):
         raise InvalidDocument("'id' must be a string.", pointer="/data/id")
     if normalise_id is not None:
-        body_id = normalise_id(body_id, "/data/id")
+        body_id = normalise_id(body_id)
     if url_id is not None and body_id != url_id:
-        raise Conflict("The id in the document does not match the id in the URL.",
-                       pointer="/data/id", code="ID_MISMATCH")
+        raise at("/data/id", Conflict("The id in the document does not match the id in "
+                                      "the URL.", code="ID_MISMATCH"))
     return body_id
 
 
-def load_attributes(schema, type_name, attributes):
-    """Deserialise attributes with the type's schema; every problem reported with a pointer."""
-    try:
-        return schema.load({"data": {"type": type_name, "attributes": attributes}},
-                           partial=True)
-    except ValidationError as exc:
-        raise ErrorList([
-            InvalidAttribute(_detail(schema, error), pointer=error["source"]["pointer"])
-            for error in _errors_of(exc)
-        ]) from exc
+def refuse_changes_to_read_only(parsed, render, resource_type, current):
+    """Read-only members sent back as the client fetched them ask for no change and pass;
+    anything else is an unsupported update (403), pointing at the member.
 
-
-def _detail(schema, error):
-    """marshmallow calls a dump-only field "Unknown field." on load: say it is read-only."""
-    prefix, _, name = error["source"]["pointer"].rpartition("/")
-    if (prefix == "/data/attributes" and name != "id" and name in schema.dump_fields
-            and name not in schema.load_fields):
-        return f"'{name}' is read-only: the server sets it."
-    return error.get("detail")
-
-
-def _errors_of(exc):
-    messages = exc.messages
-    errors = messages.get("errors") if isinstance(messages, dict) else None
+    ``current`` is the resource before the request, None when there is none.
+    """
+    errors = [at(f"/data/attributes/{name}",
+                 Forbidden(f"'{name}' is read-only: the server sets it.",
+                           code="READ_ONLY_ATTRIBUTE"))
+              for name, value in parsed.read_only.items()
+              if current is None or _shown(render, resource_type, current, name) != value]
+    errors += [at(f"/data/relationships/{name}",
+                  Forbidden(f"The relationship '{name}' is set by the service, not by clients.",
+                            code="RELATIONSHIP_READ_ONLY"))
+               for name, linkage in parsed.linkage.items()
+               if not _same_linkage(render, resource_type, current, name, linkage)]
     if errors:
-        return errors
-    return [{"detail": str(messages), "source": {"pointer": "/data/attributes"}}]
+        raise ErrorList(errors)
+
+
+def _shown(render, resource_type, current, name):
+    return render.attributes(resource_type, current).get(name, MISSING)
+
+
+def _same_linkage(render, resource_type, current, name, sent):
+    relationship = resource_type.relationships.get(name)
+    if current is None or relationship is None:
+        return False
+    linkage = render.linkage(relationship, current)
+    if linkage is HIDDEN:
+        return False
+    if relationship.many:
+        return isinstance(sent, list) and _identifiers(sent) == _identifiers(linkage)
+    if linkage is None or sent is None:
+        return linkage is None and sent is None
+    return _identifiers([sent]) == _identifiers([linkage])
+
+
+def _identifiers(linkage):
+    if not all(isinstance(item, dict) for item in linkage):
+        return None
+    return sorted((str(item.get("type")), str(item.get("id"))) for item in linkage)

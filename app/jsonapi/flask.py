@@ -4,10 +4,11 @@ import json
 import logging
 from urllib.parse import urlencode
 
-from flask import Response, current_app, g, request
+from flask import Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from app.jsonapi import errors
+from app import errors
+from app.jsonapi.errors import NotAcceptable, UnsupportedMediaType, error_document
 from app.jsonapi.media import (
     JSONAPI_MEDIA_TYPE,
     accept_problem,
@@ -27,9 +28,9 @@ HTTP_ERRORS = {
     403: errors.Forbidden,
     404: errors.NotFound,
     405: errors.MethodNotAllowed,
-    406: errors.NotAcceptable,
+    406: NotAcceptable,
     413: errors.PayloadTooLarge,
-    415: errors.UnsupportedMediaType,
+    415: UnsupportedMediaType,
 }
 
 
@@ -37,7 +38,7 @@ def negotiate():
     """``before_request`` for JSON:API blueprints."""
     problem = accept_problem(request.headers.get("Accept"))
     if problem:
-        raise errors.NotAcceptable(problem, header="Accept")
+        raise NotAcceptable(problem, field="Accept", where=errors.Where.HEADER)
     content_type = request.headers.get("Content-Type")
     # A body (DELETE on a relationship has one), or any request declaring JSON:API: the
     # media type's parameters are checked whatever the method.
@@ -45,7 +46,8 @@ def negotiate():
             or (content_type and parse_media_range(content_type)[0] == JSONAPI_MEDIA_TYPE)):
         problem = content_type_problem(content_type)
         if problem:
-            raise errors.UnsupportedMediaType(problem, header="Content-Type")
+            raise UnsupportedMediaType(problem, field="Content-Type",
+                                       where=errors.Where.HEADER)
 
 
 def conditional_get(response):
@@ -79,20 +81,28 @@ def query_for(type_name, capabilities):
     return parse_query(request.args, capabilities, registry, type_name, current_app.config)
 
 
-def renderer(query):
+def renderer(query, principal):
     api_url = request.host_url.rstrip("/") + "/api"
     # not request.url: werkzeug shows '[' ']' of filter[...] raw, which is no valid URI
-    return Renderer(registry, g.get("principal"), query, api_url, _url_with(request.args))
+    return Renderer(registry, principal, query, api_url, _url_with(request.args),
+                    current_app.config["PAGE_SIZE_DEFAULT"])
 
 
-def resource_response(type_name, query, obj):
-    """A document whose primary data is one resource (or null)."""
-    return jsonapi_response(renderer(query).document(type_name, obj))
+def resource_response(type_name, query, obj, principal, status=200):
+    """A document whose primary data is one resource (or null); a 201 says where the new
+    resource lives."""
+    render = renderer(query, principal)
+    headers = {}
+    if status == 201:
+        headers["Location"] = render.self_url = render.resource_url(
+            type_name, registry[type_name].id_of(obj, principal))
+    return jsonapi_response(render.document(type_name, obj), status, headers)
 
 
-def collection_response(type_name, query, page):
+def collection_response(type_name, query, page, principal):
     meta = {"total": page.total} if page.total is not None else None
-    document = renderer(query).document(type_name, page.items, links=page_links(page), meta=meta)
+    document = renderer(query, principal).document(type_name, page.items,
+                                                   links=page_links(page), meta=meta)
     return jsonapi_response(document)
 
 
@@ -114,7 +124,7 @@ def _url_with(args):
 
 
 def error_response(error):
-    error_ids, document = errors.error_document(error)
+    error_ids, document = error_document(error)
     if error.status >= 500:
         log.error("error %s on %s %s: %s", ", ".join(error_ids), request.method,
                   request.path, error.detail)
@@ -124,7 +134,7 @@ def error_response(error):
 def handle_http_exception(exc: HTTPException):
     error_class = HTTP_ERRORS.get(exc.code)
     if error_class is None:
-        error = errors.ApiError(exc.description, status=exc.code,
+        error = errors.ServiceError(exc.description, status=exc.code,
                                 code=exc.name.upper().replace(" ", "_"), title=exc.name)
     else:
         error = error_class(_http_detail(exc))
@@ -147,6 +157,6 @@ def _http_detail(exc):
 
 def handle_unexpected(exc):
     error = errors.InternalError()
-    (error_id,), document = errors.error_document(error)
+    (error_id,), document = error_document(error)
     log.exception("error %s on %s %s", error_id, request.method, request.path)
     return jsonapi_response(document, 500)

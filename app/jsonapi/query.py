@@ -1,11 +1,10 @@
 """Query parameters: include, fields, sort, page, filter — parsed once, checked per endpoint."""
 
-import base64
-import json
 import re
 from dataclasses import dataclass, field
 
-from app.jsonapi.errors import InvalidQueryParameter
+from app.errors import InvalidQueryParameter
+from app.resources.listing import Listing, PageRequest
 
 # A legal member name (spec "Member Names"): globally allowed characters at both ends,
 # '-', '_' and ' ' only inside.
@@ -20,15 +19,20 @@ RESERVED_NAME = re.compile(r"^[a-z]+$")
 
 @dataclass
 class Query:
+    """The query parameters of one request: include and fields for the document, and the
+    collection's listing (filters, order, page) as plain values for the services."""
+
     include: tuple[tuple[str, ...], ...] = ()
     include_requested: bool = False
     fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sort: tuple[tuple[str, bool], ...] = ()
-    page_size: int | None = None
-    page_after: str | None = None  # opaque cursors, decoded by the pagination
-    page_before: str | None = None
-    want_total: bool = False
+    page: dict[str, object] = field(default_factory=dict)
     filters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def listing(self):
+        return Listing(filters=self.filters, order=self.sort, page=PageRequest(**self.page),
+                       load=self.include)
 
 
 @dataclass(frozen=True)
@@ -40,30 +44,13 @@ class Capabilities:
     filterable: tuple[str, ...] = ()
 
 
-def encode_cursor(values):
-    raw = json.dumps(values, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(text, parameter, width):
-    try:
-        padded = text + "=" * (-len(text) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except ValueError:
-        values = None
-    if not isinstance(values, list) or len(values) != width:
-        raise InvalidQueryParameter("The page cursor is not one this server issued.",
-                                    parameter=parameter)
-    return tuple(values)
-
-
 def parse_query(args, capabilities, registry, primary_type, config):
     query = Query()
     for name in args:
         match = FAMILY.match(name)
         if not match:
             raise InvalidQueryParameter(f"'{name}' is not a valid query parameter name.",
-                                        parameter=name)
+                                        field=name)
         family, brackets = match.groups()
         members = BRACKETED.findall(brackets)
         member = members[0] if members else None
@@ -72,19 +59,19 @@ def parse_query(args, capabilities, registry, primary_type, config):
             if not RESERVED_NAME.match(family):
                 continue  # implementation-specific parameter this server does not use
             raise InvalidQueryParameter(f"The query parameter '{name}' is not supported.",
-                                        parameter=name)
+                                        field=name)
         handler(query, name, member, _single(args, name), capabilities, registry, config)
     _check_include(query, registry, primary_type, config)
     _check_fields(query, registry)
-    if capabilities.collection and query.page_size is None:
-        query.page_size = config["PAGE_SIZE_DEFAULT"]
+    if capabilities.collection:
+        query.page.setdefault("size", config["PAGE_SIZE_DEFAULT"])
     return query
 
 
 def _single(args, name):
     values = args.getlist(name)
     if len(values) != 1:
-        raise InvalidQueryParameter(f"'{name}' may be given only once.", parameter=name)
+        raise InvalidQueryParameter(f"'{name}' may be given only once.", field=name)
     return values[0]
 
 
@@ -108,7 +95,7 @@ def _sort(query, name, _member, value, capabilities, *_):
         if key not in capabilities.sortable:
             allowed = ", ".join(capabilities.sortable) or "nothing"
             raise InvalidQueryParameter(
-                f"Sorting by '{key}' is not supported; sortable: {allowed}.", parameter=name)
+                f"Sorting by '{key}' is not supported; sortable: {allowed}.", field=name)
         keys.append((key, descending))
     query.sort = tuple(keys)
 
@@ -116,26 +103,26 @@ def _sort(query, name, _member, value, capabilities, *_):
 def _page(query, name, member, value, capabilities, _registry, config):
     _require_collection(name, capabilities)
     if member == "size":
-        query.page_size = _page_size(name, value, config["PAGE_SIZE_MAX"])
+        query.page["size"] = _page_size(name, value, config["PAGE_SIZE_MAX"])
     elif member in ("after", "before"):
-        setattr(query, f"page_{member}", value)
+        query.page[member] = value
     elif member == "total":
         if value not in ("true", "false"):
-            raise InvalidQueryParameter("page[total] is true or false.", parameter=name)
-        query.want_total = value == "true"
+            raise InvalidQueryParameter("page[total] is true or false.", field=name)
+        query.page["want_total"] = value == "true"
     else:
         raise InvalidQueryParameter(
             f"'{name}' is not supported; use page[size], page[after], page[before], "
-            "page[total].", parameter=name)
-    if query.page_after is not None and query.page_before is not None:
+            "page[total].", field=name)
+    if "after" in query.page and "before" in query.page:
         raise InvalidQueryParameter("Give page[after] or page[before], not both.",
-                                    parameter=name)
+                                    field=name)
 
 
 def _page_size(name, value, maximum):
     if not value.isdigit() or not 1 <= int(value) <= maximum:
         raise InvalidQueryParameter(f"page[size] is a whole number from 1 to {maximum}.",
-                                    parameter=name)
+                                    field=name)
     return int(value)
 
 
@@ -144,13 +131,13 @@ def _filter(query, name, member, value, capabilities, *_):
     if member not in capabilities.filterable:
         allowed = ", ".join(capabilities.filterable) or "nothing"
         raise InvalidQueryParameter(
-            f"Filtering by '{member}' is not supported; filterable: {allowed}.", parameter=name)
+            f"Filtering by '{member}' is not supported; filterable: {allowed}.", field=name)
     query.filters[member] = value
 
 
 def _require_collection(name, capabilities):
     if not capabilities.collection:
-        raise InvalidQueryParameter(f"'{name}' applies only to collections.", parameter=name)
+        raise InvalidQueryParameter(f"'{name}' applies only to collections.", field=name)
 
 
 _HANDLERS = {
@@ -167,14 +154,14 @@ def _check_include(query, registry, primary_type, config):
         if len(path) > config["INCLUDE_DEPTH_MAX"]:
             raise InvalidQueryParameter(
                 f"Include paths may be at most {config['INCLUDE_DEPTH_MAX']} deep.",
-                parameter="include")
+                field="include")
         resource_type = registry[primary_type]
         for step in path:
             relationship = resource_type.relationships.get(step)
             if relationship is None:
                 raise InvalidQueryParameter(
                     f"'{'.'.join(path)}' is not a relationship that can be included.",
-                    parameter="include")
+                    field="include")
             resource_type = registry[relationship.type]
 
 
@@ -184,8 +171,8 @@ def _check_fields(query, registry):
         parameter = f"fields[{type_name}]"
         if resource_type is None:
             raise InvalidQueryParameter(f"There is no resource type '{type_name}'.",
-                                        parameter=parameter)
+                                        field=parameter)
         unknown = set(names) - resource_type.field_names
         if unknown:
             raise InvalidQueryParameter(
-                f"{type_name} has no fields {sorted(unknown)}.", parameter=parameter)
+                f"{type_name} has no fields {sorted(unknown)}.", field=parameter)

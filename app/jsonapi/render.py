@@ -2,20 +2,27 @@
 
 from urllib.parse import quote
 
+from app.jsonapi import attributes
 from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.registry import HIDDEN
+from app.resources.listing import Listing, PageRequest
 
 
 class Renderer:
-    """Renders one response. Holds per-request state: schema instances and the principal."""
+    """Renders one response for one caller (``principal``, None when anonymous).
 
-    def __init__(self, registry, principal, query, api_url, self_url):
+    To-many linkage is bounded: a resource object carries the first ``linkage_size``
+    members, ``meta.count`` and a related link for the rest.
+    """
+
+    def __init__(self, registry, principal, query, api_url, self_url, linkage_size):
         self.registry = registry
         self.principal = principal
         self.query = query
         self.api_url = api_url
         self.self_url = self_url
-        self._schemas = {}
+        self.linkage_size = linkage_size
+        self._pages = {}
 
     # -- links -----------------------------------------------------------------
     def resource_url(self, type_name, resource_id):
@@ -30,15 +37,14 @@ class Renderer:
         resource_id = self.registry[type_name].id_of(obj, self.principal)
         return None if resource_id is None else {"type": type_name, "id": resource_id}
 
-    def resource(self, type_name, obj, full_linkage=frozenset()):
+    def resource(self, type_name, obj):
         resource_type = self.registry[type_name]
         resource_id = resource_type.id_of(obj, self.principal)
         wanted = self.query.fields.get(type_name)
         resource = {"type": type_name, "id": resource_id,
-                    "attributes": self._attributes(resource_type, obj, wanted)}
+                    "attributes": self.attributes(resource_type, obj, wanted)}
         relationships = {
-            name: self._relationship(type_name, resource_id, relationship, obj,
-                                     name in full_linkage)
+            name: self._relationship(type_name, resource_id, relationship, obj)
             for name, relationship in resource_type.relationships.items()
             if wanted is None or name in wanted
         }
@@ -47,62 +53,68 @@ class Renderer:
         resource["links"] = {"self": self.resource_url(type_name, resource_id)}
         return resource
 
-    def _attributes(self, resource_type, obj, wanted):
-        schema = self._schema(resource_type, wanted)
-        attributes = schema.dump(obj)["data"].get("attributes", {})
+    def attributes(self, resource_type, obj, wanted=None):
+        only = None
+        if wanted is not None:
+            only = ("id", *sorted(set(wanted) & resource_type.attribute_names))
+        shown = attributes.dump(resource_type.schema, obj, only)
         for name, visible in resource_type.private_attributes.items():
-            if name in attributes and not visible(obj, self.principal):
-                del attributes[name]
-        return attributes
+            if name in shown and not visible(obj, self.principal):
+                del shown[name]
+        return shown
 
-    def _schema(self, resource_type, wanted):
-        key = (resource_type.type, wanted)
-        if key not in self._schemas:
-            only = None
-            if wanted is not None:
-                only = ("id", *(name for name in wanted if name in resource_type.attribute_names))
-            self._schemas[key] = resource_type.schema_instance(only)
-        return self._schemas[key]
-
-    def _relationship(self, type_name, resource_id, relationship, obj, full_linkage):
+    def _relationship(self, type_name, resource_id, relationship, obj):
         result = {"links": self.relationship_links(type_name, resource_id, relationship.name)}
-        linkage = self.linkage(relationship, obj, full_linkage)
+        linkage = self.linkage(relationship, obj)
         if linkage is not HIDDEN:
             result["data"] = linkage
+            if relationship.many:
+                result["meta"] = {"count": self.members(relationship, obj).total}
         return result
 
-    def linkage(self, relationship, obj, full_linkage=True):
+    def linkage(self, relationship, obj):
         """Resource identifier(s) for a relationship, or HIDDEN when not shown."""
         if relationship.many:
-            hidden = relationship.visible and not relationship.visible(obj, self.principal)
-            if not full_linkage or hidden:
+            if not self.may_list(relationship, obj):
                 return HIDDEN
             identifiers = (self.identifier(relationship.type, item)
-                           for item in relationship.related(obj))
+                           for item in self.members(relationship, obj).items)
             return [identifier for identifier in identifiers if identifier is not None]
         related_id = relationship.to_one_id(obj, self.principal)
         if related_id is HIDDEN or related_id is None:
             return related_id
         return {"type": relationship.type, "id": related_id}
 
+    def may_list(self, relationship, obj):
+        return relationship.visible is None or relationship.visible(obj, self.principal)
+
+    def members(self, relationship, obj):
+        """The first page of a to-many relationship's members, fetched once a document."""
+        key = (relationship.name, id(obj))
+        if key not in self._pages:
+            first_page = Listing(page=PageRequest(size=self.linkage_size, want_total=True))
+            self._pages[key] = relationship.page(self.principal, obj, first_page)
+        return self._pages[key]
+
+    def related(self, relationship, obj):
+        if not relationship.many:
+            return relationship.related(obj)
+        return self.members(relationship, obj).items if self.may_list(relationship, obj) else []
+
     # -- documents -------------------------------------------------------------
     def document(self, type_name, primary, *, links=None, meta=None):
         objects = primary if isinstance(primary, list) else [] if primary is None else [primary]
         tree = include_tree(self.query.include)
         included = self._collect_included(type_name, objects, tree)
-        linkage_by_type = _linkage_names(self.registry, type_name, tree)
-        rendered = [self.resource(type_name, obj, linkage_by_type.get(type_name, frozenset()))
-                    for obj in objects]
+        rendered = [self.resource(type_name, obj) for obj in objects]
         document = {"jsonapi": JSONAPI_OBJECT}
         if isinstance(primary, list):
             document["data"] = rendered
         else:
             document["data"] = rendered[0] if rendered else None
         if self.query.include_requested:
-            document["included"] = [
-                self.resource(included_type, obj, linkage_by_type.get(included_type, frozenset()))
-                for included_type, obj in included.values()
-            ]
+            document["included"] = [self.resource(included_type, obj)
+                                    for included_type, obj in included.values()]
         document["links"] = {"self": self.self_url, **(links or {})}
         if meta:
             document["meta"] = meta
@@ -122,9 +134,9 @@ class Renderer:
             target = self.registry[relationship.type]
             reached = []
             for obj in objects:
-                if self.linkage(relationship, obj) is HIDDEN:
+                if not relationship.many and self.linkage(relationship, obj) is HIDDEN:
                     continue
-                for related in relationship.related(obj):
+                for related in self.related(relationship, obj):
                     related_id = target.id_of(related, self.principal)
                     if related_id is None:
                         continue
@@ -143,16 +155,3 @@ def include_tree(paths):
         for step in path:
             node = node.setdefault(step, {})
     return tree
-
-
-def _linkage_names(registry, type_name, tree):
-    """Per type, the relationships whose full linkage the document must carry."""
-    names = {}
-
-    def visit(current, subtree):
-        for name, child in subtree.items():
-            names.setdefault(current, set()).add(name)
-            visit(registry[current].relationships[name].type, child)
-
-    visit(type_name, tree)
-    return {key: frozenset(value) for key, value in names.items()}

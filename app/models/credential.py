@@ -18,9 +18,8 @@ class CredentialKind(enum.StrEnum):
 class Credential(db.Model):
     """A bearer secret: a session now; auth tokens and API keys share the table.
 
-    Only the secret's keyed digest is stored. ``public_id`` is not a column: the
-    authentication layer sets it on the caller's own credential, so the secret can be
-    shown back to its holder and to nobody else.
+    Only the secret's keyed digest is stored: the secret is shown once, when it is made,
+    and then only to a caller who presents it (``app.auth.Principal.secret``).
     """
 
     __tablename__ = "credentials"
@@ -39,5 +38,3 @@ class Credential(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     user: Mapped["User | None"] = relationship()  # noqa: F821
-
-    public_id = None

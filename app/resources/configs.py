@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from flask import current_app
 
-from app.jsonapi.errors import BadRequest
+from app.errors import BadRequest, Where
 
 VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,3}\Z")  # ASCII digits; $ lets "\n" in
 
@@ -21,7 +21,7 @@ def version_key(version):
 def config_for(bundle_version):
     if not VERSION.match(bundle_version):
         raise BadRequest("A bundle version is dotted numbers, like 3.1.23.",
-                         code="INVALID_BUNDLE_VERSION")
+                         code="INVALID_BUNDLE_VERSION", field="bundle_version", where=Where.URL)
     minimum = current_app.config["MINIMUM_BUNDLE_VERSION"]
     return SimpleNamespace(
         bundle_version=bundle_version,

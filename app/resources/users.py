@@ -5,22 +5,23 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import policies
+from app.errors import Conflict, NotFound, Where
 from app.extensions import db
-from app.jsonapi.errors import Conflict, Forbidden, NotFound
-from app.jsonapi.pagination import paginate
 from app.models import User
+from app.resources.listing import Filter, eager_loading, list_page
 
-SORTABLE = {"created_at": User.created_at, "updated_at": User.updated_at}
+FILTERS = {"username": Filter("username", User.username, str.lower)}
+ORDERS = {"created_at": User.created_at, "updated_at": User.updated_at}
 DEFAULT_ORDER = (("created_at", False),)
 
 
-def get_user(user_id):
-    user = None
+def get_user(user_id, load=()):
     parsed = _parse_id(user_id)
-    if parsed is not None:
-        user = db.session.get(User, parsed)
+    user = None if parsed is None else db.session.get(
+        User, parsed, options=eager_loading(User, load))
     if user is None:
-        raise NotFound(f"There is no user {user_id}.")
+        raise NotFound(f"There is no user {user_id}.", field="id", where=Where.URL)
     return user
 
 
@@ -31,26 +32,22 @@ def _parse_id(user_id):
         return None
 
 
-def update_user(principal, user_id, attributes):
+def update_user(principal, user_id, changes):
     user = get_user(user_id)
-    if principal.user_id != user.id:
-        raise Forbidden("You may change only your own profile.")
-    if attributes.get("username") is not None:
-        attributes["username"] = attributes["username"].lower()
-    for name, value in attributes.items():
+    policies.require_self(principal, user.id, "You may change only your own profile.")
+    if changes.get("username") is not None:
+        changes = {**changes, "username": changes["username"].lower()}
+    for name, value in changes.items():
         setattr(user, name, value)
     try:
         db.session.commit()
     except IntegrityError as exc:
         db.session.rollback()
-        raise Conflict("That username is taken.", pointer="/data/attributes/username",
+        raise Conflict("That username is taken.", field="username",
                        code="USERNAME_TAKEN") from exc
     return user
 
 
-def list_users(query, options=()):
-    statement = select(User).options(*options)
-    if "username" in query.filters:
-        statement = statement.where(User.username == query.filters["username"].lower())
-    order = [(SORTABLE[key], descending) for key, descending in query.sort or DEFAULT_ORDER]
-    return paginate(db.session, statement, [*order, (User.id, False)], query)
+def list_users(listing):
+    return list_page(db.session, select(User), listing, filters=FILTERS, orders=ORDERS,
+                     default_order=DEFAULT_ORDER, unique=User.id)

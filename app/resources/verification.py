@@ -8,8 +8,9 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app import ratelimit
+from app.database import commit_early
+from app.errors import BadGateway, InvalidAttribute, TooManyRequests, Unprocessable
 from app.extensions import db
-from app.jsonapi.errors import BadGateway, InvalidAttribute, TooManyRequests, Unprocessable
 from app.models import User, VerificationCode
 from app.models.types import utcnow
 from app.security import digest, new_verification_code, same_digest
@@ -18,8 +19,8 @@ from app.upsert import insert_for
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")  # ASCII digits; \Z, as $ lets "\n" through
 CODE = re.compile(r"[0-9]{6}\Z")
-PHONE_POINTER = "/data/attributes/phone_number"
-CODE_POINTER = "/data/attributes/verification_code"
+PHONE = "phone_number"
+CODE_FIELD = "verification_code"
 PURPOSE = "verification-code"
 
 
@@ -29,7 +30,7 @@ def send_code(session, phone_number, client_address):
     sent is deleted, and the session's earlier code keeps working."""
     if not E164.match(phone_number):
         raise InvalidAttribute("phone_number must be in E.164 form, like +14155550123.",
-                               pointer=PHONE_POINTER)
+                               field=PHONE)
     _limit(f"sms:phone:{phone_number}", "SMS_RATE_LIMIT_PER_PHONE")
     _limit(f"sms:address:{client_address}", "SMS_RATE_LIMIT_PER_ADDRESS")
     config = current_app.config
@@ -40,7 +41,8 @@ def send_code(session, phone_number, client_address):
         expires_at=utcnow() + timedelta(seconds=config["VERIFICATION_CODE_TTL"]),
     )
     db.session.add(pending)
-    db.session.commit()
+    commit_early("the code and the rate-limit hits are kept before the gateway is called, "
+                 "so no lock is held while it answers")
     body = (f"Your {config['APP_NAME']} verification code is: {code}. "
             "Don't share this code with anyone; we will never ask for it.")
     try:
@@ -48,7 +50,7 @@ def send_code(session, phone_number, client_address):
     except SmsDeliveryError as exc:
         db.session.rollback()
         db.session.delete(pending)
-        db.session.commit()
+        commit_early("a code that was never texted must not stay valid")
         raise BadGateway("The verification code could not be texted; try again.",
                          code="SMS_DELIVERY_FAILED") from exc
     _retire_codes_before(pending)
@@ -83,13 +85,13 @@ def check_code(session, code):
     get past the limit; the right code is consumed once.
     """
     if not CODE.match(code):
-        raise InvalidAttribute("verification_code is six digits.", pointer=CODE_POINTER)
+        raise InvalidAttribute("verification_code is six digits.", field=CODE_FIELD)
     pending = _pending_code(session)
     if not _claim_try(pending):
         raise _exhausted()
     if not same_digest(pending.code_digest, _salted(pending.phone_number, code), PURPOSE):
-        db.session.commit()
-        raise Unprocessable("The verification code is not right.", pointer=CODE_POINTER,
+        commit_early("a wrong try counts although the request fails")
+        raise Unprocessable("The verification code is not right.", field=CODE_FIELD,
                             code="VERIFICATION_CODE_INVALID")
     consumed = db.session.execute(
         update(VerificationCode)
@@ -97,7 +99,7 @@ def check_code(session, code):
         .values(consumed_at=utcnow())
     ).rowcount
     if consumed != 1:
-        raise Unprocessable("The verification code was already used.", pointer=CODE_POINTER,
+        raise Unprocessable("The verification code was already used.", field=CODE_FIELD,
                             code="VERIFICATION_CODE_USED")
     return _user_for(pending.phone_number)
 
@@ -110,11 +112,11 @@ def _pending_code(session):
         .order_by(VerificationCode.id.desc()).limit(1)
     )
     if pending is None:
-        raise Unprocessable("Ask for a verification code first.", pointer=CODE_POINTER,
+        raise Unprocessable("Ask for a verification code first.", field=CODE_FIELD,
                             code="VERIFICATION_CODE_MISSING")
     if pending.expires_at <= utcnow():
         raise Unprocessable("The verification code has expired; ask for a new one.",
-                            pointer=CODE_POINTER, code="VERIFICATION_CODE_EXPIRED")
+                            field=CODE_FIELD, code="VERIFICATION_CODE_EXPIRED")
     return pending
 
 
@@ -128,7 +130,7 @@ def _claim_try(pending):
 
 
 def _exhausted():
-    return Unprocessable("Too many wrong tries; ask for a new code.", pointer=CODE_POINTER,
+    return Unprocessable("Too many wrong tries; ask for a new code.", field=CODE_FIELD,
                          code="VERIFICATION_CODE_EXHAUSTED")
 
 

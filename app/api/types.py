@@ -1,0 +1,85 @@
+"""The JSON:API resource types the service exposes: how each is found, shown and related."""
+
+from app import policies
+from app.errors import NotAuthorized
+from app.jsonapi.query import Capabilities
+from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
+from app.models import Channel
+from app.resources import devices, sessions, users
+from schemas.apple_device_tokens import AppleDeviceTokenSchema
+from schemas.configs import ConfigSchema
+from schemas.sessions import SessionSchema
+from schemas.users import UserSchema
+
+APNS = Channel.IOS_PUSH
+
+
+def _signed_in(load):
+    def load_for(principal, resource_id, include=()):
+        if principal is None:
+            raise NotAuthorized()
+        return load(principal, resource_id, include)
+
+    return load_for
+
+
+def _session_id(session, principal):
+    """A session id is its holder's secret: shown to the holder, to nobody else."""
+    return principal.secret if policies.holds_session(principal, session.id) else None
+
+
+def _token_session(device, principal):
+    if device.session_id is None:
+        return None
+    return principal.secret if policies.holds_session(principal, device.session_id) else HIDDEN
+
+
+def _is_self(user, principal):
+    return policies.is_self(principal, user.id)
+
+
+APPLE_DEVICE_TOKENS = registry.add(ResourceType(
+    type="apple_device_tokens",
+    schema=AppleDeviceTokenSchema,
+    id_of=lambda device, principal: device.token,
+    load=_signed_in(lambda principal, token, include:
+                    devices.get_owned(principal, APNS, token, load=include)),
+    collection=Capabilities(collection=True, sortable=tuple(devices.ORDERS),
+                            filterable=tuple(devices.FILTERS)),
+    relationships={
+        "session": Relationship("session", "sessions", linkage=_token_session),
+        "user": Relationship("user", "users", key="user_id"),
+    },
+))
+
+SESSIONS = registry.add(ResourceType(
+    type="sessions",
+    schema=SessionSchema,
+    id_of=_session_id,
+    load=_signed_in(lambda principal, public_id, include:
+                    sessions.held_session(principal, public_id)),
+    relationships={"user": Relationship("user", "users", key="user_id")},
+))
+
+USERS = registry.add(ResourceType(
+    type="users",
+    schema=UserSchema,
+    load=_signed_in(lambda principal, user_id, include: users.get_user(user_id, include)),
+    collection=Capabilities(collection=True, sortable=tuple(users.ORDERS),
+                            filterable=tuple(users.FILTERS)),
+    relationships={
+        "devices": Relationship(
+            "devices", "apple_device_tokens", many=True, visible=_is_self,
+            page=lambda principal, user, listing:
+                devices.list_of_user(principal, user, APNS, listing),
+            remove=lambda principal, user, ids:
+                devices.detach_from_user(principal, user, APNS, ids)),
+    },
+    private_attributes={"phone_number": _is_self},
+))
+
+CONFIGS = registry.add(ResourceType(
+    type="configs",
+    schema=ConfigSchema,
+    id_of=lambda config, principal: config.bundle_version,
+))

@@ -1,0 +1,29 @@
+"""Who may do what: each rule once, as a question about a Principal."""
+
+import hmac
+
+from app.errors import Forbidden
+from app.models import CredentialKind
+
+
+def is_self(principal, user_id):
+    """Is the caller this user?"""
+    return principal is not None and principal.user_id is not None \
+        and principal.user_id == user_id
+
+
+def holds_session(principal, session_id):
+    """Does the caller hold the session with this database id?"""
+    return principal is not None and principal.session_id is not None \
+        and principal.session_id == session_id
+
+
+def presented_session(principal, public_id):
+    """Is ``public_id`` (a session id as clients know it) the session the caller holds?"""
+    return principal is not None and principal.kind == CredentialKind.SESSION \
+        and hmac.compare_digest(public_id.encode(), principal.secret.encode())
+
+
+def require_self(principal, user_id, detail):
+    if not is_self(principal, user_id):
+        raise Forbidden(detail)

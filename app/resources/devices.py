@@ -1,0 +1,203 @@
+"""The device registry: push endpoints, who they belong to, and every rule about them.
+
+A device row is one push endpoint on one channel (for ``ios_push``, an APNs device token),
+tied to the session that registered it and, once that session logs in, to its user. Every
+wire format that shows devices is a view of these functions.
+"""
+
+import functools
+import re
+import uuid
+
+from sqlalchemy import delete, false, or_, select, update
+from sqlalchemy.orm import make_transient_to_detached
+
+from app import policies
+from app.errors import InvalidAttribute, NotFound, Where
+from app.extensions import db
+from app.models import Channel, Device
+from app.models.types import utcnow
+from app.resources.listing import Filter, boolean, eager_loading, list_page
+from app.upsert import insert_for
+
+HEX = re.compile(r"[0-9a-f]*\Z")
+MIN_APNS_TOKEN_LENGTH = 64
+MAX_APNS_TOKEN_LENGTH = 200
+UPDATABLE = ("bundle_id", "bundle_version", "build_number", "is_production", "is_voip")
+# What a registration changes on an existing row, beside what the client sent.
+OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason",
+                 "invalidated_at", "updated_at")
+CLIENT_REPORTED = "ClientReported"
+
+FILTERS = {declared.name: declared for declared in (
+    Filter("bundle_id", Device.bundle_id),
+    Filter("is_production", Device.is_production, boolean),
+    Filter("is_voip", Device.is_voip, boolean),
+    Filter("is_invalidated", Device.is_invalidated, boolean),
+)}
+ORDERS = {"created_at": Device.created_at, "updated_at": Device.updated_at}
+DEFAULT_ORDER = (("created_at", False),)
+
+
+def _apns_token(raw):
+    """Apple's variable-length hex token in canonical form: no spaces or ``<>``, lowercase."""
+    token = raw.translate({ord(c): None for c in " <>"}).lower()
+    if not HEX.match(token) or len(token) % 2:
+        raise ValueError("A device token is an even number of hexadecimal digits.")
+    if not MIN_APNS_TOKEN_LENGTH <= len(token) <= MAX_APNS_TOKEN_LENGTH:
+        raise ValueError(f"A device token has {MIN_APNS_TOKEN_LENGTH} to "
+                         f"{MAX_APNS_TOKEN_LENGTH} hex digits.")
+    return token
+
+
+TOKEN_RULES = {Channel.IOS_PUSH: _apns_token}
+
+
+def normalise_token(channel, raw, *, field="token", where=Where.ATTRIBUTE):
+    """A channel's token in canonical form, or an error naming where it was sent."""
+    try:
+        return TOKEN_RULES[channel](raw)
+    except ValueError as exc:
+        raise InvalidAttribute(str(exc), field=field, where=where,
+                               code="INVALID_DEVICE_TOKEN") from exc
+
+
+# -- registration ---------------------------------------------------------------------
+
+
+def register(principal, channel, raw_token, attributes):
+    """Create or refresh a token and tie it to the caller's session and user: (device,
+    created).
+
+    One ``INSERT … ON CONFLICT`` statement: racing registrations of one token end in one
+    row whose owner is whoever wrote last.
+    """
+    token = normalise_token(channel, raw_token)
+    now = utcnow()
+    invalidated = bool(attributes.get("is_invalidated", False))
+    given = tuple(name for name in UPDATABLE if name in attributes)
+    row = {
+        "id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
+        "is_production": True, "is_voip": False,
+        **{name: attributes[name] for name in given},
+        "user_id": principal.user_id,
+        "session_id": principal.session_id,
+        "is_invalidated": invalidated,
+        "invalidated_reason": CLIENT_REPORTED if invalidated else None,
+        "invalidated_at": now if invalidated else None,
+        "updated_at": now,
+    }
+    statement = _upsert(db.session.get_bind().dialect.name, given)
+    device = _as_model(db.session.execute(statement, row).one())
+    db.session.commit()
+    return device, device.created_at == now
+
+
+def _as_model(row):
+    """The returned row as a Device of this session, without reading it again. (A Core
+    statement: the ORM's bulk-insert path costs a third more CPU on the hottest
+    request.)"""
+    device = Device(**row._mapping)
+    make_transient_to_detached(device)
+    db.session.add(device)
+    return device
+
+
+@functools.cache
+def _upsert(dialect_name, given):
+    """The upsert for one set of client-given attributes, built once: re-registration
+    updates the owner, validity and what the client sent, never ``created_at``."""
+    table = Device.__table__
+    statement = insert_for(dialect_name, table)
+    return statement.on_conflict_do_update(
+        index_elements=["channel", "token"],
+        set_={name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)},
+    ).returning(*table.columns)
+
+
+# -- ownership ------------------------------------------------------------------------
+
+
+def attach_session_devices(session_id, user_id):
+    """A session logged in: its devices now belong to its user."""
+    db.session.execute(update(Device).where(Device.session_id == session_id)
+                       .values(user_id=user_id))
+
+
+def detach(*conditions):
+    """The matching devices stop belonging to any session or user; they stay registered."""
+    db.session.execute(update(Device).where(*conditions)
+                       .values(user_id=None, session_id=None, updated_at=utcnow()))
+
+
+def detach_token(channel, raw_token):
+    """A device logged out (Poparazzi's token PATCH without a session)."""
+    try:
+        token = normalise_token(channel, raw_token)
+    except InvalidAttribute:
+        return  # a malformed token names no device
+    detach(Device.channel == channel, Device.token == token)
+    db.session.commit()
+
+
+def detach_from_user(principal, user, channel, raw_tokens):
+    """Stop pushing to some of your devices: they stay registered but belong to nobody."""
+    policies.require_self(principal, user.id, _ONLY_SELF)
+    wanted = [normalise_token(channel, raw, field=str(index), where=Where.ITEM)
+              for index, raw in enumerate(raw_tokens)]
+    detach(Device.channel == channel, Device.user_id == user.id, Device.token.in_(wanted))
+    db.session.commit()
+
+
+_ONLY_SELF = "Only the user themself may see or change their devices."
+
+
+def owned_by(principal):
+    """The devices the caller may see: their session's, and their user's."""
+    clauses = [Device.session_id == principal.session_id] if principal.session_id else []
+    if principal.user_id is not None:
+        clauses.append(Device.user_id == principal.user_id)
+    return or_(false(), *clauses)
+
+
+# -- reading and deleting -------------------------------------------------------------
+
+
+def get_owned(principal, channel, raw_token, *, where=Where.URL, load=()):
+    token = normalise_token(channel, raw_token, field="id", where=where)
+    statement = select(Device).where(Device.channel == channel, Device.token == token,
+                                     owned_by(principal))
+    device = db.session.scalar(statement.options(*eager_loading(Device, load)))
+    if device is None:
+        raise NotFound(_NO_SUCH_TOKEN)
+    return device
+
+
+_NO_SUCH_TOKEN = "You have no such device token."
+
+
+def list_owned(principal, channel, listing):
+    return _page(Device.channel == channel, owned_by(principal), listing=listing)
+
+
+def list_of_user(principal, user, channel, listing):
+    """A user's devices, for the user themself only."""
+    policies.require_self(principal, user.id, _ONLY_SELF)
+    return _page(Device.channel == channel, Device.user_id == user.id, listing=listing)
+
+
+def _page(*conditions, listing):
+    return list_page(db.session, select(Device).where(*conditions), listing,
+                     filters=FILTERS, orders=ORDERS, default_order=DEFAULT_ORDER,
+                     unique=Device.id)
+
+
+def delete_owned(principal, channel, raw_token):
+    """One statement that carries its own ownership test: a registration racing the
+    delete moves the token first (and nothing is deleted) or comes after it."""
+    token = normalise_token(channel, raw_token, field="id", where=Where.URL)
+    deleted = db.session.execute(delete(Device).where(
+        Device.channel == channel, Device.token == token, owned_by(principal))).rowcount
+    if deleted != 1:
+        raise NotFound(_NO_SUCH_TOKEN)
+    db.session.commit()

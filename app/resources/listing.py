@@ -1,0 +1,181 @@
+"""How collections are listed: declared filters and orders, keyset pages, eager loading.
+
+A listing arrives as plain values (``Listing``) whatever the wire format; a page costs the
+same on page one and page ten thousand.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, false, func, inspect, or_, select
+from sqlalchemy.orm import selectinload
+
+from app.errors import InvalidQueryParameter, Where
+
+MAX_CURSOR_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A filter a collection accepts: its name, the column it compares, how its text value
+    becomes the column's value (raising ValueError with a message for a bad one)."""
+
+    name: str
+    column: object
+    parse: object = str
+
+
+def boolean(text):
+    if text not in ("true", "false"):
+        raise ValueError("true or false")
+    return text == "true"
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    size: int = 20
+    after: str | None = None  # opaque cursors from an earlier page
+    before: str | None = None
+    want_total: bool = False
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a client asked of a collection: filters by name, order as (name, descending)
+    pairs, one page, and the relationship paths to load with it."""
+
+    filters: dict = field(default_factory=dict)
+    order: tuple = ()
+    page: PageRequest = PageRequest()
+    load: tuple = ()
+
+
+@dataclass
+class Page:
+    items: list
+    next_cursor: str | None
+    prev_cursor: str | None
+    total: int | None
+
+
+def list_page(session, statement, listing, *, filters, orders, default_order, unique):
+    """One page of ``statement`` as ``listing`` asks, with the declared ``filters`` (by
+    name) and ``orders`` (name → column) and ``unique`` as the final tie-breaker."""
+    for name, text in listing.filters.items():
+        statement = statement.where(_compare(filters[name], text))
+    order = [(orders[name], descending) for name, descending in listing.order or default_order]
+    model = statement.column_descriptions[0]["entity"]
+    statement = statement.options(*eager_loading(model, listing.load))
+    return paginate(session, statement, [*order, (unique, False)], listing.page)
+
+
+def _compare(declared, text):
+    try:
+        value = declared.parse(text)
+    except ValueError as exc:
+        raise InvalidQueryParameter(f"filter[{declared.name}] is {exc}.", field=declared.name,
+                                    where=Where.FILTER) from exc
+    return declared.column == value
+
+
+def eager_loading(model, paths):
+    """Load the to-one relationships on ``paths`` with the rows, in one query per step.
+    To-many relationships are paged on their own and never loaded whole."""
+    options = []
+    for path in paths:
+        current, option = model, None
+        for step in path:
+            relationship = inspect(current).relationships.get(step)
+            if relationship is None or relationship.uselist:
+                break
+            attribute = getattr(current, step)
+            option = selectinload(attribute) if option is None else option.selectinload(attribute)
+            current = relationship.mapper.class_
+        if option is not None:
+            options.append(option)
+    return options
+
+
+def paginate(session, statement, order, page):
+    """Run ``statement`` ordered by ``order`` — ``[(column, descending), ...]`` ending in a
+    unique column — one page at a time."""
+    total = _total(session, statement) if page.want_total else None
+    backwards = page.before is not None
+    cursor_text = page.before if backwards else page.after
+    if cursor_text is not None:
+        name = "before" if backwards else "after"
+        values = _decode(cursor_text, order, name)
+        statement = statement.where(_beyond(order, values, backwards))
+    direction = [(column, descending != backwards) for column, descending in order]
+    statement = statement.order_by(*(_ordered(column, desc) for column, desc in direction))
+    rows = list(session.scalars(statement.limit(page.size + 1)))
+    more = len(rows) > page.size
+    rows = rows[: page.size]
+    if backwards:
+        rows.reverse()
+    has_next = more if not backwards else True
+    has_prev = more if backwards else cursor_text is not None
+    return Page(
+        items=rows,
+        next_cursor=_cursor(order, rows[-1]) if rows and has_next else None,
+        prev_cursor=_cursor(order, rows[0]) if rows and has_prev else None,
+        total=total,
+    )
+
+
+def _total(session, statement):
+    return session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+
+
+def _ordered(column, descending):
+    return column.desc() if descending else column.asc()
+
+
+def _beyond(order, values, backwards):
+    """Rows strictly after (or before) the cursor row in the given order."""
+    clauses = []
+    for index, (column, descending) in enumerate(order):
+        equal_so_far = [order[j][0] == values[j] for j in range(index)]
+        later = column < values[index] if descending != backwards else column > values[index]
+        clauses.append(and_(*equal_so_far, later))
+    return or_(false(), *clauses)
+
+
+def _cursor(order, row):
+    values = [_plain(getattr(row, column.key)) for column, _ in order]
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _decode(text, order, name):
+    """The cursor's values typed as the order's columns; anything this server did not
+    issue is a 400 on the parameter."""
+    try:
+        if len(text) > MAX_CURSOR_LENGTH:
+            raise ValueError("too long")
+        values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(values, list) or len(values) != len(order):
+            raise ValueError("wrong shape")
+        return [_typed(column.type.python_type, value)
+                for (column, _), value in zip(order, values, strict=True)]
+    except (ValueError, TypeError, OverflowError, binascii.Error, RecursionError) as exc:
+        raise InvalidQueryParameter("The page cursor is not one this server issued.",
+                                    field=name, where=Where.PAGE) from exc
+
+
+def _typed(python_type, value):
+    if not isinstance(value, str):
+        raise TypeError("cursor values are strings")
+    if python_type is datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return parsed
+    return python_type(value)
