@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
+# The kitsu (JavaScript) client test's npm packages; npm ci writes this file last.
+JS_DEPS := tests/js/node_modules/.package-lock.json
+NPM     := $(shell command -v npm)
 
 export FLASK_APP := wsgi.py
 
@@ -24,13 +27,18 @@ $(STAMP): $(BIN)/python setup.cfg
 
 install: $(STAMP) ## create .venv and install the service with its test tools
 
+$(JS_DEPS): tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund
+	touch $(JS_DEPS)
+
 migrate: $(STAMP) ## apply migrations to DATABASE_URL (default: the SQLite file in instance/)
 	$(BIN)/flask db upgrade
 
 run: migrate ## serve the API with gunicorn on 127.0.0.1:$(PORT)
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
-test: $(STAMP) ## the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set
+# Without npm the kitsu client test skips (and fails under CI=true).
+test: $(STAMP) $(if $(NPM),$(JS_DEPS)) ## the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest --db=sqlite
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
