@@ -121,9 +121,8 @@ def test_sparse_fieldsets(roundtrip):
 def test_a_fetched_user_sent_back_whole_is_updated(roundtrip):
     step = roundtrip.steps["patch_user"]
     assert set(step["sent"]["attributes"]) >= READ_ONLY_USER_ATTRIBUTES, step["sent"]
-    # devices came without linkage (that needs include=devices), and kitsu sends a
-    # relationship without data back as an attribute holding its links
-    assert "devices" in step["sent"]["attributes"], step["sent"]
+    # the user's own devices linkage (a bounded page) goes back unchanged
+    assert "data" in step["sent"]["relationships"]["devices"], step["sent"]
     assert step["status"] == 200, step
     assert step["answered"] == {"time_zone": "Europe/Paris"}
     assert _attributes(roundtrip.after["user"])["time_zone"] == "Europe/Paris"
