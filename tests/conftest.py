@@ -1,5 +1,6 @@
-"""Fixtures: one app per test run, its database built by the migrations, emptied after
-every test; a JSON:API client that validates every JSON:API response it receives."""
+"""Fixtures: one app per test run, its database built by the migrations; each test inside a
+transaction rolled back at teardown (or, for tests that need real commits, the tables
+emptied after it); a JSON:API client that validates every JSON:API response it receives."""
 
 import os
 import socket
@@ -75,12 +76,44 @@ def _drop_everything(engine):
     leftovers.drop_all(bind=engine)
 
 
+# Fixtures whose tests read the database from other connections, threads or processes:
+# those tests commit for real and the tables are emptied after them.
+COMMITTING_FIXTURES = frozenset({"live", "live_server", "service_env", "second_app"})
+
+
 @pytest.fixture(autouse=True)
-def _empty_tables(request):
-    yield
+def _isolated(request):
+    """Each in-process test runs inside one transaction on one connection, rolled back at
+    teardown; what the code under test commits is a SAVEPOINT released inside it."""
     if "app" not in request.fixturenames:
+        yield
         return
     app = request.getfixturevalue("app")
+    if request.node.get_closest_marker("committed") or \
+            COMMITTING_FIXTURES & set(request.fixturenames):
+        yield
+        _empty_tables(app)
+        return
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+    connection = engine.connect()
+    transaction = connection.begin()
+    engines[None] = connection  # every session of the app now runs on this connection
+    try:
+        yield
+    finally:
+        engines[None] = engine
+        with app.app_context():
+            db.session.remove()
+            del db.session.session_factory.kw["join_transaction_mode"]
+        transaction.rollback()
+        connection.close()
+
+
+def _empty_tables(app):
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as connection:

@@ -6,6 +6,8 @@ import sqlalchemy as sa
 from app.extensions import db
 from tests.factories import create_session
 
+pytestmark = pytest.mark.committed  # cuts the app's connections from outside
+
 
 @pytest.fixture
 def postgresql_only(app):

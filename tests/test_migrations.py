@@ -1,12 +1,15 @@
 """The migrations are the only way the schema is made: they run both ways and match the
 models."""
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
+
+pytestmark = pytest.mark.committed  # changes the schema under the app
 
 
 def _tables():

@@ -283,6 +283,7 @@ def test_address_limit_with_redis(client, app, limits, monkeypatch, redis_url, r
     assert ask(client, new_mark(random_phone()), other_address).status_code == 200
 
 
+@pytest.mark.committed  # threads, each on its own connection
 def test_parallel_requests_do_not_slip_past_the_limit(app, limits):
     limits(per_phone="3/day")
     phone = random_phone()

@@ -364,6 +364,7 @@ def test_logout_with_delete(client, app):
         assert db.session.get(User, uuid.UUID(user_id)) is not None  # the user stays
 
 
+@pytest.mark.committed  # threads, each on its own connection
 def test_parallel_guesses_get_no_more_than_the_allowed_tries(app, client):
     """Tries are counted atomically: ten wrong guesses at once still make only five tries."""
     phone = random_phone()
