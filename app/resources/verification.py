@@ -13,7 +13,7 @@ from app.jsonapi.errors import BadGateway, InvalidAttribute, TooManyRequests, Un
 from app.models import User, VerificationCode
 from app.models.types import utcnow
 from app.security import digest, new_verification_code, same_digest
-from app.sms import SmsDeliveryError, sender
+from app.sms import SmsDeliveryError, SmsDeliveryUncertain, sender
 from app.upsert import insert_for
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")  # ASCII digits; \Z, as $ lets "\n" through
@@ -26,7 +26,8 @@ PURPOSE = "verification-code"
 def send_code(session, phone_number, client_address):
     """Text a new code. The rate-limit hits and the code are committed before the gateway
     is called, so no database lock is held while it answers; a code that could not be
-    sent is deleted, and the session's earlier code keeps working."""
+    sent is deleted, and the session's earlier code keeps working. A code the gateway
+    may have delivered (it timed out after taking the text) is kept, as if sent."""
     if not E164.match(phone_number):
         raise InvalidAttribute("phone_number must be in E.164 form, like +14155550123.",
                                pointer=PHONE_POINTER)
@@ -45,6 +46,8 @@ def send_code(session, phone_number, client_address):
             "Don't share this code with anyone; we will never ask for it.")
     try:
         sender().send(phone_number, body)
+    except SmsDeliveryUncertain:
+        pass  # the gateway logged it; the user may have the code, so it must work
     except SmsDeliveryError as exc:
         db.session.rollback()
         db.session.delete(pending)
