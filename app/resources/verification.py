@@ -7,13 +7,12 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from app import ratelimit
 from app.extensions import db
-from app.jsonapi.errors import BadGateway, InvalidAttribute, TooManyRequests, Unprocessable
+from app.jsonapi.errors import BadGateway, InvalidAttribute, Unprocessable
 from app.models import User, VerificationCode
 from app.models.types import utcnow
 from app.security import digest, new_verification_code, same_digest
-from app.sms import SmsDeliveryError, SmsDeliveryUncertain, sender
+from app.sms import SmsDeliveryError, SmsDeliveryUncertain, limits, sender
 from app.upsert import insert_for
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")  # ASCII digits; \Z, as $ lets "\n" through
@@ -31,8 +30,8 @@ def send_code(session, phone_number, client_address):
     if not E164.match(phone_number):
         raise InvalidAttribute("phone_number must be in E.164 form, like +14155550123.",
                                pointer=PHONE_POINTER)
-    _limit(f"sms:phone:{phone_number}", "SMS_RATE_LIMIT_PER_PHONE")
-    _limit(f"sms:address:{client_address}", "SMS_RATE_LIMIT_PER_ADDRESS")
+    limits.check_country(phone_number)
+    limits.spend_text(phone_number, client_address)
     config = current_app.config
     code = new_verification_code()
     pending = VerificationCode(
@@ -55,13 +54,6 @@ def send_code(session, phone_number, client_address):
         raise BadGateway("The verification code could not be texted; try again.",
                          code="SMS_DELIVERY_FAILED") from exc
     _retire_codes_before(pending)
-
-
-def _limit(key, setting):
-    verdict = ratelimit.hit(key, ratelimit.Rate.parse(current_app.config[setting]))
-    if not verdict.allowed:
-        raise TooManyRequests("Too many verification codes requested; try again later.",
-                              retry_after=verdict.retry_after, code="RATE_LIMITED")
 
 
 def _retire_codes_before(sent):
@@ -88,6 +80,7 @@ def check_code(session, code):
     if not CODE.match(code):
         raise InvalidAttribute("verification_code is six digits.", pointer=CODE_POINTER)
     pending = _pending_code(session)
+    limits.spend_try(pending.phone_number)
     if not _claim_try(pending):
         raise _exhausted()
     if not same_digest(pending.code_digest, _salted(pending.phone_number, code), PURPOSE):
