@@ -6,9 +6,11 @@ Every setting has a safe development default except the secrets, which productio
 
 import json
 import os
+import re
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
 
 DEFAULT_CLIENT_CONFIG = {
@@ -60,6 +62,16 @@ def _bool(name, default):
     return str(_env(name, default)).lower() in {"1", "true", "yes", "on"}
 
 
+def _country_codes(name):
+    """``'1, 44,90'`` → ``('1', '44', '90')``; empty means every country."""
+    codes = tuple(code.strip() for code in (_env(name) or "").split(",") if code.strip())
+    for code in codes:
+        if not COUNTRY_CODE.fullmatch(code):
+            raise ConfigurationError(
+                f"{name} must be calling codes separated by commas, like 1,44,90")
+    return codes
+
+
 def _client_config():
     raw = _env("CLIENT_CONFIG")
     if raw is None:
@@ -88,6 +100,11 @@ def normalise_database_url(url):
     return url
 
 
+RATE_SETTINGS = ("SMS_RATE_LIMIT_PER_PHONE", "SMS_RATE_LIMIT_PER_ADDRESS",
+                 "SMS_RATE_LIMIT_PER_PHONE_TOTAL", "SMS_GLOBAL_RATE_LIMIT",
+                 "VERIFICATION_MAX_WRONG_PER_PHONE")
+
+
 class Config:
     def __init__(self):
         self.APP_ENV = _env("APP_ENV", "development")
@@ -111,6 +128,11 @@ class Config:
         self.SMS_SENDER = _env("SMS_SENDER", "outbox")
         self.SMS_RATE_LIMIT_PER_PHONE = _env("SMS_RATE_LIMIT_PER_PHONE", "5/hour")
         self.SMS_RATE_LIMIT_PER_ADDRESS = _env("SMS_RATE_LIMIT_PER_ADDRESS", "20/hour")
+        self.SMS_RATE_LIMIT_PER_PHONE_TOTAL = _env("SMS_RATE_LIMIT_PER_PHONE_TOTAL", "10/hour")
+        self.SMS_GLOBAL_RATE_LIMIT = _env("SMS_GLOBAL_RATE_LIMIT", "1000/hour")
+        self.SMS_ALLOWED_COUNTRY_CODES = _country_codes("SMS_ALLOWED_COUNTRY_CODES")
+        self.VERIFICATION_MAX_WRONG_PER_PHONE = _env("VERIFICATION_MAX_WRONG_PER_PHONE",
+                                                     "10/hour")
         self.SMS_GATEWAY_URL = _env("SMS_GATEWAY_URL")
         self.SMS_GATEWAY_TOKEN = _env("SMS_GATEWAY_TOKEN")
         self.SMS_GATEWAY_FROM = _env("SMS_GATEWAY_FROM")
@@ -143,7 +165,7 @@ class Config:
         from app.ratelimit import Rate
         from app.resources.configs import VERSION
 
-        for name in ("SMS_RATE_LIMIT_PER_PHONE", "SMS_RATE_LIMIT_PER_ADDRESS"):
+        for name in RATE_SETTINGS:
             try:
                 Rate.parse(getattr(self, name))
             except ValueError as exc:

@@ -56,9 +56,22 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
 @pytest.mark.parametrize("name, value", [
     ("SMS_RATE_LIMIT_PER_PHONE", "lots"),
     ("SMS_RATE_LIMIT_PER_ADDRESS", "5/0 minutes"),
+    ("SMS_RATE_LIMIT_PER_PHONE_TOTAL", "5"),
+    ("SMS_GLOBAL_RATE_LIMIT", "1000 an hour"),
+    ("VERIFICATION_MAX_WRONG_PER_PHONE", "ten/hour"),
+    ("SMS_ALLOWED_COUNTRY_CODES", "+1,44"),
+    ("SMS_ALLOWED_COUNTRY_CODES", "044"),
+    ("SMS_ALLOWED_COUNTRY_CODES", "1;44"),
     ("MINIMUM_BUNDLE_VERSION", "three"),
     ("SMS_SENDER", "pigeon"),
 ])
 def test_malformed_settings_stop_the_start_not_a_later_request(monkeypatch, name, value):
     with pytest.raises(ConfigurationError, match=name):
         create_app(_config(monkeypatch, **{name: value}))
+
+
+def test_allowed_country_codes_are_a_comma_separated_list(monkeypatch):
+    monkeypatch.setenv("SMS_ALLOWED_COUNTRY_CODES", " 1, 44,,90 ")
+    assert Config().SMS_ALLOWED_COUNTRY_CODES == ("1", "44", "90")
+    monkeypatch.setenv("SMS_ALLOWED_COUNTRY_CODES", "")
+    assert Config().SMS_ALLOWED_COUNTRY_CODES == ()

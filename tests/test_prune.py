@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app import ratelimit
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode
 from tests.factories import create_session, last_code, log_in, random_phone, request_code
@@ -65,6 +66,21 @@ def test_prune_removes_only_what_has_ended(client, app, runner):
     assert _count(app, SmsMessage) == 1
     assert _count(app, RateLimitCounter) == live_windows + 1
     assert last_code(app, phone)  # the fresh text and its code are still there
+
+
+def test_prune_keeps_a_window_that_still_weighs_on_the_next(app, runner):
+    """A sliding window counts the previous window's hits until the current one ends."""
+    rate = ratelimit.Rate(1, 3600)
+    with app.app_context():
+        assert ratelimit.hit("test:sliding", rate, now=time.time() - 3600).allowed
+        db.session.commit()
+
+    result = runner.invoke(args=["prune"])
+
+    assert json.loads(result.output)["rate_limit_counters"] == 0
+    with app.app_context():
+        assert not ratelimit.hit("test:sliding", rate).allowed
+        db.session.remove()
 
 
 def test_prune_keeps_everything_younger_than_days(client, app, runner):

@@ -383,3 +383,52 @@ def test_parallel_guesses_get_no_more_than_the_allowed_tries(app, client):
     assert codes.count("VERIFICATION_CODE_EXHAUSTED") == 5, codes
     [row] = codes_of(app)
     assert row.attempts == 5
+
+
+# -- limits on who may be texted and on guessing ------------------------------------------
+
+def test_tries_per_phone_number_hold_across_codes_and_sessions(client, app, monkeypatch):
+    """New codes do not buy new guesses: tries are also counted per phone number."""
+    monkeypatch.setitem(app.config, "VERIFICATION_MAX_WRONG_PER_PHONE", "7/day")
+    phone = random_phone()
+    first = create_session(client)
+    assert request_code(client, first, phone).status_code == 200
+    for _ in range(5):
+        assert error_of(send_code(client, first, wrong(last_code(app, phone))))["code"] == \
+            "VERIFICATION_CODE_INVALID"
+
+    second = create_session(client)
+    assert request_code(client, second, phone).status_code == 200
+    code = last_code(app, phone)
+    for _ in range(2):
+        assert error_of(send_code(client, second, wrong(code)))["code"] == \
+            "VERIFICATION_CODE_INVALID"
+    for guess in (wrong(code), code):
+        response = send_code(client, second, guess)
+        assert response.status_code == 429, response.get_json()
+        assert error_of(response)["code"] == "RATE_LIMITED"
+        assert int(response.headers["Retry-After"]) > 0
+    assert [row.attempts for row in codes_of(app)] == [5, 2]  # refused tries are not tries
+
+    other = random_phone()  # other numbers are not affected
+    assert request_code(client, second, other).status_code == 200
+    assert send_code(client, second, last_code(app, other)).status_code == 200
+
+
+@pytest.mark.parametrize("phone_number, allowed", [
+    ("+14155550123", False), ("+447700900123", True), ("+905321234567", True),
+    ("+4915112345678", False), ("+9715012345678", False),
+])
+def test_only_allowed_countries_get_texts(client, app, monkeypatch, phone_number, allowed):
+    monkeypatch.setitem(app.config, "SMS_ALLOWED_COUNTRY_CODES", ("44", "90"))
+    response = request_code(client, create_session(client), phone_number)
+    if allowed:
+        assert response.status_code == 200, response.get_json()
+        return
+    assert response.status_code == 422, response.get_json()
+    error = error_of(response)
+    assert error["code"] == "PHONE_COUNTRY_NOT_ALLOWED"
+    assert error["source"]["pointer"] == PHONE_POINTER
+    with app.app_context():
+        assert db.session.scalar(select(SmsMessage)) is None
+        assert db.session.scalar(select(VerificationCode)) is None

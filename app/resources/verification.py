@@ -7,14 +7,13 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from app import ratelimit
 from app.database import commit_early
-from app.errors import BadGateway, InvalidAttribute, TooManyRequests, Unprocessable
+from app.errors import BadGateway, InvalidAttribute, Unprocessable
 from app.extensions import db
 from app.models import User, VerificationCode
 from app.models.types import utcnow
 from app.security import digest, new_verification_code, same_digest
-from app.sms import SmsDeliveryError, sender
+from app.sms import SmsDeliveryError, SmsDeliveryUncertain, limits, sender
 from app.upsert import insert_for
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")  # ASCII digits; \Z, as $ lets "\n" through
@@ -27,12 +26,13 @@ PURPOSE = "verification-code"
 def send_code(session, phone_number, client_address):
     """Text a new code. The rate-limit hits and the code are committed before the gateway
     is called, so no database lock is held while it answers; a code that could not be
-    sent is deleted, and the session's earlier code keeps working."""
+    sent is deleted, and the session's earlier code keeps working. A code the gateway
+    may have delivered (it timed out after taking the text) is kept, as if sent."""
     if not E164.match(phone_number):
         raise InvalidAttribute("phone_number must be in E.164 form, like +14155550123.",
                                field=PHONE)
-    _limit(f"sms:phone:{phone_number}", "SMS_RATE_LIMIT_PER_PHONE")
-    _limit(f"sms:address:{client_address}", "SMS_RATE_LIMIT_PER_ADDRESS")
+    limits.check_country(phone_number)
+    limits.spend_text(phone_number, client_address)
     config = current_app.config
     code = new_verification_code()
     pending = VerificationCode(
@@ -47,6 +47,8 @@ def send_code(session, phone_number, client_address):
             "Don't share this code with anyone; we will never ask for it.")
     try:
         sender().send(phone_number, body)
+    except SmsDeliveryUncertain:
+        pass  # the gateway logged it; the user may have the code, so it must work
     except SmsDeliveryError as exc:
         db.session.rollback()
         db.session.delete(pending)
@@ -54,13 +56,6 @@ def send_code(session, phone_number, client_address):
         raise BadGateway("The verification code could not be texted; try again.",
                          code="SMS_DELIVERY_FAILED") from exc
     _retire_codes_before(pending)
-
-
-def _limit(key, setting):
-    verdict = ratelimit.hit(key, ratelimit.Rate.parse(current_app.config[setting]))
-    if not verdict.allowed:
-        raise TooManyRequests("Too many verification codes requested; try again later.",
-                              retry_after=verdict.retry_after, code="RATE_LIMITED")
 
 
 def _retire_codes_before(sent):
@@ -87,6 +82,7 @@ def check_code(session, code):
     if not CODE.match(code):
         raise InvalidAttribute("verification_code is six digits.", field=CODE_FIELD)
     pending = _pending_code(session)
+    limits.spend_try(pending.phone_number)
     if not _claim_try(pending):
         raise _exhausted()
     if not same_digest(pending.code_digest, _salted(pending.phone_number, code), PURPOSE):

@@ -2,10 +2,11 @@
 
 from flask import current_app
 
-from app.sms.gateway import HttpGatewaySender, SmsDeliveryError
+from app.sms.gateway import HttpGatewaySender, SmsDeliveryError, SmsDeliveryUncertain
 from app.sms.outbox import OutboxSender
 
-__all__ = ["HttpGatewaySender", "OutboxSender", "SmsDeliveryError", "sender"]
+__all__ = ["HttpGatewaySender", "OutboxSender", "SmsDeliveryError", "SmsDeliveryUncertain",
+           "sender"]
 
 
 def sender():
