@@ -28,6 +28,7 @@ SECRET_HEADERS = re.compile(r"auth|cookie|token|key|secret|session|device.check"
 HIDDEN = "[redacted]"
 
 DEVICE_TOKEN = re.compile(r"[0-9a-f]{64,}", re.IGNORECASE)
+TOKEN_DECORATION = str.maketrans("", "", "<> ")  # how iOS prints a token: <abcd ef01 ...>
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 ORIGIN = re.compile(r"(?:[a-z][a-z0-9+.-]*://[^/?#]*)?", re.IGNORECASE)
@@ -113,7 +114,7 @@ def _digest_if_token(raw):
 
 def _looks_like_device_token(value):
     """An APNs token wherever it appears, even in a URL no template names."""
-    return DEVICE_TOKEN.fullmatch(value.translate({ord(c): None for c in "<> "})) is not None
+    return DEVICE_TOKEN.fullmatch(value.translate(TOKEN_DECORATION)) is not None
 
 
 # gunicorn's access-log atoms (``%(r)s``, ``%({name}i)s``, ...) that hold paths or URLs.
