@@ -3,6 +3,10 @@
 import multiprocessing
 import os
 
+from gunicorn.glogging import Logger
+
+from app.logs import REDACT_TARGETS, loggable_atoms
+
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Requests are CPU-bound (the database answers in well under a millisecond): one worker a
 # core plus one to cover database waits did best in `make bench` (3 on 2 cores beat 5).
@@ -15,6 +19,21 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "500"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
+
+
+class RedactingLogger(Logger):
+    """Session ids and device tokens in URLs digested, credential headers left out, control
+    characters escaped (app/logs.py); the access log keeps gunicorn's default format."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        self.error_log.addFilter(REDACT_TARGETS)  # one instance: a reload adds it once
+
+    def atoms(self, resp, req, environ, request_time):
+        return loggable_atoms(super().atoms(resp, req, environ, request_time))
+
+
+logger_class = RedactingLogger
 # Connections must not be shared across fork: each worker opens its own pool.
 preload_app = False
 # The control socket's default path is per user, so two instances on one host would fight

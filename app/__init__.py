@@ -14,6 +14,7 @@ from app.database import begin_writes_immediately, configure_engine
 from app.errors import ServiceError, ServiceUnavailable
 from app.extensions import db, migrate
 from app.jsonapi.flask import error_response, handle_http_exception, handle_unexpected
+from app.logs import EscapingFormatter
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ def create_app(config=None):
 
 
 def register_logging(app):
-    logging.basicConfig(level=app.config["LOG_LEVEL"],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=app.config["LOG_LEVEL"], handlers=[handler])
 
 
 def register_extensions(app):

@@ -117,6 +117,9 @@ class Config:
         self.SQLALCHEMY_ENGINE_OPTIONS = {
             "pool_pre_ping": _bool("DATABASE_POOL_PRE_PING", False),
             "pool_recycle": _int("DATABASE_POOL_RECYCLE", 1800),
+            # A database error's text would carry the statement's values (device tokens,
+            # phone numbers) into the traceback a 500 logs.
+            "hide_parameters": True,
         }
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
         self.PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)

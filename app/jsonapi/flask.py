@@ -18,6 +18,7 @@ from app.jsonapi.media import (
 from app.jsonapi.query import parse_query
 from app.jsonapi.registry import registry
 from app.jsonapi.render import Renderer
+from app.logs import loggable_path
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def error_response(error):
     error_ids, document = error_document(error)
     if error.status >= 500:
         log.error("error %s on %s %s: %s", ", ".join(error_ids), request.method,
-                  request.path, error.detail)
+                  loggable_path(request.path), error.detail)
     return jsonapi_response(document, error.status, error.headers)
 
 
@@ -158,5 +159,5 @@ def _http_detail(exc):
 def handle_unexpected(exc):
     error = errors.InternalError()
     (error_id,), document = error_document(error)
-    log.exception("error %s on %s %s", error_id, request.method, request.path)
+    log.exception("error %s on %s %s", error_id, request.method, loggable_path(request.path))
     return jsonapi_response(document, 500)

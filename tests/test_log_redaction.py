@@ -1,0 +1,211 @@
+"""Secrets never reach a log, and no client-controlled string can forge a log line."""
+
+import hashlib
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.logs import EscapingFormatter, loggable_atoms, loggable_path, loggable_url
+from tests.factories import new_token
+from tests.live_server import PoparazziClient
+
+SESSION_ID = "0b7c1c36-6f4b-4a3e-9d1e-2c1f6c9a0b11"
+USER_ID = "5d0e8a1f-3c2b-4e7a-8f90-1a2b3c4d5e6f"
+TOKEN = "ab12" * 16
+FORGED = '127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET /forged HTTP/1.1" 200 0'
+FORGED_APP_LINE = "2026-01-01 00:00:00,000 ERROR app: forged"
+
+
+def sha8(value):
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:8]
+
+
+@pytest.mark.parametrize(("path", "query", "expected"), [
+    (f"/api/sessions/{SESSION_ID}", "", f"/api/sessions/{sha8(SESSION_ID)}"),
+    (f"/api/sessions/{SESSION_ID}/relationships/user", "",
+     f"/api/sessions/{sha8(SESSION_ID)}/relationships/user"),
+    (f"/api/sessions/{SESSION_ID}/user", "include=devices",
+     f"/api/sessions/{sha8(SESSION_ID)}/user?include=devices"),
+    (f"/API/Sessions/{SESSION_ID}", "", f"/API/Sessions/{sha8(SESSION_ID)}"),
+    (f"/api//sessions/{SESSION_ID}", "", f"/api//sessions/{sha8(SESSION_ID)}"),
+    (f"/api/apple_device_tokens/{TOKEN}", "", f"/api/apple_device_tokens/{sha8(TOKEN)}"),
+    (f"/api/apple_device_tokens/{TOKEN.upper()}", "",
+     f"/api/apple_device_tokens/{sha8(TOKEN.upper())}"),
+    (f"/api/apple_device_tokens/%3C{TOKEN[:32]}%20{TOKEN[32:]}%3E/relationships/session", "",
+     f"/api/apple_device_tokens/{sha8(f'<{TOKEN[:32]} {TOKEN[32:]}>')}/relationships/session"),
+    ("/api/apple_device_tokens/not-even-a-token", "",
+     f"/api/apple_device_tokens/{sha8('not-even-a-token')}"),
+    # a token-shaped segment or value wherever it is, even in a URL no template names
+    (f"/api/apple_device_token/{TOKEN}", "", f"/api/apple_device_token/{sha8(TOKEN)}"),
+    ("/api/devices", f"filter[device]={TOKEN}", f"/api/devices?filter[device]={sha8(TOKEN)}"),
+    ("/api/users", "access_token=abc.def&api_key=k1&filter[username]=ann&page[size]=2",
+     f"/api/users?access_token={sha8('abc.def')}&api_key={sha8('k1')}"
+     "&filter[username]=ann&page[size]=2"),
+    ("/api/users", "code=123456&password=hunter2&token=",
+     "/api/users?code=[redacted]&password=[redacted]&token="),
+    ("/api/users", "Client%5FSecret=a+b", f"/api/users?Client%5FSecret={sha8('a b')}"),
+    # not secrets: left alone
+    ("/api/configs/3.1.23", "", "/api/configs/3.1.23"),
+    (f"/api/users/{USER_ID}", "include=devices", f"/api/users/{USER_ID}?include=devices"),
+    (f"/api/users/{USER_ID}/relationships/devices", "",
+     f"/api/users/{USER_ID}/relationships/devices"),
+    ("/api/sessions", "", "/api/sessions"),
+    ("/api/apple_device_tokens", "sort=-created_at", "/api/apple_device_tokens?sort=-created_at"),
+    # control characters escaped
+    ("/api/configs/1\n" + FORGED, "", "/api/configs/1\\n" + FORGED),
+    ("/api/configs/1\r\x1b[2J\u2028", "a=\x00", "/api/configs/1\\r\\x1b[2J\\u2028?a=\\x00"),
+])
+def test_loggable_path(path, query, expected):
+    assert loggable_path(path, query) == expected
+
+
+def test_a_decoded_path_and_its_raw_form_give_one_digest():
+    raw = f"/api/apple_device_tokens/%3C{TOKEN}%3E"
+    decoded = f"/api/apple_device_tokens/<{TOKEN}>"
+    assert loggable_path(raw) == loggable_path(decoded)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    (f"/api/sessions/{SESSION_ID}?token=t", f"/api/sessions/{sha8(SESSION_ID)}?token={sha8('t')}"),
+    (f"https://app.example/api/sessions/{SESSION_ID}",
+     f"https://app.example/api/sessions/{sha8(SESSION_ID)}"),
+    ("/api/configs/3.1.23%0Afake", "/api/configs/3.1.23%0Afake"),
+])
+def test_loggable_url(url, expected):
+    assert loggable_url(url) == expected
+
+
+def test_access_log_atoms_hide_credentials_and_secret_urls():
+    raw_uri = f"/api/sessions/{SESSION_ID}?include=user"
+    atoms = loggable_atoms({
+        "m": "GET", "H": "HTTP/1.1", "r": f"GET {raw_uri} HTTP/1.1", "u": "basic-user",
+        "U": f"/api/sessions/{SESSION_ID}", "q": "include=user&api_key=k",
+        "{raw_uri}e": raw_uri, "f": f"https://x.example/api/apple_device_tokens/{TOKEN}",
+        "a": "curl\n" + FORGED, "{authorization}i": f"Bearer {SESSION_ID}",
+        "{cookie}i": "s=1", "{http_authorization}e": f"Bearer {SESSION_ID}",
+        "{device-check}i": "secret-check", "{location}o": f"http://h/api/sessions/{SESSION_ID}",
+        "{user-agent}i": "curl\x1b", "s": "200", "B": 12,
+    })
+    assert SESSION_ID not in str(atoms) and TOKEN not in str(atoms)
+    assert atoms["r"] == f"GET /api/sessions/{sha8(SESSION_ID)}?include=user HTTP/1.1"
+    assert atoms["U"] == f"/api/sessions/{sha8(SESSION_ID)}"
+    assert atoms["q"] == f"include=user&api_key={sha8('k')}"
+    assert atoms["f"] == f"https://x.example/api/apple_device_tokens/{sha8(TOKEN)}"
+    assert atoms["a"] == "curl\\n" + FORGED
+    assert atoms["{user-agent}i"] == "curl\\x1b"
+    for header in ("{authorization}i", "{cookie}i", "{http_authorization}e", "{device-check}i",
+                   "u"):
+        assert atoms[header] == "-"
+    assert (atoms["s"], atoms["B"]) == ("200", 12)
+
+
+def test_the_formatter_escapes_the_message_and_keeps_a_tracebacks_lines():
+    formatter = EscapingFormatter("%(levelname)s %(message)s")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord("app", logging.ERROR, __file__, 1, "error on %s",
+                               ("/x\n" + FORGED,), exc_info)
+    lines = formatter.format(record).split("\n")
+    assert lines[0] == "ERROR error on /x\\n" + FORGED
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "ValueError: boom"
+
+
+# The live service: gunicorn's access log and its error log (where the service logs too).
+
+def _read(path):
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _access_log(live_server):
+    return Path(live_server.env["GUNICORN_ACCESS_LOG"])
+
+
+def _wait_for_access_line(live_server, marker, timeout=10.0):
+    """gunicorn writes a request's access line after sending the response."""
+    deadline = time.monotonic() + timeout
+    while marker not in _read(_access_log(live_server)):
+        assert time.monotonic() < deadline, f"no access-log line with {marker}"
+        time.sleep(0.05)
+
+
+def _all_logs(live_server):
+    return _read(_access_log(live_server)) + _read(live_server.stderr_path)
+
+
+def _assert_clean(logs, secrets):
+    for secret in secrets:
+        assert secret not in logs and secret.upper() not in logs
+    assert not [line for line in logs.splitlines()
+                if line.startswith((FORGED[:20], FORGED_APP_LINE))]
+
+
+@pytest.mark.slow
+def test_the_live_logs_hold_no_secret_and_no_forged_line(live):
+    iphone = PoparazziClient(live.url)
+    iphone.create_session()
+    token = new_token()
+    assert iphone.patch_token(token).status_code == 200
+    assert iphone.request("GET", f"/api/sessions/{iphone.session_id}/relationships/user",
+                          extra_headers={"Referer": f"https://x.example/api/sessions/"
+                                                    f"{iphone.session_id}",
+                                         "User-Agent": "Poparazzi\x85"}).status_code == 200
+    forged = "/api/configs/3.1.23%0D%0A" + FORGED.replace(" ", "%20")
+    http = requests.Session()
+    http.trust_env = False
+    http.get(live.url + forged, headers={"Accept": "application/vnd.api+json"}, timeout=10)
+    marker = f"/api/configs/{uuid.uuid4()}"
+    http.get(live.url + marker, timeout=10)
+    http.close()
+    iphone.close()
+    _wait_for_access_line(live, marker)
+
+    logs = _all_logs(live)
+    _assert_clean(logs, [iphone.session_id, token])
+    assert sha8(iphone.session_id) in logs and sha8(token) in logs
+    assert "Authorization" not in logs and "Bearer" not in logs
+    assert "Poparazzi\\x85" in logs  # NEL: a line break to some readers
+
+
+def _cut_connections(app):
+    """Every connection to the test database, the live server's too; this process's pool
+    then starts afresh."""
+    with app.app_context():
+        outsider = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+        with outsider.begin() as connection:
+            connection.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        outsider.dispose()
+        db.engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_503_log_line_names_no_secret_and_forges_nothing(live_server, app):
+    """Last in this module: cutting the database connections makes each worker's next
+    request 503 (the pool then reconnects)."""
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("only PostgreSQL connections can be cut from outside")
+    iphone = PoparazziClient(live_server.url)
+    iphone.create_session()
+    since = live_server.log_size()
+    _cut_connections(app)
+    secret_segment = f"{iphone.session_id}\n{FORGED_APP_LINE}"
+    path = f"/api/sessions/{iphone.session_id}%0A{FORGED_APP_LINE.replace(' ', '%20')}"
+    statuses = [iphone.request("GET", path).status_code for _ in range(live_server.workers * 2)]
+    iphone.close()
+    assert 503 in statuses
+
+    errors = live_server.logs(since, limit=10**7)
+    assert f"on GET /api/sessions/{sha8(secret_segment)}: " in errors
+    _assert_clean(errors, [iphone.session_id])
