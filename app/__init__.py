@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
-from app.database import begin_writes_immediately, configure_engine
+from app.database import begin_writes_immediately, configure_engine, engine_options
 from app.extensions import db, migrate
 from app.jsonapi.errors import ApiError, ServiceUnavailable
 from app.jsonapi.flask import error_response, handle_http_exception, handle_unexpected
@@ -44,10 +44,11 @@ def register_extensions(app):
     from app import models  # noqa: F401  (the models must be known to Alembic)
 
     _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_directory())
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, app.config)
 
     @app.before_request
     def choose_transaction_mode():

@@ -62,3 +62,16 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
 def test_malformed_settings_stop_the_start_not_a_later_request(monkeypatch, name, value):
     with pytest.raises(ConfigurationError, match=name):
         create_app(_config(monkeypatch, **{name: value}))
+
+
+@pytest.mark.parametrize("name, value", [
+    ("DATABASE_CONNECT_TIMEOUT", "soon"),
+    ("DATABASE_STATEMENT_TIMEOUT", "0"),
+    ("DATABASE_LOCK_TIMEOUT", "-1"),
+    # a wait gunicorn's worker timeout would cut short with an HTML 500
+    ("DATABASE_STATEMENT_TIMEOUT", "30"),
+    ("DATABASE_LOCK_TIMEOUT", "45"),
+])
+def test_database_timeouts_end_before_gunicorns(monkeypatch, name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        create_app(_config(monkeypatch, **{name: value}))
