@@ -10,23 +10,40 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import Config
-from app.database import begin_writes_immediately, configure_engine
+from app.database import begin_writes_immediately, configure_engine, engine_options
 from app.errors import ServiceError, ServiceUnavailable
 from app.extensions import db, migrate
-from app.jsonapi.flask import error_response, handle_http_exception, handle_unexpected
+from app.jsonapi.flask import (
+    error_response,
+    handle_http_exception,
+    handle_unexpected,
+    no_content,
+)
 from app.logs import EscapingFormatter
+from app.request_body import refuse_oversized_chunked_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger(__name__)
 
 
+class Pushreg(Flask):
+    def make_default_options_response(self):
+        """OPTIONS on any route: 204 with Allow, where Flask answers an empty text/html 200."""
+        response = no_content()
+        response.allow.update(sorted(super().make_default_options_response().allow))
+        return response
+
+
 def create_app(config=None):
     config = config or Config()
     config.validate()
-    app = Flask(__name__, static_folder=None)
+    app = Pushreg(__name__, static_folder=None)
+    # "//" in a path is a 404 like any other unknown path, not an HTML redirect.
+    app.url_map.merge_slashes = False
     app.config.from_object(config)
     app.json.sort_keys = False
     register_logging(app)
+    app.before_request(refuse_oversized_chunked_body)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -46,10 +63,11 @@ def register_extensions(app):
     from app import models  # noqa: F401  (the models must be known to Alembic)
 
     _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)
     migrate.init_app(app, db, directory=_migrations_directory())
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, app.config)
 
     @app.before_request
     def choose_transaction_mode():

@@ -121,6 +121,12 @@ class Config:
             # phone numbers) into the traceback a 500 logs.
             "hide_parameters": True,
         }
+        # Waits on the database end in a 503 well before gunicorn's worker timeout
+        # (GUNICORN_TIMEOUT) kills the worker with every request it holds.
+        self.DATABASE_CONNECT_TIMEOUT = _int("DATABASE_CONNECT_TIMEOUT", 5)
+        self.DATABASE_STATEMENT_TIMEOUT = _float("DATABASE_STATEMENT_TIMEOUT", 10.0)
+        self.DATABASE_LOCK_TIMEOUT = _float("DATABASE_LOCK_TIMEOUT", 3.0)
+        self.GUNICORN_TIMEOUT = _int("GUNICORN_TIMEOUT", 30)
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
         self.PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
         self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
@@ -177,6 +183,16 @@ class Config:
             raise ConfigurationError("MINIMUM_BUNDLE_VERSION must be dotted numbers, like 3.1")
         if self.SMS_SENDER not in ("outbox", "http"):
             raise ConfigurationError("SMS_SENDER is 'outbox' or 'http'")
+        self._validate_database_timeouts()
+
+    def _validate_database_timeouts(self):
+        for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
+                     "DATABASE_LOCK_TIMEOUT"):
+            seconds = getattr(self, name)
+            if not 0 < seconds < self.GUNICORN_TIMEOUT:
+                raise ConfigurationError(
+                    f"{name} must be more than 0 and less than GUNICORN_TIMEOUT "
+                    f"({self.GUNICORN_TIMEOUT} s)")
 
 
 class TestConfig(Config):

@@ -1,5 +1,10 @@
 """Engine set-up that differs per database.
 
+Every wait on the database is bounded by configuration, so a held lock or an unreachable
+server ends a request in a 503 instead of tying up the worker until gunicorn kills it:
+PostgreSQL gets a connect timeout and its ``statement_timeout`` and ``lock_timeout`` as
+start-up options (no extra round trip), SQLite a busy timeout.
+
 SQLite is tuned so several gunicorn workers can share one file: WAL lets readers run
 beside the writer, the busy timeout makes a writer wait instead of failing, and write
 requests open their transaction with ``BEGIN IMMEDIATE`` so two of them never both hold
@@ -9,10 +14,9 @@ a read snapshot and then collide on upgrade to a write lock ("database is locked
 from contextvars import ContextVar
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 from app.extensions import db
-
-SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _write_transactions = ContextVar("write_transactions", default=False)
 
@@ -22,18 +26,43 @@ def begin_writes_immediately(enabled):
     _write_transactions.set(enabled)
 
 
-def configure_engine(engine):
+def engine_options(config):
+    """``SQLALCHEMY_ENGINE_OPTIONS`` with the timeouts the configured database takes."""
+    options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "postgresql":
+        options["connect_args"] = {
+            **options.get("connect_args", {}),
+            "connect_timeout": config["DATABASE_CONNECT_TIMEOUT"],
+            "options": _postgresql_options(url.query.get("options"), config),
+        }
+    return options
+
+
+def _postgresql_options(given, config):
+    """libpq's start-up ``options``: the timeouts after any the URL already sets."""
+    timeouts = (f"-c statement_timeout={_milliseconds(config['DATABASE_STATEMENT_TIMEOUT'])} "
+                f"-c lock_timeout={_milliseconds(config['DATABASE_LOCK_TIMEOUT'])}")
+    return f"{given} {timeouts}" if given else timeouts
+
+
+def _milliseconds(seconds):
+    return max(1, round(seconds * 1000))
+
+
+def configure_engine(engine, config):
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, _milliseconds(config["DATABASE_LOCK_TIMEOUT"]))
 
 
-def _configure_sqlite(engine):
+def _configure_sqlite(engine, busy_timeout_ms):
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection, _record):
         # Hand transaction control to SQLAlchemy's "begin" event below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # SQLite's lock wait: a writer waits this long for the write lock.
+        cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")

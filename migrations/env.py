@@ -98,7 +98,14 @@ def run_migrations_online():
         )
 
         with context.begin_transaction():
+            _lift_statement_timeout(connection)
             context.run_migrations()
+
+
+def _lift_statement_timeout(connection):
+    """The app's statement timeout bounds requests; building an index may take longer."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 if context.is_offline_mode():

@@ -1,6 +1,10 @@
 """Field types with the strictness a public API needs."""
 
+import ipaddress
+import re
+import socket
 from datetime import UTC
+from urllib.parse import urlsplit
 
 from marshmallow import ValidationError, fields
 
@@ -33,3 +37,34 @@ class StrictInteger(fields.Integer):
         if isinstance(value, bool):
             raise ValidationError("Not a valid integer.")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+# WHATWG URL parsing reads a host whose last label is a number as IPv4, in any of the
+# legacy forms inet_aton takes ("127.1", "0x7f.0.0.1", "2130706433").
+NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)\Z")
+
+
+def validate_public_host(url):
+    """Refuse URLs that would make a client fetch from its own machine or network:
+    ``localhost`` and loopback, private, link-local, reserved or multicast addresses."""
+    if url is None:
+        return
+    host = (urlsplit(url).hostname or "").rstrip(".")  # lowercased, without [ ]
+    if host == "localhost" or host.endswith(".localhost"):
+        raise ValidationError("The URL's host must be public, not localhost.")
+    address = _ip_address(host)
+    if address is not None and (not address.is_global or address.is_multicast):
+        raise ValidationError("The URL's host must be a public address.")
+
+
+def _ip_address(host):
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if not NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
+        return None
+    try:
+        return ipaddress.ip_address(socket.inet_aton(host))
+    except OSError:
+        raise ValidationError("The URL's host is not a valid IPv4 address.") from None

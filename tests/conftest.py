@@ -78,7 +78,8 @@ def _drop_everything(engine):
 
 # Fixtures whose tests read the database from other connections, threads or processes:
 # those tests commit for real and the tables are emptied after them.
-COMMITTING_FIXTURES = frozenset({"live", "live_server", "service_env", "second_app"})
+COMMITTING_FIXTURES = frozenset({"live", "live_server", "service_env", "second_app",
+                                 "proxied_client"})
 
 
 @pytest.fixture(autouse=True)

@@ -75,3 +75,16 @@ def test_allowed_country_codes_are_a_comma_separated_list(monkeypatch):
     assert Config().SMS_ALLOWED_COUNTRY_CODES == ("1", "44", "90")
     monkeypatch.setenv("SMS_ALLOWED_COUNTRY_CODES", "")
     assert Config().SMS_ALLOWED_COUNTRY_CODES == ()
+
+
+@pytest.mark.parametrize("name, value", [
+    ("DATABASE_CONNECT_TIMEOUT", "soon"),
+    ("DATABASE_STATEMENT_TIMEOUT", "0"),
+    ("DATABASE_LOCK_TIMEOUT", "-1"),
+    # a wait gunicorn's worker timeout would cut short with an HTML 500
+    ("DATABASE_STATEMENT_TIMEOUT", "30"),
+    ("DATABASE_LOCK_TIMEOUT", "45"),
+])
+def test_database_timeouts_end_before_gunicorns(monkeypatch, name, value):
+    with pytest.raises(ConfigurationError, match=name):
+        create_app(_config(monkeypatch, **{name: value}))

@@ -164,8 +164,12 @@ def test_patch_before_login_is_forbidden(client, app, alice):
     assert stored(app, user_id).first_name is None
 
 
-@pytest.mark.parametrize("time_zone", ["Mars/Olympus_Mons", "America/Phoenix\n", "", "EST5EDT7",
-                                       "../../etc/passwd", "/etc/localtime", "america/phoenix"])
+@pytest.mark.parametrize("time_zone", [
+    "Mars/Olympus_Mons", "America/Phoenix\n", "", "EST5EDT7", "../../etc/passwd",
+    "/etc/localtime", "america/phoenix",
+    # files of the host's zoneinfo directory that name no place
+    "localtime", "posixrules", "posix/Europe/Berlin", "right/UTC", "Factory",
+])
 def test_invalid_time_zone(client, app, alice, time_zone):
     session_id, user_id, _ = alice
     response = patch(client, session_id, user_id, time_zone=time_zone)
@@ -174,6 +178,49 @@ def test_invalid_time_zone(client, app, alice, time_zone):
     assert error["code"] == "INVALID_ATTRIBUTE"
     assert error["source"]["pointer"] == "/data/attributes/time_zone"
     assert stored(app, user_id).time_zone is None
+
+
+@pytest.mark.parametrize("time_zone", ["UTC", "Europe/Kyiv", "America/Argentina/Buenos_Aires",
+                                       "EST5EDT", "US/Eastern", "Etc/GMT+5"])
+def test_iana_time_zones_are_accepted(client, app, alice, time_zone):
+    session_id, user_id, _ = alice
+    response = patch(client, session_id, user_id, time_zone=time_zone)
+    assert response.status_code == 200, response.get_json()
+    assert stored(app, user_id).time_zone == time_zone
+
+
+@pytest.mark.parametrize("url", [
+    "https://127.0.0.1/x.png", "https://127.1/x.png", "https://0x7f.0.0.1/x.png",
+    "https://2130706433/x.png", "https://0.0.0.0/x.png", "https://10.0.0.1/",
+    "https://172.16.5.4/p.jpg", "https://192.168.1.1/p.jpg", "https://100.64.0.1/p.jpg",
+    "https://169.254.169.254/latest/meta-data/", "https://240.0.0.1/p.jpg",
+    "https://224.0.0.1/p.jpg", "https://[::1]/p.jpg", "https://[fe80::1]/p.jpg",
+    "https://[fc00::1]/p.jpg", "https://[::ffff:127.0.0.1]/p.jpg", "https://localhost/p.jpg",
+    "https://LOCALHOST./p.jpg", "https://photos.localhost/p.jpg",
+    "https://localhost:8443/p.jpg",
+])
+def test_profile_photo_url_on_a_local_host_is_refused(client, app, alice, url):
+    session_id, user_id, _ = alice
+    response = patch(client, session_id, user_id, profile_photo_url=url)
+    assert response.status_code == 400, (url, response.get_json())
+    # a host the URL grammar refuses too is reported by both checks, at one pointer
+    errors = response.get_json()["errors"]
+    assert {error["code"] for error in errors} == {"INVALID_ATTRIBUTE"}
+    assert {error["source"]["pointer"] for error in errors} == {
+        "/data/attributes/profile_photo_url"}
+    assert stored(app, user_id).profile_photo_url is None
+
+
+@pytest.mark.parametrize("url", [
+    "https://images.example.com/p/1.jpg", "https://8.8.8.8/p.jpg",
+    "https://[2606:4700:4700::1111]/p.jpg", "https://localhost.example.com/p.jpg",
+    "https://cdn.example.com:8443/1.png?size=2",
+])
+def test_profile_photo_url_on_a_public_host_is_accepted(client, app, alice, url):
+    session_id, user_id, _ = alice
+    response = patch(client, session_id, user_id, profile_photo_url=url)
+    assert response.status_code == 200, (url, response.get_json())
+    assert stored(app, user_id).profile_photo_url == url
 
 
 @pytest.mark.parametrize("attributes, pointer", [

@@ -44,6 +44,7 @@ def negotiate():
     # A body (DELETE on a relationship has one), or any request declaring JSON:API: the
     # media type's parameters are checked whatever the method.
     if (request.method in BODY_METHODS or request.content_length
+            or request.headers.get("Transfer-Encoding")  # a chunked body has no length
             or (content_type and parse_media_range(content_type)[0] == JSONAPI_MEDIA_TYPE)):
         problem = content_type_problem(content_type)
         if problem:
