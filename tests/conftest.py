@@ -13,10 +13,9 @@ from flask_migrate import upgrade
 from app import create_app
 from app.config import TestConfig
 from app.extensions import db
-from tests.jsonapi_schema import assert_valid_jsonapi
+from tests.jsonapi_schema import JSONAPI, assert_valid_jsonapi
 from tests.live_server import LiveServer, service_environment
 
-JSONAPI = "application/vnd.api+json"
 CLIENT_HEADERS = {"Accept": f"{JSONAPI}, application/json", "Content-Type": JSONAPI}
 
 

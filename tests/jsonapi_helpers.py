@@ -13,8 +13,8 @@ from app.extensions import db
 from app.models import Credential, CredentialKind, Device, User
 from app.security import digest
 from tests.factories import bearer, log_in
+from tests.jsonapi_schema import JSONAPI
 
-JSONAPI = "application/vnd.api+json"
 _ALLOWED = r"A-Za-z0-9\u0080-\U0010ffff"
 MEMBER_NAME = re.compile(rf"^@?[{_ALLOWED}](?:[{_ALLOWED}_ -]*[{_ALLOWED}])?$")
 
@@ -26,12 +26,14 @@ def body(response, status):
     return response.get_json()
 
 
-def error_of(response, status):
-    document = body(response, status)
+def error_of(response, status=None):
+    """The first error object of an error document (checking ``status`` when given)."""
+    document = body(response, status or response.status_code)
+    assert response.status_code >= 400, document
     assert "data" not in document and "included" not in document
     assert document["errors"], document
     for error in document["errors"]:
-        assert error["status"] == str(status)
+        assert error["status"] == str(response.status_code)
     return document["errors"][0]
 
 

@@ -8,6 +8,8 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
+JSONAPI = "application/vnd.api+json"  # the media type, spelled once for the tests
+
 SCHEMA_DIR = Path(__file__).parent / "jsonapi"
 RESPONSE_SCHEMA = "jsonapi-1.0-schema.json"
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import requests
 
-from tests.jsonapi_schema import assert_valid_jsonapi
+from tests.jsonapi_schema import JSONAPI, assert_valid_jsonapi
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CONTRACT = Path(__file__).parent / "contract" / "poparazzi"
-JSONAPI = "application/vnd.api+json"
 CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
 
 # Settings the service reads from the environment that must not leak from the developer's

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from tests.factories import bearer, log_in, new_token, register_token, token_document
+from tests.jsonapi_schema import JSONAPI
 
-JSONAPI = "application/vnd.api+json"
 MAX_CONTENT_LENGTH = 64 * 1024
 UPPER_SNAKE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
 LEAKS = ("<html", "<!doctype", "Traceback", 'File "', "sqlalchemy", "psycopg", "sqlite3",

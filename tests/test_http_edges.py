@@ -6,9 +6,8 @@ import json
 import pytest
 import requests
 
+from tests.jsonapi_schema import JSONAPI
 from tests.live_server import PoparazziClient, contract
-
-JSONAPI = "application/vnd.api+json"
 
 
 def _route_urls(app):

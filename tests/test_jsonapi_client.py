@@ -14,10 +14,10 @@ from jsonapi_requests.orm import ApiModel, AttributeField, OrmApi, RelationField
 from jsonapi_requests.request_factory import ApiClientError
 
 from tests.factories import last_code, random_phone
+from tests.jsonapi_schema import JSONAPI
 
 pytestmark = pytest.mark.slow
 
-JSONAPI = "application/vnd.api+json"
 
 
 class Bearer(requests.auth.AuthBase):

@@ -2,11 +2,14 @@
 
 Every test's docstring quotes the rule it checks, with the spec section in brackets. Every
 response also passes the official JSON:API schema (``JsonApiClient`` in conftest). What the
-service does not support, and why, is in ``UNSUPPORTED_RULES`` below (copied to the README).
+service answers differently, and why, is listed in the README; ``UNSUPPORTED_RULES`` below
+names the tests that show each entry.
 """
 
 import json
+import re
 import uuid
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -31,64 +34,30 @@ from tests.jsonapi_helpers import (
     member_names,
 )
 
-# (the spec's rule, what the service does instead and why)
-UNSUPPORTED_RULES = (
-    ("Updating Resources, 404 Not Found: \"A server MUST return 404 Not Found when "
-     "processing a request to modify a resource that does not exist.\"",
-     "PATCH /api/apple_device_tokens/<token> creates a token that does not exist yet and "
-     "answers 200 (an upsert on a client-chosen id): Poparazzi's iOS client registers its "
-     "APNs token exactly that way (WIRE.md §1). It is the one deliberate deviation; every "
-     "other type answers 404 for a PATCH of a missing resource."),
-    ("Client-Generated IDs",
-     "Not supported. Sessions are the only type created with POST, and their id is the "
-     "bearer secret, so the server must choose it: a POST carrying an id is refused with "
-     "403 CLIENT_ID_NOT_ALLOWED, as the spec requires for unsupported client ids. `lid` is "
-     "not supported either."),
-    ("Extensions (the `ext` media type parameter), e.g. Atomic Operations",
-     "No extension is supported. A Content-Type naming one is refused with 415; an Accept "
-     "whose every JSON:API media type names one is refused with 406; `jsonapi.ext` is "
-     "never sent."),
-    ("Profiles",
-     "None is applied. `profile` parameters are accepted and ignored, which is what the "
-     "spec asks of profiles a server does not recognise."),
-    ("Updating relationships (in a resource's `relationships` member, or at a "
-     "relationship URL with PATCH or POST)",
-     "Every relationship is derived by the service (a token belongs to the session and "
-     "user that registered it), so clients cannot set any: `relationships` in a POST or "
-     "PATCH body, and PATCH or POST to any /relationships/<name> URL, are refused with 403 "
-     "RELATIONSHIP_READ_ONLY, as the spec allows (so is DELETE on a to-one relationship). "
-     "The one relationship write is DELETE on /api/users/<own id>/relationships/devices, "
-     "which detaches tokens from the user."),
-    ("Inclusion of related resources from a relationship endpoint "
-     "(GET /articles/1/relationships/comments?include=comments.author)",
-     "Not supported: `include` on a /relationships/<name> URL is answered 400 with "
-     "source.parameter `include` (the spec's answer when an endpoint does not support "
-     "include). Use the related URL (/api/<type>/<id>/<name>?include=...) instead."),
-    ("Pagination: the `last` link, page numbers and offsets",
-     "Pages are keyset cursors (page[after], page[before], page[size]; page[total]=true "
-     "adds meta.total), so `first`, `prev` and `next` are given and `last` is omitted, "
-     "which the spec allows."),
-    ("Pagination links inside to-many relationship objects",
-     "Not given: the `devices` linkage of a user (shown to that user only) is complete, "
-     "not paged. The related URL /api/users/<id>/devices is a paged collection."),
-    ("Sorting by relationship paths (sort=author.name) or any attribute",
-     "Collections sort by a whitelist (created_at, updated_at, ascending or with `-` "
-     "descending); any other sort field is 400. The default order is created_at then id, "
-     "so pages are stable when timestamps tie."),
-    ("Creating resources of other types",
-     "Only `sessions` are created with POST. POST to another collection is 405 Method "
-     "Not Allowed (with an Allow header); device tokens are created with PATCH (above)."),
-    ("Fetching Resources, 404 Not Found, for an id that cannot be a device token",
-     "A URL naming something that is not a device token (not even-length hex of 64 to "
-     "200 digits), e.g. GET /api/apple_device_tokens/xyz or its relationship URLs, is "
-     "answered 400 INVALID_DEVICE_TOKEN rather than 404: the same check the token PATCH "
-     "makes. A well-formed token that does not exist (or is not the caller's) is 404."),
-    ("Following every relationship or related link shown",
-     "Links are drawn for every relationship, but linkage a caller may not see is "
-     "left out and its URLs answer 403: a user's `devices` to anyone but that user, and "
-     "a token's `session` to anyone but the holder of that session (a session id is a "
-     "bearer secret)."),
-)
+README = Path(__file__).resolve().parent.parent / "README.md"
+README_SECTION = "### JSON:API 1.1 rules not supported, and why"
+
+# Each rule the README lists as answered differently → the tests that show what the
+# service does instead.
+UNSUPPORTED_RULES = {
+    "PATCH of a missing resource": ("test_the_token_upsert_deviation_is_what_the_service_does",),
+    "Client-generated ids": ("test_a_client_generated_id_is_403",
+                             "test_a_token_is_created_with_post_and_its_id"),
+    "Extensions": ("test_content_type_with_unsupported_extension_is_415",
+                   "test_unrecognised_profiles_are_ignored"),
+    "Updating relationships": ("test_relationships_in_an_update_are_refused_and_nothing_changes",
+                               "test_linkage_sent_back_unchanged_passes",
+                               "test_writes_to_read_only_relationships_are_403"),
+    "Read-only attributes": ("test_read_only_attributes_sent_back_unchanged_pass",),
+    "`include` on relationship URLs": (
+        "test_include_on_an_endpoint_that_does_not_support_it_is_400",),
+    "Pagination": ("test_pagination_links_use_the_reserved_keys",),
+    "To-many linkage": ("test_to_many_linkage_is_one_page_with_a_count",),
+    "Sorting": ("test_unsupported_sorting_is_400",),
+    "Creating other types": ("test_posting_to_a_type_that_is_not_created_so_is_405",),
+    "A URL id that cannot be a device token": ("test_a_malformed_token_in_the_url_is_400",),
+    "Hidden linkage": ("test_hidden_linkage_has_links_but_no_data",),
+}
 
 
 # -- Content Negotiation --------------------------------------------------------------
@@ -756,7 +725,7 @@ def test_an_unsupported_update_is_403(client, app):
 
 def test_updating_a_missing_resource_is_404(client, app):
     """"A server MUST return 404 Not Found when processing a request to modify a resource
-    that does not exist." (apple_device_tokens upsert instead: see UNSUPPORTED_RULES)
+    that does not exist." (apple_device_tokens upsert instead: see the README)
     [Updating, 404 Not Found]"""
     caller = Caller(client, app)
     missing_user = str(uuid.uuid4())
@@ -944,12 +913,126 @@ def test_error_objects(client, app):
     assert client.put("/api/users", headers=caller.headers, json={}).headers["Allow"]
 
 
-def test_no_unsupported_rule_is_left_undocumented():
-    """UNSUPPORTED_RULES is copied into the README: every entry names the rule and says
-    what the service does instead."""
-    assert len({rule for rule, _why in UNSUPPORTED_RULES}) == len(UNSUPPORTED_RULES)
-    for rule, why in UNSUPPORTED_RULES:
-        assert rule.strip() and len(why) > 40, rule
+def _readme_rules():
+    text = README.read_text()
+    section = text[text.index(README_SECTION):]
+    section = section[:section.index("\n## ")]
+    return re.findall(r"^- \*\*(.+?)\*\*", section, flags=re.MULTILINE)
+
+
+def test_every_rule_the_readme_lists_has_tests_showing_it():
+    """The README's list of rules answered differently is the one this module checks: each
+    entry has tests here, and no entry here is missing from the README."""
+    rules = _readme_rules()
+    assert len(rules) == len(set(rules)), rules
+    assert set(rules) == set(UNSUPPORTED_RULES)
+    for rule, tests in UNSUPPORTED_RULES.items():
+        for name in tests:
+            assert callable(globals().get(name)), f"{rule}: no test named {name}"
+
+
+def test_a_token_is_created_with_post_and_its_id(client):
+    """The way JSON:API clients create: POST with the token as the client-generated id;
+    201 with a Location when new, 200 when the token exists (an upsert, like the PATCH)."""
+    session_id = create_session(client)
+    token = new_token()
+    created = client.post("/api/apple_device_tokens", headers=bearer(session_id),
+                          json=token_document(token))
+    assert key(body(created, 201)["data"]) == ("apple_device_tokens", token)
+    assert created.headers["Location"].endswith(f"/api/apple_device_tokens/{token}")
+    again = client.post("/api/apple_device_tokens", headers=bearer(session_id),
+                        json=token_document(token, bundle_version="3.2"))
+    assert body(again, 200)["data"]["attributes"]["bundle_version"] == "3.2"
+    missing_id = token_document(token)
+    del missing_id["data"]["id"]
+    error_of(client.post("/api/apple_device_tokens", headers=bearer(session_id),
+                         json=missing_id), 400)
+
+
+def test_linkage_sent_back_unchanged_passes(client, app):
+    """A fetched resource sent back whole carries its linkage: identical linkage asks for
+    no change; a different one is still refused."""
+    caller = Caller(client, app)
+    token = register_token(client, caller.session_id)
+    url = f"/api/apple_device_tokens/{token}"
+    fetched = body(client.get(url, headers=caller.headers), 200)["data"]
+    fetched["attributes"]["bundle_version"] = "4.0"
+    response = client.patch(url, headers=caller.headers, json={"data": fetched})
+    fetched = body(response, 200)["data"]
+    assert fetched["attributes"]["bundle_version"] == "4.0"
+    fetched["relationships"]["user"]["data"] = {"type": "users", "id": str(uuid.uuid4())}
+    error = error_of(client.patch(url, headers=caller.headers, json={"data": fetched}), 403)
+    assert error["code"] == "RELATIONSHIP_READ_ONLY"
+    assert error["source"] == {"pointer": "/data/relationships/user"}
+
+
+def test_read_only_attributes_sent_back_unchanged_pass(client, app):
+    """Read-only attributes of a fetched resource sent back as they were are ignored; a
+    changed one is an unsupported update: 403 with its pointer, and nothing changes."""
+    caller = Caller(client, app)
+    url = f"/api/users/{caller.user_id}"
+    fetched = body(client.get(url, headers=caller.headers), 200)["data"]
+    fetched["attributes"]["first_name"] = "Ada"
+    response = client.patch(url, headers=caller.headers, json={"data": fetched})
+    assert body(response, 200)["data"]["attributes"]["first_name"] == "Ada"
+    fetched["attributes"].update(first_name="Grace", created_at="2020-01-01T00:00:00.000Z")
+    error = error_of(client.patch(url, headers=caller.headers, json={"data": fetched}), 403)
+    assert (error["code"], error["source"]) == (
+        "READ_ONLY_ATTRIBUTE", {"pointer": "/data/attributes/created_at"})
+    assert body(client.get(url, headers=caller.headers), 200)["data"]["attributes"][
+        "first_name"] == "Ada"
+
+
+def test_to_many_linkage_is_one_page_with_a_count(client, app):
+    """A user's devices linkage carries at most a page, the count of all, and the related
+    link that pages through the rest."""
+    caller = Caller(client, app)
+    size = app.config["PAGE_SIZE_DEFAULT"]
+    for _ in range(size + 2):
+        register_token(client, caller.session_id)
+    fetched = body(client.get(f"/api/users/{caller.user_id}", headers=caller.headers),
+                   200)["data"]
+    devices = fetched["relationships"]["devices"]
+    assert len(devices["data"]) == size and devices["meta"] == {"count": size + 2}
+    related = body(client.get(devices["links"]["related"], headers=caller.headers), 200)
+    assert related["links"]["next"]
+
+
+def test_posting_to_a_type_that_is_not_created_so_is_405(client, app):
+    """Only sessions and device tokens are created with POST."""
+    caller = Caller(client, app)
+    response = client.post("/api/users", headers=caller.headers,
+                           json={"data": {"type": "users", "attributes": {}}})
+    error_of(response, 405)
+    assert "POST" not in response.headers["Allow"]
+
+
+def test_a_malformed_token_in_the_url_is_400(client, app):
+    """A URL that cannot name a device token is 400 INVALID_DEVICE_TOKEN, not 404; the
+    error names no member of a document, as the id was in the URL."""
+    caller = Caller(client, app)
+    for method in ("GET", "DELETE"):
+        response = client.open("/api/apple_device_tokens/xyz", method=method,
+                               headers=caller.headers)
+        error = error_of(response, 400)
+        assert error["code"] == "INVALID_DEVICE_TOKEN" and "source" not in error
+
+
+def test_hidden_linkage_has_links_but_no_data(client, app):
+    """Linkage the caller may not see is left out, and its endpoints answer 403."""
+    caller, other = Caller(client, app), Caller(client, app)
+    url = f"/api/users/{other.user_id}"
+    devices = body(client.get(url, headers=caller.headers), 200)["data"]["relationships"][
+        "devices"]
+    assert "data" not in devices and devices["links"]["related"]
+    error_of(client.get(devices["links"]["self"], headers=caller.headers), 403)
+
+
+def test_a_401_challenges_for_a_bearer_token(client):
+    """RFC 9110: a 401 carries WWW-Authenticate."""
+    response = client.get("/api/apple_device_tokens")
+    error_of(response, 401)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_the_token_upsert_deviation_is_what_the_service_does(client):

@@ -15,8 +15,8 @@ responsibilities), with Poparazzi's own headers among the cases.
 import pytest
 
 from tests.factories import bearer, create_session
+from tests.jsonapi_schema import JSONAPI
 
-JSONAPI = "application/vnd.api+json"
 POPARAZZI_ACCEPT = f"{JSONAPI}, application/json"
 ATOMIC = "https://jsonapi.org/ext/atomic"
 UNKNOWN_PROFILE = "https://example.com/profiles/unknown"

@@ -19,13 +19,10 @@ from tests.factories import (
     request_code,
     session_patch,
 )
+from tests.jsonapi_helpers import error_of
 
 NEW_SESSION = {"data": {"type": "sessions", "attributes": {"is_cookie_based": False}}}
 
-
-def error_of(response):
-    [error] = response.get_json()["errors"]
-    return error
 
 
 def raw_credentials(app):

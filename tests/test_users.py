@@ -10,6 +10,7 @@ import pytest
 from app.extensions import db
 from app.models import User
 from tests.factories import bearer, create_session, log_in, random_phone
+from tests.jsonapi_helpers import error_of
 
 CONTRACT = Path(__file__).parent / "contract" / "poparazzi"
 
@@ -26,10 +27,6 @@ def patch(client, session_id, user_id, **attributes):
     return client.patch(f"/api/users/{user_id}", json=patch_document(user_id, **attributes),
                         headers=bearer(session_id))
 
-
-def error_of(response):
-    [error] = response.get_json()["errors"]
-    return error
 
 
 def stored(app, user_id):

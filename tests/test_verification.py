@@ -22,6 +22,7 @@ from tests.factories import (
     request_code,
     session_patch,
 )
+from tests.jsonapi_helpers import error_of
 
 CODE_POINTER = "/data/attributes/verification_code"
 PHONE_POINTER = "/data/attributes/phone_number"
@@ -37,11 +38,6 @@ def send_code(client, session_id, code):
 def wrong(code):
     return f"{(int(code) + 1) % 10**6:06d}"
 
-
-def error_of(response):
-    errors = response.get_json()["errors"]
-    assert len(errors) == 1, errors
-    return errors[0]
 
 
 def user_id_of(response):
