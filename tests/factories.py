@@ -1,12 +1,16 @@
-"""Test data made the way clients make it: through the API."""
+"""Test data: made the way clients make it, through the API; or, for tests of the services
+below HTTP, rows made directly (inside an app context)."""
 
 import re
 import secrets
+import uuid
 
 from sqlalchemy import select
 
+from app.auth import principal_of
 from app.extensions import db
-from app.models import SmsMessage
+from app.models import Credential, CredentialKind, SmsMessage, User
+from app.security import digest
 
 CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
 
@@ -74,3 +78,23 @@ def register_token(client, session_id, token=None, **attributes):
                             json=token_document(token, **attributes), headers=bearer(session_id))
     assert response.status_code == 200, response.get_json()
     return token
+
+
+# -- rows made directly, for service-level tests (inside an app context) ----------------
+
+
+def make_user(**attributes):
+    user = User(id=uuid.uuid4(), phone_number=random_phone(), badges=[], **attributes)
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def make_session(user=None):
+    """A session credential and the Principal of its holder."""
+    secret = str(uuid.uuid4())
+    session = Credential(kind=CredentialKind.SESSION, secret_digest=digest(secret),
+                         user_id=None if user is None else user.id)
+    db.session.add(session)
+    db.session.flush()
+    return session, principal_of(session.id, session.kind, session.user_id, secret)

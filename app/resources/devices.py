@@ -9,7 +9,7 @@ import functools
 import re
 import uuid
 
-from sqlalchemy import delete, false, or_, select, update
+from sqlalchemy import delete, false, inspect, or_, select, update
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import policies
@@ -99,6 +99,8 @@ def _as_model(row):
     request.)"""
     device = Device(**row._mapping)
     make_transient_to_detached(device)
+    if db.session.identity_map.get(inspect(device).key) is not None:
+        return db.session.merge(device, load=False)  # this session holds the row already
     db.session.add(device)
     return device
 
