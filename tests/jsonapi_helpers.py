@@ -7,6 +7,7 @@ import secrets
 import uuid
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from sqlalchemy import event, insert, select
 
 from app.extensions import db
@@ -182,3 +183,16 @@ def counted_statements(app):
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def cut_database_connections(app):
+    """From a connection outside the app's pool, end every other connection to the test
+    database (a live server's too); this process's pool then starts afresh."""
+    with app.app_context():
+        outsider = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
+        with outsider.begin() as connection:
+            connection.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        outsider.dispose()
+        db.engine.dispose()

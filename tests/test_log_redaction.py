@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from app.extensions import db
 from app.logs import EscapingFormatter, loggable_atoms, loggable_path, loggable_url
 from tests.factories import new_token
+from tests.jsonapi_helpers import cut_database_connections
 from tests.live_server import PoparazziClient
 
 SESSION_ID = "0b7c1c36-6f4b-4a3e-9d1e-2c1f6c9a0b11"
@@ -176,19 +176,6 @@ def test_the_live_logs_hold_no_secret_and_no_forged_line(live):
     assert "Poparazzi\\x85" in logs  # NEL: a line break to some readers
 
 
-def _cut_connections(app):
-    """Every connection to the test database, the live server's too; this process's pool
-    then starts afresh."""
-    with app.app_context():
-        outsider = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
-        with outsider.begin() as connection:
-            connection.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
-        outsider.dispose()
-        db.engine.dispose()
-
-
 @pytest.mark.slow
 def test_a_503_log_line_names_no_secret_and_forges_nothing(live_server, app):
     """Last in this module: cutting the database connections makes each worker's next
@@ -199,7 +186,7 @@ def test_a_503_log_line_names_no_secret_and_forges_nothing(live_server, app):
     iphone = PoparazziClient(live_server.url)
     iphone.create_session()
     since = live_server.log_size()
-    _cut_connections(app)
+    cut_database_connections(app)
     secret_segment = f"{iphone.session_id}\n{FORGED_APP_LINE}"
     path = f"/api/sessions/{iphone.session_id}%0A{FORGED_APP_LINE.replace(' ', '%20')}"
     statuses = [iphone.request("GET", path).status_code for _ in range(live_server.workers * 2)]
