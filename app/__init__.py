@@ -18,6 +18,7 @@ from app.jsonapi.flask import (
     handle_http_exception,
     handle_unexpected,
     no_content,
+    private_by_default,
 )
 from app.logs import EscapingFormatter
 from app.request_body import refuse_oversized_chunked_body
@@ -44,12 +45,14 @@ def create_app(config=None):
     app.json.sort_keys = False
     register_logging(app)
     app.before_request(refuse_oversized_chunked_body)
+    app.after_request(private_by_default)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
-    if app.config["PROXY_FIX_X_FOR"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"])
+    if app.config["PROXY_FIX_X_FOR"] or app.config["PROXY_FIX_X_PROTO"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"],
+                                x_proto=app.config["PROXY_FIX_X_PROTO"])
     return app
 
 

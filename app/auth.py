@@ -4,12 +4,10 @@ import uuid
 from dataclasses import dataclass
 
 from flask import g, request
-from sqlalchemy import select
 
 from app.errors import NotAuthorized
-from app.extensions import db
-from app.models import Credential, CredentialKind
-from app.security import digest
+from app.models import CredentialKind
+from app.resources import credentials
 
 MAX_SECRET_LENGTH = 200
 
@@ -53,8 +51,7 @@ def authenticate(secret):
     if secret is None:
         return None
     # The row stays in the session's identity map: a service that needs it gets it free.
-    credential = db.session.scalar(
-        select(Credential).where(Credential.secret_digest == digest(secret)))
+    credential = credentials.find_live(secret)
     if credential is None:
         return None
     return principal_of(credential.id, credential.kind, credential.user_id, secret)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode
 from app.models.types import utcnow
+from app.resources import sessions
 from schemas.fields import format_timestamp
 
 sms = AppGroup("sms", help="Verification texts.")
@@ -39,10 +40,13 @@ def outbox(phone, last):
 @click.option("--days", type=click.IntRange(min=0), default=7, show_default=True,
               help="Keep what ended (or was written) less than this many days ago.")
 def prune(days):
-    """Delete what the service no longer needs: dead verification codes, old outbox
-    texts and expired rate-limit windows. Prints how many rows went, as JSON."""
-    cutoff = utcnow() - timedelta(days=days)
+    """Delete what the service no longer needs: sessions whose lifetime is over (the
+    SESSION_* settings), dead verification codes, old outbox texts and expired rate-limit
+    windows. Prints how many rows went, as JSON."""
+    now = utcnow()
+    cutoff = now - timedelta(days=days)
     removed = {
+        "sessions": sessions.prune_ended(now),
         "verification_codes": _delete(VerificationCode, VerificationCode.expires_at < cutoff),
         "sms_outbox": _delete(SmsMessage, SmsMessage.created_at < cutoff),
         "rate_limit_counters": _delete(RateLimitCounter,

@@ -8,6 +8,7 @@ import json
 import os
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
@@ -88,6 +89,23 @@ def _client_config():
     return {**DEFAULT_CLIENT_CONFIG, **overrides}
 
 
+def _public_url(url):
+    """``PUBLIC_URL`` without its trailing slash, once checked to be a base URL."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ConfigurationError(f"PUBLIC_URL is not a URL: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
+            or parts.password or parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigurationError(
+            "PUBLIC_URL must be an http(s) URL without user, query or fragment, "
+            "like https://push.example.com")
+    return url.rstrip("/")
+
+
 def default_database_url():
     return f"sqlite:///{INSTANCE_DIR / 'pushreg.db'}"
 
@@ -102,7 +120,10 @@ def normalise_database_url(url):
 
 RATE_SETTINGS = ("SMS_RATE_LIMIT_PER_PHONE", "SMS_RATE_LIMIT_PER_ADDRESS",
                  "SMS_RATE_LIMIT_PER_PHONE_TOTAL", "SMS_GLOBAL_RATE_LIMIT",
-                 "VERIFICATION_MAX_WRONG_PER_PHONE")
+                 "VERIFICATION_MAX_WRONG_PER_PHONE", "SESSION_CREATE_RATE_LIMIT",
+                 "ANONYMOUS_WRITE_RATE_LIMIT")
+LIFETIME_SETTINGS = ("SESSION_IDLE_TIMEOUT", "SESSION_MAX_AGE", "SESSION_ANONYMOUS_MAX_AGE")
+DAY = 86400
 
 
 class Config:
@@ -129,7 +150,15 @@ class Config:
         self.GUNICORN_TIMEOUT = _int("GUNICORN_TIMEOUT", 30)
         self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
         self.PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
+        self.PROXY_FIX_X_PROTO = _int("PROXY_FIX_X_PROTO", 0)
+        self.PUBLIC_URL = _public_url(_env("PUBLIC_URL"))
         self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+        self.SESSION_IDLE_TIMEOUT = _int("SESSION_IDLE_TIMEOUT", 30 * DAY)
+        self.SESSION_MAX_AGE = _int("SESSION_MAX_AGE", 180 * DAY)
+        self.SESSION_ANONYMOUS_MAX_AGE = _int("SESSION_ANONYMOUS_MAX_AGE", DAY)
+        self.SESSION_CREATE_RATE_LIMIT = _env("SESSION_CREATE_RATE_LIMIT", "60/hour")
+        self.ANONYMOUS_WRITE_RATE_LIMIT = _env("ANONYMOUS_WRITE_RATE_LIMIT", "60/hour")
 
         self.APP_NAME = _env("APP_NAME", "Pushreg")
         self.VERIFICATION_CODE_TTL = _int("VERIFICATION_CODE_TTL", 600)
@@ -166,6 +195,8 @@ class Config:
             raise ConfigurationError("production needs SMS_SENDER=http and an SMS gateway")
         if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             raise ConfigurationError("production needs DATABASE_URL pointing at PostgreSQL")
+        if not self.PUBLIC_URL:
+            raise ConfigurationError("production needs PUBLIC_URL, the service's external URL")
         if self.SMS_SENDER == "http" and not self.SMS_GATEWAY_URL:
             raise ConfigurationError("SMS_SENDER=http needs SMS_GATEWAY_URL")
 
@@ -184,6 +215,9 @@ class Config:
         if self.SMS_SENDER not in ("outbox", "http"):
             raise ConfigurationError("SMS_SENDER is 'outbox' or 'http'")
         self._validate_database_timeouts()
+        for name in LIFETIME_SETTINGS:
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be a number of seconds above 0")
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -195,6 +229,9 @@ class Config:
                     f"({self.GUNICORN_TIMEOUT} s)")
 
 
+GENEROUS_TEST_RATE = "100000/hour"
+
+
 class TestConfig(Config):
     def __init__(self, database_url):
         super().__init__()
@@ -203,3 +240,5 @@ class TestConfig(Config):
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url)
         self.SMS_SENDER = "outbox"
         self.REDIS_URL = None
+        # Every test client is 127.0.0.1; the limits' own tests set tight ones.
+        self.SESSION_CREATE_RATE_LIMIT = self.ANONYMOUS_WRITE_RATE_LIMIT = GENEROUS_TEST_RATE

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import delete, select, update
 
+from app.errors import TooManyRequests
 from app.extensions import db
 from app.models import RateLimitCounter
 from app.upsert import insert_for
@@ -95,6 +96,14 @@ def hit(key, rate, now=None):
     previous, current = _backend().hit(bounded_key(key), window, rate.limit)
     allowed = window.estimate(previous, current + 1) <= rate.limit
     return Verdict(allowed, 0 if allowed else window.retry_after(rate.limit, previous, current))
+
+
+def spend(key, setting, detail):
+    """Count one hit on ``key`` against the rate configured as ``setting``, or refuse it
+    with 429 ``RATE_LIMITED`` and ``Retry-After``."""
+    verdict = hit(key, Rate.parse(current_app.config[setting]))
+    if not verdict.allowed:
+        raise TooManyRequests(detail, retry_after=verdict.retry_after, code="RATE_LIMITED")
 
 
 def bounded_key(key):

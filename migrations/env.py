@@ -1,3 +1,4 @@
+import contextlib
 import logging
 from logging.config import fileConfig
 
@@ -90,7 +91,7 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with connectable.connect() as connection, _sqlite_foreign_keys_off(connection):
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -100,6 +101,22 @@ def run_migrations_online():
         with context.begin_transaction():
             _lift_statement_timeout(connection)
             context.run_migrations()
+
+
+@contextlib.contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """A batch migration rebuilds an SQLite table by copying it and dropping the old one;
+    with foreign keys enforced that drop would cascade to every row referring to it. The
+    pragma is ignored inside a transaction, so it is set on the bare connection first."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver_connection = connection.connection.driver_connection
+    driver_connection.execute("PRAGMA foreign_keys = OFF")
+    try:
+        yield
+    finally:
+        driver_connection.execute("PRAGMA foreign_keys = ON")
 
 
 def _lift_statement_timeout(connection):

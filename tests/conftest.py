@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from app import create_app
-from app.config import TestConfig
+from app.config import GENEROUS_TEST_RATE, TestConfig
 from app.extensions import db
 from tests.jsonapi_schema import JSONAPI, assert_valid_jsonapi
 from tests.live_server import LiveServer, service_environment
@@ -155,6 +155,8 @@ def service_env(app, database_url):
         SMS_SENDER="outbox",
         # Every test client is 127.0.0.1; the per-phone limit stays the default.
         SMS_RATE_LIMIT_PER_ADDRESS="1000/hour",
+        SESSION_CREATE_RATE_LIMIT=GENEROUS_TEST_RATE,
+        ANONYMOUS_WRITE_RATE_LIMIT=GENEROUS_TEST_RATE,
     )
 
 

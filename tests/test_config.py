@@ -11,6 +11,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql://db.internal/pushreg",
     "SMS_SENDER": "http",
     "SMS_GATEWAY_URL": "https://sms.example.com/send",
+    "PUBLIC_URL": "https://push.example.com",
 }
 
 
@@ -30,6 +31,7 @@ def test_a_complete_production_environment_is_accepted(monkeypatch):
     ("DATABASE_URL", "sqlite:///prod.db", "PostgreSQL"),
     ("SMS_SENDER", "outbox", "SMS"),
     ("SMS_GATEWAY_URL", "", "SMS_GATEWAY_URL"),
+    ("PUBLIC_URL", "", "PUBLIC_URL"),
 ])
 def test_production_refuses_to_start_without_its_secrets(monkeypatch, name, value, complaint):
     config = _config(monkeypatch, **{**PRODUCTION, name: value})
@@ -64,6 +66,17 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
     ("SMS_ALLOWED_COUNTRY_CODES", "1;44"),
     ("MINIMUM_BUNDLE_VERSION", "three"),
     ("SMS_SENDER", "pigeon"),
+    ("SESSION_CREATE_RATE_LIMIT", "lots"),
+    ("ANONYMOUS_WRITE_RATE_LIMIT", "60"),
+    ("SESSION_IDLE_TIMEOUT", "0"),
+    ("SESSION_MAX_AGE", "-5"),
+    ("SESSION_ANONYMOUS_MAX_AGE", "a day"),
+    ("PUBLIC_URL", "push.example.com"),
+    ("PUBLIC_URL", "ftp://push.example.com"),
+    ("PUBLIC_URL", "https://push.example.com/?x=1"),
+    ("PUBLIC_URL", "https://push.example.com/#top"),
+    ("PUBLIC_URL", "https://user:secret@push.example.com"),
+    ("PUBLIC_URL", "https://push.example.com:https"),
 ])
 def test_malformed_settings_stop_the_start_not_a_later_request(monkeypatch, name, value):
     with pytest.raises(ConfigurationError, match=name):
@@ -88,3 +101,13 @@ def test_allowed_country_codes_are_a_comma_separated_list(monkeypatch):
 def test_database_timeouts_end_before_gunicorns(monkeypatch, name, value):
     with pytest.raises(ConfigurationError, match=name):
         create_app(_config(monkeypatch, **{name: value}))
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("https://push.example.com", "https://push.example.com"),
+    ("https://push.example.com/", "https://push.example.com"),
+    ("https://example.com:8443/push/", "https://example.com:8443/push"),
+])
+def test_public_url_is_kept_without_its_trailing_slash(monkeypatch, given, kept):
+    public_url = _config(monkeypatch, PUBLIC_URL=given).PUBLIC_URL
+    assert public_url == kept

@@ -130,7 +130,8 @@ def test_poparazzi_client_flow(live, service_env, app):
     response = iphone.request("GET", f"/api/users/{user_id}")
     assert response.json()["data"]["attributes"]["time_zone"] == "America/Phoenix"
 
-    # 6. Logout: the token PATCH without Authorization is refused, and detaches the token.
+    # 6. Logout: the token PATCH without Authorization is refused, detaches the token and
+    # ends the session it was registered with.
     response = iphone.patch_token(token, authorized=False)
     assert response.status_code == 401, response.text
     [error] = response.json()["errors"]
@@ -139,10 +140,9 @@ def test_poparazzi_client_flow(live, service_env, app):
         key: expected[key] for key in ("status", "code", "title", "detail")}
     assert uuid.UUID(error["id"])
     assert _devices_with(app, token) == [(None, None)]
-    # Nothing else changed: the old session still works, and owns no token any more.
+    # The client forgets the session; anyone who kept its id holds nothing any more.
     response = iphone.request("GET", "/api/apple_device_tokens")
-    assert response.status_code == 200, response.text
-    assert response.json()["data"] == []
+    assert response.status_code == 401, response.text
 
     # The same person logs in again: same user, and the logged-out token is not theirs.
     again = PoparazziClient(live.url)

@@ -5,9 +5,13 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from flask import current_app
 from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
+from app.models import Credential
+from app.models.types import UTCDateTime
+from tests.jsonapi_helpers import insert_devices, utc
 
 pytestmark = pytest.mark.committed  # changes the schema under the app
 
@@ -32,3 +36,47 @@ def test_models_match_the_migrations(app_context):
 def test_device_tokens_are_unique_per_channel_in_the_database(app_context):
     constraints = sa.inspect(db.engine).get_unique_constraints("devices")
     assert any(set(c["column_names"]) == {"channel", "token"} for c in constraints)
+
+
+def _old_credentials_table():
+    """``credentials`` as revision 0001 made it."""
+    return sa.table("credentials", sa.column("id", sa.Integer), sa.column("kind", sa.String),
+                    sa.column("secret_digest", sa.String), sa.column("user_id", sa.Uuid),
+                    sa.column("is_cookie_based", sa.Boolean),
+                    sa.column("created_at", UTCDateTime), sa.column("updated_at", UTCDateTime))
+
+
+def _rows_referring_to_sessions():
+    """(device session ids, verification code session ids)."""
+    with db.engine.connect() as connection:
+        return (connection.execute(sa.text("SELECT session_id FROM devices")).scalars().all(),
+                connection.execute(sa.text("SELECT session_id FROM verification_codes"))
+                .scalars().all())
+
+
+def test_sessions_and_what_refers_to_them_survive_the_lifetimes_migration(app_context):
+    """0002 rebuilds ``credentials`` on SQLite: no cascade may reach devices or codes, and
+    a session's last use starts as its last change."""
+    downgrade(revision="0001")
+    created, updated = utc(2026, 1, 1), utc(2026, 3, 1, 12, 30)
+    with db.engine.begin() as connection:
+        connection.execute(sa.insert(_old_credentials_table()).values(
+            id=7, kind="session", secret_digest="d" * 64, user_id=None,
+            is_cookie_based=False, created_at=created, updated_at=updated))
+    insert_devices(current_app, 1, session_id=7)
+    with db.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO verification_codes (session_id, phone_number, code_digest, attempts,"
+            " expires_at, created_at) VALUES (7, '+15555550100', :digest, 0, :at, :at)"),
+            {"digest": "c" * 64, "at": updated.replace(tzinfo=None)})
+
+    upgrade()
+
+    with db.engine.connect() as connection:
+        row = connection.execute(sa.select(Credential.created_at, Credential.updated_at,
+                                           Credential.last_used_at)).one()
+    assert tuple(row) == (created, updated, updated)
+    assert _rows_referring_to_sessions() == ([7], [7])
+    downgrade(revision="0001")
+    assert _rows_referring_to_sessions() == ([7], [7])
+    upgrade()

@@ -3,6 +3,8 @@ token itself as the resource id."""
 
 from functools import partial
 
+from flask import request
+
 from app.api import jsonapi_blueprint
 from app.api.types import APNS, APPLE_DEVICE_TOKENS
 from app.auth import current_principal, require_principal
@@ -17,7 +19,7 @@ from app.jsonapi.flask import (
     resource_response,
 )
 from app.jsonapi.query import Capabilities
-from app.resources import devices
+from app.resources import devices, sessions
 
 blueprint = jsonapi_blueprint("apple_device_tokens", __name__)
 TYPE = APPLE_DEVICE_TOKENS.type
@@ -29,7 +31,7 @@ def register_token(token):
     """Upsert (Poparazzi creates tokens with PATCH). Without a session it is a logout."""
     principal = current_principal()
     if principal is None:
-        devices.detach_token(APNS, token)
+        sessions.log_out_device(APNS, token, request.remote_addr)
         raise NotAuthorized()
     # the document's id must be this token: a malformed one is reported there
     return _register(principal, body_token(token))

@@ -1,7 +1,7 @@
 from app.api import jsonapi_blueprint
 from app.api.types import CONFIGS
 from app.errors import Forbidden
-from app.jsonapi.flask import query_for, resource_response
+from app.jsonapi.flask import public_revalidated, query_for, resource_response
 from app.jsonapi.query import Capabilities
 from app.resources.configs import config_for
 
@@ -12,7 +12,8 @@ blueprint = jsonapi_blueprint("configs", __name__)
 def get_config(bundle_version):
     """Public: the app asks before anyone has logged in."""
     query = query_for(CONFIGS.type, Capabilities())
-    return resource_response(CONFIGS.type, query, config_for(bundle_version), None)
+    return public_revalidated(
+        resource_response(CONFIGS.type, query, config_for(bundle_version), None))
 
 
 @blueprint.patch("/configs/<bundle_version>")

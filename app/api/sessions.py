@@ -37,7 +37,8 @@ def create_session():
     if parsed.id is not None:
         raise Forbidden("Session ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
-    session, secret = sessions.create_session(**parsed.attributes)
+    session, secret = sessions.create_session(**parsed.attributes,
+                                              client_address=request.remote_addr)
     holder = principal_of(session.id, session.kind, session.user_id, secret)
     return resource_response(TYPE, query, session, holder, 201)
 

@@ -61,6 +61,22 @@ def conditional_get(response):
     return response
 
 
+def private_by_default(response):
+    """``after_request``: no cache keeps a response that did not say it may be kept. Most
+    carry a bearer secret (a session id in a body or Location) or one caller's data."""
+    if "Cache-Control" not in response.headers:
+        response.cache_control.no_store = True
+    return response
+
+
+def public_revalidated(response):
+    """The same for everyone and cheap to check: any cache may keep it, asking each time
+    (its ETag makes the answer a 304 while nothing changed)."""
+    response.cache_control.public = True
+    response.cache_control.no_cache = True
+    return response
+
+
 def jsonapi_response(document, status=200, headers=None):
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     response = Response(body, status=status, headers=headers, mimetype=JSONAPI_MEDIA_TYPE)
@@ -83,8 +99,15 @@ def query_for(type_name, capabilities):
     return parse_query(request.args, capabilities, registry, type_name, current_app.config)
 
 
+def public_url(path):
+    """``path`` as an absolute URL: under ``PUBLIC_URL`` when set, else the request's own
+    scheme and Host (development; a client chooses its Host header)."""
+    base = current_app.config["PUBLIC_URL"] or request.host_url.rstrip("/")
+    return base + path
+
+
 def renderer(query, principal):
-    api_url = request.host_url.rstrip("/") + "/api"
+    api_url = public_url("/api")
     # not request.url: werkzeug shows '[' ']' of filter[...] raw, which is no valid URI
     return Renderer(registry, principal, query, api_url, _url_with(request.args),
                     current_app.config["PAGE_SIZE_DEFAULT"])
@@ -122,7 +145,7 @@ def page_links(page):
 
 def _url_with(args):
     query = urlencode(args)
-    return request.base_url + (f"?{query}" if query else "")
+    return public_url(request.path) + (f"?{query}" if query else "")
 
 
 def error_response(error):

@@ -34,7 +34,9 @@ class Credential(db.Model):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     is_cookie_based: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Written at most once per ``app.resources.credentials.USE_RESOLUTION``, not per request.
+    last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     user: Mapped["User | None"] = relationship()  # noqa: F821

@@ -132,14 +132,15 @@ def detach(*conditions):
                        .values(user_id=None, session_id=None, updated_at=utcnow()))
 
 
-def detach_token(channel, raw_token):
-    """A device logged out (Poparazzi's token PATCH without a session)."""
+def find(channel, raw_token):
+    """The device registered with this token, whoever owns it; None for a malformed token
+    or one never registered."""
     try:
         token = normalise_token(channel, raw_token)
     except InvalidAttribute:
-        return  # a malformed token names no device
-    detach(Device.channel == channel, Device.token == token)
-    db.session.commit()
+        return None
+    return db.session.scalar(select(Device).where(Device.channel == channel,
+                                                  Device.token == token))
 
 
 def detach_from_user(principal, user, channel, raw_tokens):

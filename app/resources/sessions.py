@@ -1,18 +1,26 @@
-"""Sessions: created anonymously, logged in by phone number and texted code, logged out."""
+"""Sessions: created anonymously, logged in by phone number and texted code, logged out.
 
-from app import policies
+Anonymous writes (creating a session, Poparazzi's logout) are limited per client address:
+nothing else bounds how many rows a client can make or how many devices it can detach.
+"""
+
+from sqlalchemy import delete, select
+
+from app import policies, ratelimit
 from app.errors import InvalidAttribute, NotFound
 from app.extensions import db
 from app.models import Credential, CredentialKind, Device
-from app.resources import devices, verification
+from app.resources import credentials, devices, verification
 from app.security import digest, new_session_id
 
 
-def create_session(is_cookie_based=False):
+def create_session(is_cookie_based=False, *, client_address=None):
     """A new session and its id, the bearer secret (shown only now; stored as a digest)."""
     if is_cookie_based:
         raise InvalidAttribute("Cookie-based sessions are not supported; send false.",
                                field="is_cookie_based")
+    ratelimit.spend(f"session:create:{ratelimit.address_key(client_address)}",
+                    "SESSION_CREATE_RATE_LIMIT", "Too many sessions created; try again later.")
     secret = new_session_id()
     session = Credential(kind=CredentialKind.SESSION, secret_digest=digest(secret))
     db.session.add(session)
@@ -49,7 +57,32 @@ def log_in(session, user):
 
 def delete_session(principal, public_id):
     """Log out: the session goes, and its devices stop belonging to its user."""
-    session = held_session(principal, public_id)
-    devices.detach(Device.session_id == session.id)
-    db.session.delete(session)
+    end_sessions(Credential.id == held_session(principal, public_id).id)
     db.session.commit()
+
+
+def log_out_device(channel, raw_token, client_address):
+    """Poparazzi's logout (the token PATCH without a session): the device leaves its user,
+    and the session it was registered with ends, as if deleted by its holder."""
+    ratelimit.spend(f"anonymous:write:{ratelimit.address_key(client_address)}",
+                    "ANONYMOUS_WRITE_RATE_LIMIT", "Too many requests; try again later.")
+    device = devices.find(channel, raw_token)
+    if device is not None and device.session_id is not None:
+        end_sessions(Credential.id == device.session_id)
+    elif device is not None:
+        devices.detach(Device.id == device.id)
+    db.session.commit()  # the rate-limit hit too, whatever the token named
+
+
+def end_sessions(*conditions):
+    """The one way a session ends (logout, either kind, or its lifetime over): its devices
+    stop belonging to it and its user, and the session row goes. How many ended."""
+    ending = select(Credential.id).where(Credential.kind == CredentialKind.SESSION,
+                                         *conditions)
+    devices.detach(Device.session_id.in_(ending))
+    return db.session.execute(delete(Credential).where(Credential.id.in_(ending))).rowcount
+
+
+def prune_ended(now):
+    """Delete the sessions whose lifetime is over (``flask prune``)."""
+    return end_sessions(credentials.ended(now))

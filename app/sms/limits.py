@@ -13,7 +13,7 @@ Budgets (see README, "Rate limits"):
 from flask import current_app
 
 from app import ratelimit
-from app.errors import TooManyRequests, Unprocessable
+from app.errors import Unprocessable
 
 
 def check_country(phone_number):
@@ -42,7 +42,4 @@ def spend_try(phone_number):
            "Too many codes tried for this phone number; try again later.")
 
 
-def _spend(key, setting, detail):
-    verdict = ratelimit.hit(key, ratelimit.Rate.parse(current_app.config[setting]))
-    if not verdict.allowed:
-        raise TooManyRequests(detail, retry_after=verdict.retry_after, code="RATE_LIMITED")
+_spend = ratelimit.spend
