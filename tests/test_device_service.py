@@ -4,10 +4,10 @@ import pytest
 
 from app import policies
 from app.errors import Forbidden, InvalidAttribute, InvalidQueryParameter, NotFound, Where
-from app.models import Channel, Device
+from app.models import Channel, Credential, Device
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
-from app.resources.sessions import log_in
+from app.resources.sessions import log_in, log_out_device
 from tests.factories import make_session, make_user, new_token
 
 APNS = Channel.IOS_PUSH
@@ -74,15 +74,17 @@ def test_logging_in_gives_the_sessions_devices_to_the_user(app_context):
     assert Device.query.filter_by(token=device.token).one().user_id == user.id
 
 
-def test_a_device_logged_out_belongs_to_nobody(app_context):
+def test_a_device_logged_out_belongs_to_nobody_and_its_session_ends(app_context):
     user = make_user()
-    _session, principal = make_session(user)
-    token = new_token()
+    session, principal = make_session(user)
+    token, other_token = new_token(), new_token()
     devices.register(principal, APNS, token, ATTRIBUTES)
-    devices.detach_token(APNS, token)
-    row = Device.query.filter_by(token=token).one()
-    assert (row.user_id, row.session_id) == (None, None)
-    devices.detach_token(APNS, "not a token")  # names no device: nothing to do
+    devices.register(principal, APNS, other_token, ATTRIBUTES)
+    log_out_device(APNS, token, "192.0.2.1")
+    rows = Device.query.filter(Device.token.in_([token, other_token])).all()
+    assert {(row.user_id, row.session_id) for row in rows} == {(None, None)}
+    assert Credential.query.get(session.id) is None
+    log_out_device(APNS, "not a token", "192.0.2.1")  # names no device: nothing to do
 
 
 def test_only_the_owner_deletes(app_context):
