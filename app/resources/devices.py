@@ -10,12 +10,13 @@ import re
 import uuid
 
 from sqlalchemy import delete, false, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import policies
-from app.errors import InvalidAttribute, NotFound, Where
+from app.errors import InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
-from app.models import Channel, Device
+from app.models import Channel, Credential, Device
 from app.models.types import utcnow
 from app.resources.listing import Filter, boolean, eager_loading, list_page
 from app.upsert import insert_for
@@ -70,7 +71,8 @@ def register(principal, channel, raw_token, attributes):
     created).
 
     One ``INSERT … ON CONFLICT`` statement: racing registrations of one token end in one
-    row whose owner is whoever wrote last.
+    row whose owner is whoever wrote last. A logout racing it either detaches the row
+    afterwards or removes the session first, and then the row's foreign key refuses it.
     """
     token = normalise_token(channel, raw_token)
     now = utcnow()
@@ -88,9 +90,21 @@ def register(principal, channel, raw_token, attributes):
         "updated_at": now,
     }
     statement = _upsert(db.session.get_bind().dialect.name, given)
-    device = _as_model(db.session.execute(statement, row).one())
+    try:
+        device = _as_model(db.session.execute(statement, row).one())
+    except IntegrityError:
+        db.session.rollback()
+        _require_credential(principal)
+        raise
     db.session.commit()
     return device, device.created_at == now
+
+
+def _require_credential(principal):
+    """After a refused write: a credential that went meanwhile (a logout) is a 401."""
+    held = select(Credential.id).where(Credential.id == principal.credential_id)
+    if db.session.scalar(held) is None:
+        raise NotAuthorized()
 
 
 def _as_model(row):

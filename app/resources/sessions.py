@@ -1,7 +1,7 @@
 """Sessions: created anonymously, logged in by phone number and texted code, logged out."""
 
 from app import policies
-from app.errors import InvalidAttribute, NotFound
+from app.errors import InvalidAttribute, NotAuthorized, NotFound
 from app.extensions import db
 from app.models import Credential, CredentialKind, Device
 from app.resources import devices, verification
@@ -27,10 +27,27 @@ def held_session(principal, public_id):
     return db.session.get(Credential, principal.session_id)
 
 
+def _locked_session(principal, public_id):
+    """The caller's session, its row locked until the commit (``FOR UPDATE``; SQLite's
+    write lock already serialises writers).
+
+    Every change to a session and what hangs off it (codes, devices) takes this lock
+    first, so a login and a logout of one session run one after the other instead of
+    deadlocking on rows taken in opposite orders. A session that went while we waited
+    is a credential that no longer works.
+    """
+    held_session(principal, public_id)
+    session = db.session.get(Credential, principal.session_id, with_for_update=True,
+                             populate_existing=True)
+    if session is None:
+        raise NotAuthorized()
+    return session
+
+
 def update_session(principal, public_id, *, phone_number=None, verification_code=None,
                    client_address=None):
     """Text a code to ``phone_number``, or log in with ``verification_code``."""
-    session = held_session(principal, public_id)
+    session = _locked_session(principal, public_id)
     if phone_number is not None and verification_code is not None:
         raise InvalidAttribute("Send phone_number or verification_code, not both.",
                                field="verification_code")
@@ -49,7 +66,7 @@ def log_in(session, user):
 
 def delete_session(principal, public_id):
     """Log out: the session goes, and its devices stop belonging to its user."""
-    session = held_session(principal, public_id)
+    session = _locked_session(principal, public_id)
     devices.detach(Device.session_id == session.id)
     db.session.delete(session)
     db.session.commit()
