@@ -155,6 +155,9 @@ class Config:
         self.PAGE_SIZE_DEFAULT = _int("PAGE_SIZE_DEFAULT", 20)
         self.PAGE_SIZE_MAX = _int("PAGE_SIZE_MAX", 100)
         self.INCLUDE_DEPTH_MAX = _int("INCLUDE_DEPTH_MAX", 3)
+        # A registration beyond these deletes the owner's least recently registered devices.
+        self.DEVICES_PER_USER_MAX = _int("DEVICES_PER_USER_MAX", 50)
+        self.DEVICES_PER_SESSION_MAX = _int("DEVICES_PER_SESSION_MAX", 10)
 
     def validate(self):
         self._validate_formats()
@@ -184,6 +187,7 @@ class Config:
         if self.SMS_SENDER not in ("outbox", "http"):
             raise ConfigurationError("SMS_SENDER is 'outbox' or 'http'")
         self._validate_database_timeouts()
+        self._validate_device_caps()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -193,6 +197,12 @@ class Config:
                 raise ConfigurationError(
                     f"{name} must be more than 0 and less than GUNICORN_TIMEOUT "
                     f"({self.GUNICORN_TIMEOUT} s)")
+
+
+    def _validate_device_caps(self):
+        for name in ("DEVICES_PER_USER_MAX", "DEVICES_PER_SESSION_MAX"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
 
 
 class TestConfig(Config):
