@@ -131,3 +131,16 @@ def test_a_cap_below_one_is_refused(monkeypatch, name):
     monkeypatch.setenv(name, "0")
     with pytest.raises(ConfigurationError, match=name):
         Config().validate()
+
+
+def test_a_user_with_many_devices_is_shown_with_one_page_of_them(client, app, caps,
+                                                                  monkeypatch):
+    caps(per_user=50, per_session=10)
+    monkeypatch.setitem(app.config, "PAGE_SIZE_DEFAULT", 2)
+    session_id, user_id = log_in(client, app)
+    registered(client, session_id, 5)
+    response = client.get(f"/api/users/{user_id}?include=devices", headers=bearer(session_id))
+    document = response.get_json()
+    devices = document["data"]["relationships"]["devices"]
+    assert (len(devices["data"]), devices["meta"]["count"]) == (2, 5)
+    assert len(document["included"]) == 2
