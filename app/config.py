@@ -184,6 +184,9 @@ class Config:
         self.PAGE_SIZE_DEFAULT = _int("PAGE_SIZE_DEFAULT", 20)
         self.PAGE_SIZE_MAX = _int("PAGE_SIZE_MAX", 100)
         self.INCLUDE_DEPTH_MAX = _int("INCLUDE_DEPTH_MAX", 3)
+        # A registration beyond these deletes the owner's least recently registered devices.
+        self.DEVICES_PER_USER_MAX = _int("DEVICES_PER_USER_MAX", 50)
+        self.DEVICES_PER_SESSION_MAX = _int("DEVICES_PER_SESSION_MAX", 10)
 
     def validate(self):
         self._validate_formats()
@@ -218,6 +221,7 @@ class Config:
         for name in LIFETIME_SETTINGS:
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
+        self._validate_device_caps()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -227,6 +231,11 @@ class Config:
                 raise ConfigurationError(
                     f"{name} must be more than 0 and less than GUNICORN_TIMEOUT "
                     f"({self.GUNICORN_TIMEOUT} s)")
+
+    def _validate_device_caps(self):
+        for name in ("DEVICES_PER_USER_MAX", "DEVICES_PER_SESSION_MAX"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
 
 
 GENEROUS_TEST_RATE = "100000/hour"

@@ -8,7 +8,9 @@ start-up options (no extra round trip), SQLite a busy timeout.
 SQLite is tuned so several gunicorn workers can share one file: WAL lets readers run
 beside the writer, the busy timeout makes a writer wait instead of failing, and write
 requests open their transaction with ``BEGIN IMMEDIATE`` so two of them never both hold
-a read snapshot and then collide on upgrade to a write lock ("database is locked").
+a read snapshot and then collide on upgrade to a write lock ("database is locked"). Once a
+request's write is committed, what it still reads (to render its answer) begins deferred,
+so the write lock is not held while the response is rendered.
 """
 
 from contextvars import ContextVar
@@ -22,7 +24,8 @@ _write_transactions = ContextVar("write_transactions", default=False)
 
 
 def begin_writes_immediately(enabled):
-    """Make the transactions of the current request take SQLite's write lock up front."""
+    """Make the transactions of the current request take SQLite's write lock up front,
+    until its write is committed."""
     _write_transactions.set(enabled)
 
 
@@ -73,6 +76,10 @@ def _configure_sqlite(engine, busy_timeout_ms):
         mode = "BEGIN IMMEDIATE" if _write_transactions.get() else "BEGIN"
         connection.exec_driver_sql(mode)
 
+    @event.listens_for(engine, "commit")
+    def on_commit(_connection):
+        begin_writes_immediately(False)
+
 
 def commit_early(why):
     """Commit before the function a view, command or job called has finished.
@@ -81,4 +88,6 @@ def commit_early(why):
     (in ``why``) what would go wrong if the commit waited.
     """
     del why  # the reason is for the reader of the call site
+    writes = _write_transactions.get()
     db.session.commit()
+    begin_writes_immediately(writes)  # the request goes on writing

@@ -9,13 +9,15 @@ import functools
 import re
 import uuid
 
+from flask import current_app
 from sqlalchemy import delete, false, inspect, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import policies
-from app.errors import InvalidAttribute, NotFound, Where
+from app.errors import InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
-from app.models import Channel, Device
+from app.models import Channel, Credential, Device
 from app.models.types import utcnow
 from app.resources.listing import Filter, boolean, eager_loading, list_page
 from app.upsert import insert_for
@@ -70,7 +72,8 @@ def register(principal, channel, raw_token, attributes):
     created).
 
     One ``INSERT … ON CONFLICT`` statement: racing registrations of one token end in one
-    row whose owner is whoever wrote last.
+    row whose owner is whoever wrote last. A logout racing it either detaches the row
+    afterwards or removes the session first, and then the row's foreign key refuses it.
     """
     token = normalise_token(channel, raw_token)
     now = utcnow()
@@ -88,9 +91,22 @@ def register(principal, channel, raw_token, attributes):
         "updated_at": now,
     }
     statement = _upsert(db.session.get_bind().dialect.name, given)
-    device = _as_model(db.session.execute(statement, row).one())
+    try:
+        device = _as_model(db.session.execute(statement, row).one())
+    except IntegrityError:
+        db.session.rollback()
+        _require_credential(principal)
+        raise
+    keep_within_caps(user_id=principal.user_id, session_id=principal.session_id)
     db.session.commit()
     return device, device.created_at == now
+
+
+def _require_credential(principal):
+    """After a refused write: a credential that went meanwhile (a logout) is a 401."""
+    held = select(Credential.id).where(Credential.id == principal.credential_id)
+    if db.session.scalar(held) is None:
+        raise NotAuthorized()
 
 
 def _as_model(row):
@@ -124,6 +140,32 @@ def attach_session_devices(session_id, user_id):
     """A session logged in: its devices now belong to its user."""
     db.session.execute(update(Device).where(Device.session_id == session_id)
                        .values(user_id=user_id))
+    keep_within_caps(user_id=user_id)
+
+
+def keep_within_caps(*, user_id=None, session_id=None):
+    """Delete, in one statement, a session's devices beyond its newest
+    ``DEVICES_PER_SESSION_MAX`` and a user's beyond their newest ``DEVICES_PER_USER_MAX``:
+    no caller can make the devices they own (and every page and count of them) grow
+    without end."""
+    config = current_app.config
+    beyond = []
+    if session_id is not None:
+        beyond.append(_beyond_newest(config["DEVICES_PER_SESSION_MAX"],
+                                     Device.session_id == session_id))
+    if user_id is not None:
+        # counting only what the session's cap keeps, so no device goes for nothing
+        beyond.append(_beyond_newest(config["DEVICES_PER_USER_MAX"], Device.user_id == user_id,
+                                     *(Device.id.not_in(ids) for ids in beyond)))
+    if beyond:
+        doomed = or_(*(Device.id.in_(ids) for ids in beyond))
+        db.session.execute(delete(Device).where(doomed),
+                           execution_options={"synchronize_session": False})
+
+
+def _beyond_newest(cap, *owned):
+    newest_first = (Device.updated_at.desc(), Device.created_at.desc(), Device.id.desc())
+    return select(Device.id).where(*owned).order_by(*newest_first).offset(cap)
 
 
 def detach(*conditions):

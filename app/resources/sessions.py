@@ -7,7 +7,7 @@ nothing else bounds how many rows a client can make or how many devices it can d
 from sqlalchemy import delete, select
 
 from app import policies, ratelimit
-from app.errors import InvalidAttribute, NotFound
+from app.errors import InvalidAttribute, NotAuthorized, NotFound
 from app.extensions import db
 from app.models import Credential, CredentialKind, Device
 from app.resources import credentials, devices, verification
@@ -35,10 +35,27 @@ def held_session(principal, public_id):
     return db.session.get(Credential, principal.session_id)
 
 
+def _locked_session(principal, public_id):
+    """The caller's session, its row locked until the commit (``FOR UPDATE``; SQLite's
+    write lock already serialises writers).
+
+    Every change to a session and what hangs off it (codes, devices) takes this lock
+    first, so a login and a logout of one session run one after the other instead of
+    deadlocking on rows taken in opposite orders. A session that went while we waited
+    is a credential that no longer works.
+    """
+    held_session(principal, public_id)
+    session = db.session.get(Credential, principal.session_id, with_for_update=True,
+                             populate_existing=True)
+    if session is None:
+        raise NotAuthorized()
+    return session
+
+
 def update_session(principal, public_id, *, phone_number=None, verification_code=None,
                    client_address=None):
     """Text a code to ``phone_number``, or log in with ``verification_code``."""
-    session = held_session(principal, public_id)
+    session = _locked_session(principal, public_id)
     if phone_number is not None and verification_code is not None:
         raise InvalidAttribute("Send phone_number or verification_code, not both.",
                                field="verification_code")
@@ -75,12 +92,17 @@ def log_out_device(channel, raw_token, client_address):
 
 
 def end_sessions(*conditions):
-    """The one way a session ends (logout, either kind, or its lifetime over): its devices
+    """The one way a session ends (logout, either kind, or its lifetime over): its rows are
+    locked first (as every change to a session does, see ``_locked_session``), its devices
     stop belonging to it and its user, and the session row goes. How many ended."""
-    ending = select(Credential.id).where(Credential.kind == CredentialKind.SESSION,
-                                         *conditions)
+    ending = list(db.session.scalars(
+        select(Credential.id).where(Credential.kind == CredentialKind.SESSION, *conditions)
+        .with_for_update()))
+    if not ending:
+        return 0
     devices.detach(Device.session_id.in_(ending))
     return db.session.execute(delete(Credential).where(Credential.id.in_(ending))).rowcount
+
 
 
 def prune_ended(now):
