@@ -983,11 +983,12 @@ def test_read_only_attributes_sent_back_unchanged_pass(client, app):
         "first_name"] == "Ada"
 
 
-def test_to_many_linkage_is_one_page_with_a_count(client, app):
+def test_to_many_linkage_is_one_page_with_a_count(client, app, monkeypatch):
     """A user's devices linkage carries at most a page, the count of all, and the related
     link that pages through the rest."""
     caller = Caller(client, app)
-    size = app.config["PAGE_SIZE_DEFAULT"]
+    size = 3
+    monkeypatch.setitem(app.config, "PAGE_SIZE_DEFAULT", size)
     for _ in range(size + 2):
         register_token(client, caller.session_id)
     fetched = body(client.get(f"/api/users/{caller.user_id}", headers=caller.headers),
