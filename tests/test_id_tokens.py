@@ -6,11 +6,13 @@ import datetime
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import jwt
 import pytest
@@ -554,3 +556,18 @@ def test_the_apps_verifier_is_built_once_from_its_configuration(server):
     with app.app_context():
         assert verifier() is verifier(app)
         assert verify_id_token(token(time.time)).subject == "user-1"
+
+
+def test_the_readme_examples_are_valid_settings(monkeypatch):
+    """Each ``export NAME='…'`` of the README's ID tokens section starts the service."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## ID tokens"):readme.index("## API overview")]
+    examples = re.findall(r"^export (\w+)='?(.*?)'?$(?=\n\n|\n```)", section, re.S | re.M)
+    issuers = set()
+    for name, value in examples:
+        monkeypatch.delenv("FIREBASE_PROJECT_ID", raising=False)
+        monkeypatch.delenv("ID_TOKEN_PROVIDERS", raising=False)
+        issuers.update(p.issuer for p in create_app(config(monkeypatch, **{name: value}))
+                       .config["ID_TOKEN_PROVIDERS"])
+    assert issuers == {"https://securetoken.google.com/my-app-1234", "https://appleid.apple.com",
+                       "https://accounts.google.com", "accounts.google.com"}
