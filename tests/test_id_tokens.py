@@ -525,6 +525,7 @@ def test_loopback_http_and_local_files_are_allowed_for_keys(monkeypatch, keys_ur
     (providers_json({"keys_url": "http://10.0.0.1/jwks"}), "loopback"),
     (providers_json({"keys_url": "file:relative/keys.json"}), "keys_url"),
     (providers_json({"keys_url": "ftp://issuer.example.com/keys"}), "keys_url"),
+    (providers_json({"keys_url": "https://[::1/keys"}), "keys_url"),
     (providers_json({"audience": []}), "audience"),
     (providers_json({"audience": ""}), "audience"),
     (providers_json({"issuer": ""}), "issuer"),

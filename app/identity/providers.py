@@ -76,7 +76,10 @@ def _entry(item, index):
 
 def check_keys_url(url, where):
     """https anywhere; http only on this machine (tests); file:// a local key file."""
-    parts = urlsplit(url) if isinstance(url, str) else None
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # an unbalanced [ in the host
+        parts = None
     if parts and parts.scheme == "https" and parts.hostname:
         return
     if parts and parts.scheme == "http" and _is_loopback(parts.hostname):
