@@ -106,6 +106,16 @@ def _public_url(url):
     return url.rstrip("/")
 
 
+def _id_token_providers(firebase_project_id):
+    """``ID_TOKEN_PROVIDERS`` and ``FIREBASE_PROJECT_ID`` → a tuple of Provider."""
+    from app.identity.providers import parse_providers
+
+    try:
+        return parse_providers(_env("ID_TOKEN_PROVIDERS"), firebase_project_id)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
 def default_database_url():
     return f"sqlite:///{INSTANCE_DIR / 'pushreg.db'}"
 
@@ -181,6 +191,12 @@ class Config:
         self.MINIMUM_BUNDLE_VERSION = _env("MINIMUM_BUNDLE_VERSION", "0")
         self.CLIENT_CONFIG = _client_config()
 
+        # Identity providers whose ID tokens prove who a caller is (app/identity).
+        self.FIREBASE_PROJECT_ID = _env("FIREBASE_PROJECT_ID")
+        self.ID_TOKEN_PROVIDERS = _id_token_providers(self.FIREBASE_PROJECT_ID)
+        self.ID_TOKEN_LEEWAY = _int("ID_TOKEN_LEEWAY", 60)
+        self.ID_TOKEN_KEYS_TIMEOUT = _float("ID_TOKEN_KEYS_TIMEOUT", 5.0)
+
         self.PAGE_SIZE_DEFAULT = _int("PAGE_SIZE_DEFAULT", 20)
         self.PAGE_SIZE_MAX = _int("PAGE_SIZE_MAX", 100)
         self.INCLUDE_DEPTH_MAX = _int("INCLUDE_DEPTH_MAX", 3)
@@ -222,6 +238,7 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
         self._validate_device_caps()
+        self._validate_id_token_settings()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -236,6 +253,14 @@ class Config:
         for name in ("DEVICES_PER_USER_MAX", "DEVICES_PER_SESSION_MAX"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be at least 1")
+
+    def _validate_id_token_settings(self):
+        if not 0 <= self.ID_TOKEN_LEEWAY <= 300:
+            raise ConfigurationError("ID_TOKEN_LEEWAY must be 0 to 300 seconds")
+        if not 0 < self.ID_TOKEN_KEYS_TIMEOUT < self.GUNICORN_TIMEOUT:
+            raise ConfigurationError(
+                "ID_TOKEN_KEYS_TIMEOUT must be more than 0 and less than GUNICORN_TIMEOUT "
+                f"({self.GUNICORN_TIMEOUT} s)")
 
 
 GENEROUS_TEST_RATE = "100000/hour"

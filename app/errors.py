@@ -69,6 +69,14 @@ class NotAuthorized(ServiceError):
     headers_for_status = {"WWW-Authenticate": "Bearer"}  # RFC 9110 §11.6.1
 
 
+class InvalidIdToken(NotAuthorized):
+    """An identity provider's ID token that does not prove who the caller is. The detail
+    says what was wrong with it, never what it holds."""
+
+    code = "NOT_AUTHENTICATED"
+    title = "The ID token is not valid."
+
+
 class Forbidden(ServiceError):
     status = 403
     code = "FORBIDDEN"
@@ -128,6 +136,12 @@ class ServiceUnavailable(ServiceError):
     code = "SERVICE_UNAVAILABLE"
     title = "The service is briefly unavailable; try again."
     headers_for_status = {"Retry-After": "1"}
+
+
+class IdentityProviderUnavailable(ServiceUnavailable):
+    """An identity provider's keys could not be fetched: the token may well be valid."""
+
+    title = "The identity provider cannot be reached; try again."
 
 
 class ErrorList(ServiceError):

@@ -4,6 +4,7 @@ import pytest
 
 from app import policies
 from app.errors import Forbidden, InvalidAttribute, InvalidQueryParameter, NotFound, Where
+from app.extensions import db
 from app.models import Channel, Credential, Device
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
@@ -83,7 +84,7 @@ def test_a_device_logged_out_belongs_to_nobody_and_its_session_ends(app_context)
     log_out_device(APNS, token, "192.0.2.1")
     rows = Device.query.filter(Device.token.in_([token, other_token])).all()
     assert {(row.user_id, row.session_id) for row in rows} == {(None, None)}
-    assert Credential.query.get(session.id) is None
+    assert db.session.get(Credential, session.id) is None
     log_out_device(APNS, "not a token", "192.0.2.1")  # names no device: nothing to do
 
 
