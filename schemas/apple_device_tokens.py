@@ -1,17 +1,20 @@
 from marshmallow import validate
 from marshmallow_jsonapi import Schema, fields
 
-from schemas.fields import StrictBoolean, Timestamp
+from schemas.fields import ProductionFlag, StrictBoolean, Timestamp
 
 SHORT_TEXT = validate.Length(max=32)
 
 
 class AppleDeviceTokenSchema(Schema):
+    """Poparazzi's view of a device: the token is its id, ``bundle_version`` its app
+    version, ``is_production`` its environment."""
+
     id = fields.Str(attribute="token", dump_only=True)
-    bundle_version = fields.Str(allow_none=True, validate=SHORT_TEXT)
+    bundle_version = fields.Str(attribute="app_version", allow_none=True, validate=SHORT_TEXT)
     bundle_id = fields.Str(allow_none=True, validate=validate.Length(max=255))
     build_number = fields.Str(allow_none=True, validate=SHORT_TEXT)
-    is_production = StrictBoolean()
+    is_production = ProductionFlag(attribute="environment")
     is_voip = StrictBoolean()
     is_invalidated = StrictBoolean()
     created_at = Timestamp(dump_only=True)

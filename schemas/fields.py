@@ -29,6 +29,16 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+class ProductionFlag(StrictBoolean):
+    """A device's environment as a boolean: true for production, false for sandbox."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value != "sandbox"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return "production" if super()._deserialize(value, attr, data, **kwargs) else "sandbox"
+
+
 class StrictInteger(fields.Integer):
     def __init__(self, **kwargs):
         super().__init__(strict=True, **kwargs)

@@ -108,8 +108,8 @@ def insert_devices(app, count, *, user_id=None, session_id=None, created_at=None
         "id": uuid.uuid4(), "channel": "ios_push", "token": secrets.token_hex(32),
         "user_id": None if user_id is None else uuid.UUID(user_id),
         "session_id": session_id, "bundle_id": "TTYL.Inc.Poparazzi",
-        "bundle_version": "3.1.23", "build_number": "839", "is_production": True,
-        "is_voip": False, "is_invalidated": False,
+        "app_version": "3.1.23", "build_number": "839", "environment": "production",
+        "is_voip": False, "is_invalidated": False, "last_seen_at": created_at or now,
         "created_at": created_at or now, "updated_at": created_at or now, **attributes,
     } for _ in range(count)]
     with app.app_context():

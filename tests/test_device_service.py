@@ -12,8 +12,8 @@ from app.resources.sessions import log_in, log_out_device
 from tests.factories import make_session, make_user, new_token
 
 APNS = Channel.IOS_PUSH
-ATTRIBUTES = {"bundle_id": "TTYL.Inc.Poparazzi", "bundle_version": "3.1.23",
-              "build_number": "839", "is_production": True, "is_voip": False}
+ATTRIBUTES = {"bundle_id": "TTYL.Inc.Poparazzi", "app_version": "3.1.23",
+              "build_number": "839", "environment": "production", "is_voip": False}
 
 
 @pytest.mark.parametrize(("raw", "token"), [
@@ -38,9 +38,9 @@ def test_register_creates_then_refreshes_one_row(app_context):
     token = new_token()
     device, created = devices.register(principal, APNS, token.upper(), ATTRIBUTES)
     assert created and device.token == token and device.session_id == principal.session_id
-    again, created = devices.register(principal, APNS, token, {"bundle_version": "3.2"})
+    again, created = devices.register(principal, APNS, token, {"app_version": "3.2"})
     assert not created and again.id == device.id
-    assert (again.bundle_version, again.bundle_id) == ("3.2", "TTYL.Inc.Poparazzi")
+    assert (again.app_version, again.bundle_id) == ("3.2", "TTYL.Inc.Poparazzi")
     assert Device.query.filter_by(token=token).count() == 1
 
 

@@ -288,7 +288,7 @@ def test_page_before_gives_the_rows_before_the_cursor(client, app):
 def test_page_total_adds_meta_total(client, app):
     caller = Caller(client, app)
     insert_devices(app, 7, user_id=caller.user_id)
-    insert_devices(app, 2, user_id=caller.user_id, is_production=False)
+    insert_devices(app, 2, user_id=caller.user_id, environment="sandbox")
     document = body(client.get(f"{TOKENS}?page[size]=2&page[total]=true",
                                headers=caller.headers), 200)
     assert document["meta"] == {"total": 9}

@@ -1,17 +1,18 @@
 """The migrations are the only way the schema is made: they run both ways and match the
 models."""
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask import current_app
 from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
-from app.models import Credential
+from app.models import Credential, Device
 from app.models.types import UTCDateTime
-from tests.jsonapi_helpers import insert_devices, utc
+from tests.jsonapi_helpers import utc
 
 pytestmark = pytest.mark.committed  # changes the schema under the app
 
@@ -46,6 +47,44 @@ def _old_credentials_table():
                     sa.column("created_at", UTCDateTime), sa.column("updated_at", UTCDateTime))
 
 
+def _old_devices_table():
+    """``devices`` as revisions 0001 and 0002 made it."""
+    return sa.table("devices", sa.column("id", sa.Uuid), sa.column("channel", sa.String),
+                    sa.column("token", sa.String), sa.column("session_id", sa.Integer),
+                    sa.column("is_production", sa.Boolean), sa.column("is_voip", sa.Boolean),
+                    sa.column("is_invalidated", sa.Boolean),
+                    sa.column("bundle_version", sa.String),
+                    sa.column("created_at", UTCDateTime), sa.column("updated_at", UTCDateTime))
+
+
+def test_devices_keep_their_data_as_app_installations(app_context):
+    """0003: a token's environment comes from is_production, its app version from its
+    bundle version, its last sighting from its last change; and back again."""
+    downgrade(revision="0002")
+    updated = utc(2026, 3, 1, 12, 30)
+    with db.engine.begin() as connection:
+        connection.execute(sa.insert(_old_devices_table()), [
+            {"id": uuid.uuid4(), "channel": "ios_push", "token": token,
+             "is_production": production, "is_voip": False, "is_invalidated": False,
+             "bundle_version": "3.1.23", "created_at": updated, "updated_at": updated}
+            for token, production in (("ab" * 32, True), ("cd" * 32, False))])
+    upgrade()
+    with db.engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            "SELECT token, environment, app_version FROM devices ORDER BY token")).all()
+        seen = connection.execute(sa.select(Device.last_seen_at)).scalars().all()
+    assert [tuple(row) for row in rows] == [("ab" * 32, "production", "3.1.23"),
+                                            ("cd" * 32, "sandbox", "3.1.23")]
+    assert seen == [updated, updated]
+    downgrade(revision="0002")
+    with db.engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            "SELECT token, is_production, bundle_version FROM devices ORDER BY token")).all()
+    assert [tuple(row) for row in rows] == [("ab" * 32, True, "3.1.23"),
+                                            ("cd" * 32, False, "3.1.23")]
+    upgrade()
+
+
 def _rows_referring_to_sessions():
     """(device session ids, verification code session ids)."""
     with db.engine.connect() as connection:
@@ -63,8 +102,11 @@ def test_sessions_and_what_refers_to_them_survive_the_lifetimes_migration(app_co
         connection.execute(sa.insert(_old_credentials_table()).values(
             id=7, kind="session", secret_digest="d" * 64, user_id=None,
             is_cookie_based=False, created_at=created, updated_at=updated))
-    insert_devices(current_app, 1, session_id=7)
     with db.engine.begin() as connection:
+        connection.execute(sa.insert(_old_devices_table()).values(
+            id=uuid.uuid4(), channel="ios_push", token="ab" * 32, session_id=7,
+            is_production=False, is_voip=False, is_invalidated=False, bundle_version="3.1",
+            created_at=created, updated_at=updated))
         connection.execute(sa.text(
             "INSERT INTO verification_codes (session_id, phone_number, code_digest, attempts,"
             " expires_at, created_at) VALUES (7, '+15555550100', :digest, 0, :at, :at)"),

@@ -6,7 +6,7 @@ from functools import partial
 from flask import request
 
 from app.api import jsonapi_blueprint
-from app.api.types import APNS, APPLE_DEVICE_TOKENS
+from app.api.types import APNS, APPLE_DEVICE_TOKENS, TOKEN_FILTERS
 from app.auth import current_principal, require_principal
 from app.errors import NotAuthorized, NotFound, Where
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
@@ -66,7 +66,7 @@ def _current(principal, token):
 def list_tokens():
     principal = require_principal()
     query = query_for(TYPE, APPLE_DEVICE_TOKENS.collection)
-    page = devices.list_owned(principal, APNS, query.listing)
+    page = devices.list_owned(principal, APNS, query.listing, TOKEN_FILTERS)
     return collection_response(TYPE, query, page, principal)
 
 

@@ -4,14 +4,21 @@ from app import policies
 from app.errors import NotAuthorized
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
-from app.models import Channel
+from app.models import Channel, Device
 from app.resources import devices, sessions, users
+from app.resources.listing import Filter, boolean
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
 from schemas.configs import ConfigSchema
 from schemas.sessions import SessionSchema
 from schemas.users import UserSchema
 
 APNS = Channel.IOS_PUSH
+# Poparazzi filters tokens by is_production, its view of the environment.
+TOKEN_FILTERS = {
+    **{name: devices.FILTERS[name] for name in ("bundle_id", "is_voip", "is_invalidated")},
+    "is_production": Filter("is_production", Device.environment,
+                            lambda text: "production" if boolean(text) else "sandbox"),
+}
 
 
 def _signed_in(load):
@@ -44,8 +51,8 @@ APPLE_DEVICE_TOKENS = registry.add(ResourceType(
     id_of=lambda device, principal: device.token,
     load=_signed_in(lambda principal, token, include:
                     devices.get_owned(principal, APNS, token, load=include)),
-    collection=Capabilities(collection=True, sortable=tuple(devices.ORDERS),
-                            filterable=tuple(devices.FILTERS)),
+    collection=Capabilities(collection=True, sortable=("created_at", "updated_at"),
+                            filterable=tuple(TOKEN_FILTERS)),
     relationships={
         "session": Relationship("session", "sessions", linkage=_token_session),
         "user": Relationship("user", "users", key="user_id"),
@@ -71,7 +78,7 @@ USERS = registry.add(ResourceType(
         "devices": Relationship(
             "devices", "apple_device_tokens", many=True, visible=_is_self,
             page=lambda principal, user, listing:
-                devices.list_of_user(principal, user, APNS, listing),
+                devices.list_of_user(principal, user, APNS, listing, TOKEN_FILTERS),
             remove=lambda principal, user, ids:
                 devices.detach_from_user(principal, user, APNS, ids)),
     },

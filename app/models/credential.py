@@ -16,7 +16,8 @@ class CredentialKind(enum.StrEnum):
 
 
 class Credential(db.Model):
-    """A bearer secret: a session now; auth tokens and API keys share the table.
+    """A bearer secret: a session, an auth token (bound to one device of its user) or an
+    API key (a backend service's, with ``name`` and ``scopes``).
 
     Only the secret's keyed digest is stored: the secret is shown once, when it is made,
     and then only to a caller who presents it (``app.auth.Principal.secret``).
@@ -33,6 +34,11 @@ class Credential(db.Model):
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(100), unique=True)
+    scopes: Mapped[str | None] = mapped_column(String(255))  # space-separated
     is_cookie_based: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -40,3 +46,8 @@ class Credential(db.Model):
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
     user: Mapped["User | None"] = relationship()  # noqa: F821
+    device: Mapped["Device | None"] = relationship(foreign_keys=[device_id])  # noqa: F821
+
+    @property
+    def scope_set(self):
+        return frozenset((self.scopes or "").split())

@@ -2,7 +2,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -10,38 +10,62 @@ from app.models.types import UTCDateTime, utcnow
 
 
 class Channel(enum.StrEnum):
+    """How a device is reached: a new channel is one value here, one token rule
+    (``app.resources.devices.TOKEN_RULES``) and one transport."""
+
     IOS_PUSH = "ios_push"
 
 
-class Device(db.Model):
-    """One push endpoint: for ``ios_push`` an APNs device token.
+class Environment(enum.StrEnum):
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
 
-    The token is unique per channel in the database; registering it again moves the
-    row to the new owner instead of adding one.
+
+class Device(db.Model):
+    """One app installation, with an optional push endpoint (``channel`` + ``token``).
+
+    A push endpoint is unique per channel, and a client-chosen ``fingerprint`` unique per
+    user: registering a token that is another device's moves it, so one endpoint never
+    belongs to two devices or two users. Every wire format that shows devices (Poparazzi's
+    ``apple_device_tokens``, ``devices``, the seed APIs) is a view of this row.
     """
 
     __tablename__ = "devices"
-    __table_args__ = (UniqueConstraint("channel", "token"),)
+    __table_args__ = (UniqueConstraint("channel", "token"),
+                      UniqueConstraint("user_id", "fingerprint"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    channel: Mapped[str] = mapped_column(String(32), default=Channel.IOS_PUSH.value)
-    token: Mapped[str] = mapped_column(String(200))
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     session_id: Mapped[int | None] = mapped_column(
-        ForeignKey("credentials.id", ondelete="SET NULL"), index=True
+        ForeignKey("credentials.id", ondelete="SET NULL", use_alter=True), index=True
     )
+    fingerprint: Mapped[str | None] = mapped_column(String(255))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    token: Mapped[str | None] = mapped_column(String(200))
+    environment: Mapped[str | None] = mapped_column(String(16))
     bundle_id: Mapped[str | None] = mapped_column(String(255))
-    bundle_version: Mapped[str | None] = mapped_column(String(32))
+    app_version: Mapped[str | None] = mapped_column(String(32))
     build_number: Mapped[str | None] = mapped_column(String(32))
-    is_production: Mapped[bool] = mapped_column(Boolean, default=True)
+    device_model: Mapped[str | None] = mapped_column(String(64))
+    os_version: Mapped[str | None] = mapped_column(String(64))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
     is_voip: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Encrypted at rest (``app.security.seal``); written by clients, never shown.
+    live_activity_token: Mapped[str | None] = mapped_column(Text)
     is_invalidated: Mapped[bool] = mapped_column(Boolean, default=False)
     invalidated_reason: Mapped[str | None] = mapped_column(String(64))
     invalidated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     user: Mapped["User | None"] = relationship(back_populates="devices")  # noqa: F821
-    session: Mapped["Credential | None"] = relationship()  # noqa: F821
+    session: Mapped["Credential | None"] = relationship(  # noqa: F821
+        foreign_keys=[session_id])
+
+    @property
+    def is_production(self):
+        """Poparazzi's view of the environment."""
+        return self.environment != Environment.SANDBOX

@@ -9,12 +9,13 @@ from app.models.types import UTCDateTime, utcnow
 
 
 class User(db.Model):
-    """A person; every user is one phone number."""
+    """A person: from a phone login (one user a phone number) or from an identity
+    provider (``identities``), or both once a verified number links them."""
 
     __tablename__ = "users"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    phone_number: Mapped[str] = mapped_column(String(16), unique=True)
+    phone_number: Mapped[str | None] = mapped_column(String(16), unique=True)
     username: Mapped[str | None] = mapped_column(String(30), unique=True)
     first_name: Mapped[str | None] = mapped_column(String(100))
     last_name: Mapped[str | None] = mapped_column(String(100))

@@ -1,8 +1,10 @@
-"""The device registry: push endpoints, who they belong to, and every rule about them.
+"""The device registry: app installations, their push endpoints, who they belong to, and
+every rule about them.
 
-A device row is one push endpoint on one channel (for ``ios_push``, an APNs device token),
-tied to the session that registered it and, once that session logs in, to its user. Every
-wire format that shows devices is a view of these functions.
+A device row is one app installation, found by its push endpoint (``channel`` + ``token``,
+unique per channel) or by the ``fingerprint`` its app chose (unique per user). It is tied to
+the credential that registered it (a session, until it ends) and to that credential's user.
+Every wire format that shows devices is a view of these functions.
 """
 
 import functools
@@ -17,7 +19,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from app import policies
 from app.errors import InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
-from app.models import Channel, Credential, Device
+from app.models import Channel, Credential, Device, Environment
 from app.models.types import utcnow
 from app.resources.listing import Filter, boolean, eager_loading, list_page
 from app.upsert import insert_for
@@ -25,19 +27,30 @@ from app.upsert import insert_for
 HEX = re.compile(r"[0-9a-f]*\Z")
 MIN_APNS_TOKEN_LENGTH = 64
 MAX_APNS_TOKEN_LENGTH = 200
-UPDATABLE = ("bundle_id", "bundle_version", "build_number", "is_production", "is_voip")
+# What clients may set on a device (beyond its token and fingerprint).
+UPDATABLE = ("bundle_id", "app_version", "build_number", "environment", "is_voip",
+             "device_model", "os_version", "time_zone", "live_activity_token")
 # What a registration changes on an existing row, beside what the client sent.
 OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason",
-                 "invalidated_at", "updated_at")
+                 "invalidated_at", "last_seen_at", "updated_at")
 CLIENT_REPORTED = "ClientReported"
+
+
+def environment(text):
+    if text not in tuple(Environment):
+        raise ValueError("sandbox or production")
+    return text
+
 
 FILTERS = {declared.name: declared for declared in (
     Filter("bundle_id", Device.bundle_id),
-    Filter("is_production", Device.is_production, boolean),
+    Filter("channel", Device.channel),
+    Filter("environment", Device.environment, environment),
     Filter("is_voip", Device.is_voip, boolean),
     Filter("is_invalidated", Device.is_invalidated, boolean),
 )}
-ORDERS = {"created_at": Device.created_at, "updated_at": Device.updated_at}
+ORDERS = {"created_at": Device.created_at, "updated_at": Device.updated_at,
+          "last_seen_at": Device.last_seen_at}
 DEFAULT_ORDER = (("created_at", False),)
 
 
@@ -81,13 +94,14 @@ def register(principal, channel, raw_token, attributes):
     given = tuple(name for name in UPDATABLE if name in attributes)
     row = {
         "id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
-        "is_production": True, "is_voip": False,
+        "environment": Environment.PRODUCTION, "is_voip": False,
         **{name: attributes[name] for name in given},
         "user_id": principal.user_id,
         "session_id": principal.session_id,
         "is_invalidated": invalidated,
         "invalidated_reason": CLIENT_REPORTED if invalidated else None,
         "invalidated_at": now if invalidated else None,
+        "last_seen_at": now,
         "updated_at": now,
     }
     statement = _upsert(db.session.get_bind().dialect.name, given)
@@ -221,19 +235,22 @@ def get_owned(principal, channel, raw_token, *, where=Where.URL, load=()):
 _NO_SUCH_TOKEN = "You have no such device token."
 
 
-def list_owned(principal, channel, listing):
-    return _page(Device.channel == channel, owned_by(principal), listing=listing)
+def list_owned(principal, channel, listing, filters=FILTERS):
+    """The caller's devices on one channel; ``filters`` as a view names them."""
+    return _page(Device.channel == channel, owned_by(principal), listing=listing,
+                 filters=filters)
 
 
-def list_of_user(principal, user, channel, listing):
+def list_of_user(principal, user, channel, listing, filters=FILTERS):
     """A user's devices, for the user themself only."""
     policies.require_self(principal, user.id, _ONLY_SELF)
-    return _page(Device.channel == channel, Device.user_id == user.id, listing=listing)
+    return _page(Device.channel == channel, Device.user_id == user.id, listing=listing,
+                 filters=filters)
 
 
-def _page(*conditions, listing):
+def _page(*conditions, listing, filters):
     return list_page(db.session, select(Device).where(*conditions), listing,
-                     filters=FILTERS, orders=ORDERS, default_order=DEFAULT_ORDER,
+                     filters=filters, orders=ORDERS, default_order=DEFAULT_ORDER,
                      unique=Device.id)
 
 
