@@ -148,6 +148,7 @@ class _ServerConnection(asyncio.Protocol):
         self._h2.local_settings = h2.settings.Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: fake.max_concurrent_streams})
         self._requests: dict[int, tuple[dict, list]] = {}
+        self._open: set[int] = set()
         self._transport = None
         self._flush_scheduled = False
         self.goaway_after: int | None = None
@@ -175,6 +176,8 @@ class _ServerConnection(asyncio.Protocol):
     def _on_event(self, event):
         if isinstance(event, h2.events.RequestReceived):
             self._requests[event.stream_id] = (dict(event.headers), [])
+            self._open.add(event.stream_id)
+            self._fake._note_open_streams(len(self._open))
             self.highest_stream = max(self.highest_stream, event.stream_id)
         elif isinstance(event, h2.events.DataReceived):
             self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
@@ -185,10 +188,12 @@ class _ServerConnection(asyncio.Protocol):
             self._fake._handle(self, event.stream_id, headers, b"".join(body))
         elif isinstance(event, h2.events.StreamReset):
             self._requests.pop(event.stream_id, None)
+            self._open.discard(event.stream_id)
 
     def respond(self, stream_id: int, status: int, apns_id: str | None, body: bytes):
         if self.goaway_after is not None and stream_id > self.goaway_after:
             return False
+        self._open.discard(stream_id)
         headers = [(":status", str(status))]
         if apns_id:
             headers.append(("apns-id", apns_id))
@@ -236,7 +241,7 @@ class FakeApns:
 
     def __init__(self, *, public_key, key_id="KEYID12345", team_id="TEAMID1234",
                  bundle_id="com.example.app", max_concurrent_streams=1000, clock=time.time,
-                 latency=0.0, keep_log=True):
+                 latency=0.0, keep_log=True, ca: trustme.CA | None = None):
         self.key_id = key_id
         self.team_id = team_id
         self.bundle_id = bundle_id
@@ -246,16 +251,19 @@ class FakeApns:
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
         self.answered = 0
+        # Per stream-limit setting (the first, then one per change): the most streams open
+        # on one connection when a new one arrived.
+        self.open_stream_peaks = [0]
         self._tokens = _ProviderTokens(public_key, key_id, team_id, clock)
         self._connections: set[_ServerConnection] = set()
         self._connection_count = 0
         self._holding = False
         self._held: list[_Held] = []
         self._received = threading.Condition()
-        self._ca = trustme.CA()
+        self.ca = ca or trustme.CA()
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-apns-")
         self.ca_file = str(Path(self._tmp.name) / "ca.pem")
-        self._ca.cert_pem.write_to_path(self.ca_file)
+        self.ca.cert_pem.write_to_path(self.ca_file)
         self._loop = None
         self._server = None
         self._thread = None
@@ -313,7 +321,7 @@ class FakeApns:
 
     def _ssl_context(self, host):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self._ca.issue_cert(host, "localhost").configure_cert(context)
+        self.ca.issue_cert(host, "localhost").configure_cert(context)
         context.set_alpn_protocols(["h2"])
         return context
 
@@ -333,6 +341,7 @@ class FakeApns:
         """Advertise a new SETTINGS_MAX_CONCURRENT_STREAMS on every connection."""
         def update():
             self.max_concurrent_streams = limit
+            self.open_stream_peaks.append(0)
             for conn in self._connections:
                 conn.update_stream_limit(limit)
         self._call(update)
@@ -359,6 +368,9 @@ class FakeApns:
             for item in held:
                 self._respond(item.conn, item.stream_id, item.entry, item.answer)
         self._call(let_go)
+
+    def _note_open_streams(self, count: int):
+        self.open_stream_peaks[-1] = max(self.open_stream_peaks[-1], count)
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> bool:
         with self._received:

@@ -470,32 +470,34 @@ class Http2Client:
         if self._closed:
             return
         if len(self._connections) + len(self._connecting) < self._settings.connections:
-            task = asyncio.get_running_loop().create_task(self._connect())
-            self._connecting.add(task)
-            task.add_done_callback(self._connecting.discard)
+            self._connecting.add(asyncio.get_running_loop().create_task(self._connect()))
 
     async def _connect(self):
-        loop = asyncio.get_running_loop()
         conn = _Connection(self, self._authority, self._settings)
         try:
-            async with asyncio.timeout(self._settings.connect_timeout):
-                await loop.create_connection(
-                    lambda: conn, self._host, self._port, ssl=self._ssl,
-                    server_hostname=self._host)
-                await conn.ready
+            await self._open(conn)
+            failure = None
         except (OSError, TimeoutError, TransportError) as exc:
+            failure = exc
+        self._connecting.discard(asyncio.current_task())
+        if failure is not None or self._closed:
             conn.close()
-            self._connect_failed(exc)
-            return
-        if self._closed:
-            conn.close()
+            if failure is not None:
+                self._connect_failed(failure)
             return
         self._connections.append(conn)
         self._wake(conn.free_streams())
 
+    async def _open(self, conn: _Connection):
+        async with asyncio.timeout(self._settings.connect_timeout):
+            await asyncio.get_running_loop().create_connection(
+                lambda: conn, self._host, self._port, ssl=self._ssl,
+                server_hostname=self._host)
+            await conn.ready
+
     def _connect_failed(self, exc: Exception):
         # Waiters keep waiting while another connection may serve them.
-        if not self._connections and len(self._connecting) <= 1:
+        if not self._connections and not self._connecting:
             self._fail_waiters(NotProcessedError(f"cannot connect to {self.origin}: {exc}"))
 
     # -- callbacks from connections ----------------------------------------------------
