@@ -143,8 +143,7 @@ class _ServerConnection(asyncio.Protocol):
         self._fake = fake
         self.number = number
         self._loop = asyncio.get_running_loop()
-        self._h2 = h2.connection.H2Connection(config=h2.config.H2Configuration(
-            client_side=False, header_encoding="utf-8"))
+        self._h2 = h2.connection.H2Connection(config=fake.h2_config)
         self._h2.local_settings = h2.settings.Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: fake.max_concurrent_streams})
         self._requests: dict[int, tuple[dict, list]] = {}
@@ -223,6 +222,9 @@ class _ServerConnection(asyncio.Protocol):
     def abort(self):
         self._transport.abort()
 
+    def stall(self):
+        self._transport.pause_reading()
+
     def _schedule_flush(self):
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -241,13 +243,16 @@ class FakeApns:
 
     def __init__(self, *, public_key, key_id="KEYID12345", team_id="TEAMID1234",
                  bundle_id="com.example.app", max_concurrent_streams=1000, clock=time.time,
-                 latency=0.0, keep_log=True, ca: trustme.CA | None = None):
+                 latency=0.0, keep_log=True, validate_headers=True,
+                 ca: trustme.CA | None = None):
         self.key_id = key_id
         self.team_id = team_id
         self.bundle_id = bundle_id
         self.max_concurrent_streams = max_concurrent_streams
         self.latency = latency
         self.keep_log = keep_log
+        self.h2_config = h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8", validate_inbound_headers=validate_headers)
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
         self.answered = 0
@@ -353,6 +358,10 @@ class FakeApns:
             for conn in self._connections:
                 conn.goaway(last_stream_id)
         self._call(send)
+
+    def stall(self):
+        """Stop reading from every connection: requests and PINGs go unanswered."""
+        self._call(lambda: [conn.stall() for conn in list(self._connections)])
 
     def close_abruptly(self):
         self._call(lambda: [conn.abort() for conn in list(self._connections)])
@@ -479,12 +488,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-streams", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
-    parser.add_argument("--no-log", action="store_true", help="keep no request log")
+    parser.add_argument("--fast", action="store_true",
+                        help="for benchmarks: keep no request log, skip h2's header checks")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="fake-apns-key-"))
     key = make_key(workdir / "AuthKey.p8")
     fake = FakeApns(public_key=key.public_key(), max_concurrent_streams=args.max_streams,
-                    latency=args.latency, keep_log=not args.no_log)
+                    latency=args.latency, keep_log=not args.fast,
+                    validate_headers=not args.fast)
 
     async def serve_forever():
         await fake.serve()

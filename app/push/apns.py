@@ -23,6 +23,7 @@ from app.push.http2 import (
     OutcomeUnknownError,
     Response,
     make_ssl_context,
+    unindexed,
 )
 from app.push.provider_token import DEFAULT_MAX_AGE, ProviderTokenCache, ProviderTokenSigner
 
@@ -174,7 +175,7 @@ def build_request(device: Device, notification: Notification, apns_id: str,
         ("apns-push-type", notification.push_type.value),
         ("apns-topic", topic_for(bundle_id, notification.push_type)),
         ("apns-priority", str(_priority(notification))),
-        ("apns-id", _checked_apns_id(apns_id)),
+        unindexed("apns-id", _checked_apns_id(apns_id)),
     ]
     if notification.expiration is not None:
         headers.append(("apns-expiration", str(int(notification.expiration))))
@@ -344,7 +345,9 @@ class ApnsClient:
             for index in indexes:
                 outcomes[index] = await self.send(*items[index])
 
-        await asyncio.gather(*(worker() for _ in range(min(len(items), 2 * self.capacity))))
+        environments = {device.sandbox for device, _, _ in items}
+        workers = min(len(items), self.capacity * len(environments))
+        await asyncio.gather(*(worker() for _ in range(workers)))
         return outcomes
 
     async def close(self):
@@ -361,7 +364,7 @@ class ApnsClient:
         headers = (("authorization", f"bearer {token}"), *request.headers)
         try:
             response = await client.request("POST", request.path, headers, request.body,
-                                            self._settings.request_timeout)
+                                            self._settings.request_timeout, index_path=False)
         except NotProcessedError as exc:
             return Outcome(request.apns_id, Action.RETRY, detail=str(exc))
         except OutcomeUnknownError as exc:

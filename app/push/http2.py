@@ -22,10 +22,17 @@ import h2.connection
 import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
+from hpack import NeverIndexedHeaderTuple
 
 Headers = Iterable[tuple[str, str]]
 
-_H2_CONFIG = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+# Callers send lowercase, well-formed headers, so h2's outbound normalization and checks are
+# off: they cost a tenth of the CPU of a request, and normalization marks ``authorization``
+# never-indexed, which makes both ends Huffman-code the same bearer token on every request
+# (these connections carry only our own requests: there is nothing to learn from the table).
+_H2_CONFIG = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
+                                       normalize_outbound_headers=False,
+                                       validate_outbound_headers=False)
 _PING_PAYLOAD = b"pushping"
 
 
@@ -80,6 +87,12 @@ def make_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["h2"])
     return context
+
+
+def unindexed(name: str, value: str) -> tuple[str, str]:
+    """A header kept out of the HPACK table: values unique to one request (ids) would push
+    the shared ones (a bearer token) out of it, and both ends would Huffman-code them anew."""
+    return NeverIndexedHeaderTuple(name, value)
 
 
 class _GoawayTolerantH2(h2.connection.H2Connection):
@@ -177,13 +190,13 @@ class _Connection(asyncio.Protocol):
 
     # -- streams -----------------------------------------------------------------------
 
-    def open_stream(self, method: str, path: str, headers: Headers, body: bytes):
+    def open_stream(self, method: str, path: tuple[str, str], headers: Headers, body: bytes):
         """Send one request now; returns ``(stream_id, future of Response)``."""
         try:
             stream_id = self._h2.get_next_available_stream_id()
             self._h2.send_headers(stream_id, [
                 (":method", method), (":scheme", "https"),
-                (":authority", self._authority), (":path", path), *headers,
+                (":authority", self._authority), path, *headers,
             ], end_stream=not body)
         except h2.exceptions.NoAvailableStreamIDError:
             self._start_draining()
@@ -378,17 +391,22 @@ class Http2Client:
         return sum(conn.in_flight for conn in self._connections)
 
     async def request(self, method: str, path: str, headers: Headers = (),
-                      body: bytes = b"", timeout: float | None = None) -> Response:
+                      body: bytes = b"", timeout: float | None = None, *,
+                      index_path: bool = True) -> Response:
         """Send one request and return its response.
+
+        ``headers`` may hold ``unindexed(...)`` ones; ``index_path=False`` does the same for
+        a path unique to this request.
 
         ``timeout`` bounds each attempt (waiting for a stream, then the answer). Raises
         ``NotProcessedError`` when it was never processed (after the configured retries)
         and ``OutcomeUnknownError`` (``RequestTimeout`` on timeout) when it may have been.
         """
+        path_header = (":path", path) if index_path else unindexed(":path", path)
         retries = self._settings.not_processed_retries
         for attempt in range(retries + 1):
             try:
-                return await self._attempt(method, path, headers, body, timeout)
+                return await self._attempt(method, path_header, headers, body, timeout)
             except NotProcessedError:
                 if attempt == retries:
                     raise
@@ -424,21 +442,30 @@ class Http2Client:
     # -- waiting for a stream ----------------------------------------------------------
 
     async def _acquire(self) -> _Connection:
+        woken = False
         while True:
             if self._closed:
                 raise NotProcessedError("the client is closed")
-            conn = self._freest_connection()
-            if conn is not None:
-                return conn
+            if woken or not self._waiters:  # first come, first served
+                conn = self._freest_connection()
+                if conn is not None:
+                    return conn
             self._grow()
-            waiter = asyncio.get_running_loop().create_future()
+            await self._wait_turn(first=woken)
+            woken = True
+
+    async def _wait_turn(self, first: bool):
+        waiter = asyncio.get_running_loop().create_future()
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
             self._waiters.append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake(1)  # pass the wake-up we got on to the next waiter
-                raise
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake(1)  # pass the wake-up we got on to the next waiter
+            raise
 
     def _freest_connection(self) -> _Connection | None:
         best, best_free = None, 0
