@@ -134,6 +134,7 @@ class _Connection(asyncio.Protocol):
         self._last_heard = self._loop.time()
         self._lost_reason = "connection lost"
         self.ready = self._loop.create_future()
+        self.lost = self._loop.create_future()
         self.limit = 0
         self.draining = False
         self.closed = False
@@ -180,6 +181,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        self.lost.set_result(None)
         self._cancel_timers()
         error = OutcomeUnknownError(self._lost_reason)
         if not self.ready.done():
@@ -426,12 +428,16 @@ class Http2Client:
             raise RequestTimeout("no answer in time") from None
 
     async def close(self):
+        """Fail what waits for a stream, close every connection and wait (1 s) for them."""
         self._closed = True
         for task in list(self._connecting):
             task.cancel()
-        for conn in list(self._connections):
-            conn.close()
         self._fail_waiters(NotProcessedError("the client is closed"))
+        connections = list(self._connections)
+        for conn in connections:
+            conn.close()
+        if connections:
+            await asyncio.wait([conn.lost for conn in connections], timeout=1)
 
     async def __aenter__(self):
         return self
