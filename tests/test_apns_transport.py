@@ -338,3 +338,15 @@ def test_an_unreachable_host_is_not_processed(fake, key_file, clock):
     settings = settings_for(fake, key_file, production_url="https://127.0.0.1:9")
     [outcome] = asyncio.run(send_all(settings, batch(1), clock))
     assert (outcome.action, outcome.outcome_unknown) == (Action.RETRY, False)
+
+
+def test_settings_come_from_apns_variables_with_defaults():
+    settings = ApnsSettings.from_environ({
+        "APNS_BUNDLE_ID": "com.example.app", "APNS_KEY": "/keys/AuthKey.p8",
+        "APNS_KEY_ID": "KEY", "APNS_TEAM_ID": "TEAM", "APNS_CONNECTIONS": "4",
+        "APNS_REQUEST_TIMEOUT": "2.5", "APNS_SANDBOX_URL": ""})
+    assert (settings.bundle_id, settings.key, settings.key_id, settings.team_id) == (
+        "com.example.app", "/keys/AuthKey.p8", "KEY", "TEAM")
+    assert (settings.connections, settings.request_timeout, settings.max_streams) == (4, 2.5, 100)
+    assert (settings.production_url, settings.sandbox_url) == (
+        "https://api.push.apple.com", "https://api.sandbox.push.apple.com")
