@@ -1,0 +1,1 @@
+"""Push transport: HTTP/2 client core, the APNs protocol, the provider token."""
