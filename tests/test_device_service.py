@@ -145,3 +145,12 @@ def test_policies(app_context):
     assert not policies.holds_session(principal, session.id + 1)
     assert policies.presented_session(principal, principal.secret)
     assert not policies.presented_session(principal, principal.secret.upper() + "x")
+
+
+def test_an_installation_is_found_by_its_fingerprint_or_made(app_context):
+    user = make_user()
+    first = devices.installation(user.id, "fingerprint-1")
+    again = devices.installation(user.id, "fingerprint-1")
+    other = devices.installation(user.id, "fingerprint-2")
+    assert first.id == again.id != other.id and first.token is None
+    assert devices.installation(make_user().id, "fingerprint-1").id != first.id

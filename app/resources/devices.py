@@ -116,6 +116,20 @@ def register(principal, channel, raw_token, attributes):
     return device, device.created_at == now
 
 
+def installation(user_id, fingerprint):
+    """The user's device with this fingerprint, made when there is none (an auth token is
+    issued for a device the app names this way). One upsert: racing requests get one row."""
+    now = utcnow()
+    statement = insert_for(db.session.get_bind(), Device).values(
+        id=uuid.uuid4(), user_id=user_id, fingerprint=fingerprint, is_voip=False,
+        is_invalidated=False, last_seen_at=now, created_at=now, updated_at=now,
+    ).on_conflict_do_update(index_elements=["user_id", "fingerprint"],
+                            set_={"last_seen_at": now}).returning(Device.id)
+    device_id = db.session.execute(statement).scalar_one()
+    keep_within_caps(user_id=user_id)
+    return db.session.get(Device, device_id)
+
+
 def _require_credential(principal):
     """After a refused write: a credential that went meanwhile (a logout) is a 401."""
     held = select(Credential.id).where(Credential.id == principal.credential_id)
