@@ -133,6 +133,9 @@ RATE_SETTINGS = ("SMS_RATE_LIMIT_PER_PHONE", "SMS_RATE_LIMIT_PER_ADDRESS",
                  "VERIFICATION_MAX_WRONG_PER_PHONE", "SESSION_CREATE_RATE_LIMIT",
                  "ANONYMOUS_WRITE_RATE_LIMIT")
 LIFETIME_SETTINGS = ("SESSION_IDLE_TIMEOUT", "SESSION_MAX_AGE", "SESSION_ANONYMOUS_MAX_AGE")
+# 0 means "no such limit" for these
+OPTIONAL_LIFETIME_SETTINGS = ("AUTH_TOKEN_IDLE_TIMEOUT", "AUTH_TOKEN_MAX_AGE",
+                              "API_KEY_IDLE_TIMEOUT", "API_KEY_MAX_AGE")
 DAY = 86400
 
 
@@ -169,6 +172,13 @@ class Config:
         self.SESSION_ANONYMOUS_MAX_AGE = _int("SESSION_ANONYMOUS_MAX_AGE", DAY)
         self.SESSION_CREATE_RATE_LIMIT = _env("SESSION_CREATE_RATE_LIMIT", "60/hour")
         self.ANONYMOUS_WRITE_RATE_LIMIT = _env("ANONYMOUS_WRITE_RATE_LIMIT", "60/hour")
+        self.AUTH_TOKEN_IDLE_TIMEOUT = _int("AUTH_TOKEN_IDLE_TIMEOUT", 90 * DAY)
+        self.AUTH_TOKEN_MAX_AGE = _int("AUTH_TOKEN_MAX_AGE", 365 * DAY)
+        self.API_KEY_IDLE_TIMEOUT = _int("API_KEY_IDLE_TIMEOUT", 0)
+        self.API_KEY_MAX_AGE = _int("API_KEY_MAX_AGE", 0)
+        self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)
+        self.ACCESS_TOKEN_SIGNING_KEYS = _env("ACCESS_TOKEN_SIGNING_KEYS")
+        self.ACCESS_TOKEN_KEY_ID = _env("ACCESS_TOKEN_KEY_ID")
 
         self.APP_NAME = _env("APP_NAME", "Pushreg")
         self.VERIFICATION_CODE_TTL = _int("VERIFICATION_CODE_TTL", 600)
@@ -237,6 +247,12 @@ class Config:
         for name in LIFETIME_SETTINGS:
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
+        for name in OPTIONAL_LIFETIME_SETTINGS:
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must be a number of seconds (0: no limit)")
+        if not 60 <= self.ACCESS_TOKEN_TTL <= DAY:
+            raise ConfigurationError("ACCESS_TOKEN_TTL must be 60 to 86400 seconds")
+        self._validate_access_token_keys()
         self._validate_device_caps()
         self._validate_id_token_settings()
 
@@ -248,6 +264,14 @@ class Config:
                 raise ConfigurationError(
                     f"{name} must be more than 0 and less than GUNICORN_TIMEOUT "
                     f"({self.GUNICORN_TIMEOUT} s)")
+
+    def _validate_access_token_keys(self):
+        from app.access_tokens import KeyConfigurationError, keys_from_config
+
+        try:
+            keys_from_config(vars(self))
+        except KeyConfigurationError as exc:
+            raise ConfigurationError(str(exc)) from exc
 
     def _validate_device_caps(self):
         for name in ("DEVICES_PER_USER_MAX", "DEVICES_PER_SESSION_MAX"):

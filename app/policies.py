@@ -21,7 +21,16 @@ def holds_session(principal, session_id):
 def presented_session(principal, public_id):
     """Is ``public_id`` (a session id as clients know it) the session the caller holds?"""
     return principal is not None and principal.kind == CredentialKind.SESSION \
+        and principal.secret is not None \
         and hmac.compare_digest(public_id.encode(), principal.secret.encode())
+
+
+def shown_session_id(principal, session_id):
+    """A session's id as this caller may see it: its holder, who presented it, sees it;
+    anyone else (an access token's bearer too) does not."""
+    if holds_session(principal, session_id) and principal.secret is not None:
+        return principal.secret
+    return None
 
 
 def require_self(principal, user_id, detail):

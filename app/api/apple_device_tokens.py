@@ -7,7 +7,7 @@ from flask import request
 
 from app.api import jsonapi_blueprint
 from app.api.types import APNS, APPLE_DEVICE_TOKENS, TOKEN_FILTERS
-from app.auth import current_principal, require_principal
+from app.auth import USER, current_principal, require
 from app.errors import NotAuthorized, NotFound, Where
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
@@ -29,18 +29,17 @@ body_token = partial(devices.normalise_token, APNS, field="id", where=Where.ID)
 @blueprint.patch("/apple_device_tokens/<token>")
 def register_token(token):
     """Upsert (Poparazzi creates tokens with PATCH). Without a session it is a logout."""
-    principal = current_principal()
-    if principal is None:
+    if current_principal() is None:
         sessions.log_out_device(APNS, token, request.remote_addr)
         raise NotAuthorized()
     # the document's id must be this token: a malformed one is reported there
-    return _register(principal, body_token(token))
+    return _register(require(USER), body_token(token))
 
 
 @blueprint.post("/apple_device_tokens")
 def create_token():
     """JSON:API clients create with POST and a client-chosen id: the same upsert."""
-    return _register(require_principal(), None)
+    return _register(require(USER), None)
 
 
 def _register(principal, url_token):
@@ -64,7 +63,7 @@ def _current(principal, token):
 
 @blueprint.get("/apple_device_tokens")
 def list_tokens():
-    principal = require_principal()
+    principal = require(USER)
     query = query_for(TYPE, APPLE_DEVICE_TOKENS.collection)
     page = devices.list_owned(principal, APNS, query.listing, TOKEN_FILTERS)
     return collection_response(TYPE, query, page, principal)
@@ -72,7 +71,7 @@ def list_tokens():
 
 @blueprint.get("/apple_device_tokens/<token>")
 def get_token(token):
-    principal = require_principal()
+    principal = require(USER)
     query = query_for(TYPE, Capabilities())
     device = devices.get_owned(principal, APNS, token, load=query.include)
     return resource_response(TYPE, query, device, principal)
@@ -80,5 +79,5 @@ def get_token(token):
 
 @blueprint.delete("/apple_device_tokens/<token>")
 def delete_token(token):
-    devices.delete_owned(require_principal(), APNS, token)
+    devices.delete_owned(require(USER), APNS, token)
     return no_content()

@@ -6,7 +6,7 @@ the same authorization as the resource itself.
 """
 
 from app.api import jsonapi_blueprint, types  # noqa: F401  (types fill the registry)
-from app.auth import current_principal
+from app.auth import USER, require
 from app.errors import Forbidden, InvalidQueryParameter, MethodNotAllowed, NotFound
 from app.jsonapi.document import load_body
 from app.jsonapi.errors import InvalidDocument, relationship_read_only, type_mismatch
@@ -38,7 +38,7 @@ def _relationship(type_name, name):
 
 def _parent(type_name, resource_id, name, include=()):
     resource_type, relationship = _relationship(type_name, name)
-    principal = current_principal()
+    principal = require(USER)
     parent = resource_type.load(principal, resource_id, include)
     return principal, parent, relationship
 

@@ -2,7 +2,7 @@ from flask import request
 
 from app.api import jsonapi_blueprint
 from app.api.types import SESSIONS
-from app.auth import principal_of, require_principal
+from app.auth import USER, principal_of, require
 from app.errors import Forbidden, Where
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
@@ -45,14 +45,14 @@ def create_session():
 
 @blueprint.get("/sessions/<session_id>")
 def get_session(session_id):
-    principal = require_principal()
+    principal = require(USER)
     return resource_response(TYPE, _query(), sessions.held_session(principal, session_id),
                              principal)
 
 
 @blueprint.patch("/sessions/<session_id>")
 def update_session(session_id):
-    principal = require_principal()
+    principal = require(USER)
     query = _query()
     parsed = parse_resource(request_body(), SESSIONS, url_id=session_id, id_required=True)
     if parsed.echoes_members:
@@ -65,5 +65,5 @@ def update_session(session_id):
 
 @blueprint.delete("/sessions/<session_id>")
 def delete_session(session_id):
-    sessions.delete_session(require_principal(), session_id)
+    sessions.delete_session(require(USER), session_id)
     return no_content()

@@ -1,7 +1,6 @@
 """The JSON:API resource types the service exposes: how each is found, shown and related."""
 
 from app import policies
-from app.errors import NotAuthorized
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
@@ -21,24 +20,15 @@ TOKEN_FILTERS = {
 }
 
 
-def _signed_in(load):
-    def load_for(principal, resource_id, include=()):
-        if principal is None:
-            raise NotAuthorized()
-        return load(principal, resource_id, include)
-
-    return load_for
-
-
 def _session_id(session, principal):
     """A session id is its holder's secret: shown to the holder, to nobody else."""
-    return principal.secret if policies.holds_session(principal, session.id) else None
+    return policies.shown_session_id(principal, session.id)
 
 
 def _token_session(device, principal):
     if device.session_id is None:
         return None
-    return principal.secret if policies.holds_session(principal, device.session_id) else HIDDEN
+    return policies.shown_session_id(principal, device.session_id) or HIDDEN
 
 
 def _is_self(user, principal):
@@ -49,8 +39,8 @@ APPLE_DEVICE_TOKENS = registry.add(ResourceType(
     type="apple_device_tokens",
     schema=AppleDeviceTokenSchema,
     id_of=lambda device, principal: device.token,
-    load=_signed_in(lambda principal, token, include:
-                    devices.get_owned(principal, APNS, token, load=include)),
+    load=lambda principal, token, include:
+        devices.get_owned(principal, APNS, token, load=include),
     collection=Capabilities(collection=True, sortable=("created_at", "updated_at"),
                             filterable=tuple(TOKEN_FILTERS)),
     relationships={
@@ -63,15 +53,14 @@ SESSIONS = registry.add(ResourceType(
     type="sessions",
     schema=SessionSchema,
     id_of=_session_id,
-    load=_signed_in(lambda principal, public_id, include:
-                    sessions.held_session(principal, public_id)),
+    load=lambda principal, public_id, include: sessions.held_session(principal, public_id),
     relationships={"user": Relationship("user", "users", key="user_id")},
 ))
 
 USERS = registry.add(ResourceType(
     type="users",
     schema=UserSchema,
-    load=_signed_in(lambda principal, user_id, include: users.get_user(user_id, include)),
+    load=lambda principal, user_id, include: users.get_user(user_id, include),
     collection=Capabilities(collection=True, sortable=tuple(users.ORDERS),
                             filterable=tuple(users.FILTERS)),
     relationships={

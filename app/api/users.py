@@ -1,6 +1,6 @@
 from app.api import jsonapi_blueprint
 from app.api.types import USERS
-from app.auth import require_principal
+from app.auth import USER, require
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
     collection_response,
@@ -18,21 +18,21 @@ TYPE = USERS.type
 
 @blueprint.get("/users")
 def list_users():
-    principal = require_principal()
+    principal = require(USER)
     query = query_for(TYPE, USERS.collection)
     return collection_response(TYPE, query, users.list_users(query.listing), principal)
 
 
 @blueprint.get("/users/<user_id>")
 def get_user(user_id):
-    principal = require_principal()
+    principal = require(USER)
     query = query_for(TYPE, Capabilities())
     return resource_response(TYPE, query, users.get_user(user_id, query.include), principal)
 
 
 @blueprint.patch("/users/<user_id>")
 def update_user(user_id):
-    principal = require_principal()
+    principal = require(USER)
     query = query_for(TYPE, Capabilities())
     parsed = parse_resource(request_body(), USERS, url_id=user_id, id_required=True)
     if parsed.echoes_members:

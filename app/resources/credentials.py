@@ -1,15 +1,17 @@
 """How long credentials last, and the lookup that honours it.
 
-A session ends ``SESSION_IDLE_TIMEOUT`` after its last use, ``SESSION_MAX_AGE`` after it
-was made, or, if it never logged in, ``SESSION_ANONYMOUS_MAX_AGE`` after it was made. An
-ended session is refused like an unknown one, and ``flask prune`` deletes it. The rule is
-one SQL condition (``ended``), used both to look a credential up and to prune.
+Each kind has an idle lifetime (after its last use) and an absolute one (after it was
+made): sessions ``SESSION_IDLE_TIMEOUT`` and ``SESSION_MAX_AGE`` (and, if one never logged
+in, ``SESSION_ANONYMOUS_MAX_AGE``), auth tokens ``AUTH_TOKEN_*``, API keys ``API_KEY_*``
+(0: no such limit). An ended credential is refused like an unknown one, and ``flask
+prune`` deletes it. The rule is one SQL condition (``ended``), used both to look a
+credential up and to prune.
 """
 
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, not_, or_, select, update
+from sqlalchemy import and_, false, not_, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import commit_early
@@ -27,14 +29,29 @@ def _seconds(setting):
     return timedelta(seconds=current_app.config[setting])
 
 
-def ended(now):
+LIFETIMES = {  # kind → (idle lifetime setting, absolute lifetime setting)
+    CredentialKind.SESSION: ("SESSION_IDLE_TIMEOUT", "SESSION_MAX_AGE"),
+    CredentialKind.AUTH_TOKEN: ("AUTH_TOKEN_IDLE_TIMEOUT", "AUTH_TOKEN_MAX_AGE"),
+    CredentialKind.API_KEY: ("API_KEY_IDLE_TIMEOUT", "API_KEY_MAX_AGE"),
+}
+
+
+def ended(now, kinds=tuple(CredentialKind)):
     """SQL condition: the credential's lifetime is over at ``now``."""
-    return and_(Credential.kind == CredentialKind.SESSION, or_(
-        Credential.last_used_at < now - _seconds("SESSION_IDLE_TIMEOUT"),
-        Credential.created_at < now - _seconds("SESSION_MAX_AGE"),
-        and_(Credential.user_id.is_(None),
-             Credential.created_at < now - _seconds("SESSION_ANONYMOUS_MAX_AGE")),
-    ))
+    return or_(false(), *(and_(Credential.kind == kind, _over(kind, now)) for kind in kinds))
+
+
+def _over(kind, now):
+    idle, absolute = LIFETIMES[kind]
+    limits = []
+    if current_app.config[idle]:
+        limits.append(Credential.last_used_at < now - _seconds(idle))
+    if current_app.config[absolute]:
+        limits.append(Credential.created_at < now - _seconds(absolute))
+    if kind == CredentialKind.SESSION:
+        limits.append(and_(Credential.user_id.is_(None),
+                           Credential.created_at < now - _seconds("SESSION_ANONYMOUS_MAX_AGE")))
+    return or_(false(), *limits)
 
 
 def find_live(secret):
@@ -50,7 +67,9 @@ def find_live(secret):
 def _note_use(credential, now):
     """Move ``last_used_at`` forward when it is older than the resolution: one conditional
     UPDATE now and then, not a write on every request."""
-    stale_before = now - min(USE_RESOLUTION, _seconds("SESSION_IDLE_TIMEOUT") / 10)
+    idle = current_app.config[LIFETIMES[credential.kind][0]]
+    stale_before = now - (min(USE_RESOLUTION, timedelta(seconds=idle) / 10) if idle
+                          else USE_RESOLUTION)
     if credential.last_used_at >= stale_before:
         return
     db.session.execute(
@@ -60,5 +79,16 @@ def _note_use(credential, now):
         .values(last_used_at=now, updated_at=Credential.updated_at)
         .execution_options(synchronize_session=False))
     set_committed_value(credential, "last_used_at", now)  # written above, not dirty
-    commit_early("a read-only request must still record that the session is in use, "
-                 "or an active session would reach its idle timeout")
+    commit_early("a read-only request must still record that the credential is in use, "
+                 "or an active one would reach its idle timeout")
+
+
+def find_live_by_id(credential_id):
+    """A credential by its database id (an access token names it), if it has not ended;
+    its use noted like a presented secret's."""
+    now = utcnow()
+    credential = db.session.scalar(select(Credential).where(
+        Credential.id == credential_id, not_(ended(now))))
+    if credential is not None:
+        _note_use(credential, now)
+    return credential
