@@ -95,15 +95,23 @@ def _asymmetric(kid, pem):
     return SigningKey(kid, algorithm, private, public, jwk)
 
 
+@dataclass(frozen=True)
+class Minted:
+    value: str
+    jti: str
+    expires_at: object
+
+
 def mint(keys, user_id, credential_id, ttl_seconds):
-    """A new access token for a user credential: (token, expires_at)."""
+    """A new access token for a user credential."""
     now = utcnow()
     expires_at = now + timedelta(seconds=ttl_seconds)
+    jti = secrets.token_urlsafe(12)
     claims = {"sub": str(user_id), "sid": credential_id, "iat": int(now.timestamp()),
-              "exp": int(expires_at.timestamp()), "jti": secrets.token_urlsafe(12)}
+              "exp": int(expires_at.timestamp()), "jti": jti}
     key = keys.current
-    token = jwt.encode(claims, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
-    return token, expires_at
+    value = jwt.encode(claims, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
+    return Minted(value, jti, expires_at)
 
 
 def looks_like_jwt(secret):

@@ -25,3 +25,9 @@ def same_digest(expected, secret, purpose):
 
 def new_verification_code():
     return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def new_secret(prefix):
+    """A bearer secret of 256 random bits; the prefix says what kind it is (``pat_`` an
+    auth token, ``psk_`` an API key) so a leaked one is recognised by secret scanners."""
+    return f"{prefix}{secrets.token_urlsafe(32)}"

@@ -41,7 +41,7 @@ def rsa_pem():
 def test_a_symmetric_token_round_trips_and_publishes_no_keys():
     keys = access_tokens.keys_from_config(_config())
     user_id = uuid.uuid4()
-    token, _expires = access_tokens.mint(keys, user_id, 7, 60)
+    token = access_tokens.mint(keys, user_id, 7, 60).value
     claims = access_tokens.verify(keys, token)
     assert (claims["sub"], claims["sid"]) == (str(user_id), 7)
     assert keys.jwks() == {"keys": []}
@@ -49,11 +49,11 @@ def test_a_symmetric_token_round_trips_and_publishes_no_keys():
 
 def test_asymmetric_keys_rotate_by_key_id(ec_pem, rsa_pem):
     old = access_tokens.keys_from_config(_config(old=ec_pem))
-    token, _ = access_tokens.mint(old, uuid.uuid4(), 1, 60)
+    token = access_tokens.mint(old, uuid.uuid4(), 1, 60).value
     both = access_tokens.keys_from_config({**_config(old=ec_pem, new=rsa_pem),
                                            "ACCESS_TOKEN_KEY_ID": "new"})
     assert access_tokens.verify(both, token)["sid"] == 1  # old tokens still verify
-    fresh, _ = access_tokens.mint(both, uuid.uuid4(), 2, 60)
+    fresh = access_tokens.mint(both, uuid.uuid4(), 2, 60).value
     assert jwt.get_unverified_header(fresh) == {"alg": "RS256", "kid": "new", "typ": "JWT"}
     assert {key["kid"] for key in both.jwks()["keys"]} == {"old", "new"}
     assert all("d" not in key for key in both.jwks()["keys"])  # public halves only
@@ -64,7 +64,7 @@ def test_asymmetric_keys_rotate_by_key_id(ec_pem, rsa_pem):
 
 def test_forged_expired_and_malformed_tokens_are_refused(ec_pem):
     keys = access_tokens.keys_from_config(_config(k=ec_pem))
-    token, _ = access_tokens.mint(keys, uuid.uuid4(), 3, 60)
+    token = access_tokens.mint(keys, uuid.uuid4(), 3, 60).value
     public_pem = keys.current.verifying.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     claims = jwt.decode(token, options={"verify_signature": False})

@@ -15,7 +15,16 @@ def jsonapi_blueprint(name, import_name):
 
 
 def register_api(app):
-    from app.api import apple_device_tokens, configs, relationships, sessions, users
+    from app.api import (
+        apple_device_tokens,
+        auth_tokens,
+        configs,
+        relationships,
+        sessions,
+        users,
+        well_known,
+    )
 
-    for module in (sessions, users, apple_device_tokens, configs, relationships):
+    for module in (sessions, users, apple_device_tokens, auth_tokens, configs, well_known,
+                   relationships):
         app.register_blueprint(module.blueprint)

@@ -4,9 +4,10 @@ from app import policies
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
-from app.resources import devices, sessions, users
+from app.resources import auth_tokens, devices, sessions, users
 from app.resources.listing import Filter, boolean
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
+from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from schemas.configs import ConfigSchema
 from schemas.sessions import SessionSchema
 from schemas.users import UserSchema
@@ -72,6 +73,20 @@ USERS = registry.add(ResourceType(
                 devices.detach_from_user(principal, user, APNS, ids)),
     },
     private_attributes={"phone_number": _is_self},
+))
+
+AUTH_TOKENS = registry.add(ResourceType(
+    type="auth_tokens",
+    schema=AuthTokenSchema,
+    load=lambda principal, token_id, include: auth_tokens.get_own(principal, token_id),
+    collection=Capabilities(collection=False),
+    relationships={"user": Relationship("user", "users", key="user_id")},
+))
+
+ACCESS_TOKENS = registry.add(ResourceType(
+    type="access_tokens",
+    schema=AccessTokenSchema,
+    collection=Capabilities(collection=False),
 ))
 
 CONFIGS = registry.add(ResourceType(

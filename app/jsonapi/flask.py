@@ -113,15 +113,20 @@ def renderer(query, principal):
                     current_app.config["PAGE_SIZE_DEFAULT"])
 
 
-def resource_response(type_name, query, obj, principal, status=200):
+def resource_response(type_name, query, obj, principal, status=200, *, revealed=None,
+                      located=True):
     """A document whose primary data is one resource (or null); a 201 says where the new
-    resource lives."""
+    resource lives (unless it cannot be fetched again: ``located=False``). ``revealed``
+    holds attributes shown this once, to the caller who made the resource (a secret)."""
     render = renderer(query, principal)
     headers = {}
-    if status == 201:
+    if status == 201 and located:
         headers["Location"] = render.self_url = render.resource_url(
             type_name, registry[type_name].id_of(obj, principal))
-    return jsonapi_response(render.document(type_name, obj), status, headers)
+    document = render.document(type_name, obj)
+    if revealed:
+        document["data"]["attributes"].update(revealed)
+    return jsonapi_response(document, status, headers)
 
 
 def collection_response(type_name, query, page, principal):

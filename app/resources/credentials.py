@@ -11,7 +11,7 @@ credential up and to prune.
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, false, not_, or_, select, update
+from sqlalchemy import and_, delete, false, not_, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import commit_early
@@ -92,3 +92,10 @@ def find_live_by_id(credential_id):
     if credential is not None:
         _note_use(credential, now)
     return credential
+
+
+def prune_ended(now):
+    """Delete the auth tokens and API keys whose lifetime is over (sessions end through
+    ``sessions.end_sessions``, which also detaches their devices)."""
+    kinds = (CredentialKind.AUTH_TOKEN, CredentialKind.API_KEY)
+    return db.session.execute(delete(Credential).where(ended(now, kinds))).rowcount

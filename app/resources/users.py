@@ -9,7 +9,9 @@ from app import policies
 from app.errors import Conflict, NotFound, Where
 from app.extensions import db
 from app.models import User
+from app.models.types import utcnow
 from app.resources.listing import Filter, eager_loading, list_page
+from app.upsert import insert_for
 
 FILTERS = {"username": Filter("username", User.username, str.lower)}
 ORDERS = {"created_at": User.created_at, "updated_at": User.updated_at}
@@ -30,6 +32,24 @@ def _parse_id(user_id):
         return uuid.UUID(user_id)
     except ValueError:
         return None
+
+
+def owner_of_phone(phone_number):
+    """The user with this phone number, made if there is none. Racing callers get one
+    user: the insert that loses does nothing."""
+    now = utcnow()
+    db.session.execute(insert_for(db.session.get_bind(), User).values(
+        id=uuid.uuid4(), phone_number=phone_number, badges=[], is_private=False,
+        created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["phone_number"]))
+    return db.session.scalar(select(User).where(User.phone_number == phone_number))
+
+
+def new_user():
+    user = User(badges=[], is_private=False)
+    db.session.add(user)
+    db.session.flush()
+    return user
 
 
 def update_user(principal, user_id, changes):

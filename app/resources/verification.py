@@ -1,7 +1,6 @@
 """Verification codes: texted, kept as digests, tried a few times, then dead."""
 
 import re
-import uuid
 from datetime import timedelta
 
 from flask import current_app
@@ -10,11 +9,11 @@ from sqlalchemy import select, update
 from app.database import commit_early
 from app.errors import BadGateway, InvalidAttribute, Unprocessable
 from app.extensions import db
-from app.models import User, VerificationCode
+from app.models import VerificationCode
 from app.models.types import utcnow
+from app.resources import users
 from app.security import digest, new_verification_code, same_digest
 from app.sms import SmsDeliveryError, SmsDeliveryUncertain, limits, sender
-from app.upsert import insert_for
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")  # ASCII digits; \Z, as $ lets "\n" through
 CODE = re.compile(r"[0-9]{6}\Z")
@@ -97,7 +96,7 @@ def check_code(session, code):
     if consumed != 1:
         raise Unprocessable("The verification code was already used.", field=CODE_FIELD,
                             code="VERIFICATION_CODE_USED")
-    return _user_for(pending.phone_number)
+    return users.owner_of_phone(pending.phone_number)
 
 
 def _pending_code(session):
@@ -128,13 +127,3 @@ def _claim_try(pending):
 def _exhausted():
     return Unprocessable("Too many wrong tries; ask for a new code.", field=CODE_FIELD,
                          code="VERIFICATION_CODE_EXHAUSTED")
-
-
-def _user_for(phone_number):
-    now = utcnow()
-    statement = insert_for(db.session.get_bind(), User).values(
-        id=uuid.uuid4(), phone_number=phone_number, badges=[], is_private=False,
-        created_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=["phone_number"])
-    db.session.execute(statement)
-    return db.session.scalar(select(User).where(User.phone_number == phone_number))
