@@ -1,17 +1,13 @@
 """Identity providers' ID tokens, verified against keys served by a real HTTP server on
 127.0.0.1 (a JWKS and Google's certificate document), with a fake clock for time."""
 
-import base64
 import datetime
 import hashlib
 import hmac
 import json
 import re
-import threading
 import time
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
@@ -21,7 +17,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from flask import Flask
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from app import create_app
 from app.config import Config, ConfigurationError
@@ -30,6 +25,7 @@ from app.identity import Identity, IdTokenVerifier, Provider, verifier, verify_i
 from app.identity.providers import FIREBASE_KEYS_URL
 from app.jsonapi.errors import error_object
 from tests.conftest import free_port
+from tests.identity_provider import KeyServer, b64, jwk, jwks
 
 ISSUER = "https://issuer.example.com"
 AUDIENCE = "com.example.app"
@@ -52,43 +48,6 @@ class Clock:
 
     def advance(self, seconds):
         self.now += seconds
-
-
-class KeyServer:
-    """Serves key documents by path with a Cache-Control max-age, and counts fetches."""
-
-    def __init__(self):
-        self.documents = {}  # path → (status, body)
-        self.max_age = 3600
-        self.fetches = Counter()
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                with server.lock:
-                    server.fetches[self.path] += 1
-                    status, body = server.documents.get(self.path, (404, b"{}"))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Cache-Control", f"public, max-age={server.max_age}")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
-
-    def serve(self, path, document, status=200):
-        body = document if isinstance(document, bytes) else json.dumps(document).encode()
-        with self.lock:
-            self.documents[path] = (status, body)
 
 
 @pytest.fixture(scope="module")
@@ -126,16 +85,6 @@ def make_verifier(keys_url, clock, issuer=ISSUER, audiences=(AUDIENCE,)):
     return IdTokenVerifier([Provider(issuer, audiences, keys_url)], clock=clock)
 
 
-def jwk(kid, private_key, **members):
-    public = private_key.public_key()
-    algorithm = RSAAlgorithm if isinstance(public, rsa.RSAPublicKey) else ECAlgorithm
-    return {**algorithm.to_jwk(public, as_dict=True), "kid": kid, "use": "sig", **members}
-
-
-def jwks(*keys):
-    return {"keys": [jwk(kid, key) for kid, key in keys]}
-
-
 def certificates(*keys):
     return {kid: certificate_pem(key) for kid, key in keys}
 
@@ -165,15 +114,11 @@ def token(clock, key=RSA_KEY, kid="rsa-1", algorithm="RS256", **changes):
 def hmac_token(clock, secret, kid="rsa-1"):
     """An HS256 token whose HMAC secret is the provider's public key — what a verifier
     that lets the token choose its algorithm would accept."""
-    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
-    payload = _b64(json.dumps(claims(clock)).encode())
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
+    payload = b64(json.dumps(claims(clock)).encode())
     signing_input = f"{header}.{payload}".encode()
-    signature = _b64(hmac.new(secret, signing_input, hashlib.sha256).digest())
+    signature = b64(hmac.new(secret, signing_input, hashlib.sha256).digest())
     return f"{header}.{payload}.{signature}"
-
-
-def _b64(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def refused(verify, token, detail):
@@ -281,7 +226,7 @@ def test_a_token_signed_by_another_key_under_a_known_kid_is_refused(verify, cloc
 
 def test_a_tampered_token_is_refused(verify, clock):
     header, _, signature = token(clock).split(".")
-    forged = _b64(json.dumps(claims(clock, sub="someone-else")).encode())
+    forged = b64(json.dumps(claims(clock, sub="someone-else")).encode())
     refused(verify, f"{header}.{forged}.{signature}", "signature")
 
 
