@@ -185,9 +185,10 @@ def counted_statements(app):
         event.remove(engine, "before_cursor_execute", record)
 
 
-def cut_database_connections(app):
+def cut_database_connections(app, *, dispose_pool=True):
     """From a connection outside the app's pool, end every other connection to the test
-    database (a live server's too); this process's pool then starts afresh."""
+    database (a live server's too); this process's pool then starts afresh, unless the
+    test wants to meet the dead connections it holds (``dispose_pool=False``)."""
     with app.app_context():
         outsider = sa.create_engine(db.engine.url, poolclass=sa.pool.NullPool)
         with outsider.begin() as connection:
@@ -195,4 +196,5 @@ def cut_database_connections(app):
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
         outsider.dispose()
-        db.engine.dispose()
+        if dispose_pool:
+            db.engine.dispose()
