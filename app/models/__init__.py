@@ -3,18 +3,32 @@
 from app.models.credential import Credential, CredentialKind
 from app.models.device import Channel, Device, Environment
 from app.models.identity import ProviderIdentity
+from app.models.notification import (
+    FINAL_STATES,
+    Delivery,
+    DeliveryState,
+    Notification,
+    NotificationStatus,
+    ProviderToken,
+)
 from app.models.rate_limit import RateLimitCounter
 from app.models.sms import SmsMessage
 from app.models.user import User
 from app.models.verification import VerificationCode
 
 __all__ = [
+    "FINAL_STATES",
     "Channel",
     "Credential",
     "CredentialKind",
+    "Delivery",
+    "DeliveryState",
     "Device",
     "Environment",
+    "Notification",
+    "NotificationStatus",
     "ProviderIdentity",
+    "ProviderToken",
     "RateLimitCounter",
     "SmsMessage",
     "User",
