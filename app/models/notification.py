@@ -19,6 +19,8 @@ from app.models.types import UTCDateTime, utcnow
 
 
 class NotificationStatus(enum.StrEnum):
+    """Read from its deliveries' states, never stored: nothing to keep in step."""
+
     QUEUED = "queued"
     SENDING = "sending"
     DONE = "done"
@@ -48,7 +50,6 @@ class Notification(db.Model):
     sender_id: Mapped[int | None] = mapped_column(
         ForeignKey("credentials.id", ondelete="SET NULL"), index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(String(16), default=NotificationStatus.QUEUED)
     push_type: Mapped[str] = mapped_column(String(32))
     content: Mapped[dict] = mapped_column(JSON)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

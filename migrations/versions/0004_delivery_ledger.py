@@ -22,7 +22,6 @@ def upgrade():
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('sender_id', sa.Integer(), nullable=True),
     sa.Column('idempotency_key', sa.String(length=255), nullable=True),
-    sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('push_type', sa.String(length=32), nullable=False),
     sa.Column('content', sa.JSON(), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
