@@ -8,7 +8,7 @@ from app import access_tokens
 from app.api import jsonapi_blueprint
 from app.api.types import ACCESS_TOKENS, AUTH_TOKENS
 from app.auth import ACCESS_TOKEN_COOKIE, USER, principal_of, require, signing_keys
-from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
+from app.jsonapi.document import parse_new_resource
 from app.jsonapi.flask import no_content, query_for, request_body, resource_response
 from app.jsonapi.query import Capabilities
 from app.resources import auth_tokens
@@ -24,9 +24,7 @@ def _query():
 def create_auth_token():
     """No credential needed: the identity provider's ID token is the proof."""
     query = _query()
-    parsed = parse_resource(request_body(), AUTH_TOKENS)
-    if parsed.echoes_members:  # nothing exists yet that they could echo
-        refuse_changes_to_read_only(parsed, None, AUTH_TOKENS, None)
+    parsed = parse_new_resource(request_body(), AUTH_TOKENS)
     token, secret = auth_tokens.issue(**parsed.attributes)
     holder = principal_of(token.id, token.kind, token.user_id, secret)
     return resource_response(AUTH_TOKENS.type, query, token, holder, 201,
@@ -60,9 +58,7 @@ def create_access_token():
     cookie, which the seed 002 and 003 clients send."""
     principal = require(USER)
     query = query_for(ACCESS_TOKENS.type, Capabilities())
-    parsed = parse_resource(request_body(), ACCESS_TOKENS)
-    if parsed.echoes_members:
-        refuse_changes_to_read_only(parsed, None, ACCESS_TOKENS, None)
+    parse_new_resource(request_body(), ACCESS_TOKENS)
     ttl = current_app.config["ACCESS_TOKEN_TTL"]
     minted = access_tokens.mint(signing_keys(), principal.user_id, principal.credential_id,
                                 ttl)

@@ -4,7 +4,11 @@ from app.api import jsonapi_blueprint
 from app.api.types import SESSIONS
 from app.auth import USER, principal_of, require
 from app.errors import Forbidden, Where
-from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
+from app.jsonapi.document import (
+    parse_new_resource,
+    parse_resource,
+    refuse_changes_to_read_only,
+)
 from app.jsonapi.flask import (
     no_content,
     query_for,
@@ -31,9 +35,7 @@ def _query():
 @blueprint.post("/sessions")
 def create_session():
     query = _query()
-    parsed = parse_resource(request_body(), SESSIONS)
-    if parsed.echoes_members:  # nothing exists yet that they could echo
-        refuse_changes_to_read_only(parsed, None, SESSIONS, None)
+    parsed = parse_new_resource(request_body(), SESSIONS)
     if parsed.id is not None:
         raise Forbidden("Session ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")

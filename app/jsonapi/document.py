@@ -64,6 +64,15 @@ def parse_resource(raw, resource_type, *, url_id=None, normalise_id=None, id_req
     )
 
 
+def parse_new_resource(raw, resource_type):
+    """A document that creates a resource: nothing exists yet that it could echo, so any
+    read-only member or linkage it sends is refused."""
+    parsed = parse_resource(raw, resource_type)
+    if parsed.echoes_members:
+        refuse_changes_to_read_only(parsed, None, resource_type, None)
+    return parsed
+
+
 def _sent_linkage(relationships):
     """Linkage the client sent; a relationship object without ``data`` (links or meta
     only) asks for nothing."""
