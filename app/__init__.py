@@ -9,17 +9,12 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import surfaces
 from app.config import Config
 from app.database import begin_writes_immediately, configure_engine, engine_options
-from app.errors import ServiceError, ServiceUnavailable
+from app.errors import ServiceError
 from app.extensions import db, migrate
-from app.jsonapi.flask import (
-    error_response,
-    handle_http_exception,
-    handle_unexpected,
-    no_content,
-    private_by_default,
-)
+from app.jsonapi.flask import error_response, no_content, private_by_default
 from app.logs import EscapingFormatter
 from app.request_body import refuse_oversized_chunked_body
 
@@ -84,17 +79,12 @@ def register_blueprints(app):
 
 
 def register_errorhandlers(app):
-    app.register_error_handler(ServiceError, error_response)
-    app.register_error_handler(HTTPException, handle_http_exception)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(Exception, handle_unexpected)
-
-
-def _database_unavailable(exc):
-    """A lost connection or a lock not granted in time: the request may be retried. The
-    pool has already dropped a dead connection, so the retry gets a fresh one."""
-    log.warning("database unavailable: %s", type(exc.orig).__name__)
-    return error_response(ServiceUnavailable("The database did not answer; try again."))
+    """Every error leaves in the shape of the surface its path belongs to."""
+    surfaces.register_default(error_response)
+    app.register_error_handler(ServiceError, surfaces.render)
+    app.register_error_handler(HTTPException, surfaces.handle_http_exception)
+    app.register_error_handler(OperationalError, surfaces.handle_database_unavailable)
+    app.register_error_handler(Exception, surfaces.handle_unexpected)
 
 
 def register_commands(app):

@@ -2,15 +2,16 @@
 
 from flask import Blueprint
 
+from app import surfaces
 from app.errors import ServiceError
-from app.jsonapi.flask import conditional_get, error_response, negotiate
+from app.jsonapi.flask import conditional_get, negotiate
 
 
 def jsonapi_blueprint(name, import_name):
     blueprint = Blueprint(name, import_name, url_prefix="/api")
     blueprint.before_request(negotiate)
     blueprint.after_request(conditional_get)
-    blueprint.register_error_handler(ServiceError, error_response)
+    blueprint.register_error_handler(ServiceError, surfaces.render)
     return blueprint
 
 

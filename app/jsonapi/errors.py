@@ -73,7 +73,8 @@ def _source(error):
 
 
 def error_object(error):
-    document = {"id": str(uuid.uuid4()), "status": str(error.status), "code": error.code,
+    error_id = getattr(error, "occurrence_id", None) or str(uuid.uuid4())
+    document = {"id": error_id, "status": str(error.status), "code": error.code,
                 "title": error.title, "detail": error.detail}
     source = _source(error)
     if source:

@@ -5,7 +5,6 @@ import logging
 from urllib.parse import urlencode
 
 from flask import Response, current_app, request
-from werkzeug.exceptions import HTTPException
 
 from app import errors
 from app.jsonapi.errors import NotAcceptable, UnsupportedMediaType, error_document
@@ -18,21 +17,10 @@ from app.jsonapi.media import (
 from app.jsonapi.query import parse_query
 from app.jsonapi.registry import registry
 from app.jsonapi.render import Renderer
-from app.logs import loggable_path
 
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
-HTTP_ERRORS = {
-    400: errors.BadRequest,
-    401: errors.NotAuthorized,
-    403: errors.Forbidden,
-    404: errors.NotFound,
-    405: errors.MethodNotAllowed,
-    406: NotAcceptable,
-    413: errors.PayloadTooLarge,
-    415: UnsupportedMediaType,
-}
 
 
 def negotiate():
@@ -154,39 +142,6 @@ def _url_with(args):
 
 
 def error_response(error):
-    error_ids, document = error_document(error)
-    if error.status >= 500:
-        log.error("error %s on %s %s: %s", ", ".join(error_ids), request.method,
-                  loggable_path(request.path), error.detail)
+    """An error as a JSON:API error document (the service's default error shape)."""
+    _ids, document = error_document(error)
     return jsonapi_response(document, error.status, error.headers)
-
-
-def handle_http_exception(exc: HTTPException):
-    error_class = HTTP_ERRORS.get(exc.code)
-    if error_class is None:
-        error = errors.ServiceError(exc.description, status=exc.code,
-                                code=exc.name.upper().replace(" ", "_"), title=exc.name)
-    else:
-        error = error_class(_http_detail(exc))
-    response = error_response(error)
-    if exc.code == 405 and getattr(exc, "valid_methods", None):
-        response.headers["Allow"] = ", ".join(exc.valid_methods)
-    return response
-
-
-def _http_detail(exc):
-    if exc.code == 404:
-        return f"There is nothing at {request.path}."
-    if exc.code == 405:
-        return f"{request.method} is not allowed on {request.path}."
-    if exc.code == 413:
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        return f"The request body is larger than {limit} bytes."
-    return None
-
-
-def handle_unexpected(exc):
-    error = errors.InternalError()
-    (error_id,), document = error_document(error)
-    log.exception("error %s on %s %s", error_id, request.method, loggable_path(request.path))
-    return jsonapi_response(document, 500)
