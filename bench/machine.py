@@ -119,6 +119,18 @@ def _machine_busy_share(seconds):
     return 1 - (idle_after - idle_before) / total if total else 0.0
 
 
+def wait_drained(server_pgid, database, max_wait=120):
+    """Wait until a server and its database backends are idle: requests wrk gave up on
+    (timeouts) are still worked through after it stops, and would load the next run."""
+    deadline = time.monotonic() + max_wait
+    while time.monotonic() < deadline:
+        with CpuMeter(server_pgid, database) as meter:
+            time.sleep(1.0)
+        if meter.spent("server") + meter.spent("postgres") < 0.05:
+            return True
+    return False
+
+
 class CpuMeter:
     """CPU seconds spent during a run, read from /proc: by one server's process group, by
     the PostgreSQL backends of that server's database, by wrk, and by everything else on
@@ -137,10 +149,13 @@ class CpuMeter:
     def __exit__(self, *_exc):
         self.after = self._sample()
 
+    def spent(self, key):
+        return self.after[key] - self.before[key]
+
     def per_request(self, requests):
         if not self.available or not requests:
             return None
-        spent = {key: self.after[key] - self.before[key] for key in self.before}
+        spent = {key: self.spent(key) for key in self.before}
         other = spent["machine"] - spent["server"] - spent["postgres"] - spent["wrk"]
         capacity = spent["elapsed"] * (os.cpu_count() or 1)
         return {"server_ms": 1000 * spent["server"] / requests,

@@ -71,6 +71,7 @@ from machine import (
     analyze,
     ensure_postgres,
     ensure_wrk,
+    wait_drained,
     wait_for_quiet,
 )
 from servers import RESULTS, run_wrk
@@ -115,58 +116,79 @@ def row_label(row):
 
 
 # -- setting up ----------------------------------------------------------------------------
-def start_servers(args, workers):
-    """The servers the rows need, started together and waited for."""
+def start_servers(servers, args, workers):
+    """The servers the rows need, into ``servers`` as each starts (the caller stops them
+    whatever happens), then waited for."""
     wanted = set(args.row_names)
-    servers = {"service": service.start_service(workers, args.gunicorn_threads)}
+    servers["service"] = service.start_service(workers, args.gunicorn_threads)
     if wanted & {"patch", "list"}:
         servers["bare"] = service.start_bare(workers, args.gunicorn_threads)
     if "dpn" in wanted:
         servers["dpn"] = dpn_server.start(workers, args.gunicorn_threads)
-    return servers
+    for server in servers.values():
+        server.wait_ready()
 
 
-def prepare_measurements(servers, args, result):
-    """Credentials, tokens and a sample response for each figure, in the order they run."""
-    wanted = set(args.row_names)
-    base = {name: server.base_url for name, server in servers.items()}
-    measurements, sizes = [], {}
-    patch_session, list_sessions = None, {}
-    if wanted & {"patch", "dpn"}:
-        pool = service.session_pool(base["service"], args.auth_pool)
-        patch_session = pool[0]
-        credentials = service.write_credentials("service", pool)
-        measurements.append(Measurement(REGISTER, servers["service"],
-                                        ["patch", str(credentials)]))
-        sizes[REGISTER, "service"] = len(service.register_token(base["service"],
-                                                                pool[0]).content)
-    if "patch" in wanted:
-        bare = service.write_credentials("bare", ["bare"])
-        measurements.append(Measurement(REGISTER, servers["bare"], ["patch", str(bare)]))
-        sizes[REGISTER, "bare"] = len(service.register_token(base["bare"], "bare").content)
-    if "dpn" in wanted:
-        measurements.append(Measurement(REGISTER, servers["dpn"],
-                                        ["dpn", str(result["dpn_credentials"])]))
-    if "list" in wanted:
-        for rows in args.page_row_counts:
-            session_id, user_id = service.log_in(base["service"])
+class Preparation:
+    """What the rows need, gathered before any load: the figures to measure in order,
+    sample response sizes, one page's time alone, and sessions for the query count."""
+
+    def __init__(self, servers):
+        self.servers = servers
+        self.base = {name: server.base_url for name, server in servers.items()}
+        self.measurements = []
+        self.sizes = {}
+        self.page_alone_ms = {}
+        self.patch_session = None
+        self.list_sessions = {}
+
+    def add(self, row, server_name, *lua_args):
+        self.measurements.append(Measurement(row, self.servers[server_name],
+                                             [str(arg) for arg in lua_args]))
+
+    def registration(self, auth_pool, with_bare, dpn_credentials):
+        pool = service.session_pool(self.base["service"], auth_pool)
+        self.patch_session = pool[0]
+        self.add(REGISTER, "service", "patch", service.write_credentials("service", pool))
+        self.sizes[REGISTER, "service"] = len(
+            service.register_token(self.base["service"], pool[0]).content)
+        if with_bare:
+            self.add(REGISTER, "bare", "patch", service.write_credentials("bare", ["bare"]))
+            self.sizes[REGISTER, "bare"] = len(
+                service.register_token(self.base["bare"], "bare").content)
+        if dpn_credentials:
+            self.add(REGISTER, "dpn", "dpn", dpn_credentials)
+
+    def pages(self, page_row_counts):
+        for rows in page_row_counts:
+            row = list_row(rows)
+            session_id, user_id = service.log_in(self.base["service"])
             print(f"  writing {rows:,} tokens for the list row", flush=True)
             service.give_tokens(user_id, rows)
-            list_sessions[list_row(rows)] = session_id
-            credentials = service.write_credentials(list_row(rows), [session_id])
-            measurements.append(Measurement(list_row(rows), servers["service"],
-                                            ["get", str(credentials), service.LIST_PATH]))
-            sizes[list_row(rows), "service"] = service.response_bytes(
-                base["service"], "GET", service.LIST_PATH, session_id,
-                expect_items=service.PAGE_SIZE)
-        bare = service.write_credentials("bare", ["bare"])
-        measurements.append(Measurement("list", servers["bare"],
-                                        ["get", str(bare), service.LIST_PATH]))
-        sizes["list", "bare"] = service.response_bytes(base["bare"], "GET", service.LIST_PATH,
-                                                       "bare")
-    result["response_bytes"] = {f"{row}/{name}": size for (row, name), size in sizes.items()}
-    result["sessions"] = {"patch": patch_session, "lists": list_sessions}
-    return measurements
+            self.list_sessions[row] = session_id
+            self.add(row, "service", "get", service.write_credentials(row, [session_id]),
+                     service.LIST_PATH)
+            self.sizes[row, "service"], self.page_alone_ms[row] = service.sample_page(
+                self.base["service"], session_id, expect_items=service.PAGE_SIZE)
+        self.add("list", "bare", "get", service.write_credentials("bare", ["bare"]),
+                 service.LIST_PATH)
+        self.sizes["list", "bare"], self.page_alone_ms["list (bare)"] = service.sample_page(
+            self.base["bare"], "bare")
+
+    def record(self):
+        return {"response_bytes": {f"{row}/{name}": size
+                                   for (row, name), size in self.sizes.items()},
+                "page_alone_ms": self.page_alone_ms}
+
+
+def prepare(servers, args, dpn_credentials):
+    wanted = set(args.row_names)
+    preparation = Preparation(servers)
+    if wanted & {"patch", "dpn"}:
+        preparation.registration(args.auth_pool, "patch" in wanted, dpn_credentials)
+    if "list" in wanted:
+        preparation.pages(args.page_row_counts)
+    return preparation
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -183,13 +205,16 @@ def measure_once(measurement, args):
         stats = run_wrk(server.base_url, measurement.lua_args, args, args.duration)
     stats["cpu"] = meter.per_request(stats["requests"])
     print(f"  {server.name:<8} {measurement.row:<16} {_figures(stats)}", flush=True)
+    if not wait_drained(server.process.pid, server.database):
+        print(f"  ({server.name} was still busy two minutes after the run)", flush=True)
     return stats
 
 
 def _figures(stats):
     latency = stats["latency_us"]
     text = (f"{stats['rps']:8.1f} req/s  p50 {latency['p50'] / 1000:6.2f} ms  "
-            f"p99 {latency['p99'] / 1000:6.2f} ms  non-2xx {stats['non2xx']}")
+            f"p99 {latency['p99'] / 1000:6.2f} ms  non-2xx {stats['non2xx']}  "
+            f"timeouts {stats['errors']['timeout']}")
     cpu = stats.get("cpu")
     if cpu:
         text += (f"  | cpu ms/req: server {cpu['server_ms']:.2f} postgres "
@@ -241,58 +266,59 @@ def bench_workers(workers, args):
           "loaded at a time", flush=True)
     service.prepare_database()
     result = {"workers": workers}
+    dpn_credentials = None
     if "dpn" in args.row_names:
-        result["dpn_credentials"], dpn_queries = dpn_server.prepare(args.auth_pool)
+        dpn_credentials, dpn_queries = dpn_server.prepare(args.auth_pool)
     servers = {}
     try:
-        servers = start_servers(args, workers)
-        for server in servers.values():
-            server.wait_ready()
-        measurements = prepare_measurements(servers, args, result)
-        runs = {measurement.key: [] for measurement in measurements}
+        start_servers(servers, args, workers)
+        preparation = prepare(servers, args, dpn_credentials)
+        runs = {measurement.key: [] for measurement in preparation.measurements}
         for _ in range(args.repeat):
-            for measurement in measurements:
+            for measurement in preparation.measurements:
                 runs[measurement.key].append(measure_once(measurement, args))
     finally:
         for server in servers.values():
             server.stop()
-    result["rows"] = tabulate(runs)
-    result["dpn_credentials"] = str(result.get("dpn_credentials"))
+    result.update(preparation.record(), rows=tabulate(runs))
     if not args.no_query_count:
-        result["queries"] = service.count_queries(result["sessions"]["patch"],
-                                                  result["sessions"]["lists"])
-        if "dpn" in args.row_names:
-            result["queries"]["dpn"] = {**dpn_queries, "commits": 0}
-    del result["sessions"]
+        result["queries"] = service.count_queries(preparation.patch_session,
+                                                  preparation.list_sessions)
+        if dpn_credentials:
+            result["queries"]["dpn"] = dpn_queries
     return result
 
 
 # -- the report ----------------------------------------------------------------------------
 def report(results, args):
-    width = 124
+    width = 132
     print("\n" + "=" * width)
     print(f"{'row':<34} {'W':>2} {'server':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'non-2xx':>8} {'÷bare':>6} {'÷dpn':>6} {'cpu ms/req':>11} {'pg ms/req':>10} "
-          f"{'other':>6}")
+          f"{'non-2xx':>8} {'timeout':>8} {'÷bare':>6} {'÷dpn':>6} {'cpu ms/req':>11} "
+          f"{'pg ms/req':>10} {'other':>6}")
     noisy = False
     for result in results:
+        printed = set()  # the bare app's page is the baseline of every list row: once
         for row, servers in result["rows"].items():
             for name in SERVERS:
-                if name not in servers:
+                if name not in servers or id(servers[name]) in printed:
                     continue
+                printed.add(id(servers[name]))
                 noisy = _print_figure(row, result["workers"], name, servers) or noisy
         for key, size in result.get("response_bytes", {}).items():
             print(f"   response bytes {key}: {size}")
+        for row, milliseconds in result.get("page_alone_ms", {}).items():
+            print(f"   one page alone (no wrk load; median of 3), {row}: {milliseconds:.1f} ms")
         for row, count in result.get("queries", {}).items():
             runs = f" (runs: {count['per_request']})" if "per_request" in count else ""
+            commits = (f"+ {count['commits']} commit(s)" if "commits" in count
+                       else "in autocommit (each write commits on its own)")
             print(f"   queries per request, {row}: {count['statements']} statements "
-                  f"+ {count['commits']} commit(s){runs}")
+                  f"{commits}{runs}")
         _print_targets(result, args)
     print("   ÷bare, ÷dpn: the service's requests/s over the bare app's, over DPN's; cpu "
           "ms/req: the server's CPU per request; pg: its PostgreSQL backends'; other: "
           "share of the machine used by processes that are not part of the run")
-    if "queries" in results[0] and "dpn" in results[0]["queries"]:
-        print("   DPN runs in autocommit: each write statement commits on its own")
     if noisy:
         print(f"   WARNING: other processes used more than {NOISY_SHARE:.0%} of the machine "
               "during some runs; those figures understate every server (try --repeat 3)")
@@ -306,9 +332,12 @@ def _print_figure(row, workers, name, servers):
     ratios = [f"{servers[key]:.3f}" if name == "service" and key in servers else ""
               for key in ("ratio_bare", "ratio_dpn")]
     cpu = stats.get("cpu") or {}
+    timeouts = stats["errors"]["timeout"]
+    # wrk keeps no latency for a request it gave up on: with timeouts, p50/p99 would lie.
+    p50, p99 = (("n/a", "n/a") if timeouts else
+                (f"{latency['p50'] / 1000:.2f}", f"{latency['p99'] / 1000:.2f}"))
     print(f"{row_label(row):<34} {workers:>2} {name:<8} {stats['rps']:>9.1f} "
-          f"{latency['p50'] / 1000:>8.2f} {latency['p99'] / 1000:>8.2f} "
-          f"{stats['non2xx']:>8} {ratios[0]:>6} {ratios[1]:>6} "
+          f"{p50:>8} {p99:>8} {stats['non2xx']:>8} {timeouts:>8} {ratios[0]:>6} {ratios[1]:>6} "
           f"{cpu.get('server_ms', 0):>11.2f} {cpu.get('postgres_ms', 0):>10.2f} "
           f"{cpu.get('other_share', 0):>6.0%}")
     return cpu.get("other_share", 0) > NOISY_SHARE
