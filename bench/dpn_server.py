@@ -16,7 +16,7 @@ from servers import BENCH, RESULTS, Server, gunicorn_env
 VENV = BENCH / ".venv-dpn"
 REQUIREMENTS = BENCH / "dpn" / "requirements.txt"
 STAMP = VENV / ".installed"
-DATABASE = "pushreg_bench_dpn"
+DATABASE = "pushreg_bench_dpn"  # named in bench/dpn/settings.py too
 REGISTER_PATH = "/device/apns/"
 
 
@@ -43,8 +43,7 @@ def _run(command, **kwargs):
 
 
 def _env(**extra):
-    return gunicorn_env(os.environ, DPN_DATABASE=DATABASE,
-                        DJANGO_SETTINGS_MODULE="dpn.settings", **extra)
+    return gunicorn_env(os.environ, DJANGO_SETTINGS_MODULE="dpn.settings", **extra)
 
 
 def prepare(users):

@@ -7,8 +7,6 @@ connection a request), and ``UNIQUE_REG_ID`` with ``UPDATE_ON_DUPLICATE_REG_ID``
 a device token, registering it again moves it, which is what the service does.
 """
 
-import os
-
 SECRET_KEY = "bench-only-not-secret"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
@@ -32,7 +30,7 @@ MIDDLEWARE = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": os.environ.get("DPN_DATABASE", "pushreg_bench_dpn"),
+        "NAME": "pushreg_bench_dpn",  # bench/dpn_server.py drops and makes it each run
         "USER": "postgres",
         "HOST": "127.0.0.1",
         "PORT": "5432",
