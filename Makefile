@@ -52,8 +52,9 @@ test: $(STAMP) $(if $(NPM),$(JS_DEPS)) ## the whole suite on SQLite, then on Pos
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 
-bench: $(STAMP) ## load benchmark: token PATCH vs a bare Flask echo, under gunicorn on PostgreSQL
-	$(BIN)/python bench/run.py
+# BENCH_ARGS passes options to bench/run.py: make bench BENCH_ARGS="--repeat 3"
+bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## remove the virtual environment and local databases
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn

@@ -1,7 +1,12 @@
 -- wrk script for `make bench` (bench/run.py passes the arguments after `--`):
---   patch <session>        PATCH /api/apple_device_tokens/<token>, a new random token each time
---   get <session> <path>   GET <path>
--- Every request carries Poparazzi's headers and the session as a bearer credential.
+--   patch <credentials>         PATCH /api/apple_device_tokens/<token>, a new random token
+--                               each time
+--   get <credentials> <path>    GET <path>
+--   dpn <credentials>           POST /device/apns/ {"registration_id": <new random token>,
+--                               "active": true}: django-push-notifications' registration
+-- <credentials> is a file of credentials, one a line; each request carries one drawn at
+-- random, as "Bearer <session id>" (patch, get, with Poparazzi's headers) or as
+-- "Token <key>" (dpn, Django REST framework's token auth).
 -- response() counts non-2xx answers per thread; done() prints one line
 -- "BENCH_JSON {...}" with the totals and latency percentiles (microseconds).
 
@@ -16,23 +21,42 @@ end
 
 local mode
 local fixed_request
+local credentials = {}
+local scheme = "Bearer "
 local BODY = '{"data":{"type":"apple_device_tokens","id":"%s","attributes":{'
   .. '"is_invalidated":false,"bundle_version":"3.1.23","build_number":"839",'
   .. '"is_production":true,"bundle_id":"TTYL.Inc.Poparazzi","is_voip":false}}}'
+local DPN_BODY = '{"registration_id":"%s","active":true}'
 
 responses = 0
 non2xx = 0
 last_bad_status = 0
 
+local function read_credentials(path)
+  local file = assert(io.open(path, "r"), "cannot open " .. tostring(path))
+  for line in file:lines() do
+    if line ~= "" then table.insert(credentials, line) end
+  end
+  file:close()
+  assert(#credentials > 0, "no credentials in " .. path)
+end
+
 function init(args)
   mode = args[1]
-  wrk.headers["Authorization"] = "Bearer " .. args[2]
-  wrk.headers["Accept"] = "application/vnd.api+json, application/json"
-  wrk.headers["Version"] = "3.1.23#839"
-  wrk.headers["User-Agent"] = "Poparazzi/839 CFNetwork/1335.0.3 Darwin/21.6.0"
+  read_credentials(args[2])
+  if mode == "dpn" then
+    scheme = "Token "
+    wrk.headers["Accept"] = "application/json"
+    wrk.headers["Content-Type"] = "application/json"
+  else
+    wrk.headers["Accept"] = "application/vnd.api+json, application/json"
+    wrk.headers["Version"] = "3.1.23#839"
+    wrk.headers["User-Agent"] = "Poparazzi/839 CFNetwork/1335.0.3 Darwin/21.6.0"
+  end
   if mode == "patch" then
     wrk.headers["Content-Type"] = "application/vnd.api+json"
-  else
+  elseif mode == "get" then
+    wrk.headers["Authorization"] = scheme .. credentials[1]
     fixed_request = wrk.format("GET", args[3])
   end
   math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
@@ -51,6 +75,10 @@ function request()
     return fixed_request
   end
   local token = random_token()
+  wrk.headers["Authorization"] = scheme .. credentials[math.random(#credentials)]
+  if mode == "dpn" then
+    return wrk.format("POST", "/device/apns/", nil, string.format(DPN_BODY, token))
+  end
   return wrk.format("PATCH", "/api/apple_device_tokens/" .. token, nil,
                     string.format(BODY, token))
 end

@@ -1,0 +1,1 @@
+"""A minimal Django project serving django-push-notifications for ``make bench``."""
