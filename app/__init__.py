@@ -74,8 +74,10 @@ def register_extensions(app):
 
 def register_blueprints(app):
     from app.api import register_api
+    from app.compat import auth_tokens_v1
 
     register_api(app)
+    app.register_blueprint(auth_tokens_v1.blueprint)
 
 
 def register_errorhandlers(app):

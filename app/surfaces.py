@@ -23,14 +23,13 @@ HTTP_ERRORS = {
     405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
 }
-_renderers = []  # (path prefix, render(error) → response), longest prefix first
+_renderers = {}  # path prefix → render(error) → response
 _default = []
 
 
 def register(prefix, render_error):
     """Errors on paths under ``prefix`` are rendered by ``render_error``."""
-    _renderers.append((prefix, render_error))
-    _renderers.sort(key=lambda entry: -len(entry[0]))
+    _renderers[prefix] = render_error
 
 
 def register_default(render_error):
@@ -48,10 +47,8 @@ def render(error):
 
 
 def _renderer():
-    for prefix, render_error in _renderers:
-        if request.path.startswith(prefix):
-            return render_error
-    return _default[0]
+    matches = [prefix for prefix in _renderers if request.path.startswith(prefix)]
+    return _renderers[max(matches, key=len)] if matches else _default[0]
 
 
 def handle_http_exception(exc: HTTPException):

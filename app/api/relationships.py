@@ -24,6 +24,9 @@ from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, registry
 
 blueprint = jsonapi_blueprint("relationships", __name__)
+# Only the registered types' names: other paths under /api (the seed APIs' /api/v1/…) are
+# not relationship URLs.
+TYPE = f"<any({', '.join(sorted(registry))}):type_name>"
 
 
 def _relationship(type_name, name):
@@ -50,7 +53,7 @@ def _visible_linkage(render, relationship, parent):
     return linkage
 
 
-@blueprint.get("/<type_name>/<resource_id>/relationships/<name>")
+@blueprint.get(f"/{TYPE}/<resource_id>/relationships/<name>")
 def get_relationship(type_name, resource_id, name):
     principal, parent, relationship = _parent(type_name, resource_id, name)
     query = query_for(relationship.type, Capabilities())
@@ -65,7 +68,7 @@ def get_relationship(type_name, resource_id, name):
     return jsonapi_response(document)
 
 
-@blueprint.get("/<type_name>/<resource_id>/<name>")
+@blueprint.get(f"/{TYPE}/<resource_id>/<name>")
 def get_related(type_name, resource_id, name):
     _, relationship = _relationship(type_name, name)
     if relationship.many:
@@ -83,7 +86,7 @@ def get_related(type_name, resource_id, name):
                              principal)
 
 
-@blueprint.route("/<type_name>/<resource_id>/<name>", methods=["POST", "PUT", "PATCH", "DELETE"])
+@blueprint.route(f"/{TYPE}/<resource_id>/<name>", methods=["POST", "PUT", "PATCH", "DELETE"])
 def write_related(type_name, resource_id, name):
     """Related resources are read here and changed at their own URLs."""
     _relationship(type_name, name)
@@ -92,7 +95,7 @@ def write_related(type_name, resource_id, name):
                            headers={"Allow": "GET, HEAD, OPTIONS"})
 
 
-@blueprint.delete("/<type_name>/<resource_id>/relationships/<name>")
+@blueprint.delete(f"/{TYPE}/<resource_id>/relationships/<name>")
 def remove_from_relationship(type_name, resource_id, name):
     principal, parent, relationship = _parent(type_name, resource_id, name)
     if relationship.remove is None:
@@ -101,7 +104,7 @@ def remove_from_relationship(type_name, resource_id, name):
     return no_content()
 
 
-@blueprint.route("/<type_name>/<resource_id>/relationships/<name>", methods=["PATCH", "POST"])
+@blueprint.route(f"/{TYPE}/<resource_id>/relationships/<name>", methods=["PATCH", "POST"])
 def change_relationship(type_name, resource_id, name):
     _parent(type_name, resource_id, name)
     raise _read_only(type_name, name)

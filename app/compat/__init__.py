@@ -1,0 +1,52 @@
+"""The three other published device-token APIs (seeds 001-003), as views over the same
+services: each parses its own documents and renders results and errors in its own shape."""
+
+import json
+
+from flask import Blueprint, request
+from marshmallow import ValidationError
+
+from app import surfaces
+from app.errors import BadRequest, ErrorList, InvalidAttribute, ServiceError, Where
+
+MAX_JSON_DEPTH = 32
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    title = "The request body's media type is not supported."
+
+
+def compat_blueprint(name, import_name, url_prefix, render_error):
+    """A blueprint whose every error — the domain's and the framework's, on any path
+    under ``url_prefix`` — is rendered by ``render_error``."""
+    blueprint = Blueprint(name, import_name, url_prefix=url_prefix)
+    blueprint.register_error_handler(ServiceError, render_error)
+    surfaces.register(url_prefix, render_error)
+    return blueprint
+
+
+def json_object(schema):
+    """The request's JSON object body, loaded by a marshmallow ``schema`` (every problem
+    named by its field)."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the body as application/json.",
+                                   field="Content-Type", where=Where.HEADER)
+    try:
+        body = json.loads(request.get_data() or b"null")
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest("The body is not valid JSON.", where=Where.BODY,
+                         code="INVALID_JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.", where=Where.BODY,
+                         code="INVALID_JSON")
+    try:
+        return schema.load(body)
+    except ValidationError as exc:
+        raise ErrorList([InvalidAttribute(_first(messages), field=name)
+                         for name, messages in exc.messages.items()]) from exc
+
+
+def _first(messages):
+    return messages[0] if isinstance(messages, list) and messages else str(messages)

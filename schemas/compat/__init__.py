@@ -1,0 +1,1 @@
+"""Plain marshmallow schemas for the seed APIs' JSON documents (``app/compat``)."""
