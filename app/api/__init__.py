@@ -15,7 +15,7 @@ def jsonapi_blueprint(name, import_name):
 
 
 def register_api(app):
-    from app.api import apple_device_tokens, configs, relationships, sessions, users
+    from app.api import apple_device_tokens, configs, devices, relationships, sessions, users
 
-    for module in (sessions, users, apple_device_tokens, configs, relationships):
+    for module in (sessions, users, apple_device_tokens, devices, configs, relationships):
         app.register_blueprint(module.blueprint)
