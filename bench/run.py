@@ -9,7 +9,9 @@ parsed and a document of about the same size returned), and the ratio service/ba
 - ``patch``: ``PATCH /api/apple_device_tokens/<token>`` as Poparazzi sends it, a new random
   64-hex token per request (so requests do not queue on one row's lock);
 - ``list``: ``GET /api/apple_device_tokens?page[size]=100&include=user``, a page of 100
-  tokens of a logged-in user with the user included.
+  tokens of a logged-in user with the user included;
+- ``devices``: ``POST /api/devices`` as an installation registers (a logged-in user of its
+  own, a new random token and fingerprint per request, with app metadata).
 
 Every response is checked (``bench/wrk.lua`` counts non-2xx); the run fails if one is not
 2xx. Beside the figures it reports the CPU each request costs the server and PostgreSQL,
@@ -88,6 +90,7 @@ STOP_TIMEOUT = 10
 ROWS = {
     "patch": "token PATCH",
     "list": "token list, 100 + include=user",
+    "devices": "devices POST, token+fingerprint",
 }
 
 
@@ -270,6 +273,16 @@ def token_document(token):
         "is_production": True, "bundle_id": "TTYL.Inc.Poparazzi", "is_voip": False}}}
 
 
+def device_document():
+    """What bench/wrk.lua's ``devices`` mode sends (DEVICE_BODY there)."""
+    return {"data": {"type": "devices", "attributes": {
+        "channel": "ios_push", "token": secrets.token_hex(32),
+        "fingerprint": secrets.token_hex(16), "environment": "production",
+        "bundle_id": "com.example.app", "app_version": "2.1.0", "build_number": "839",
+        "device_model": "iPhone15,3", "os_version": "iOS 18.2", "time_zone": "Europe/Paris",
+        "is_voip": False}}}
+
+
 def register_token(base_url, session_id, token=None):
     token = token or secrets.token_hex(32)
     return _call("PATCH", f"{base_url}/api/apple_device_tokens/{token}", session_id,
@@ -277,12 +290,13 @@ def register_token(base_url, session_id, token=None):
 
 
 def prepare_service(base_url):
-    """Sessions for the rows: an anonymous one for PATCH, a user with 100 tokens for list."""
+    """Sessions for the rows: an anonymous one for PATCH, a user with 100 tokens for list,
+    a user of its own for devices (a fingerprint needs a user)."""
     patch_session = create_session(base_url)
     list_session = log_in(base_url)
     for _ in range(LIST_TOKENS):
         register_token(base_url, list_session)
-    return {"patch": patch_session, "list": list_session}
+    return {"patch": patch_session, "list": list_session, "devices": log_in(base_url)}
 
 
 def sample_sizes(base_url, sessions):
@@ -290,6 +304,9 @@ def sample_sizes(base_url, sessions):
     sizes = {}
     if "patch" in sessions:
         sizes["patch"] = len(register_token(base_url, sessions["patch"]).content)
+    if "devices" in sessions:
+        sizes["devices"] = len(_call("POST", f"{base_url}/api/devices", sessions["devices"],
+                                     device_document(), expect=(201,)).content)
     if "list" in sessions:
         response = _call("GET", base_url + LIST_PATH, sessions["list"])
         sizes["list"] = len(response.content)
@@ -301,7 +318,8 @@ def sample_sizes(base_url, sessions):
 
 # -- wrk -----------------------------------------------------------------------------------
 def run_wrk(base_url, row, session_id, args, duration):
-    lua_args = ["patch", session_id] if row == "patch" else ["get", session_id, LIST_PATH]
+    lua_args = [row, session_id] if row in ("patch", "devices") \
+        else ["get", session_id, LIST_PATH]
     command = ["wrk", f"-t{args.wrk_threads}", f"-c{args.connections}", f"-d{duration}s",
                "--timeout", "10s", "--latency", "-s", str(BENCH / "wrk.lua"), base_url,
                "--", *lua_args]
@@ -486,7 +504,7 @@ def count_queries(sessions):
         headers = {**CLIENT_HEADERS, "Authorization": f"Bearer {session_id}"}
         response = client.open(path, method=method, headers=headers,
                                data=json.dumps(document) if document else None)
-        if response.status_code != 200:
+        if response.status_code not in (200, 201):
             raise BenchError(f"{method} {path} answered {response.status_code} in-process")
         return {"statements": len(seen["statements"]), "commits": seen["commits"],
                 "sql": list(seen["statements"])}
@@ -497,6 +515,10 @@ def count_queries(sessions):
         runs = [one("PATCH", f"/api/apple_device_tokens/{t}", sessions["patch"],
                     token_document(t)) for t in [*tokens, tokens[0]]]  # new x3, then again
         counts["patch"] = {**runs[0], "per_request": [r["statements"] for r in runs]}
+    if "devices" in sessions:
+        runs = [one("POST", "/api/devices", sessions["devices"], device_document())
+                for _ in range(3)]
+        counts["devices"] = {**runs[0], "per_request": [r["statements"] for r in runs]}
     if "list" in sessions:
         runs = [one("GET", LIST_PATH, sessions["list"]) for _ in range(2)]
         counts["list"] = {**runs[0], "per_request": [r["statements"] for r in runs]}
@@ -590,8 +612,8 @@ def parse_args(argv):
                              f"(default {DEFAULT_WORKERS})")
     parser.add_argument("--gunicorn-threads", type=int, default=1,
                         help="GUNICORN_THREADS for both servers (default 1: sync workers)")
-    parser.add_argument("--rows", default="patch,list",
-                        help="comma list of rows: patch, list (default both)")
+    parser.add_argument("--rows", default="patch,list,devices",
+                        help="comma list of rows: patch, list, devices (default all)")
     parser.add_argument("--duration", type=int, default=15, help="seconds measured per row")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per row")
     parser.add_argument("--repeat", type=int, default=1,

@@ -1,5 +1,6 @@
 -- wrk script for `make bench` (bench/run.py passes the arguments after `--`):
 --   patch <session>        PATCH /api/apple_device_tokens/<token>, a new random token each time
+--   devices <session>      POST /api/devices, a new random token and fingerprint each time
 --   get <session> <path>   GET <path>
 -- Every request carries Poparazzi's headers and the session as a bearer credential.
 -- response() counts non-2xx answers per thread; done() prints one line
@@ -20,6 +21,12 @@ local BODY = '{"data":{"type":"apple_device_tokens","id":"%s","attributes":{'
   .. '"is_invalidated":false,"bundle_version":"3.1.23","build_number":"839",'
   .. '"is_production":true,"bundle_id":"TTYL.Inc.Poparazzi","is_voip":false}}}'
 
+local DEVICE_BODY = '{"data":{"type":"devices","attributes":{'
+  .. '"channel":"ios_push","token":"%s","fingerprint":"%s","environment":"production",'
+  .. '"bundle_id":"com.example.app","app_version":"2.1.0","build_number":"839",'
+  .. '"device_model":"iPhone15,3","os_version":"iOS 18.2","time_zone":"Europe/Paris",'
+  .. '"is_voip":false}}}'
+
 responses = 0
 non2xx = 0
 last_bad_status = 0
@@ -30,7 +37,7 @@ function init(args)
   wrk.headers["Accept"] = "application/vnd.api+json, application/json"
   wrk.headers["Version"] = "3.1.23#839"
   wrk.headers["User-Agent"] = "Poparazzi/839 CFNetwork/1335.0.3 Darwin/21.6.0"
-  if mode == "patch" then
+  if mode == "patch" or mode == "devices" then
     wrk.headers["Content-Type"] = "application/vnd.api+json"
   else
     fixed_request = wrk.format("GET", args[3])
@@ -51,6 +58,10 @@ function request()
     return fixed_request
   end
   local token = random_token()
+  if mode == "devices" then
+    return wrk.format("POST", "/api/devices", nil,
+                      string.format(DEVICE_BODY, token, string.sub(random_token(), 1, 32)))
+  end
   return wrk.format("PATCH", "/api/apple_device_tokens/" .. token, nil,
                     string.format(BODY, token))
 end
