@@ -1,10 +1,17 @@
-"""Secrets: generated from a CSPRNG, stored as keyed digests, compared in constant time."""
+"""Secrets: generated from a CSPRNG, stored as keyed digests, compared in constant time;
+the few the service must read back are sealed (encrypted) instead."""
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
 import uuid
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 
 
@@ -31,3 +38,41 @@ def new_secret(prefix):
     """A bearer secret of 256 random bits; the prefix says what kind it is (``pat_`` an
     auth token, ``psk_`` an API key) so a leaked one is recognised by secret scanners."""
     return f"{prefix}{secrets.token_urlsafe(32)}"
+
+
+# -- secrets kept to be used again (not just compared): encrypted at rest ----------------
+
+SEAL_VERSION = "v1"
+SEAL_NONCE_BYTES = 12
+
+
+def _sealing_key():
+    """A 256-bit AES key of its own, derived from the server key (HKDF-SHA256)."""
+    secret_key = current_app.config["SECRET_KEY"].encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=b"pushreg seal v1").derive(secret_key)
+
+
+def seal(text):
+    """``text`` encrypted and authenticated (AES-256-GCM, a random nonce each time), as
+    ``v1:`` and URL-safe base64: what the database keeps of a secret the service must read
+    back, such as a Live Activity push-to-start token."""
+    nonce = secrets.token_bytes(SEAL_NONCE_BYTES)
+    sealed = AESGCM(_sealing_key()).encrypt(nonce, text.encode(), SEAL_VERSION.encode())
+    return f"{SEAL_VERSION}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+def unseal(text):
+    """The text ``seal`` was given; ValueError when it was not sealed under this
+    ``SECRET_KEY`` or was altered."""
+    version, _, encoded = text.partition(":")
+    if version != SEAL_VERSION:
+        raise ValueError("not a sealed value")
+    try:
+        raw = base64.urlsafe_b64decode(encoded)
+        opened = AESGCM(_sealing_key()).decrypt(raw[:SEAL_NONCE_BYTES],
+                                                raw[SEAL_NONCE_BYTES:],
+                                                SEAL_VERSION.encode())
+    except (InvalidTag, binascii.Error) as exc:
+        raise ValueError("the sealed value cannot be opened with this key") from exc
+    return opened.decode()

@@ -44,7 +44,7 @@ def _negotiation_problem():
     if JSONAPI not in request.headers.get("Accept", "") and \
             "application/json" not in request.headers.get("Accept", ""):
         return _error(406, "NOT_ACCEPTABLE", "Accept the JSON:API media type.")
-    if request.method == "PATCH" and \
+    if request.method in ("PATCH", "POST") and \
             request.headers.get("Content-Type", "").split(";")[0].strip() != JSONAPI:
         return _error(415, "UNSUPPORTED_MEDIA_TYPE", "Send the JSON:API media type.")
     if not request.headers.get("Authorization", "").startswith("Bearer "):
@@ -87,6 +87,33 @@ def register_token(token):
     return _respond({"jsonapi": {"version": "1.1"},
                      "data": _resource(api_url, token.lower(), given, now, now,
                                        request.headers["Authorization"][7:], None)})
+
+
+@app.post("/api/devices")
+def register_device():
+    """``POST /api/devices``: the document parsed, the write-only members dropped, a
+    device of the service's shape answered with 201."""
+    problem = _negotiation_problem()
+    if problem:
+        return problem
+    try:
+        attributes = dict(json.loads(request.get_data())["data"]["attributes"])
+    except (ValueError, KeyError, TypeError):
+        return _error(400, "INVALID_DOCUMENT", "Send a JSON:API document.")
+    for write_only in ("token", "live_activity_push_to_start_token"):
+        attributes.pop(write_only, None)
+    now = _timestamp()
+    device_id = str(uuid.uuid4())
+    url = f"{request.host_url.rstrip('/')}/api/devices/{device_id}"
+    attributes |= {"is_invalidated": False, "invalidated_reason": None,
+                   "invalidated_at": None, "last_seen_at": now, "created_at": now,
+                   "updated_at": now}
+    return _respond({"jsonapi": {"version": "1.1"}, "data": {
+        "type": "devices", "id": device_id, "attributes": attributes,
+        "relationships": {"user": {"links": {"self": f"{url}/relationships/user",
+                                             "related": f"{url}/user"},
+                                   "data": {"type": "users", "id": USER_ID}}},
+        "links": {"self": url}}, "links": {"self": url}}, 201)
 
 
 @app.get("/api/apple_device_tokens")

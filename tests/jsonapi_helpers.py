@@ -133,6 +133,11 @@ def insert_users(app, count, *, created_at=None, **attributes):
     return [str(row["id"]) for row in rows]
 
 
+def device_id(app, token):
+    """The id (as the ``devices`` type shows it) of the device registered with ``token``."""
+    return str(device_ids(app, [token])[token])
+
+
 def device_ids(app, tokens):
     """token → the device row's primary key (the tie-breaker of every default order)."""
     with app.app_context():

@@ -14,6 +14,7 @@ from jsonapi_requests.orm import ApiModel, AttributeField, OrmApi, RelationField
 from jsonapi_requests.request_factory import ApiClientError
 
 from tests.factories import last_code, random_phone
+from tests.jsonapi_helpers import device_id
 from tests.jsonapi_schema import JSONAPI
 
 pytestmark = pytest.mark.slow
@@ -84,7 +85,15 @@ class Client:
             user = RelationField("user")
             session = RelationField("session")
 
-        self.User, self.Session, self.Token = User, Session, Token
+        class Device(ApiModel):
+            class Meta:
+                type = "devices"
+                api = orm
+
+            channel = AttributeField("channel")
+            user = RelationField("user")
+
+        self.User, self.Session, self.Token, self.Device = User, Session, Token, Device
 
     def register(self, **attributes):
         token = secrets.token_hex(32)
@@ -117,25 +126,27 @@ def test_a_collection_with_its_included_resources(caller):
         assert token.bundle_id == "TTYL.Inc.Poparazzi"
 
 
-def test_following_relationships(caller):
+def test_following_relationships(app, caller):
     token = caller.register()
+    device = device_id(app, token)  # the token's row, as the devices type shows it
     fetched = caller.Token.from_id(token)
     user = fetched.user  # GET the token, then the user it links to
     assert user.id == caller.user_id and user.time_zone is None
     # a to-many relationship, its linkage and members given with include
     response = caller.api.endpoint(f"users/{caller.user_id}").get(params={"include": "devices"})
     user = caller.User.from_response_content(response.content)
-    assert [(device.id, device.is_stub) for device in user.devices] == [(token, False)]
+    assert [(item.id, item.is_stub, item.channel) for item in user.devices] == [
+        (device, False, "ios_push")]
     # the related and relationship links it was given answer as well
     resource = caller.api.endpoint(f"apple_device_tokens/{token}").get().data
     related = caller.api.endpoint(resource.relationships["user"].links["related"]).get()
     assert (related.data.type, related.data.id) == ("users", caller.user_id)
     linkage = caller.api.endpoint(
         f"users/{caller.user_id}/relationships/devices").get().content.data
-    assert [(item.type, item.id) for item in linkage] == [("apple_device_tokens", token)]
+    assert [(item.type, item.id) for item in linkage] == [("devices", device)]
     devices = caller.api.endpoint(f"users/{caller.user_id}/devices").get(
         params={"include": "user"})
-    assert [item.id for item in devices.data] == [token]
+    assert [item.id for item in devices.data] == [device]
     assert [item.id for item in devices.content.included] == [caller.user_id]
 
 

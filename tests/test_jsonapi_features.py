@@ -63,10 +63,11 @@ def test_a_session_with_its_user_and_the_users_devices(client, app):
                                headers=caller.headers), 200)
     assert_compound_document(document)
     included = {key(resource): resource for resource in document["included"]}
+    device_id = {token: str(pk) for token, pk in device_ids(app, tokens).items()}
     assert set(included) == {("users", caller.user_id),
-                             *(("apple_device_tokens", token) for token in tokens)}
+                             *(("devices", device_id[token]) for token in tokens)}
     devices = included[("users", caller.user_id)]["relationships"]["devices"]["data"]
-    assert {device["id"] for device in devices} == set(tokens)
+    assert {device["id"] for device in devices} == set(device_id.values())
 
 
 def test_sessions_come_with_their_user_unless_told_otherwise(client, app):
@@ -84,11 +85,13 @@ def test_tokens_with_user_session_and_the_users_devices(client, app):
                                headers=caller.headers), 200)
     assert ids(document) == tokens
     assert_compound_document(document)
-    # the user's devices are the primary tokens: linked, never repeated in included
-    assert sorted(key(resource) for resource in document["included"]) == [
-        ("sessions", caller.session_id), ("users", caller.user_id)]
+    # the user's devices are the primary tokens' rows, as devices (another type)
+    device_id = {str(pk) for pk in device_ids(app, tokens).values()}
+    assert sorted(key(resource) for resource in document["included"]) == sorted([
+        ("sessions", caller.session_id), ("users", caller.user_id),
+        *(("devices", pk) for pk in device_id)])
     (user,) = [resource for resource in document["included"] if resource["type"] == "users"]
-    assert [item["id"] for item in user["relationships"]["devices"]["data"]] == tokens
+    assert {item["id"] for item in user["relationships"]["devices"]["data"]} == device_id
 
 
 def test_included_is_an_empty_array_when_requested_and_nothing_is_related(client):
@@ -105,11 +108,10 @@ def test_included_is_an_empty_array_when_requested_and_nothing_is_related(client
 def test_include_on_a_related_collection(client, app):
     caller = Caller(client, app)
     register_token(client, caller.session_id)
-    document = body(client.get(f"/api/users/{caller.user_id}/devices?include=user,session",
+    document = body(client.get(f"/api/users/{caller.user_id}/devices?include=user",
                                headers=caller.headers), 200)
     assert_compound_document(document)
-    assert sorted(resource["type"] for resource in document["included"]) == [
-        "sessions", "users"]
+    assert [resource["type"] for resource in document["included"]] == ["users"]
 
 
 @pytest.mark.parametrize(("include", "status"), [
@@ -143,7 +145,7 @@ def test_include_does_not_leak_what_linkage_hides(client, app):
     (resource,) = document["data"]
     assert resource["id"] == token
     assert "data" not in resource["relationships"]["session"]
-    assert {item["type"] for item in document["included"]} == {"users"}
+    assert {item["type"] for item in document["included"]} == {"users", "devices"}
     assert first_session not in json.dumps(document)
 
 
@@ -436,7 +438,8 @@ def test_a_users_devices_page_like_any_collection(client, app):
     tokens = insert_devices(app, 7, user_id=caller.user_id)
     url = f"/api/users/{caller.user_id}/devices?page[size]=3&page[total]=true"
     pages, seen, _last = walk(client, caller.headers, url)
-    assert pages == 3 and sorted(seen) == sorted(tokens)
+    assert pages == 3 and sorted(seen) == sorted(str(pk) for pk in
+                                                 device_ids(app, tokens).values())
     document = body(client.get(url, headers=caller.headers), 200)
     assert document["meta"] == {"total": 7}
     document = body(client.get(f"/api/users/{caller.user_id}/devices?filter[is_voip]=true",
@@ -447,13 +450,14 @@ def test_a_users_devices_page_like_any_collection(client, app):
 def test_detaching_devices_stops_them_belonging_to_the_user(client, app):
     caller = Caller(client, app)
     kept, detached = (register_token(client, caller.session_id) for _ in range(2))
+    device_id = {token: str(pk) for token, pk in device_ids(app, [kept, detached]).items()}
     response = client.delete(f"/api/users/{caller.user_id}/relationships/devices",
                              headers=caller.headers, data=json.dumps(
-                                 {"data": [{"type": "apple_device_tokens", "id": detached}]}))
+                                 {"data": [{"type": "devices", "id": device_id[detached]}]}))
     assert response.status_code == 204
     assert ids(body(client.get(TOKENS, headers=caller.headers), 200)) == [kept]
     assert ids(body(client.get(f"/api/users/{caller.user_id}/devices",
-                               headers=caller.headers), 200)) == [kept]
+                               headers=caller.headers), 200)) == [device_id[kept]]
 
 
 # -- conditional GET, Vary --------------------------------------------------------------
@@ -499,10 +503,11 @@ COLLECTIONS = [
     (TOKENS, "include=user,session"), (TOKENS, "include=user.devices,session"),
     (TOKENS, "include=user&fields[apple_device_tokens]=bundle_id"),
     ("/api/users", ""), ("/api/users", "include=devices"),
-    ("/api/users", "include=devices.user,devices.session"),
+    ("/api/users", "include=devices.user"),
     ("/api/users/{me}/devices", ""), ("/api/users/{me}/devices", "include=user"),
-    ("/api/users/{me}/devices", "include=user,session"),
     ("/api/users/{me}/devices", "include=user.devices"),
+    ("/api/devices", ""), ("/api/devices", "include=user"),
+    ("/api/devices", "include=user.devices"),
 ]
 
 

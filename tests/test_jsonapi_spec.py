@@ -29,6 +29,7 @@ from tests.jsonapi_helpers import (
     Caller,
     assert_compound_document,
     body,
+    device_id,
     error_of,
     key,
     member_names,
@@ -335,7 +336,7 @@ def test_related_links_answer_with_the_related_resources(client, app):
     assert key(session) == ("sessions", caller.session_id)
     devices = body(client.get(user["relationships"]["devices"]["links"]["related"],
                               headers=caller.headers), 200)["data"]
-    assert [key(device) for device in devices] == [("apple_device_tokens", token)]
+    assert [key(device) for device in devices] == [("devices", device_id(app, token))]
 
 
 # -- Fetching Relationships -------------------------------------------------------------
@@ -356,7 +357,7 @@ def test_relationship_links_answer_with_linkage(client, app):
     user = body(client.get(f"/api/users/{caller.user_id}", headers=caller.headers), 200)["data"]
     devices = body(client.get(user["relationships"]["devices"]["links"]["self"],
                               headers=caller.headers), 200)
-    assert devices["data"] == [{"type": "apple_device_tokens", "id": token}]
+    assert devices["data"] == [{"type": "devices", "id": device_id(app, token)}]
 
 
 def test_empty_relationships_answer_200_with_null_or_empty_array(client, app):
@@ -413,12 +414,12 @@ def test_included_resources_have_full_linkage_and_are_unique(client, app):
     document = body(client.get("/api/apple_device_tokens?include=user.devices,session",
                                headers=caller.headers), 200)
     assert len(document["data"]) == 3
-    assert {resource["type"] for resource in document["included"]} == {"users", "sessions"}
+    assert {resource["type"] for resource in document["included"]} == {
+        "users", "sessions", "devices"}
     assert_compound_document(document)
     document = body(client.get(f"/api/sessions/{caller.session_id}?include=user.devices",
                                headers=caller.headers), 200)
-    assert [resource["type"] for resource in document["included"]].count(
-        "apple_device_tokens") == 3
+    assert [resource["type"] for resource in document["included"]].count("devices") == 3
     assert_compound_document(document)
 
 
@@ -695,7 +696,7 @@ def test_relationships_in_an_update_are_refused_and_nothing_changes(client, app)
     data = body(client.get(f"{url}?include=devices", headers=caller.headers), 200)
     assert data["data"]["attributes"]["first_name"] is None
     assert data["data"]["relationships"]["devices"]["data"] == [
-        {"type": "apple_device_tokens", "id": token}]
+        {"type": "devices", "id": device_id(app, token)}]
 
 
 def test_relationships_echoed_without_data_are_no_change_and_pass(client, app):
@@ -782,12 +783,12 @@ def test_delete_from_a_to_many_relationship_removes_the_members(client, app):
     caller = Caller(client, app)
     kept, removed = (register_token(client, caller.session_id) for _ in range(2))
     url = f"/api/users/{caller.user_id}/relationships/devices"
-    document = json.dumps({"data": [{"type": "apple_device_tokens", "id": removed}]})
+    document = json.dumps({"data": [{"type": "devices", "id": device_id(app, removed)}]})
     for _ in range(2):  # the second time the member is already missing
         response = client.delete(url, headers=caller.headers, data=document)
         assert response.status_code == 204
     assert body(client.get(url, headers=caller.headers), 200)["data"] == [
-        {"type": "apple_device_tokens", "id": kept}]
+        {"type": "devices", "id": device_id(app, kept)}]
     assert client.delete(url, headers=caller.headers,
                          data=json.dumps({"data": []})).status_code == 204
 

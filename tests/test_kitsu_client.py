@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import last_code, new_token, random_phone
+from tests.jsonapi_helpers import device_id
 from tests.live_server import PoparazziClient
 
 pytestmark = pytest.mark.slow
@@ -37,6 +38,7 @@ class Roundtrip:
     steps: dict  # step name → the script's line for it
     after: dict  # what the API showed once the script was done
     server_errors: list
+    device_ids: list  # the registered tokens' rows as the devices type shows them
 
 
 def _tool(name):
@@ -69,6 +71,7 @@ def roundtrip(node, app, live_server):
     for token in registered:
         response = iphone.patch_token(token)
         assert response.status_code == 200, response.text
+    ids = [device_id(app, token) for token in registered]
     created = new_token()
     since = live_server.log_size()
     steps = _run_script(node, live_server.url, iphone.session_id, user_id, created)
@@ -80,7 +83,7 @@ def roundtrip(node, app, live_server):
     }
     iphone.close()
     return Roundtrip(user_id, registered, created, steps, after,
-                     live_server.server_errors(since))
+                     live_server.server_errors(since), ids)
 
 
 def _run_script(node, base_url, session_id, user_id, token):
@@ -105,7 +108,8 @@ def test_fetching_with_include_and_following_next_links(roundtrip):
     step = roundtrip.steps["fetch"]
     assert step["status"] == 200, step
     assert step["user"] == {"type": "users", "id": roundtrip.user_id}
-    assert step["devices"] == roundtrip.registered
+    # a user's devices are the devices type (the tokens' rows), the latest seen first
+    assert step["devices"] == roundtrip.device_ids[::-1]
     assert step["devices_included"], "include=devices did not bring the devices' attributes"
     assert step["tokens_seen"] == 3 and step["pages"] == 3, step
     assert step["tokens"] == roundtrip.registered

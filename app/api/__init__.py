@@ -20,12 +20,13 @@ def register_api(app):
         apple_device_tokens,
         auth_tokens,
         configs,
+        devices,
         relationships,
         sessions,
         users,
         well_known,
     )
 
-    for module in (sessions, users, apple_device_tokens, auth_tokens, configs, well_known,
-                   relationships):
+    for module in (sessions, users, apple_device_tokens, devices, auth_tokens, configs,
+                   well_known, relationships):
         app.register_blueprint(module.blueprint)

@@ -1,5 +1,7 @@
 """The JSON:API resource types the service exposes: how each is found, shown and related."""
 
+import dataclasses
+
 from app import policies
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
@@ -9,6 +11,7 @@ from app.resources.listing import Filter, boolean
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
 from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from schemas.configs import ConfigSchema
+from schemas.devices import DeviceChangeSchema, DeviceSchema
 from schemas.sessions import SessionSchema
 from schemas.users import UserSchema
 
@@ -50,6 +53,18 @@ APPLE_DEVICE_TOKENS = registry.add(ResourceType(
     },
 ))
 
+DEVICES = registry.add(ResourceType(
+    type="devices",
+    schema=DeviceSchema,
+    load=_signed_in(lambda principal, device_id, include:
+                    devices.get_owned_by_id(principal, device_id, load=include)),
+    collection=Capabilities(collection=True, sortable=tuple(devices.ORDERS),
+                            filterable=tuple(devices.FILTERS)),
+    relationships={"user": Relationship("user", "users", key="user_id")},
+))
+# What a PATCH of a device takes (not registered: responses are drawn with DEVICES).
+DEVICE_CHANGES = dataclasses.replace(DEVICES, schema=DeviceChangeSchema)
+
 SESSIONS = registry.add(ResourceType(
     type="sessions",
     schema=SessionSchema,
@@ -66,11 +81,10 @@ USERS = registry.add(ResourceType(
                             filterable=tuple(users.FILTERS)),
     relationships={
         "devices": Relationship(
-            "devices", "apple_device_tokens", many=True, visible=_is_self,
-            page=lambda principal, user, listing:
-                devices.list_of_user(principal, user, APNS, listing, TOKEN_FILTERS),
-            remove=lambda principal, user, ids:
-                devices.detach_from_user(principal, user, APNS, ids)),
+            "devices", "devices", many=True, visible=_is_self,
+            page=lambda principal, user, listing: devices.list_of_user(
+                principal, user, None, listing, default_order=devices.LATEST_SEEN_FIRST),
+            remove=devices.detach_ids_from_user),
     },
     private_attributes={"phone_number": _is_self},
 ))

@@ -12,12 +12,12 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import delete, false, inspect, or_, select, update
+from sqlalchemy import and_, delete, false, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
-from app import policies
-from app.errors import InvalidAttribute, NotAuthorized, NotFound, Where
+from app import policies, security
+from app.errors import Forbidden, InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
 from app.models import Channel, Credential, Device, Environment
 from app.models.types import utcnow
@@ -52,6 +52,7 @@ FILTERS = {declared.name: declared for declared in (
 ORDERS = {"created_at": Device.created_at, "updated_at": Device.updated_at,
           "last_seen_at": Device.last_seen_at}
 DEFAULT_ORDER = (("created_at", False),)
+LATEST_SEEN_FIRST = (("last_seen_at", True),)
 
 
 def _apns_token(raw):
@@ -80,22 +81,59 @@ def normalise_token(channel, raw, *, field="token", where=Where.ATTRIBUTE):
 # -- registration ---------------------------------------------------------------------
 
 
-def register(principal, channel, raw_token, attributes):
-    """Create or refresh a token and tie it to the caller's session and user: (device,
-    created).
+def register_from(principal, attributes):
+    """A registration as sent: the push endpoint (``channel`` + ``token``) and the
+    ``fingerprint`` among the attributes, at least one of the two."""
+    attributes = dict(attributes)
+    channel, token, fingerprint = (attributes.pop(name, None)
+                                   for name in ("channel", "token", "fingerprint"))
+    if token is None and fingerprint is None:
+        raise InvalidAttribute("Send a token (with its channel), a fingerprint, or both.",
+                               field="token")
+    if token is not None and channel is None:
+        raise InvalidAttribute("A token needs its channel.", field="channel")
+    if token is None and channel is not None:
+        raise InvalidAttribute("A channel is the token's: send the token too.", field="token")
+    return register(principal, channel, token, attributes, fingerprint)
 
-    One ``INSERT … ON CONFLICT`` statement: racing registrations of one token end in one
-    row whose owner is whoever wrote last. A logout racing it either detaches the row
-    afterwards or removes the session first, and then the row's foreign key refuses it.
+
+def register(principal, channel, raw_token, attributes, fingerprint=None):
+    """Create or refresh a device and tie it to the caller's session and user: (device,
+    created). It is found by its token, else by its ``fingerprint`` among the user's
+    devices; a token that was another device's moves to this one.
+
+    Without a fingerprint (the hot path) it is one ``INSERT … ON CONFLICT`` statement:
+    racing registrations of one token end in one row whose owner is whoever wrote last. A
+    logout racing it either detaches the row afterwards or removes the session first, and
+    then the row's foreign key refuses it.
     """
-    token = normalise_token(channel, raw_token)
-    now = utcnow()
+    if fingerprint is not None and principal.user_id is None:
+        raise Forbidden(_FINGERPRINT_NEEDS_USER, field="fingerprint")
+    token = None if raw_token is None else normalise_token(channel, raw_token)
+    attributes = _sealed(attributes)
+    try:
+        device, created = (_upsert_by_token(principal, channel, token, attributes)
+                           if fingerprint is None else (None, False))
+        if device is None:
+            device, created = _claim(principal, channel, token, fingerprint, attributes)
+    except IntegrityError:
+        db.session.rollback()
+        _require_credential(principal)
+        raise
+    keep_within_caps(user_id=principal.user_id, session_id=principal.session_id)
+    db.session.commit()
+    return device, created
+
+
+_FINGERPRINT_NEEDS_USER = ("A fingerprint names a device among its user's: log in before "
+                           "sending one.")
+
+
+def _registration(principal, attributes, now):
+    """The columns a registration writes on a device, whoever had it before."""
     invalidated = bool(attributes.get("is_invalidated", False))
-    given = tuple(name for name in UPDATABLE if name in attributes)
-    row = {
-        "id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
-        "environment": Environment.PRODUCTION, "is_voip": False,
-        **{name: attributes[name] for name in given},
+    return {
+        **{name: attributes[name] for name in UPDATABLE if name in attributes},
         "user_id": principal.user_id,
         "session_id": principal.session_id,
         "is_invalidated": invalidated,
@@ -104,16 +142,110 @@ def register(principal, channel, raw_token, attributes):
         "last_seen_at": now,
         "updated_at": now,
     }
-    statement = _upsert(db.session.get_bind().dialect.name, given)
-    try:
-        device = _as_model(db.session.execute(statement, row).one())
-    except IntegrityError:
-        db.session.rollback()
-        _require_credential(principal)
-        raise
-    keep_within_caps(user_id=principal.user_id, session_id=principal.session_id)
-    db.session.commit()
+
+
+def _upsert_by_token(principal, channel, token, attributes):
+    """The one-statement registration: (device, created), or (None, False) when the token
+    is an installation's (a device with a fingerprint) that is not the caller's user's —
+    moving it is ``_claim``'s work."""
+    now = utcnow()
+    given = tuple(name for name in UPDATABLE if name in attributes)
+    row = {"id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
+           "environment": Environment.PRODUCTION, "is_voip": False,
+           **_registration(principal, attributes, now)}
+    returned = db.session.execute(_upsert(db.session.get_bind().dialect.name, given),
+                                  row).one_or_none()
+    if returned is None:
+        return None, False
+    device = _as_model(returned)
     return device, device.created_at == now
+
+
+def _claim(principal, channel, token, fingerprint, attributes):
+    """Registration that may move a token between devices, in a SAVEPOINT retried once: a
+    racing insert of the same token or fingerprint makes the first try fail on a unique
+    constraint, and the retry finds its row."""
+    try:
+        with db.session.begin_nested():
+            return _claim_once(principal, channel, token, fingerprint, attributes)
+    except IntegrityError:
+        with db.session.begin_nested():
+            return _claim_once(principal, channel, token, fingerprint, attributes)
+
+
+def _claim_once(principal, channel, token, fingerprint, attributes):
+    """Lock the device with this token and the user's device with this fingerprint (one
+    statement, in id order); the fingerprint's device is this installation (its id stays:
+    credentials hang off it), and the token's device gives the token up. A token's device
+    without a fingerprint is adopted when the fingerprint has none."""
+    by_token, by_fingerprint = _locked(principal, channel, token, fingerprint)
+    device = by_fingerprint
+    if by_token is not None and by_token is not by_fingerprint:
+        if by_fingerprint is None and _adoptable(by_token, principal, fingerprint):
+            device = by_token
+        else:
+            _give_up_token(by_token)
+    now = utcnow()
+    created = device is None
+    if created:
+        device = Device(id=uuid.uuid4(), created_at=now, environment=Environment.PRODUCTION,
+                        is_voip=False)
+        db.session.add(device)
+    values = _registration(principal, attributes, now)
+    if token is not None:
+        values |= {"channel": channel, "token": token}
+    if fingerprint is not None:
+        values["fingerprint"] = fingerprint
+    for name, value in values.items():
+        setattr(device, name, value)
+    db.session.flush()
+    return device, created
+
+
+def _locked(principal, channel, token, fingerprint):
+    wanted = []
+    if token is not None:
+        wanted.append(and_(Device.channel == channel, Device.token == token))
+    if fingerprint is not None:
+        wanted.append(and_(Device.user_id == principal.user_id,
+                           Device.fingerprint == fingerprint))
+    rows = db.session.scalars(select(Device).where(or_(*wanted)).order_by(Device.id)
+                              .with_for_update().execution_options(populate_existing=True))
+    by_token = by_fingerprint = None
+    for row in rows:
+        if token is not None and (row.channel, row.token) == (channel, token):
+            by_token = row
+        if fingerprint is not None and (row.user_id, row.fingerprint) == (
+                principal.user_id, fingerprint):
+            by_fingerprint = row
+    return by_token, by_fingerprint
+
+
+def _adoptable(device, principal, fingerprint):
+    """May the registration take over this device (rather than only its token)?"""
+    if device.fingerprint is None:
+        return True
+    return fingerprint is None and device.user_id is not None \
+        and device.user_id == principal.user_id
+
+
+def _give_up_token(device):
+    """A device loses its token to another: a bare token row goes, an installation (which
+    credentials may hang off) stays without a push endpoint."""
+    if device.fingerprint is None:
+        db.session.delete(device)
+    else:
+        device.channel = device.token = None
+        device.updated_at = utcnow()
+    db.session.flush()  # before the token is written elsewhere: it is unique
+
+
+def _sealed(attributes):
+    """The attributes as stored: the Live Activity token encrypted."""
+    secret = attributes.get("live_activity_token")
+    if secret is None:
+        return attributes
+    return {**attributes, "live_activity_token": security.seal(secret)}
 
 
 def installation(user_id, fingerprint):
@@ -152,12 +284,16 @@ def _as_model(row):
 @functools.cache
 def _upsert(dialect_name, given):
     """The upsert for one set of client-given attributes, built once: re-registration
-    updates the owner, validity and what the client sent, never ``created_at``."""
+    updates the owner, validity and what the client sent, never ``created_at``; it
+    returns no row for a token ``_claim`` must move."""
     table = Device.__table__
     statement = insert_for(dialect_name, table)
     return statement.on_conflict_do_update(
         index_elements=["channel", "token"],
         set_={name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)},
+        # an installation of another user (or of nobody) keeps its fingerprint: its token
+        # is moved by _claim instead
+        where=or_(table.c.fingerprint.is_(None), table.c.user_id == statement.excluded.user_id),
     ).returning(*table.columns)
 
 
@@ -213,6 +349,15 @@ def find(channel, raw_token):
                                                   Device.token == token))
 
 
+def detach_ids_from_user(principal, user, raw_ids):
+    """The same, the devices named by their ids (a malformed one names its item)."""
+    policies.require_self(principal, user.id, _ONLY_SELF)
+    wanted = [_device_id(raw, field=str(index), where=Where.ITEM)
+              for index, raw in enumerate(raw_ids)]
+    detach(Device.user_id == user.id, Device.id.in_(wanted))
+    db.session.commit()
+
+
 def detach_from_user(principal, user, channel, raw_tokens):
     """Stop pushing to some of your devices: they stay registered but belong to nobody."""
     policies.require_self(principal, user.id, _ONLY_SELF)
@@ -247,6 +392,64 @@ def get_owned(principal, channel, raw_token, *, where=Where.URL, load=()):
 
 
 _NO_SUCH_TOKEN = "You have no such device token."
+_NO_SUCH_DEVICE = "You have no such device."
+
+
+def _device_id(raw, *, field="id", where=Where.URL):
+    """A device id as a UUID. In a URL a malformed one names no device of the caller's:
+    404, like another user's; in a list of ids it names its item."""
+    try:
+        return uuid.UUID(raw)
+    except (ValueError, TypeError, AttributeError) as exc:
+        if where == Where.URL:
+            raise NotFound(_NO_SUCH_DEVICE) from exc
+        raise InvalidAttribute("Not a device id.", field=field, where=where) from exc
+
+
+def get_owned_by_id(principal, raw_id, *, load=()):
+    statement = select(Device).where(Device.id == _device_id(raw_id), owned_by(principal))
+    device = db.session.scalar(statement.options(*eager_loading(Device, load)))
+    if device is None:
+        raise NotFound(_NO_SUCH_DEVICE)
+    return device
+
+
+def find_owned_by_id(principal, raw_id):
+    """The caller's device with this id, or None."""
+    try:
+        return get_owned_by_id(principal, raw_id)
+    except NotFound:
+        return None
+
+
+def update_owned(principal, raw_id, attributes):
+    """Change a device's metadata: one statement carrying its ownership test, so a device
+    moved or deleted meanwhile is a 404, never another user's row changed."""
+    values = {name: value for name, value in _sealed(attributes).items() if name in UPDATABLE}
+    statement = (update(Device)
+                 .where(Device.id == _device_id(raw_id), owned_by(principal))
+                 .values(**values, updated_at=utcnow()).returning(Device)
+                 .execution_options(populate_existing=True))
+    device = db.session.scalar(statement)
+    if device is None:
+        raise NotFound(_NO_SUCH_DEVICE)
+    db.session.commit()
+    return device
+
+
+def delete_owned_by_id(principal, raw_id):
+    """Forget a device: one statement carrying its ownership test."""
+    deleted = db.session.execute(delete(Device).where(
+        Device.id == _device_id(raw_id), owned_by(principal))).rowcount
+    if deleted != 1:
+        raise NotFound(_NO_SUCH_DEVICE)
+    db.session.commit()
+
+
+def list_devices(principal, listing):
+    """Every device the caller may see, on every channel: the latest seen first."""
+    return _page(owned_by(principal), listing=listing, filters=FILTERS,
+                 default_order=LATEST_SEEN_FIRST)
 
 
 def list_owned(principal, channel, listing, filters=FILTERS):
@@ -255,16 +458,19 @@ def list_owned(principal, channel, listing, filters=FILTERS):
                  filters=filters)
 
 
-def list_of_user(principal, user, channel, listing, filters=FILTERS):
-    """A user's devices, for the user themself only."""
+def list_of_user(principal, user, channel, listing, filters=FILTERS,
+                 default_order=DEFAULT_ORDER):
+    """A user's devices on one channel (every channel when ``channel`` is None), for the
+    user themself only."""
     policies.require_self(principal, user.id, _ONLY_SELF)
-    return _page(Device.channel == channel, Device.user_id == user.id, listing=listing,
-                 filters=filters)
+    on_channel = () if channel is None else (Device.channel == channel,)
+    return _page(*on_channel, Device.user_id == user.id, listing=listing, filters=filters,
+                 default_order=default_order)
 
 
-def _page(*conditions, listing, filters):
+def _page(*conditions, listing, filters, default_order=DEFAULT_ORDER):
     return list_page(db.session, select(Device).where(*conditions), listing,
-                     filters=filters, orders=ORDERS, default_order=DEFAULT_ORDER,
+                     filters=filters, orders=ORDERS, default_order=default_order,
                      unique=Device.id)
 
 
