@@ -11,11 +11,12 @@ from tests.live_server import PoparazziClient, contract
 
 
 def _route_urls(app):
+    """A URL of every route, with each argument a value its converter takes."""
+    urls = app.url_map.bind("localhost")
     for rule in app.url_map.iter_rules():
-        path = rule.rule
-        for argument in rule.arguments:
-            path = path.replace(f"<{argument}>", "x")
-        yield path, rule.methods
+        values = {name: min(getattr(rule._converters[name], "items", None) or ["x"])
+                  for name in rule.arguments}
+        yield urls.build(rule.endpoint, values), rule.methods
 
 
 def test_options_is_204_with_allow_on_every_route(client, app):

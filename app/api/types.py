@@ -56,8 +56,8 @@ APPLE_DEVICE_TOKENS = registry.add(ResourceType(
 DEVICES = registry.add(ResourceType(
     type="devices",
     schema=DeviceSchema,
-    load=_signed_in(lambda principal, device_id, include:
-                    devices.get_owned_by_id(principal, device_id, load=include)),
+    load=lambda principal, device_id, include:
+        devices.get_owned_by_id(principal, device_id, load=include),
     collection=Capabilities(collection=True, sortable=tuple(devices.ORDERS),
                             filterable=tuple(devices.FILTERS)),
     relationships={"user": Relationship("user", "users", key="user_id")},
@@ -94,7 +94,8 @@ AUTH_TOKENS = registry.add(ResourceType(
     schema=AuthTokenSchema,
     load=lambda principal, token_id, include: auth_tokens.get_own(principal, token_id),
     collection=Capabilities(collection=False),
-    relationships={"user": Relationship("user", "users", key="user_id")},
+    relationships={"user": Relationship("user", "users", key="user_id"),
+                   "device": Relationship("device", "devices", key="device_id")},
 ))
 
 ACCESS_TOKENS = registry.add(ResourceType(
