@@ -1,6 +1,7 @@
 """The table ``make bench`` prints at the end."""
 
 REGISTER = "register"
+DEVICES = "devices"
 SERVERS = ("service", "bare", "dpn")
 TARGET_PATCH_RATIO = 0.35
 TARGET_PATCH_P99_MS = 30.0
@@ -10,6 +11,8 @@ NOISY_SHARE = 0.10
 def row_label(row):
     if row == REGISTER:
         return "token registration"
+    if row == DEVICES:
+        return "device registration (POST /api/devices)"
     return f"page of 100+user, {int(row.split('@')[1]):,} tokens"
 
 

@@ -74,7 +74,7 @@ from machine import (
     wait_drained,
     wait_for_quiet,
 )
-from report import REGISTER, SERVERS, report
+from report import DEVICES, REGISTER, SERVERS, report
 from servers import RESULTS, run_wrk
 
 DEFAULT_WORKERS = "3"  # for every server; the module docstring says why
@@ -84,7 +84,10 @@ ROW_CHOICES = {
     "patch": "token registration: the service's PATCH and the bare app's",
     "dpn": "token registration: django-push-notifications' POST (the service's PATCH too)",
     "list": "page of 100 tokens with include=user, at each --page-rows",
+    "devices": "device registration: POST /api/devices (token and fingerprint), and the "
+               "bare app's twin",
 }
+DEVICE_USERS = 10  # a fingerprint needs a logged-in user: the row's requests share these
 
 
 class Measurement:
@@ -111,7 +114,7 @@ def start_servers(servers, args, workers):
     whatever happens), then waited for."""
     wanted = set(args.row_names)
     servers["service"] = service.start_service(workers, args.gunicorn_threads)
-    if wanted & {"patch", "list"}:
+    if wanted & {"patch", "list", "devices"}:
         servers["bare"] = service.start_bare(workers, args.gunicorn_threads)
     if "dpn" in wanted:
         servers["dpn"] = dpn_server.start(workers, args.gunicorn_threads)
@@ -149,6 +152,16 @@ class Preparation:
         if dpn_credentials:
             self.add(REGISTER, "dpn", "dpn", dpn_credentials)
 
+    def devices(self):
+        users = [service.log_in(self.base["service"])[0] for _ in range(DEVICE_USERS)]
+        self.devices_session = users[0]
+        self.add(DEVICES, "service", "devices", service.write_credentials("devices", users))
+        self.sizes[DEVICES, "service"] = len(
+            service.register_device(self.base["service"], users[0]).content)
+        self.add(DEVICES, "bare", "devices", service.write_credentials("bare", ["bare"]))
+        self.sizes[DEVICES, "bare"] = len(
+            service.register_device(self.base["bare"], "bare").content)
+
     def pages(self, page_row_counts):
         for rows in page_row_counts:
             row = list_row(rows)
@@ -178,6 +191,8 @@ def prepare(servers, args, dpn_credentials):
         preparation.registration(args.auth_pool, "patch" in wanted, dpn_credentials)
     if "list" in wanted:
         preparation.pages(args.page_row_counts)
+    if "devices" in wanted:
+        preparation.devices()
     return preparation
 
 

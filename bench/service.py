@@ -38,8 +38,17 @@ def prepare_database():
         raise BenchError(f"migrations failed:\n{migrate.stdout}{migrate.stderr}")
 
 
+# The bench makes its sessions and logins from one address: per-address limits that protect
+# a real deployment would refuse them.
+GENEROUS = "1000000/hour"
+LIMITS = {name: GENEROUS for name in (
+    "SESSION_CREATE_RATE_LIMIT", "ANONYMOUS_WRITE_RATE_LIMIT", "SMS_RATE_LIMIT_PER_ADDRESS",
+    "SMS_RATE_LIMIT_PER_PHONE", "SMS_RATE_LIMIT_PER_PHONE_TOTAL", "SMS_GLOBAL_RATE_LIMIT")}
+
+
 def _env(**extra):
-    return gunicorn_env(os.environ, DATABASE_URL=DATABASE_URL, FLASK_APP="wsgi.py", **extra)
+    return gunicorn_env(os.environ, DATABASE_URL=DATABASE_URL, FLASK_APP="wsgi.py",
+                        **LIMITS, **extra)
 
 
 def start_service(workers, threads):
@@ -109,6 +118,21 @@ def register_token(base_url, session_id, token=None):
     token = token or secrets.token_hex(32)
     return _call("PATCH", f"{base_url}{TOKENS_PATH}/{token}", session_id,
                  token_document(token))
+
+
+def device_document():
+    """What bench/wrk.lua's ``devices`` mode sends (DEVICE_BODY there)."""
+    return {"data": {"type": "devices", "attributes": {
+        "channel": "ios_push", "token": secrets.token_hex(32),
+        "fingerprint": secrets.token_hex(16), "environment": "production",
+        "bundle_id": "com.example.app", "app_version": "2.1.0", "build_number": "839",
+        "device_model": "iPhone15,3", "os_version": "iOS 18.2", "time_zone": "Europe/Paris",
+        "is_voip": False}}}
+
+
+def register_device(base_url, session_id):
+    return _call("POST", f"{base_url}/api/devices", session_id, device_document(),
+                 expect=(201,))
 
 
 def write_credentials(name, credentials):

@@ -4,6 +4,8 @@
 --   get <credentials> <path>    GET <path>
 --   dpn <credentials>           POST /device/apns/ {"registration_id": <new random token>,
 --                               "active": true}: django-push-notifications' registration
+--   devices <credentials>       POST /api/devices, a new random token and fingerprint each
+--                               time
 -- <credentials> is a file of credentials, one a line; each request carries one drawn at
 -- random, as "Bearer <session id>" (patch, get, with Poparazzi's headers) or as
 -- "Token <key>" (dpn, Django REST framework's token auth).
@@ -27,6 +29,11 @@ local BODY = '{"data":{"type":"apple_device_tokens","id":"%s","attributes":{'
   .. '"is_invalidated":false,"bundle_version":"3.1.23","build_number":"839",'
   .. '"is_production":true,"bundle_id":"TTYL.Inc.Poparazzi","is_voip":false}}}'
 local DPN_BODY = '{"registration_id":"%s","active":true}'
+local DEVICE_BODY = '{"data":{"type":"devices","attributes":{'
+  .. '"channel":"ios_push","token":"%s","fingerprint":"%s","environment":"production",'
+  .. '"bundle_id":"com.example.app","app_version":"2.1.0","build_number":"839",'
+  .. '"device_model":"iPhone15,3","os_version":"iOS 18.2","time_zone":"Europe/Paris",'
+  .. '"is_voip":false}}}'
 
 responses = 0
 non2xx = 0
@@ -53,7 +60,7 @@ function init(args)
     wrk.headers["Version"] = "3.1.23#839"
     wrk.headers["User-Agent"] = "Poparazzi/839 CFNetwork/1335.0.3 Darwin/21.6.0"
   end
-  if mode == "patch" then
+  if mode == "patch" or mode == "devices" then
     wrk.headers["Content-Type"] = "application/vnd.api+json"
   elseif mode == "get" then
     wrk.headers["Authorization"] = scheme .. credentials[1]
@@ -78,6 +85,10 @@ function request()
   wrk.headers["Authorization"] = scheme .. credentials[math.random(#credentials)]
   if mode == "dpn" then
     return wrk.format("POST", "/device/apns/", nil, string.format(DPN_BODY, token))
+  end
+  if mode == "devices" then
+    return wrk.format("POST", "/api/devices", nil,
+                      string.format(DEVICE_BODY, token, string.sub(random_token(), 1, 32)))
   end
   return wrk.format("PATCH", "/api/apple_device_tokens/" .. token, nil,
                     string.format(BODY, token))
