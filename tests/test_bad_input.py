@@ -12,10 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 
 import pytest
-from sqlalchemy import select
 
-from app.extensions import db
 from tests.factories import bearer, log_in, new_token, register_token, token_document
+from tests.jsonapi_helpers import snapshot
 
 JSONAPI = "application/vnd.api+json"
 MAX_CONTENT_LENGTH = 64 * 1024
@@ -182,6 +181,11 @@ DOCUMENT = [
     # a read-only attribute changed is an unsupported update (sent back unchanged, it passes)
     ("read-only-created-at", attributes(created_at="2022-01-17T03:50:04.463Z"), 403,
      "READ_ONLY_ATTRIBUTE", "/data/attributes/created_at"),
+    # found by the fuzzer (tests/test_fuzz.py): 500 for a relationship that is no object
+    ("relationship-null", data(relationships={"user": None}), 400, "INVALID_DOCUMENT",
+     "/data/relationships/user"),
+    ("relationship-a-list", data(relationships={"a/b": []}), 400, "INVALID_DOCUMENT",
+     "/data/relationships/a~1b"),
     # item 9: nesting is refused before anything recursive parses it
     ("nested-1000-deep", nested(1000), 400, "INVALID_JSON", None),
     ("nested-past-the-bound", nested(32), 400, "INVALID_JSON", None),
@@ -300,6 +304,12 @@ SPECIFIC = [
          pointer="/data/attributes/is_cookie_based", body=attributes(is_cookie_based="false")),
     Case("session-post-cookie-based", "session_post", 400, "INVALID_ATTRIBUTE",
          pointer="/data/attributes/is_cookie_based", body=attributes(is_cookie_based=True)),
+    # found by the fuzzer (tests/test_fuzz.py): update-only attributes gave 500 on create
+    Case("session-post-phone-number", "session_post", 400, "INVALID_ATTRIBUTE",
+         pointer="/data/attributes/phone_number", body=attributes(phone_number="+15550001234")),
+    Case("session-post-verification-code", "session_post", 400, "INVALID_ATTRIBUTE",
+         pointer="/data/attributes/verification_code",
+         body=attributes(verification_code="123456")),
     Case("session-post-put", "session_post", 405, "METHOD_NOT_ALLOWED", method="PUT"),
     Case("session-post-unknown-route", "session_post", 404, "NOT_FOUND",
          url=lambda _w: "/api/session"),
@@ -326,6 +336,9 @@ SPECIFIC = [
     Case("session-patch-phone-and-code", "session_patch", 400, "INVALID_ATTRIBUTE",
          pointer="/data/attributes/verification_code",
          body=attributes(verification_code="123456")),
+    # found by the fuzzer: a creation-only attribute gave 500 on update
+    Case("session-patch-cookie-based", "session_patch", 400, "INVALID_ATTRIBUTE",
+         pointer="/data/attributes/is_cookie_based", body=attributes(is_cookie_based=True)),
     Case("session-patch-put", "session_patch", 405, "METHOD_NOT_ALLOWED", method="PUT"),
     Case("session-patch-post", "session_patch", 405, "METHOD_NOT_ALLOWED", method="POST"),
     Case("session-patch-unknown-route", "session_patch", 404, "NOT_FOUND",
@@ -458,16 +471,6 @@ def world(client, app):
     return World(session_id, user_id, register_token(client, session_id))
 
 
-def snapshot(app):
-    """Every row of every table, as comparable text."""
-    with app.app_context():
-        tables = {table.name: sorted(repr(tuple(row))
-                                     for row in db.session.execute(select(table)).all())
-                  for table in db.metadata.sorted_tables}
-        db.session.remove()
-    return tables
-
-
 def _encode(body):
     if body is None:
         return None
@@ -543,6 +546,14 @@ def test_unicode_a_client_may_send_is_taken(client, app, world):
                                            "attributes": {"first_name": name}}})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["data"]["attributes"]["first_name"] == name
+
+
+def test_a_session_stays_token_based_when_patched_so(client, world):
+    document = {"data": {"type": "sessions", "id": world.session_id,
+                         "attributes": {"is_cookie_based": False}}}
+    response = client.patch(f"/api/sessions/{world.session_id}", json=document,
+                            headers=bearer(world.session_id))
+    assert response.status_code == 200, response.get_json()
 
 
 def test_an_error_echoing_a_lone_surrogate_is_still_sent(app):

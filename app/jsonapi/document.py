@@ -7,7 +7,7 @@ from app.errors import Conflict, ErrorList, Forbidden
 from app.jsonapi import attributes as attribute_schema
 from app.jsonapi.errors import InvalidDocument, InvalidJson, at, type_mismatch
 from app.jsonapi.registry import HIDDEN
-from app.jsonapi.untrusted import MAX_DEPTH, loads, too_deep, unsafe_text
+from app.jsonapi.untrusted import MAX_DEPTH, child, loads, too_deep, unsafe_text
 
 MISSING = object()
 
@@ -81,8 +81,12 @@ def _sent_linkage(relationships):
     if not isinstance(relationships, dict):
         raise InvalidDocument("'relationships' must be an object.",
                               pointer="/data/relationships")
+    for name, relationship in relationships.items():
+        if not isinstance(relationship, dict):
+            raise InvalidDocument(f"The relationship '{name}' must be an object.",
+                                  pointer=child("/data/relationships", name))
     return {name: relationship["data"] for name, relationship in relationships.items()
-            if not isinstance(relationship, dict) or "data" in relationship}
+            if "data" in relationship}
 
 
 def _check_type(data, type_name):
