@@ -43,7 +43,7 @@ def load_body(raw):
     problem = unsafe_text(body)
     if problem:
         pointer, what = problem
-        raise InvalidDocument(f"The document cannot be taken: {what}.", pointer=pointer)
+        raise InvalidDocument(f"Text in the document is not accepted: {what}.", pointer=pointer)
     if not isinstance(body, dict):
         raise InvalidDocument("The document must be a JSON object.", pointer="")
     if "data" not in body:

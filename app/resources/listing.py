@@ -16,7 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from app.errors import InvalidQueryParameter, Where
 
-# Also bounds a forged cursor's nesting (256 levels at most) well below the recursion limit.
+# Also bounds a forged cursor's nesting (under 200 levels) well below the recursion limit.
 MAX_CURSOR_LENGTH = 512
 UNCOMPARABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates
 
