@@ -140,7 +140,8 @@ class JsonApiClient(FlaskClient):
         headers = {**CLIENT_HEADERS, **(kwargs.pop("headers", None) or {})}
         kwargs["headers"] = {k: v for k, v in headers.items() if v is not None}
         response = super().open(*args, **kwargs)
-        if response.mimetype == JSONAPI and response.status_code != 204:
+        if response.mimetype == JSONAPI and response.status_code != 204 \
+                and response.request.method != "HEAD":  # HEAD: the GET's headers, no body
             assert_valid_jsonapi(response.get_json())
         return response
 

@@ -173,6 +173,16 @@ def session_pk(app, session_id):
             db.session.remove()
 
 
+def snapshot(app):
+    """Every row of every table, as comparable text."""
+    with app.app_context():
+        tables = {table.name: sorted(repr(tuple(row))
+                                     for row in db.session.execute(select(table)).all())
+                  for table in db.metadata.sorted_tables}
+        db.session.remove()
+    return tables
+
+
 @contextlib.contextmanager
 def counted_statements(app):
     """The SQL statements run on the app's engine while the block runs."""

@@ -1,13 +1,13 @@
 """Documents in: the request body parsed, its type and id checked, its members sorted into
 what the client may change and what it merely sends back."""
 
-import json
 from dataclasses import dataclass, field
 
 from app.errors import Conflict, ErrorList, Forbidden
 from app.jsonapi import attributes as attribute_schema
 from app.jsonapi.errors import InvalidDocument, InvalidJson, at, type_mismatch
 from app.jsonapi.registry import HIDDEN
+from app.jsonapi.untrusted import MAX_DEPTH, child, loads, too_deep, unsafe_text
 
 MISSING = object()
 
@@ -30,9 +30,20 @@ def load_body(raw):
         raise InvalidDocument("The request needs a JSON:API document with a 'data' member.",
                               pointer="")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8-sig")  # JSON:API is UTF-8 (a byte order mark is ignored)
+    except UnicodeDecodeError as exc:
+        raise InvalidJson(f"The request body is not UTF-8: {exc}.") from exc
+    if too_deep(text):
+        raise InvalidJson(f"The request body nests arrays and objects more than {MAX_DEPTH} "
+                          "deep.")
+    try:
+        body = loads(text)
+    except ValueError as exc:
         raise InvalidJson(f"The request body is not valid JSON: {exc}.") from exc
+    problem = unsafe_text(body)
+    if problem:
+        pointer, what = problem
+        raise InvalidDocument(f"Text in the document is not accepted: {what}.", pointer=pointer)
     if not isinstance(body, dict):
         raise InvalidDocument("The document must be a JSON object.", pointer="")
     if "data" not in body:
@@ -79,8 +90,12 @@ def _sent_linkage(relationships):
     if not isinstance(relationships, dict):
         raise InvalidDocument("'relationships' must be an object.",
                               pointer="/data/relationships")
+    for name, relationship in relationships.items():
+        if not isinstance(relationship, dict):
+            raise InvalidDocument(f"The relationship '{name}' must be an object.",
+                                  pointer=child("/data/relationships", name))
     return {name: relationship["data"] for name, relationship in relationships.items()
-            if not isinstance(relationship, dict) or "data" in relationship}
+            if "data" in relationship}
 
 
 def _check_type(data, type_name):

@@ -5,6 +5,7 @@ import uuid
 
 from app.errors import Conflict, Forbidden, ServiceError, Where
 from app.jsonapi.media import JSONAPI_OBJECT
+from app.jsonapi.untrusted import child
 
 
 def at(pointer, error):
@@ -54,7 +55,7 @@ def _source(error):
         return {"pointer": pointer}
     field, where = error.field, error.where
     if where == Where.ATTRIBUTE:
-        return {"pointer": f"/data/attributes/{field}"}
+        return {"pointer": child("/data/attributes", field)}
     if where == Where.ID:
         return {"pointer": "/data/id"}
     if where == Where.ITEM:

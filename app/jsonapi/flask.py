@@ -17,6 +17,7 @@ from app.jsonapi.media import (
 from app.jsonapi.query import parse_query
 from app.jsonapi.registry import registry
 from app.jsonapi.render import Renderer
+from app.jsonapi.untrusted import encodable
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ BODY_METHODS = frozenset({"POST", "PATCH", "PUT"})
 
 def negotiate():
     """``before_request`` for JSON:API blueprints."""
+    refuse_nul_in_url()
     problem = accept_problem(request.headers.get("Accept"))
     if problem:
         raise NotAcceptable(problem, field="Accept", where=errors.Where.HEADER)
@@ -38,6 +40,18 @@ def negotiate():
         if problem:
             raise UnsupportedMediaType(problem, field="Content-Type",
                                        where=errors.Where.HEADER)
+
+
+def refuse_nul_in_url():
+    """NUL in a path value or query parameter: PostgreSQL cannot compare with it (SQLite
+    could store it), so no URL holding one goes further. (werkzeug decodes URLs with
+    replacement, so they hold no lone surrogates.)"""
+    for name, value in request.args.items(multi=True):
+        if "\x00" in name or "\x00" in value:
+            raise errors.InvalidQueryParameter("A query parameter holds a NUL character.",
+                                               field=name)
+    if any("\x00" in str(value) for value in (request.view_args or {}).values()):
+        raise errors.BadRequest("The URL path holds a NUL character.", where=errors.Where.URL)
 
 
 def conditional_get(response):
@@ -67,6 +81,10 @@ def public_revalidated(response):
 
 def jsonapi_response(document, status=200, headers=None):
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    try:
+        body = body.encode()
+    except UnicodeEncodeError:  # client text echoed in an error: never fail to answer
+        body = encodable(body).encode()
     response = Response(body, status=status, headers=headers, mimetype=JSONAPI_MEDIA_TYPE)
     response.vary.add("Accept")
     return response

@@ -7,15 +7,18 @@ same on page one and page ten thousand.
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, false, func, inspect, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.errors import InvalidQueryParameter, Where
 
+# Also bounds a forged cursor's nesting (under 200 levels) well below the recursion limit.
 MAX_CURSOR_LENGTH = 512
+UNCOMPARABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,11 @@ def _decode(text, order, name):
 
 
 def _typed(python_type, value):
-    if not isinstance(value, str):
-        raise TypeError("cursor values are strings")
+    if not isinstance(value, str) or UNCOMPARABLE.search(value):
+        raise TypeError("cursor values are strings a database can compare")
     if python_type is datetime:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
-        return parsed
+        return parsed.astimezone(UTC)  # OverflowError past year 9999 in UTC
     return python_type(value)

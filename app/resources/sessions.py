@@ -14,11 +14,16 @@ from app.resources import credentials, devices, verification
 from app.security import digest, new_session_id
 
 
-def create_session(is_cookie_based=False, *, client_address=None):
-    """A new session and its id, the bearer secret (shown only now; stored as a digest)."""
-    if is_cookie_based:
-        raise InvalidAttribute("Cookie-based sessions are not supported; send false.",
-                               field="is_cookie_based")
+def create_session(is_cookie_based=False, phone_number=None, verification_code=None, *,
+                   client_address=None):
+    """A new session and its id, the bearer secret (shown only now; stored as a digest).
+    A phone number or code goes to the session once it exists (``update_session``)."""
+    _refuse_cookie_based(is_cookie_based)
+    for name, value in (("phone_number", phone_number),
+                        ("verification_code", verification_code)):
+        if value is not None:
+            raise InvalidAttribute(f"Create the session first, then send it {name}.",
+                                   field=name)
     ratelimit.spend(f"session:create:{ratelimit.address_key(client_address)}",
                     "SESSION_CREATE_RATE_LIMIT", "Too many sessions created; try again later.")
     secret = new_session_id()
@@ -26,6 +31,12 @@ def create_session(is_cookie_based=False, *, client_address=None):
     db.session.add(session)
     db.session.commit()
     return session, secret
+
+
+def _refuse_cookie_based(is_cookie_based):
+    if is_cookie_based:
+        raise InvalidAttribute("Cookie-based sessions are not supported; send false.",
+                               field="is_cookie_based")
 
 
 def held_session(principal, public_id):
@@ -53,9 +64,11 @@ def _locked_session(principal, public_id):
 
 
 def update_session(principal, public_id, *, phone_number=None, verification_code=None,
-                   client_address=None):
-    """Text a code to ``phone_number``, or log in with ``verification_code``."""
+                   is_cookie_based=False, client_address=None):
+    """Text a code to ``phone_number``, or log in with ``verification_code``. (A session
+    stays what it was created as: ``is_cookie_based`` false changes nothing.)"""
     session = _locked_session(principal, public_id)
+    _refuse_cookie_based(is_cookie_based)
     if phone_number is not None and verification_code is not None:
         raise InvalidAttribute("Send phone_number or verification_code, not both.",
                                field="verification_code")
