@@ -24,9 +24,9 @@ from app.api import types  # noqa: F401  (the types fill the registry)
 from app.jsonapi.attributes import read_only_names
 from app.jsonapi.registry import registry
 from tests.factories import bearer, log_in, register_token
-from tests.jsonapi_helpers import snapshot
+from tests.jsonapi_helpers import device_id, snapshot
+from tests.jsonapi_schema import JSONAPI
 
-JSONAPI = "application/vnd.api+json"
 EXAMPLES = 1000
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -45,7 +45,7 @@ ATTRIBUTES = sorted({name for resource_type in registry.values()
 RELATIONSHIPS = sorted({name for resource_type in registry.values()
                         for name in resource_type.relationships})
 ID_SLOT = {"sessions": "session", "users": "user", "apple_device_tokens": "token",
-           "configs": "version"}
+           "devices": "device", "configs": "version"}
 SLOT = re.compile(r"\{(\w+)\}")
 
 
@@ -60,6 +60,7 @@ class Route:
 def _routes():
     yield Route("POST", "/api/sessions", "sessions")
     yield Route("POST", "/api/apple_device_tokens", "apple_device_tokens")
+    yield Route("POST", "/api/devices", "devices")
     for type_name, slot in ID_SLOT.items():
         if registry[type_name].collection.collection:
             yield Route("GET", f"/api/{type_name}", type_name)
@@ -304,10 +305,11 @@ class World:
     def build(self):
         self.session, self.user = log_in(self.client, self.app)
         self.token = register_token(self.client, self.session)
+        self.device = str(device_id(self.app, self.token))
 
     def real(self, slot):
         return {"session": self.session, "user": self.user, "token": self.token,
-                "version": "3.1.23"}.get(slot, "x")
+                "device": self.device, "version": "3.1.23"}.get(slot, "x")
 
 
 def _quoted(text):
@@ -392,13 +394,14 @@ def answers_cleanly(client, app, world, request):
 def tables_a_refusal_may_change(request, codes):
     tables = set().union(*(ATTEMPT_COUNTING.get(code, set()) for code in codes))
     if _is_token_logout(request, 401):
-        tables.add("devices")
+        tables |= {"devices", "credentials", "verification_codes", "rate_limit_counters"}
     return tables
 
 
 def _is_token_logout(request, status):
-    """Poparazzi logs out with a token PATCH without a session: 401, and the token is
-    detached from its session and user (see the README)."""
+    """Poparazzi logs out with a token PATCH without a session: 401, the token is detached
+    from its session and user, the session ends (its codes with it), and the anonymous
+    write is counted against the client's address (see the README)."""
     return request.method == "PATCH" and request.template == TOKEN_URL and status == 401
 
 
