@@ -19,6 +19,7 @@ def register_api(app):
         apple_device_tokens,
         auth_tokens,
         configs,
+        notifications,
         relationships,
         sessions,
         users,
@@ -26,5 +27,5 @@ def register_api(app):
     )
 
     for module in (sessions, users, apple_device_tokens, auth_tokens, configs, well_known,
-                   relationships):
+                   notifications, relationships):
         app.register_blueprint(module.blueprint)
