@@ -103,10 +103,11 @@ def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
 def validated(content):
     """``content`` as an ``apns.Notification`` whose payload and headers APNs will take;
     errors name the attribute at fault."""
-    notification = apns.Notification(**content)
-    if notification.push_type not in PUSH_TYPES:
+    push_type = content.get("push_type", apns.PushType.ALERT)
+    if push_type not in PUSH_TYPES:
         raise InvalidAttribute(f"push_type must be one of {', '.join(PUSH_TYPES)}.",
                                field="push_type")
+    notification = apns.Notification(**{**content, "push_type": apns.PushType(push_type)})
     _check_priority(notification)
     _check_live_activity(notification)
     _check_payload(notification)
