@@ -45,6 +45,7 @@ PUSH_TYPES = (apns.PushType.ALERT, apns.PushType.BACKGROUND, apns.PushType.VOIP,
               apns.PushType.LIVEACTIVITY)
 LIVE_ACTIVITY_START = "start"
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
+RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 PENDING_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
 # The parts of a payload a sender controls in bulk: the largest is named when it is too big.
@@ -229,7 +230,9 @@ def _require_existing(model, ids, name):
 
 
 def _insert_deliveries(notification_id, notification, users, devices, environment, now):
-    """One pending delivery per reachable device, in one statement."""
+    """One pending delivery per reachable device: an ``INSERT … SELECT`` per
+    ``RECIPIENTS_PER_STATEMENT`` users or devices, so no statement grows without bound
+    (1,000 users of 100 devices take ten statements, not 100,000)."""
     values = {
         "notification_id": literal(notification_id, Uuid()),
         "device_id": Device.id,
@@ -241,10 +244,20 @@ def _insert_deliveries(notification_id, notification, users, devices, environmen
         "created_at": literal(now, UTCDateTime()),
         "updated_at": literal(now, UTCDateTime()),
     }
-    reachable = select(*values.values()).where(
-        or_(Device.user_id.in_(set(users)), Device.id.in_(set(devices))),
-        *_reachable(notification, environment))
-    db.session.execute(Delivery.__table__.insert().from_select(list(values), reachable))
+    reachable = _reachable(notification, environment)
+    # a device named twice (as itself and through its user) gets one delivery
+    not_through_users = [or_(Device.user_id.is_(None), Device.user_id.not_in(set(users)))] \
+        if users else []
+    for chosen, ids in ((Device.user_id.in_, users), (Device.id.in_, devices)):
+        extra = not_through_users if ids is devices else []
+        for chunk in _chunks(sorted(set(ids))):
+            rows = select(*values.values()).where(chosen(chunk), *reachable, *extra)
+            db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
+
+
+def _chunks(ids):
+    for start in range(0, len(ids), RECIPIENTS_PER_STATEMENT):
+        yield ids[start:start + RECIPIENTS_PER_STATEMENT]
 
 
 def _reachable(notification, environment):
