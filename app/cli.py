@@ -1,6 +1,7 @@
 """``flask`` commands for operators."""
 
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -12,11 +13,14 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode
 from app.models.types import utcnow
-from app.resources import api_keys, credentials, sessions
+from app.resources import api_keys, credentials, devices, notifications, sessions
 from schemas.fields import format_timestamp
 
 sms = AppGroup("sms", help="Verification texts.")
 keys = AppGroup("keys", help="API keys for backend services.")
+push = AppGroup("push", help="Push notifications: send, follow and clean up.")
+DURATION = re.compile(r"(\d+)([smhd])\Z")
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 @sms.command("outbox")
@@ -97,10 +101,73 @@ def _or_fail(function, *args):
     try:
         return function(*args)
     except ServiceError as exc:
-        raise click.ClickException(exc.detail) from exc
+        details = "; ".join(error.detail for error in exc.errors)
+        raise click.ClickException(details) from exc
+
+
+class Duration(click.ParamType):
+    """``30d``, ``12h``, ``90m`` or ``3600s`` as a timedelta."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, timedelta):
+            return value
+        match = DURATION.match(value)
+        if match is None:
+            self.fail("give a number and a unit: 30d, 12h, 90m or 3600s", param, ctx)
+        return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
+
+
+@push.command("send")
+@click.option("--user", "users", multiple=True, type=click.UUID,
+              help="A user id: all their reachable devices (repeat).")
+@click.option("--device", "device_ids", multiple=True, type=click.UUID,
+              help="A device id (repeat).")
+@click.option("--alert", required=True, help="The alert text.")
+@click.option("--sandbox-only", is_flag=True,
+              help="Only devices registered in the sandbox environment (development builds).")
+def send(users, device_ids, alert, sandbox_only):
+    """Accept an alert notification for sending, as an operator (no sender), and print its
+    id and how many deliveries it has. The push workers send it."""
+    notification, _ = _or_fail(lambda: notifications.accept(
+        None, {"alert": alert}, users=users, devices=device_ids,
+        environment="sandbox" if sandbox_only else None))
+    db.session.commit()
+    click.echo(json.dumps({"id": str(notification.id),
+                           "deliveries": notifications.counts(notification).pending}))
+
+
+@push.command("status")
+@click.argument("notification_id")
+def status(notification_id):
+    """Print a notification's status and its deliveries' counts, as JSON."""
+    notification = notifications.find(notification_id)
+    if notification is None:
+        raise click.ClickException(f"There is no notification {notification_id}.")
+    counts = notifications.counts(notification)
+    click.echo(json.dumps({"id": str(notification.id),
+                           "status": notifications.status_of(counts).value,
+                           "counts": counts.shown()}))
+
+
+@push.command("purge")
+@click.option("--older-than", "age", type=Duration(), required=True,
+              help="Age past which things go, like 30d.")
+def purge(age):
+    """Delete devices invalidated, or not seen, for longer than --older-than, and finished
+    notifications (no delivery left to send) older than that with their deliveries.
+    Prints how many rows went, as JSON."""
+    cutoff = utcnow() - age
+    purged_devices = devices.purge_stale(cutoff)
+    purged_notifications, purged_deliveries = notifications.purge_finished(cutoff)
+    db.session.commit()
+    click.echo(json.dumps({"devices": purged_devices, "notifications": purged_notifications,
+                           "deliveries": purged_deliveries}))
 
 
 def register_cli(app):
     app.cli.add_command(sms)
     app.cli.add_command(keys)
+    app.cli.add_command(push)
     app.cli.add_command(prune)

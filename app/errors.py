@@ -20,6 +20,9 @@ class Where(enum.StrEnum):
     PAGE = "page"  # a paging value: size, after, before, total
     QUERY = "query"  # any other query parameter, by its full name
     HEADER = "header"  # a request header, by name
+    # recipients or other related resources sent in the body: "users" names the list,
+    # "users/3" its fourth member
+    RELATIONSHIP = "relationship"
 
 
 class ServiceError(Exception):

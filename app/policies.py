@@ -12,6 +12,12 @@ def is_self(principal, user_id):
         and principal.user_id == user_id
 
 
+def is_sender(principal, sender_id):
+    """Did the caller's credential (an API key) send this?"""
+    return principal is not None and sender_id is not None \
+        and principal.credential_id == sender_id
+
+
 def holds_session(principal, session_id):
     """Does the caller hold the session with this database id?"""
     return principal is not None and principal.session_id is not None \

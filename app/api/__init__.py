@@ -21,6 +21,7 @@ def register_api(app):
         auth_tokens,
         configs,
         devices,
+        notifications,
         relationships,
         sessions,
         users,
@@ -28,5 +29,5 @@ def register_api(app):
     )
 
     for module in (sessions, users, apple_device_tokens, devices, auth_tokens, configs,
-                   well_known, relationships):
+                   well_known, notifications, relationships):
         app.register_blueprint(module.blueprint)

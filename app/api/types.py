@@ -6,12 +6,13 @@ from app import policies
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
-from app.resources import auth_tokens, devices, sessions, users
+from app.resources import auth_tokens, devices, notifications, sessions, users
 from app.resources.listing import Filter, boolean
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
 from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from schemas.configs import ConfigSchema
 from schemas.devices import DeviceChangeSchema, DeviceSchema
+from schemas.notifications import DeliverySchema, NotificationSchema
 from schemas.sessions import SessionSchema
 from schemas.users import UserSchema
 
@@ -108,4 +109,24 @@ CONFIGS = registry.add(ResourceType(
     type="configs",
     schema=ConfigSchema,
     id_of=lambda config, principal: config.bundle_version,
+))
+
+NOTIFICATIONS = registry.add(ResourceType(
+    type="notifications",
+    schema=NotificationSchema,
+    collection=Capabilities(collection=False),
+    relationships={
+        "deliveries": Relationship(
+            "deliveries", "deliveries", many=True,
+            page=lambda principal, notification, listing:
+                notifications.list_deliveries(principal, notification, listing)),
+    },
+))
+
+DELIVERIES = registry.add(ResourceType(
+    type="deliveries",
+    schema=DeliverySchema,
+    id_of=lambda delivery, principal: str(delivery.apns_id),
+    collection=Capabilities(collection=True, sortable=tuple(notifications.DELIVERY_ORDERS),
+                            filterable=tuple(notifications.DELIVERY_FILTERS)),
 ))

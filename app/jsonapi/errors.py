@@ -60,6 +60,10 @@ def _source(error):
         return {"pointer": "/data/id"}
     if where == Where.ITEM:
         return {"pointer": f"/data/{field}/id"}
+    if where == Where.RELATIONSHIP:
+        name, _, index = field.partition("/")
+        member = f"/data/{index}" if index else ""
+        return {"pointer": f"/data/relationships/{name}{member}"}
     if where == Where.BODY:
         return {"pointer": ""}
     if where == Where.FILTER:

@@ -483,3 +483,15 @@ def delete_owned(principal, channel, raw_token):
     if deleted != 1:
         raise NotFound(_NO_SUCH_TOKEN)
     db.session.commit()
+
+
+# -- housekeeping ---------------------------------------------------------------------
+
+
+def purge_stale(cutoff):
+    """Delete devices invalidated before ``cutoff``, or not seen since it: how many went.
+    Their deliveries stay in the ledger, without a device."""
+    stale = or_(Device.last_seen_at < cutoff,
+                Device.is_invalidated.is_(True) & (Device.invalidated_at < cutoff))
+    return db.session.execute(delete(Device).where(stale),
+                              execution_options={"synchronize_session": False}).rowcount

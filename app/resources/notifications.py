@@ -1,0 +1,370 @@
+"""Notifications backend services send: accepted into the delivery ledger, read back with
+their deliveries' counts. Sending them is the dispatcher's (``app/push``).
+
+Accepting writes the notification and one delivery per device (each with its own
+``apns_id``) in one transaction, the deliveries with one ``INSERT … SELECT`` however many
+devices the recipients have. An idempotency key makes a retried accept return the first
+notification: the database decides, by its unique constraint on (sender, key).
+"""
+
+import dataclasses
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import case, delete, exists, func, literal, or_, select
+from sqlalchemy.types import Uuid
+
+from app import policies
+from app.errors import (
+    Conflict,
+    ErrorList,
+    InvalidAttribute,
+    NotFound,
+    Unprocessable,
+    Where,
+)
+from app.extensions import db
+from app.models import (
+    Channel,
+    Delivery,
+    DeliveryState,
+    Device,
+    Notification,
+    NotificationStatus,
+    User,
+)
+from app.models.types import UTCDateTime, utcnow
+from app.push import apns
+from app.resources.listing import Filter, list_page
+from app.upsert import insert_for
+
+# The push types a service may send; the others need tokens the registry does not keep.
+PUSH_TYPES = (apns.PushType.ALERT, apns.PushType.BACKGROUND, apns.PushType.VOIP,
+              apns.PushType.LIVEACTIVITY)
+LIVE_ACTIVITY_START = "start"
+MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
+RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+PENDING_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
+# The parts of a payload a sender controls in bulk: the largest is named when it is too big.
+BULKY_FIELDS = {"alert": "alert", "custom": "data", "content_state": "content_state",
+                "attributes": "attributes"}
+
+DELIVERY_FILTERS = {"state": Filter("state", Delivery.state)}
+DELIVERY_ORDERS = {"created_at": Delivery.created_at}
+DELIVERY_DEFAULT_ORDER = (("created_at", False),)
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A notification's deliveries by state; ``pending`` includes those being sent."""
+
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    invalidated: int = 0
+    expired: int = 0
+    started: int = 0  # deliveries attempted at least once or being sent now
+
+    def shown(self):
+        return {"pending": self.pending, "sent": self.sent, "failed": self.failed,
+                "invalidated": self.invalidated, "expired": self.expired}
+
+
+# -- accepting -----------------------------------------------------------------------
+
+
+def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
+           environment=None):
+    """Accept a notification for ``users`` (all their reachable devices) and ``devices``
+    (by id): (notification, created).
+
+    ``content`` holds ``apns.Notification`` fields by name. ``principal`` is the sending
+    service (None: an operator, with no idempotency). ``environment`` limits the devices
+    to those registered in it. Retrying with the same ``idempotency_key`` returns the first
+    notification (created False); the same key with other content is a 409.
+    """
+    notification = validated(content)
+    stored = stored_content(notification)
+    users, devices = list(users), list(devices)
+    _check_recipient_count(users, devices)
+    sender_id = None if principal is None else principal.credential_id
+    now = utcnow()
+    notification_id = _insert(sender_id, idempotency_key, notification, stored, now)
+    if notification_id is None:
+        return _earlier(sender_id, idempotency_key, stored), False
+    _require_existing(User, users, "users")
+    _require_existing(Device, devices, "devices")
+    _insert_deliveries(notification_id, notification, users, devices, environment, now)
+    return db.session.get(Notification, notification_id), True
+
+
+def validated(content):
+    """``content`` as an ``apns.Notification`` whose payload and headers APNs will take;
+    errors name the attribute at fault."""
+    push_type = content.get("push_type", apns.PushType.ALERT)
+    if push_type not in PUSH_TYPES:
+        raise InvalidAttribute(f"push_type must be one of {', '.join(PUSH_TYPES)}.",
+                               field="push_type")
+    notification = apns.Notification(**{**content, "push_type": apns.PushType(push_type)})
+    _check_priority(notification)
+    _check_live_activity(notification)
+    _check_payload(notification)
+    _check_expiration(notification)
+    return notification
+
+
+def stored_content(notification):
+    """The notification's fields as the JSON kept in ``notifications.content``."""
+    fields = dataclasses.asdict(notification)
+    fields["push_type"] = notification.push_type.value
+    return json.loads(json.dumps(fields))
+
+
+def apns_notification(content):
+    """The ``apns.Notification`` a stored ``content`` describes (for the dispatcher)."""
+    return apns.Notification(**{**content, "push_type": apns.PushType(content["push_type"])})
+
+
+def _check_priority(notification):
+    if notification.push_type is apns.PushType.BACKGROUND and notification.priority not in (
+            None, 5):
+        raise InvalidAttribute("Background pushes must have priority 5.", field="priority")
+
+
+def _check_live_activity(notification):
+    live = notification.push_type is apns.PushType.LIVEACTIVITY
+    if not live:
+        if notification.event is not None:
+            raise InvalidAttribute("event is for liveactivity pushes.", field="event")
+        return
+    if notification.event != LIVE_ACTIVITY_START:
+        raise Unprocessable(
+            "Only Live Activity start pushes can be sent here (to devices' push-to-start "
+            "tokens): update and end go to a running activity's own token, which the "
+            "registry does not keep.", field="event", code="UNSUPPORTED_EVENT")
+    missing = [name for name in ("timestamp", "attributes_type", "attributes", "content_state")
+               if getattr(notification, name) is None]
+    if missing:
+        raise ErrorList([InvalidAttribute(f"A Live Activity start push needs {name}.",
+                                          field=name) for name in missing])
+
+
+def _check_payload(notification):
+    try:
+        apns.build_payload(notification)
+        apns.build_request(apns.Device("00" * 32), notification, str(uuid.uuid4()), "topic")
+    except apns.PayloadTooLarge as exc:
+        raise Unprocessable(f"The APNs payload is too large: {exc}.", field=_bulkiest(
+            notification), code="APNS_PAYLOAD_TOO_LARGE") from exc
+    except apns.NotificationError as exc:
+        raise Unprocessable(f"APNs would refuse this notification: {exc}.",
+                            where=Where.BODY, code="INVALID_NOTIFICATION") from exc
+
+
+def _bulkiest(notification):
+    sizes = {name: len(json.dumps(getattr(notification, field), ensure_ascii=False).encode())
+             for field, name in BULKY_FIELDS.items()}
+    return max(sizes, key=sizes.get)
+
+
+def _check_expiration(notification):
+    expiration = notification.expiration
+    if expiration and expiration <= utcnow().timestamp():
+        raise InvalidAttribute("expiration is in the past (0 means: try once, now).",
+                               field="expiration")
+
+
+def _expires_at(notification):
+    if not notification.expiration:
+        return None
+    return datetime.fromtimestamp(notification.expiration, UTC)
+
+
+def _check_recipient_count(users, devices):
+    if not users and not devices:
+        raise Unprocessable("Name at least one recipient: users or devices.", field="users",
+                            where=Where.RELATIONSHIP, code="NO_RECIPIENTS")
+    for name, ids in (("users", users), ("devices", devices)):
+        if len(ids) > MAX_RECIPIENTS:
+            raise Unprocessable(f"At most {MAX_RECIPIENTS} {name} in one notification.",
+                                field=name, where=Where.RELATIONSHIP,
+                                code="TOO_MANY_RECIPIENTS")
+
+
+def _insert(sender_id, idempotency_key, notification, stored, now):
+    """The new notification's id, or None when the sender's key was used before (then
+    the earlier row stands: racing retries wait on its unique index and find it)."""
+    statement = insert_for(db.session.get_bind(), Notification).values(
+        id=uuid.uuid4(), sender_id=sender_id, idempotency_key=idempotency_key,
+        push_type=notification.push_type.value, content=stored,
+        expires_at=_expires_at(notification), created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=["sender_id", "idempotency_key"]
+                             ).returning(Notification.id)
+    return db.session.execute(statement).scalar_one_or_none()
+
+
+def _earlier(sender_id, idempotency_key, stored):
+    earlier = db.session.scalars(select(Notification).where(
+        Notification.sender_id == sender_id,
+        Notification.idempotency_key == idempotency_key)).one()
+    if earlier.content != stored:
+        raise Conflict(f"This {IDEMPOTENCY_KEY_HEADER} was used for another notification "
+                       "with other content.", field=IDEMPOTENCY_KEY_HEADER,
+                       where=Where.HEADER, code="IDEMPOTENCY_KEY_REUSED")
+    return earlier
+
+
+def _require_existing(model, ids, name):
+    """Every id names a row; each unknown one is a 404 naming its place in the list."""
+    if not ids:
+        return
+    found = set(db.session.scalars(select(model.id).where(model.id.in_(set(ids)))))
+    missing = [index for index, given in enumerate(ids) if given not in found]
+    if missing:
+        raise ErrorList([NotFound(f"There is no {name[:-1]} {ids[index]}.",
+                                  field=f"{name}/{index}", where=Where.RELATIONSHIP)
+                         for index in missing])
+
+
+def _insert_deliveries(notification_id, notification, users, devices, environment, now):
+    """One pending delivery per reachable device: an ``INSERT … SELECT`` per
+    ``RECIPIENTS_PER_STATEMENT`` users or devices, so no statement grows without bound
+    (1,000 users of 100 devices take ten statements, not 100,000)."""
+    values = {
+        "notification_id": literal(notification_id, Uuid()),
+        "device_id": Device.id,
+        "channel": Device.channel,
+        "apns_id": _random_uuid(db.session.get_bind().dialect.name),
+        "state": literal(DeliveryState.PENDING.value),
+        "attempts": literal(0),
+        "next_attempt_at": literal(now, UTCDateTime()),
+        "created_at": literal(now, UTCDateTime()),
+        "updated_at": literal(now, UTCDateTime()),
+    }
+    reachable = _reachable(notification, environment)
+    # a device named twice (as itself and through its user) gets one delivery
+    not_through_users = [or_(Device.user_id.is_(None), Device.user_id.not_in(set(users)))] \
+        if users else []
+    for chosen, ids in ((Device.user_id.in_, users), (Device.id.in_, devices)):
+        extra = not_through_users if ids is devices else []
+        for chunk in _chunks(sorted(set(ids))):
+            rows = select(*values.values()).where(chosen(chunk), *reachable, *extra)
+            db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
+
+
+def _chunks(ids):
+    for start in range(0, len(ids), RECIPIENTS_PER_STATEMENT):
+        yield ids[start:start + RECIPIENTS_PER_STATEMENT]
+
+
+def _reachable(notification, environment):
+    """Devices that can take this push: a live APNs endpoint of the right kind (a VoIP
+    token for VoIP pushes, a push-to-start token for Live Activities)."""
+    conditions = [Device.channel == Channel.IOS_PUSH, Device.token.is_not(None),
+                  Device.is_invalidated.is_(False),
+                  Device.is_voip.is_(notification.push_type is apns.PushType.VOIP)]
+    if notification.push_type is apns.PushType.LIVEACTIVITY:
+        conditions.append(Device.live_activity_token.is_not(None))
+    if environment is not None:
+        conditions.append(Device.environment == environment)
+    return conditions
+
+
+def _random_uuid(dialect_name):
+    """A fresh version-4 UUID per row, made by the database."""
+    if dialect_name == "postgresql":
+        return func.gen_random_uuid()
+    # SQLite: 32 hex digits as the Uuid type stores them, with the version and variant bits
+    def hex_digits(count):
+        return func.substr(func.lower(func.hex(func.randomblob(8))), 1, count)
+    variant = func.substr("89ab", 1 + func.abs(func.random()) % 4, 1)
+    return (hex_digits(12) + literal("4") + hex_digits(3) + variant + hex_digits(15))
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def get(principal, notification_id):
+    """One of the calling service's own notifications; anyone else's is a 404."""
+    notification = find(notification_id)
+    if notification is None or not policies.is_sender(principal, notification.sender_id):
+        raise NotFound(f"There is no notification {notification_id}.", where=Where.URL)
+    return notification
+
+
+def find(notification_id):
+    """Any notification by id, or None (for operators)."""
+    try:
+        key = uuid.UUID(str(notification_id))
+    except ValueError:
+        return None
+    return db.session.get(Notification, key)
+
+
+def counts(notification):
+    """Its deliveries by state, in one query."""
+    started = func.sum(case((or_(Delivery.attempts > 0,
+                                 Delivery.state != DeliveryState.PENDING), 1), else_=0))
+    rows = db.session.execute(
+        select(Delivery.state, func.count(), started)
+        .where(Delivery.notification_id == notification.id).group_by(Delivery.state))
+    by_state, begun = {}, 0
+    for state, count, state_started in rows:
+        by_state[state] = count
+        begun += state_started or 0
+    return Counts(
+        pending=sum(by_state.get(state, 0) for state in PENDING_STATES),
+        **{state.value: by_state.get(state, 0) for state in (
+            DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.INVALIDATED,
+            DeliveryState.EXPIRED)},
+        started=begun)
+
+
+def status_of(counts):
+    """queued (nothing tried yet), sending, or done (no delivery left pending)."""
+    if counts.pending == 0:
+        return NotificationStatus.DONE
+    return NotificationStatus.SENDING if counts.started else NotificationStatus.QUEUED
+
+
+def list_deliveries(principal, notification, listing):
+    """A page of the deliveries of one of the caller's notifications."""
+    if not policies.is_sender(principal, notification.sender_id):
+        raise NotFound(f"There is no notification {notification.id}.", where=Where.URL)
+    return list_page(db.session, select(Delivery).where(
+        Delivery.notification_id == notification.id), listing, filters=DELIVERY_FILTERS,
+        orders=DELIVERY_ORDERS, default_order=DELIVERY_DEFAULT_ORDER, unique=Delivery.id)
+
+
+def get_delivery(principal, apns_id):
+    """One delivery of the caller's notifications, by its apns-id."""
+    try:
+        key = uuid.UUID(str(apns_id))
+    except ValueError:
+        key = None
+    delivery = None if key is None else db.session.execute(
+        select(Delivery).join(Notification).where(Delivery.apns_id == key)
+        .add_columns(Notification.sender_id)).one_or_none()
+    if delivery is None or not policies.is_sender(principal, delivery.sender_id):
+        raise NotFound(f"There is no delivery {apns_id}.", where=Where.URL)
+    return delivery.Delivery
+
+
+# -- housekeeping --------------------------------------------------------------------
+
+
+def purge_finished(cutoff):
+    """Delete notifications made before ``cutoff`` with no delivery left to send, and
+    their deliveries: (notifications, deliveries) removed."""
+    unfinished = exists().where(Delivery.notification_id == Notification.id,
+                                Delivery.state.in_(PENDING_STATES))
+    finished = select(Notification.id).where(Notification.created_at < cutoff, ~unfinished)
+    deliveries = db.session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.notification_id.in_(finished)))
+    notifications = db.session.execute(
+        delete(Notification).where(Notification.id.in_(finished)),
+        execution_options={"synchronize_session": False}).rowcount
+    return notifications, deliveries

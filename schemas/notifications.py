@@ -1,0 +1,129 @@
+"""Notifications a backend service sends, and their deliveries (one per device).
+
+The attributes are APNs's (``aps`` members with underscores for hyphens) and ``data``, the
+custom keys sent beside ``aps``. Times are ISO 8601 timestamps or UNIX seconds.
+"""
+
+from datetime import UTC, datetime
+
+from marshmallow import ValidationError, validate
+from marshmallow import fields as plain
+from marshmallow_jsonapi import Schema, fields
+
+from schemas.fields import StrictBoolean, StrictInteger, Timestamp, format_timestamp
+
+PUSH_TYPES = ("alert", "background", "voip", "liveactivity")
+ALERT_KEYS = frozenset({
+    "title", "subtitle", "body", "launch_image", "title_loc_key", "title_loc_args",
+    "subtitle_loc_key", "subtitle_loc_args", "loc_key", "loc_args", "action_loc_key",
+})
+SOUND_KEYS = frozenset({"critical", "name", "volume"})
+SHORT_TEXT = validate.Length(min=1, max=255)
+COLLAPSE_ID_BYTES = 64
+
+
+class PushTime(plain.Field):
+    """A moment as APNs takes it, UNIX seconds; sent as an ISO 8601 timestamp with a zone
+    or as UNIX seconds (``expiration`` 0: try once, now). Shown as an ISO timestamp."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None or value == 0:
+            return value
+        return format_timestamp(datetime.fromtimestamp(value, UTC))
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                moment = None
+            if moment is not None and moment.tzinfo is not None:
+                return int(moment.timestamp())
+        raise ValidationError("Send an ISO 8601 timestamp with a zone, or UNIX seconds.")
+
+
+class StrictNumber(plain.Float):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Not a valid number.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class TextOrObject(plain.Field):
+    """A string, or an object with only the ``keys`` APNs knows."""
+
+    def __init__(self, keys, **kwargs):
+        super().__init__(**kwargs)
+        self.keys = keys
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            return value
+        if not isinstance(value, dict):
+            raise ValidationError("Send a string or an object.")
+        unknown = sorted(set(value) - self.keys)
+        if unknown:
+            raise ValidationError(f"Unknown keys {unknown}; known: {sorted(self.keys)}.")
+        return value
+
+
+def collapse_id_fits(value):
+    if len(value.encode()) > COLLAPSE_ID_BYTES:
+        raise ValidationError(f"At most {COLLAPSE_ID_BYTES} bytes (UTF-8).")
+
+
+def not_aps(value):
+    if "aps" in value:
+        raise ValidationError("Custom keys go beside aps: 'aps' itself cannot be one.")
+
+
+class NotificationSchema(Schema):
+    id = fields.Str(dump_only=True)
+    push_type = fields.Str(validate=validate.OneOf(PUSH_TYPES))
+    alert = TextOrObject(ALERT_KEYS, allow_none=True)
+    badge = StrictInteger(allow_none=True, validate=validate.Range(min=0))
+    sound = TextOrObject(SOUND_KEYS, allow_none=True)
+    thread_id = fields.Str(allow_none=True, validate=SHORT_TEXT)
+    category = fields.Str(allow_none=True, validate=SHORT_TEXT)
+    content_available = StrictBoolean()
+    mutable_content = StrictBoolean()
+    interruption_level = fields.Str(allow_none=True, validate=validate.OneOf(
+        ("passive", "active", "time-sensitive", "critical")))
+    relevance_score = StrictNumber(allow_none=True, validate=validate.Range(min=0, max=1))
+    data = fields.Dict(attribute="custom", validate=not_aps)
+    priority = StrictInteger(allow_none=True, validate=validate.OneOf((1, 5, 10)))
+    collapse_id = fields.Str(allow_none=True, validate=collapse_id_fits)
+    expiration = PushTime(allow_none=True)
+    event = fields.Str(allow_none=True, validate=validate.OneOf(("start", "update", "end")))
+    content_state = fields.Dict(allow_none=True)
+    attributes_type = fields.Str(allow_none=True, validate=SHORT_TEXT)
+    attributes = fields.Dict(allow_none=True)
+    timestamp = PushTime(allow_none=True)
+    stale_date = PushTime(allow_none=True)
+    dismissal_date = PushTime(allow_none=True)
+    status = fields.Str(dump_only=True)
+    counts = fields.Dict(dump_only=True)
+    created_at = Timestamp(dump_only=True)
+
+    class Meta:
+        type_ = "notifications"
+
+
+class DeliverySchema(Schema):
+    """One notification to one device; the id is its ``apns-id``."""
+
+    id = fields.Str(attribute="apns_id", dump_only=True)
+    device_id = fields.Str(dump_only=True)
+    apns_id = fields.Str(dump_only=True)
+    state = fields.Str(dump_only=True)
+    reason = fields.Str(attribute="last_reason", dump_only=True)
+    status = fields.Int(attribute="last_status", dump_only=True)
+    attempts = fields.Int(dump_only=True)
+    created_at = Timestamp(dump_only=True)
+    sent_at = Timestamp(dump_only=True)
+    next_attempt_at = Timestamp(dump_only=True)
+
+    class Meta:
+        type_ = "deliveries"
