@@ -295,12 +295,15 @@ def test_nobody_reads_changes_or_deletes_another_users_device(client, app):
     assert snapshot(app) == before
 
 
-@pytest.mark.parametrize("device_url_id", ["not-a-uuid", str(uuid.uuid4()), "1", "%00"])
-def test_a_malformed_or_unknown_device_id_is_404(client, app, device_url_id):
+@pytest.mark.parametrize(("device_url_id", "status"), [
+    ("not-a-uuid", 404), (str(uuid.uuid4()), 404), ("1", 404),
+    ("%00", 400),  # NUL is refused in any URL before it reaches a resource
+])
+def test_a_malformed_or_unknown_device_id_is_refused(client, app, device_url_id, status):
     caller = Caller(client, app)
     for method in ("GET", "DELETE"):
         error_of(client.open(f"{DEVICES}/{device_url_id}", method=method,
-                             headers=caller.headers), 404)
+                             headers=caller.headers), status)
 
 
 # -- bad registrations: refused cleanly, nothing changes ---------------------------------
