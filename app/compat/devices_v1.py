@@ -17,7 +17,7 @@ from schemas.compat.devices_v1 import Device, Registration
 
 
 def render_error(error):
-    body = _error_object(error)
+    body = _error_object(error.errors[0])  # it names the field when it is the only one
     if len(error.errors) > 1:
         body["details"] = [_error_object(each) for each in error.errors]
     if occurrence_id(error):
@@ -37,7 +37,7 @@ _registration = Registration()
 _device = Device()
 
 
-@blueprint.post("/", strict_slashes=False)
+@blueprint.post("")
 def register_device():
     """201 for a new device and for a refreshed one alike: the seed knows only 201."""
     principal = require(USER)
@@ -46,7 +46,7 @@ def register_device():
     return json_response({"device": _device.dump(device)}, 201)
 
 
-@blueprint.get("/", strict_slashes=False)
+@blueprint.get("")
 def list_devices():
     """Every push endpoint of the caller's: the caps bound them, so one page holds all."""
     principal = require(USER)
