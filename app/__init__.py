@@ -74,10 +74,11 @@ def register_extensions(app):
 
 def register_blueprints(app):
     from app.api import register_api
-    from app.compat import auth_tokens_v1
+    from app.compat import allmine, auth_tokens_v1, devices_v1
 
     register_api(app)
-    app.register_blueprint(auth_tokens_v1.blueprint)
+    for compat in (auth_tokens_v1, allmine, devices_v1):
+        app.register_blueprint(compat.blueprint)
 
 
 def register_errorhandlers(app):

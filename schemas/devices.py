@@ -13,6 +13,8 @@ from schemas.users import validate_time_zone
 SHORT_TEXT = validate.Length(max=32)
 MODEL_TEXT = validate.Length(max=64)
 LONG_TEXT = validate.Length(max=255)
+TOKEN_TEXT = validate.Length(max=1024)
+SECRET_TEXT = validate.Length(min=1, max=1024)
 
 
 class DeviceSchema(Schema):
@@ -20,7 +22,7 @@ class DeviceSchema(Schema):
 
     id = fields.Str(dump_only=True)
     channel = fields.Str(allow_none=True, validate=validate.OneOf(tuple(Channel)))
-    token = fields.Str(load_only=True, allow_none=True, validate=validate.Length(max=1024))
+    token = fields.Str(load_only=True, allow_none=True, validate=TOKEN_TEXT)
     fingerprint = fields.Str(allow_none=True, validate=validate.Length(min=1, max=255))
     environment = fields.Str(validate=validate.OneOf(tuple(Environment)))
     bundle_id = fields.Str(allow_none=True, validate=LONG_TEXT)
@@ -32,7 +34,7 @@ class DeviceSchema(Schema):
     is_voip = StrictBoolean()
     live_activity_push_to_start_token = fields.Str(
         attribute="live_activity_token", load_only=True, allow_none=True,
-        validate=validate.Length(min=1, max=1024))
+        validate=SECRET_TEXT)
     is_invalidated = fields.Bool(dump_only=True)
     invalidated_reason = fields.Str(dump_only=True)
     invalidated_at = Timestamp(dump_only=True)

@@ -3,7 +3,7 @@ services: each parses its own documents and renders results and errors in its ow
 
 import json
 
-from flask import Blueprint, request
+from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
 from app import surfaces
@@ -25,6 +25,18 @@ def compat_blueprint(name, import_name, url_prefix, render_error):
     blueprint.register_error_handler(ServiceError, render_error)
     surfaces.register(url_prefix, render_error)
     return blueprint
+
+
+def json_response(body, status=200, headers=None):
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def occurrence_id(error):
+    """The id a 5xx was logged with (``app.surfaces``), or None."""
+    return getattr(error, "occurrence_id", None)
 
 
 def json_object(schema):

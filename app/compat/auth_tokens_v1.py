@@ -7,7 +7,7 @@ Errors are ``{"error": <Name>, "message": …}`` with the seed's names (``NotAut
 from flask import jsonify
 
 from app.auth import USER, require
-from app.compat import compat_blueprint, json_object
+from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.resources import auth_tokens
 from schemas.compat.auth_tokens_v1 import AuthToken, CreateAuthToken
 
@@ -21,12 +21,9 @@ def render_error(error):
     body = {"error": NAMES.get(error.status, "InternalError"), "message": error.detail}
     if error.field is not None:
         body["field"] = error.field
-    if getattr(error, "occurrence_id", None):
-        body["id"] = error.occurrence_id
-    response = jsonify(body)
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
+    if occurrence_id(error):
+        body["id"] = occurrence_id(error)
+    return json_response(body, error.status, error.headers)
 
 
 blueprint = compat_blueprint("auth_tokens_v1", __name__, "/api/v1/auth_tokens", render_error)
@@ -38,9 +35,7 @@ _token = AuthToken()
 def create():
     """The ID token is the proof of identity the seed's "requires authentication" asks."""
     token, secret = auth_tokens.issue(**json_object(_create))
-    response = jsonify({**_token.dump(token), "value": secret})
-    response.status_code = 201
-    return response
+    return json_response({**_token.dump(token), "value": secret}, 201)
 
 
 @blueprint.get("/", strict_slashes=False)

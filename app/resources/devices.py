@@ -262,6 +262,15 @@ def installation(user_id, fingerprint):
     return db.session.get(Device, device_id)
 
 
+def update_installation(principal, fingerprint, attributes):
+    """Change the metadata of the user's device with this fingerprint, made when there is
+    none; its push endpoint, owner and validity stay as they are."""
+    if principal.user_id is None:
+        raise Forbidden(_FINGERPRINT_NEEDS_USER, field="fingerprint")
+    device = installation(principal.user_id, fingerprint)
+    return update_owned(principal, str(device.id), attributes)
+
+
 def _require_credential(principal):
     """After a refused write: a credential that went meanwhile (a logout) is a 401."""
     held = select(Credential.id).where(Credential.id == principal.credential_id)
