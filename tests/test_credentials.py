@@ -20,9 +20,9 @@ from sqlalchemy import select, update
 from app.cli import keys as keys_command
 from app.extensions import db
 from app.identity import Provider
-from app.models import Credential, CredentialKind, Device
+from app.models import Credential, CredentialKind, Device, User
 from app.models.types import utcnow
-from tests.factories import bearer, create_session, register_token
+from tests.factories import bearer, create_session, last_code, register_token
 from tests.identity_provider import KeyServer, jwks
 from tests.jsonapi_helpers import Caller, body, error_of
 
@@ -268,19 +268,27 @@ def test_an_auth_token_past_its_lifetime_is_401_and_pruned(client, app, provider
 
 
 def test_no_secret_is_kept_in_clear(client, app, provider):
-    """Every secret a client was shown is stored only as a digest (the push token itself
-    must stay usable for sending)."""
+    """Every secret a client was shown is stored only as a digest, and the Live Activity
+    token sealed (the push token itself must stay usable for sending). The development
+    outbox stands in for the phone, so the code is in its text and nowhere else."""
     caller = Caller(client, app)
+    code = last_code(app, stored_phone(app, caller.user_id))
     auth_token = issue(client)["attributes"]["value"]
     access = _access_token(client, caller.headers)
     key = json.loads(_create_key(app, "--name", "at-rest",
                                  "--scope", "notifications:send").output)["key"]
-    secrets = [caller.session_id, auth_token, key, access]
+    push_to_start = "live-activity-" + uuid.uuid4().hex
+    client.post("/api/devices", headers=caller.headers, json={"data": {
+        "type": "devices", "attributes": {
+            "channel": "ios_push", "token": "ab" * 32, "fingerprint": "at-rest",
+            "live_activity_push_to_start_token": push_to_start}}})
     with app.app_context():
         dump = "\n".join(str(row) for table in db.metadata.sorted_tables
+                         if table.name != "sms_outbox"
                          for row in db.session.execute(table.select()))
-    for secret in secrets:
+    for secret in (caller.session_id, code, auth_token, key, access, push_to_start):
         assert secret not in dump
+    assert "ab" * 32 in dump  # the push token is kept usable
 
 
 def _count_credentials(app):
@@ -300,3 +308,8 @@ def test_api_keys_and_sessions_share_one_lookup(client, app):
     response = client.get("/api/apple_device_tokens",
                           headers={"Authorization": None, "Authentication": session_id})
     assert response.status_code == 200
+
+
+def stored_phone(app, user_id):
+    with app.app_context():
+        return db.session.get(User, uuid.UUID(user_id)).phone_number
