@@ -50,15 +50,19 @@ def request_code(client, session_id, phone_number):
 
 def log_in(client, app, phone_number=None):
     """A logged-in session: (session id, user id)."""
-    phone_number = phone_number or random_phone()
     session_id = create_session(client)
+    return session_id, log_in_with(client, app, session_id, phone_number or random_phone())
+
+
+def log_in_with(client, app, session_id, phone_number):
+    """Log an existing session in; the user's id."""
     assert request_code(client, session_id, phone_number).status_code == 200
     response = client.patch(
         f"/api/sessions/{session_id}",
         json=session_patch(session_id, verification_code=last_code(app, phone_number)),
         headers=bearer(session_id))
     assert response.status_code == 200, response.get_json()
-    return session_id, response.get_json()["data"]["relationships"]["user"]["data"]["id"]
+    return response.get_json()["data"]["relationships"]["user"]["data"]["id"]
 
 
 def random_phone():

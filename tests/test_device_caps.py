@@ -12,12 +12,10 @@ from app.models import Device
 from tests.factories import (
     bearer,
     create_session,
-    last_code,
     log_in,
+    log_in_with,
     random_phone,
     register_token,
-    request_code,
-    session_patch,
 )
 
 
@@ -113,17 +111,6 @@ def test_logging_in_brings_the_session_devices_within_the_user_cap(client, app, 
 
     assert devices_of_user(app, user_id) == 3
     assert set(tablet_tokens) <= listed_tokens(client, tablet)
-
-
-def log_in_with(client, app, session_id, phone_number):
-    """Log an existing session in; the user's id."""
-    assert request_code(client, session_id, phone_number).status_code == 200
-    response = client.patch(
-        f"/api/sessions/{session_id}",
-        json=session_patch(session_id, verification_code=last_code(app, phone_number)),
-        headers=bearer(session_id))
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()["data"]["relationships"]["user"]["data"]["id"]
 
 
 @pytest.mark.parametrize("name", ["DEVICES_PER_USER_MAX", "DEVICES_PER_SESSION_MAX"])
