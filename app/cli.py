@@ -12,11 +12,14 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode
 from app.models.types import utcnow
+from app.push.cli import worker as push_worker
 from app.resources import api_keys, credentials, sessions
 from schemas.fields import format_timestamp
 
 sms = AppGroup("sms", help="Verification texts.")
 keys = AppGroup("keys", help="API keys for backend services.")
+push = AppGroup("push", help="Push notifications: the worker that sends them.")
+push.add_command(push_worker)
 
 
 @sms.command("outbox")
@@ -103,4 +106,5 @@ def _or_fail(function, *args):
 def register_cli(app):
     app.cli.add_command(sms)
     app.cli.add_command(keys)
+    app.cli.add_command(push)
     app.cli.add_command(prune)
