@@ -135,12 +135,16 @@ class Dispatcher:
 
     async def dispatch(self, chunk: list[ledger.Claimed]) -> Counter:
         """Send one claimed chunk and record every outcome; the new states, counted."""
+        clock = time.perf_counter()
         notifications, devices = await asyncio.to_thread(self._load, chunk)
         plan = self._plan(chunk, notifications, devices, utcnow())
-        started = utcnow()
+        loaded, started = time.perf_counter(), utcnow()
         outcomes = await self._client.send_many([target.item for target in plan.targets])
         results, invalidations = self._judge(plan.targets, outcomes, started)
+        answered = time.perf_counter()
         await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused)
+        log.debug("chunk of %d: loaded in %.3f s, sent in %.3f s, recorded in %.3f s",
+                  len(chunk), loaded - clock, answered - loaded, time.perf_counter() - answered)
         counts = Counter(result.state.value for result in plan.results + results)
         counts["handed_back"] = len(plan.paused)
         return counts
