@@ -142,7 +142,8 @@ class Dispatcher:
         outcomes = await self._client.send_many([target.item for target in plan.targets])
         results, invalidations = self._judge(plan.targets, outcomes, started)
         answered = time.perf_counter()
-        await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused)
+        await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused,
+                                {claimed.id: claimed.attempts for claimed in chunk})
         log.debug("chunk of %d: loaded in %.3f s, sent in %.3f s, recorded in %.3f s",
                   len(chunk), loaded - clock, answered - loaded, time.perf_counter() - answered)
         counts = Counter(result.state.value for result in plan.results + results)
@@ -299,10 +300,10 @@ class Dispatcher:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _write(self, results, invalidations, paused):
+    def _write(self, results, invalidations, paused, attempts):
         now = utcnow()
         with self._engine.begin() as connection:
-            ledger.record(connection, results, now)
+            ledger.record(connection, results, now, attempts)
             for seconds in set(paused.values()):
                 ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
                                now, now + timedelta(seconds=seconds))

@@ -95,30 +95,38 @@ def _take(connection, condition, limit, lease, now) -> list[Claimed]:
     return sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
 
 
-def record(connection, results: list[Result], now: datetime) -> None:
+def record(connection, results: list[Result], now: datetime,
+           attempts: dict[int, int]) -> None:
     """Write a chunk's outcomes: the sent rows in one UPDATE, the others in one
-    executemany. Every row leaves ``sending`` and drops its lease."""
+    executemany. Every row leaves ``sending`` and drops its lease.
+
+    ``attempts``: each row's attempt count when it was claimed. A failure or retry is not
+    written over a row claimed again since (its lease ran out while this attempt was slow):
+    that later attempt owns the row. A 200 is written whatever happened since."""
     sent = [result.delivery_id for result in results if result.state is DeliveryState.SENT]
     if sent:
         connection.execute(
             update(deliveries).where(deliveries.c.id.in_(sent))
             .values(state=DeliveryState.SENT, sent_at=now, last_status=200, last_reason=None,
                     detail=None, lease_until=None, updated_at=now))
-    others = [_row(result, now) for result in results if result.state is not DeliveryState.SENT]
+    others = [_row(result, now, attempts[result.delivery_id])
+              for result in results if result.state is not DeliveryState.SENT]
     if others:
         connection.execute(_OUTCOME, others)
 
 
 _OUTCOME = (
-    update(deliveries).where(deliveries.c.id == bindparam("delivery_id"))
+    update(deliveries).where(deliveries.c.id == bindparam("delivery_id"),
+                             deliveries.c.attempts == bindparam("attempt"))
     .values(state=bindparam("new_state"), last_status=bindparam("status"),
             last_reason=bindparam("reason"), detail=bindparam("new_detail"),
             next_attempt_at=bindparam("next_at"), lease_until=None,
             updated_at=bindparam("now")))
 
 
-def _row(result: Result, now: datetime) -> dict:
-    return {"delivery_id": result.delivery_id, "new_state": result.state.value,
+def _row(result: Result, now: datetime, attempt: int) -> dict:
+    return {"delivery_id": result.delivery_id, "attempt": attempt,
+            "new_state": result.state.value,
             "status": result.status, "reason": result.reason,
             "new_detail": result.detail and result.detail[:1000],
             "next_at": result.next_attempt_at or now, "now": now}

@@ -58,6 +58,9 @@ class Worker:
         self.totals = Counter()
 
     async def run(self) -> Counter:
+        log.info("push worker started: %d lanes of %d deliveries, lease %g s%s",
+                 self._options.concurrency, self._options.chunk_size, self._options.lease,
+                 ", until nothing is due" if self._options.burst else "")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
