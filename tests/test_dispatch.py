@@ -77,11 +77,11 @@ def send_due(app, environ, **config):
 
 
 def one_notification(app, count=1, push_type="alert", devices=None, expires_at=None,
-                     **device_attributes):
+                     content=None, **device_attributes):
     """A notification to ``count`` new devices: (devices, deliveries)."""
     with rows(app) as connection:
         devices = devices or make_devices(connection, count, **device_attributes)
-        notification = make_notification(connection, push_type, expires_at)
+        notification = make_notification(connection, push_type, expires_at, **(content or {}))
         return devices, make_deliveries(connection, notification, devices)
 
 
@@ -111,8 +111,13 @@ def test_a_notification_goes_to_each_device_once(app, fake, key_file):
     assert len(fake.log) == 3
 
 
-NOW_MS = int(time.time() * 1000)
-AN_HOUR_AGO_MS = NOW_MS - 3_600_000
+def now_ms():
+    """A 410's timestamp for "just now": after the devices' registration."""
+    return int(time.time() * 1000)
+
+
+def before_registration_ms(device):
+    return int((device["last_seen_at"] - timedelta(hours=1)).timestamp() * 1000)
 
 # status, reason, delivery state, device invalidated
 TABLE = [
@@ -144,7 +149,7 @@ TABLE = [
 def test_each_answer_leads_to_its_action(app, fake, key_file, status, reason, state,
                                          invalidated):
     (device,), (delivery,) = one_notification(app)
-    fake.answer(device["token"], Answer(status, reason, timestamp=NOW_MS if status == 410
+    fake.answer(device["token"], Answer(status, reason, timestamp=now_ms() if status == 410
                                         else None))
 
     send_due(app, apns_environ(fake, key_file))
@@ -163,7 +168,8 @@ def test_each_answer_leads_to_its_action(app, fake, key_file, status, reason, st
 
 def test_a_410_older_than_the_last_registration_keeps_the_token(app, fake, key_file):
     (device,), (delivery,) = one_notification(app)
-    fake.answer(device["token"], Answer(410, "Unregistered", timestamp=AN_HOUR_AGO_MS))
+    fake.answer(device["token"], Answer(410, "Unregistered",
+                                        timestamp=before_registration_ms(device)))
 
     send_due(app, apns_environ(fake, key_file))
 
@@ -237,17 +243,35 @@ def test_a_device_without_bundle_id_takes_apns_topic(app, fake, key_file):
     assert fake.log[0].topic == BUNDLE_ID
 
 
-def test_live_activity_pushes_go_to_the_live_activity_token(app, fake, key_file):
-    security = pytest.importorskip("app.security")
-    if not hasattr(security, "seal"):
-        pytest.skip("app.security.seal comes with the encrypted Live Activity tokens")
-    start_token = "cd" * 32
-    (_device,), _ = one_notification(app, push_type="liveactivity",
-                                    live_activity_token=security.seal(start_token))
+@pytest.fixture
+def seal(monkeypatch):
+    """``app.security.seal``; until the encrypted Live Activity tokens land, a stand-in
+    pair that stores the token as it is."""
+    import app.security as security
+
+    if not hasattr(security, "unseal"):
+        monkeypatch.setattr(security, "seal", lambda value: value, raising=False)
+        monkeypatch.setattr(security, "unseal", lambda value: value, raising=False)
+    return security.seal
+
+
+def test_live_activity_pushes_go_to_the_live_activity_token(app, fake, key_file, seal):
+    start_token, dead_token = "cd" * 32, "ef" * 32
+    with rows(app) as connection:
+        live, dead = (make_devices(connection, 1, live_activity_token=seal(token))[0]
+                      for token in (start_token, dead_token))
+    one_notification(app, push_type="liveactivity", devices=[live, dead],
+                     content={"event": "start", "content_state": {"score": 1}})
+    fake.answer(dead_token, Answer(410, "Unregistered", timestamp=now_ms()))
 
     assert send_due(app, apns_environ(fake, key_file))["sent"] == 1
-    assert [(e.token, e.topic, e.push_type) for e in fake.log] == \
-        [(start_token, BUNDLE_ID + ".push-type.liveactivity", "liveactivity")]
+
+    assert sorted((e.token, e.topic, e.push_type) for e in fake.log) == [
+        (start_token, BUNDLE_ID + ".push-type.liveactivity", "liveactivity"),
+        (dead_token, BUNDLE_ID + ".push-type.liveactivity", "liveactivity")]
+    after = device_now(app, dead)
+    assert after.live_activity_token is None  # the Live Activity token is forgotten...
+    assert not after.is_invalidated and after.token == dead["token"]  # ...not the device's
 
 
 def test_a_live_activity_push_without_its_token_fails_unsent(app, fake, key_file):
@@ -378,6 +402,22 @@ def test_goaway_mid_batch_loses_and_doubles_nothing(app, fake, key_file, service
 def count_pending(app):
     with rows(app) as connection:
         return count_by_state(connection).get("pending", 0)
+
+
+def test_two_workers_share_the_work_and_one_provider_token(app, fake, key_file,
+                                                            service_env):
+    _, deliveries = one_notification(app, 600)
+    fake.latency = 0.002
+    environ = apns_environ(fake, key_file)
+
+    workers = [worker_process(service_env, environ, "--burst", PUSH_CHUNK_SIZE=50)
+               for _ in range(2)]
+    totals = [finished(process) for process in workers]
+
+    assert sum(total["sent"] for total in totals) == 600
+    assert_each_sent_once(app, fake, deliveries)
+    assert len(fake.log) == 600
+    assert fake.provider_tokens_seen == 1
 
 
 def test_a_worker_killed_mid_fan_out_is_resumed_and_sends_each_delivery_once(
