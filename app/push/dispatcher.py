@@ -175,7 +175,7 @@ class Dispatcher:
 
     def _plan(self, chunk, notifications, devices, now) -> Plan:
         plan = Plan()
-        built: dict[uuid.UUID, apns.Notification | ledger.Result] = {}
+        built: dict[uuid.UUID, apns.Notification | str] = {}  # str: why it cannot be built
         for claimed in chunk:
             row = notifications[claimed.notification_id]
             if row.id not in built:

@@ -67,7 +67,9 @@ class Worker:
         try:
             self._lanes = [asyncio.create_task(self._lane())
                            for _ in range(self._options.concurrency)]
-            await asyncio.gather(*self._lanes, return_exceptions=True)
+            for outcome in await asyncio.gather(*self._lanes, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    log.error("push worker: a lane stopped", exc_info=outcome)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
@@ -95,7 +97,7 @@ class Worker:
                 await self._sleep(paused)
                 continue
             try:
-                chunk = await asyncio.to_thread(self._claim)
+                chunk = await self._claim_chunk()
             except Exception:
                 log.exception("push worker: claiming deliveries failed")
                 await self._sleep(self._options.poll_interval)
@@ -118,6 +120,14 @@ class Worker:
             # The leases run out and the rows are claimed again, with the same apns-ids.
             log.exception("push worker: a chunk of %d deliveries failed", len(chunk))
             await self._sleep(self._options.poll_interval)
+
+    async def _claim_chunk(self):
+        claiming = asyncio.ensure_future(asyncio.to_thread(self._claim))
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:  # shutting down: what the claim took goes back
+            self._dispatcher.release(await claiming)
+            raise
 
     def _claim(self):
         with self._engine.begin() as connection:
@@ -149,5 +159,5 @@ async def run_worker(config, engine, environ, **overrides) -> Counter:
     options = WorkerOptions.from_config(config, **overrides)
     async with ApnsClient(settings, tokens) as client:
         dispatcher = Dispatcher(client, engine, DispatchSettings.from_config(
-            config, default_topic=settings.bundle_id))
+            config, default_topic=environ.get("APNS_TOPIC") or settings.bundle_id))
         return await Worker(dispatcher, engine, options).run()
