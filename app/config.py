@@ -216,7 +216,7 @@ class Config:
 
         # The push workers (app/push/worker.py); APNs itself is configured by APNS_*.
         self.PUSH_QUEUE = _env("PUSH_QUEUE", "embedded")
-        self.PUSH_CHUNK_SIZE = _int("PUSH_CHUNK_SIZE", 500)
+        self.PUSH_CHUNK_SIZE = _int("PUSH_CHUNK_SIZE", 1000)
         self.PUSH_CONCURRENCY = _int("PUSH_CONCURRENCY", 2)
         self.PUSH_LEASE = _float("PUSH_LEASE", 120.0)
         self.PUSH_POLL_INTERVAL = _float("PUSH_POLL_INTERVAL", 1.0)

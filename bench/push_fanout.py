@@ -8,7 +8,7 @@ fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answe
 (``sent_at``).
 
     .venv/bin/python bench/push_fanout.py [--devices 100000] [--database-url URL]
-        [--chunk-size 500] [--concurrency 2] [--connections 2]
+        [--chunk-size 1000] [--concurrency 2] [--connections 2]
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
 are emptied first. ``--database-url sqlite:///…`` runs it on SQLite.
@@ -106,7 +106,7 @@ def main():
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  DEFAULT_DATABASE))
-    parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--connections", type=int, default=2)
     args = parser.parse_args()

@@ -31,7 +31,7 @@ REQUIRED_APNS_SETTINGS = ("APNS_KEY", "APNS_KEY_ID", "APNS_TEAM_ID")
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    chunk_size: int = 500
+    chunk_size: int = 1000
     concurrency: int = 2
     lease: float = 120.0
     poll_interval: float = 1.0
