@@ -10,7 +10,7 @@ NPM     := $(shell command -v npm)
 
 export FLASK_APP := wsgi.py
 
-.PHONY: help install run test lint bench clean migrate
+.PHONY: help install run test lint bench bench-push clean migrate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,7 +34,11 @@ $(JS_DEPS): tests/js/package-lock.json
 migrate: $(STAMP) ## apply migrations to DATABASE_URL (default: the SQLite file in instance/)
 	$(BIN)/flask db upgrade
 
-run: migrate ## serve the API with gunicorn on 127.0.0.1:$(PORT)
+# One push worker beside gunicorn (it exits at once, saying so, when APNS_* is not set);
+# Ctrl-C stops both.
+run: migrate ## serve the API with gunicorn on 127.0.0.1:$(PORT), and a push worker
+	@$(BIN)/flask push worker & worker=$$!; \
+	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT INT TERM; \
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 # Without npm the kitsu client test skips (and fails under CI=true).
@@ -55,6 +59,9 @@ lint: $(STAMP) ## ruff
 # BENCH_ARGS passes options to bench/run.py: make bench BENCH_ARGS="--repeat 3"
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the worker and the fake APNs
+	$(BIN)/python bench/push_fanout.py
 
 clean: ## remove the virtual environment and local databases
 	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn

@@ -13,12 +13,15 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode
 from app.models.types import utcnow
+from app.push.cli import worker as push_worker
 from app.resources import api_keys, credentials, devices, notifications, sessions
 from schemas.fields import format_timestamp
 
 sms = AppGroup("sms", help="Verification texts.")
 keys = AppGroup("keys", help="API keys for backend services.")
-push = AppGroup("push", help="Push notifications: send, follow and clean up.")
+push = AppGroup("push", help="Push notifications: send, follow, clean up, and the worker "
+                               "that sends them.")
+push.add_command(push_worker)
 DURATION = re.compile(r"(\d+)([smhd])\Z")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

@@ -214,6 +214,21 @@ class Config:
         self.DEVICES_PER_USER_MAX = _int("DEVICES_PER_USER_MAX", 50)
         self.DEVICES_PER_SESSION_MAX = _int("DEVICES_PER_SESSION_MAX", 10)
 
+        # The push workers (app/push/worker.py); APNs itself is configured by APNS_*.
+        self.PUSH_QUEUE = _env("PUSH_QUEUE", "embedded")
+        self.PUSH_CHUNK_SIZE = _int("PUSH_CHUNK_SIZE", 1000)
+        self.PUSH_CONCURRENCY = _int("PUSH_CONCURRENCY", 2)
+        self.PUSH_LEASE = _float("PUSH_LEASE", 120.0)
+        self.PUSH_POLL_INTERVAL = _float("PUSH_POLL_INTERVAL", 1.0)
+        self.PUSH_RETRY_BASE = _float("PUSH_RETRY_BASE", 5.0)
+        self.PUSH_RETRY_MAX = _float("PUSH_RETRY_MAX", 3600.0)
+        self.PUSH_MAX_ATTEMPTS = _int("PUSH_MAX_ATTEMPTS", 10)
+        self.PUSH_CONFIG_ERROR_PAUSE = _float("PUSH_CONFIG_ERROR_PAUSE", 300.0)
+        self.PUSH_QUARANTINE_RATIO = _float("PUSH_QUARANTINE_RATIO", 0.5)
+        self.PUSH_QUARANTINE_MIN = _int("PUSH_QUARANTINE_MIN", 20)
+        self.PUSH_INVALIDATION_POLICY = _env("PUSH_INVALIDATION_POLICY", "mark")
+        self.PUSH_SHUTDOWN_GRACE = _float("PUSH_SHUTDOWN_GRACE", 15.0)
+
     def validate(self):
         self._validate_formats()
         if self.APP_ENV != "production":
@@ -255,6 +270,7 @@ class Config:
         self._validate_access_token_keys()
         self._validate_device_caps()
         self._validate_id_token_settings()
+        self._validate_push_settings()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -285,6 +301,21 @@ class Config:
             raise ConfigurationError(
                 "ID_TOKEN_KEYS_TIMEOUT must be more than 0 and less than GUNICORN_TIMEOUT "
                 f"({self.GUNICORN_TIMEOUT} s)")
+
+    def _validate_push_settings(self):
+        if self.PUSH_QUEUE != "embedded":
+            raise ConfigurationError("PUSH_QUEUE is 'embedded' (the only queue so far)")
+        if self.PUSH_INVALIDATION_POLICY not in ("mark", "delete"):
+            raise ConfigurationError("PUSH_INVALIDATION_POLICY is 'mark' or 'delete'")
+        for name in ("PUSH_CHUNK_SIZE", "PUSH_CONCURRENCY", "PUSH_MAX_ATTEMPTS",
+                     "PUSH_QUARANTINE_MIN"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        for name in ("PUSH_LEASE", "PUSH_POLL_INTERVAL", "PUSH_RETRY_BASE", "PUSH_RETRY_MAX"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be a number of seconds above 0")
+        if not 0 < self.PUSH_QUARANTINE_RATIO <= 1:
+            raise ConfigurationError("PUSH_QUARANTINE_RATIO must be above 0 and at most 1")
 
 
 GENEROUS_TEST_RATE = "100000/hour"

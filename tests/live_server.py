@@ -29,7 +29,7 @@ SERVICE_SETTINGS = (
     "PROXY_FIX_X_PROTO",
 )
 SERVICE_PREFIXES = ("SMS_", "GUNICORN_", "PAGE_SIZE_", "INCLUDE_DEPTH_", "DATABASE_",
-                    "SESSION_", "DEVICES_")
+                    "SESSION_", "DEVICES_", "PUSH_", "APNS_")
 
 
 def service_environment(**settings):

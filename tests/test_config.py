@@ -77,6 +77,12 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
     ("PUBLIC_URL", "https://push.example.com/#top"),
     ("PUBLIC_URL", "https://user:secret@push.example.com"),
     ("PUBLIC_URL", "https://push.example.com:https"),
+    ("PUSH_QUEUE", "redis"),
+    ("PUSH_INVALIDATION_POLICY", "forget"),
+    ("PUSH_CHUNK_SIZE", "0"),
+    ("PUSH_CONCURRENCY", "two"),
+    ("PUSH_LEASE", "0"),
+    ("PUSH_QUARANTINE_RATIO", "1.5"),
 ])
 def test_malformed_settings_stop_the_start_not_a_later_request(monkeypatch, name, value):
     with pytest.raises(ConfigurationError, match=name):

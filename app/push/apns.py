@@ -84,10 +84,12 @@ def topic_for(bundle_id: str, push_type: PushType) -> str:
 
 @dataclass(frozen=True)
 class Device:
-    """A device token (even-length hex) and the APNs environment it was registered in."""
+    """A device token (even-length hex), the APNs environment it was registered in, and
+    its app's bundle id (the topic; the client's configured ``bundle_id`` when None)."""
 
     token: str
     environment: str = "production"
+    bundle_id: str | None = None
 
     @property
     def sandbox(self) -> bool:
@@ -323,7 +325,8 @@ class ApnsClient:
     async def send(self, device: Device, notification: Notification, apns_id: str) -> Outcome:
         """One attempt (two when the provider token had expired and was renewed)."""
         try:
-            request = build_request(device, notification, apns_id, self._settings.bundle_id)
+            request = build_request(device, notification, apns_id,
+                                    device.bundle_id or self._settings.bundle_id)
         except NotificationError as exc:
             return Outcome(apns_id, Action.CONFIG_ERROR, reason=exc.reason, detail=str(exc))
         client = self._sandbox if device.sandbox else self._production

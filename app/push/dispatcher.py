@@ -1,0 +1,358 @@
+"""The dispatcher: one claimed chunk of deliveries → APNs → the ledger and the devices.
+
+For a chunk it loads the notifications and devices in two queries, builds each request
+(host by the device's environment, topic by its bundle id, VoIP devices get VoIP pushes,
+Live Activity pushes go to the Live Activity token), sends them through
+``ApnsClient.send_many`` and applies APNS.md's table to the answers:
+
+- 200: sent.
+- 410 Unregistered / ExpiredToken: invalidate the token unless it was registered again
+  after APNs's timestamp (the device's ``last_seen_at``), then the delivery just fails.
+- 400 BadDeviceToken, DeviceTokenNotForTopic: invalidate, reason recorded. When an
+  implausible share of a batch answers BadDeviceToken, that is a configuration problem, not
+  dead tokens: those deliveries fail as ``Quarantined`` and no token is touched.
+- 429, 5xx, transport errors, an unknown outcome: retry with backoff, the same apns-id.
+- configuration errors (provider key, certificate, topic) and payload errors: the delivery
+  fails, the token is never touched, it is logged as an ERROR, and for key and topic
+  errors sending pauses (``Pauses``) instead of failing everything behind it.
+"""
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, delete, select, update
+
+from app.models.device import Device as DeviceModel
+from app.models.notification import DeliveryState, Notification
+from app.models.types import utcnow
+from app.push import apns, ledger
+from app.push.apns import Action, PushType
+from app.security import unseal
+
+log = logging.getLogger(__name__)
+
+devices_table = DeviceModel.__table__
+notifications_table = Notification.__table__
+
+# Answers that say the provider key (or certificate) is wrong: nothing sent with it can
+# succeed, whatever its topic.
+KEY_ERRORS = frozenset({
+    "InvalidProviderToken", "MissingProviderToken", "BadCertificate",
+    "BadCertificateEnvironment", "Forbidden", "UnrelatedKeyIdInToken",
+    "BadEnvironmentKeyIdInToken"})
+# Answers that say a topic is not this key's to send to.
+TOPIC_ERRORS = frozenset({"BadTopic", "TopicDisallowed", "MissingTopic"})
+EVERY_TOPIC = "*"
+QUARANTINED = "Quarantined"
+NOTIFICATION_FIELDS = frozenset(field.name for field in dataclasses.fields(apns.Notification))
+
+
+@dataclasses.dataclass(frozen=True)
+class DispatchSettings:
+    retry: ledger.RetryPolicy = dataclasses.field(default_factory=ledger.RetryPolicy)
+    config_error_pause: float = 300.0
+    quarantine_ratio: float = 0.5
+    quarantine_min: int = 20
+    invalidation_policy: str = "mark"  # or "delete"
+    default_topic: str | None = None  # for devices without a bundle id
+
+    @classmethod
+    def from_config(cls, config, default_topic=None) -> "DispatchSettings":
+        return cls(
+            retry=ledger.RetryPolicy(config["PUSH_RETRY_BASE"], config["PUSH_RETRY_MAX"],
+                                     config["PUSH_MAX_ATTEMPTS"]),
+            config_error_pause=config["PUSH_CONFIG_ERROR_PAUSE"],
+            quarantine_ratio=config["PUSH_QUARANTINE_RATIO"],
+            quarantine_min=config["PUSH_QUARANTINE_MIN"],
+            invalidation_policy=config["PUSH_INVALIDATION_POLICY"],
+            default_topic=default_topic)
+
+
+class Pauses:
+    """Topics (or every topic) not to send to until a moment: after a configuration error,
+    the deliveries behind it wait instead of failing one by one."""
+
+    def __init__(self, clock=time.time):
+        self._until: dict[str, float] = {}
+        self._clock = clock
+
+    def pause(self, topic: str, seconds: float):
+        self._until[topic] = max(self._until.get(topic, 0), self._clock() + seconds)
+
+    def remaining(self, topic: str = EVERY_TOPIC) -> float:
+        """Seconds ``topic`` stays paused (every topic's pause counts for each)."""
+        now = self._clock()
+        until = max(self._until.get(topic, 0), self._until.get(EVERY_TOPIC, 0))
+        return max(0.0, until - now)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """One claimed delivery, ready to send."""
+
+    claimed: ledger.Claimed
+    device: apns.Device
+    notification: apns.Notification
+    topic: str
+    device_id: uuid.UUID
+    stored_token: str  # the column value the token came from (sealed for Live Activities)
+    live_activity: bool
+    registered_at: datetime
+    deadline: datetime | None
+
+    @property
+    def item(self):
+        return self.device, self.notification, str(self.claimed.apns_id)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Invalidation:
+    device_id: uuid.UUID
+    stored_token: str
+    reason: str
+    registered_before: datetime  # a registration after this keeps the token
+    live_activity: bool
+
+
+@dataclasses.dataclass
+class Plan:
+    targets: list[Target] = dataclasses.field(default_factory=list)
+    results: list[ledger.Result] = dataclasses.field(default_factory=list)
+    paused: dict[int, float] = dataclasses.field(default_factory=dict)  # id → seconds
+
+
+class Dispatcher:
+    def __init__(self, client: apns.ApnsClient, engine, settings: DispatchSettings,
+                 pauses: Pauses | None = None):
+        self._client = client
+        self._engine = engine
+        self._settings = settings
+        self.pauses = pauses or Pauses()
+
+    async def dispatch(self, chunk: list[ledger.Claimed]) -> Counter:
+        """Send one claimed chunk and record every outcome; the new states, counted."""
+        clock = time.perf_counter()
+        notifications, devices = await asyncio.to_thread(self._load, chunk)
+        plan = self._plan(chunk, notifications, devices, utcnow())
+        loaded, started = time.perf_counter(), utcnow()
+        outcomes = await self._client.send_many([target.item for target in plan.targets])
+        results, invalidations = self._judge(plan.targets, outcomes, started)
+        answered = time.perf_counter()
+        await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused,
+                                {claimed.id: claimed.attempts for claimed in chunk})
+        log.debug("chunk of %d: loaded in %.3f s, sent in %.3f s, recorded in %.3f s",
+                  len(chunk), loaded - clock, answered - loaded, time.perf_counter() - answered)
+        counts = Counter(result.state.value for result in plan.results + results)
+        counts["handed_back"] = len(plan.paused)
+        return counts
+
+    def release(self, chunk: list[ledger.Claimed]):
+        """Hand a chunk back unsent (or with its outcome unknown) on shutdown."""
+        with self._engine.begin() as connection:
+            ledger.release(connection, [claimed.id for claimed in chunk], utcnow())
+
+    # -- loading and building ------------------------------------------------------------
+
+    def _load(self, chunk):
+        notification_ids = {claimed.notification_id for claimed in chunk}
+        device_ids = {claimed.device_id for claimed in chunk if claimed.device_id is not None}
+        with self._engine.connect() as connection:
+            notifications = {row.id: row for row in connection.execute(
+                select(notifications_table.c.id, notifications_table.c.push_type,
+                       notifications_table.c.content, notifications_table.c.expires_at)
+                .where(notifications_table.c.id.in_(notification_ids)))}
+            devices = {row.id: row for row in connection.execute(
+                select(devices_table.c.id, devices_table.c.token, devices_table.c.environment,
+                       devices_table.c.bundle_id, devices_table.c.is_voip,
+                       devices_table.c.live_activity_token, devices_table.c.is_invalidated,
+                       devices_table.c.last_seen_at)
+                .where(devices_table.c.id.in_(device_ids)))} if device_ids else {}
+        return notifications, devices
+
+    def _plan(self, chunk, notifications, devices, now) -> Plan:
+        plan = Plan()
+        built: dict[uuid.UUID, apns.Notification | str] = {}  # str: why it cannot be built
+        for claimed in chunk:
+            row = notifications[claimed.notification_id]
+            if row.id not in built:
+                built[row.id] = _notification_of(row)
+            outcome = self._target(claimed, row, built[row.id], devices.get(claimed.device_id),
+                                   now)
+            if isinstance(outcome, ledger.Result):
+                plan.results.append(outcome)
+            elif paused := self.pauses.remaining(outcome.topic):
+                plan.paused[claimed.id] = paused
+            else:
+                plan.targets.append(outcome)
+        return plan
+
+    def _target(self, claimed, row, notification, device, now) -> Target | ledger.Result:
+        def fail(reason, detail):
+            return ledger.Result(claimed.id, DeliveryState.FAILED, reason=reason, detail=detail)
+
+        if row.expires_at is not None and row.expires_at <= now:
+            return ledger.Result(claimed.id, DeliveryState.EXPIRED, reason="Expired",
+                                 detail="the notification expired before it was sent")
+        if isinstance(notification, str):
+            return fail("InvalidNotification", notification)
+        if device is None:
+            return fail("DeviceGone", "the device was deleted")
+        if device.is_invalidated:
+            return fail("DeviceInvalidated", "the device's token was invalidated")
+        return self._build(claimed, row, notification, device, fail)
+
+    def _build(self, claimed, row, notification, device, fail) -> Target | ledger.Result:
+        live_activity = notification.push_type is PushType.LIVEACTIVITY
+        stored_token = device.token
+        if live_activity:
+            stored_token = device.live_activity_token
+            if not stored_token:
+                return fail("NoLiveActivityToken", "the device has no Live Activity token")
+            try:
+                token = unseal(stored_token)
+            except (ImportError, ValueError) as exc:
+                return fail("InvalidLiveActivityToken", f"cannot unseal it: {exc}")
+        elif device.is_voip:
+            token = device.token
+            notification = dataclasses.replace(notification, push_type=PushType.VOIP)
+        elif notification.push_type is PushType.VOIP:
+            return fail("NotVoipDevice", "a VoIP push to a device that did not register "
+                                         "a VoIP token")
+        else:
+            token = device.token
+        bundle_id = device.bundle_id or self._settings.default_topic
+        if not token or not bundle_id:
+            return fail("NoToken" if not token else "MissingTopic",
+                        "the device has no push token" if not token else
+                        "the device has no bundle id and APNS_TOPIC is not set")
+        return Target(claimed, apns.Device(token, device.environment or "production", bundle_id),
+                      notification, apns.topic_for(bundle_id, notification.push_type),
+                      device.id, stored_token, live_activity, device.last_seen_at,
+                      row.expires_at)
+
+    # -- judging the answers -------------------------------------------------------------
+
+    def _judge(self, targets, outcomes, started):
+        quarantine = self._quarantine(outcomes)
+        results, invalidations, refused = [], [], Counter()
+        for target, outcome in zip(targets, outcomes, strict=True):
+            if outcome.action is Action.INVALIDATE:
+                result, invalidation = self._invalidate(target, outcome, started, quarantine)
+                if invalidation:
+                    invalidations.append(invalidation)
+            elif outcome.action is Action.SENT:
+                result = ledger.Result(target.claimed.id, DeliveryState.SENT, 200)
+            elif outcome.action is Action.CONFIG_ERROR:
+                refused[(outcome.reason, outcome.status, target.topic)] += 1
+                result = _failed(target, outcome)
+            else:  # RETRY, or REMINT_AND_RETRY when even the renewed token was refused
+                result = self._settings.retry.retry(
+                    target.claimed, target.deadline, utcnow(), status=outcome.status,
+                    reason=outcome.reason or "TransportError", detail=outcome.detail)
+            results.append(result)
+        self._pause_for(refused)
+        return results, invalidations
+
+    def _quarantine(self, outcomes) -> bool:
+        bad = sum(outcome.reason == "BadDeviceToken" for outcome in outcomes)
+        if len(outcomes) < self._settings.quarantine_min or \
+                bad <= self._settings.quarantine_ratio * len(outcomes):
+            return False
+        log.error("APNs answered BadDeviceToken to %d of %d pushes in one batch: that is a "
+                  "configuration problem (wrong environment or key?), not dead tokens. "
+                  "Those deliveries fail as %s and no token is invalidated.",
+                  bad, len(outcomes), QUARANTINED)
+        return True
+
+    def _invalidate(self, target, outcome, started, quarantine):
+        claimed_id = target.claimed.id
+        if quarantine and outcome.reason == "BadDeviceToken":
+            return ledger.Result(claimed_id, DeliveryState.FAILED, outcome.status, QUARANTINED,
+                                 "BadDeviceToken in a batch where most tokens were refused"
+                                 ), None
+        cutoff = started
+        if outcome.status == 410:
+            cutoff = outcome.unregistered_at or started
+            if target.registered_at > cutoff:
+                return ledger.Result(claimed_id, DeliveryState.FAILED, outcome.status,
+                                     outcome.reason, "the token was registered again after "
+                                     "APNs unregistered it: kept"), None
+        reason = outcome.reason or "Unregistered"
+        return (ledger.Result(claimed_id, DeliveryState.INVALIDATED, outcome.status, reason),
+                Invalidation(target.device_id, target.stored_token, reason, cutoff,
+                             target.live_activity))
+
+    def _pause_for(self, refused: Counter):
+        for (reason, status, topic), count in refused.items():
+            scope = EVERY_TOPIC if reason in KEY_ERRORS else topic if reason in TOPIC_ERRORS \
+                else None
+            pause = f"; sending to {'every topic' if scope == EVERY_TOPIC else scope} pauses " \
+                    f"for {self._settings.config_error_pause:g} s" if scope else ""
+            log.error("APNs configuration or payload error %s %s for topic %s: %d "
+                      "deliveries failed, no token touched%s", status or "-", reason, topic,
+                      count, pause)
+            if scope:
+                self.pauses.pause(scope, self._settings.config_error_pause)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write(self, results, invalidations, paused, attempts):
+        now = utcnow()
+        with self._engine.begin() as connection:
+            ledger.record(connection, results, now, attempts)
+            for seconds in set(paused.values()):
+                ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
+                               now, now + timedelta(seconds=seconds))
+            self._apply(connection, invalidations, now)
+
+    def _apply(self, connection, invalidations, now):
+        tokens = [_params(item, now) for item in invalidations if not item.live_activity]
+        live_activities = [_params(item, now) for item in invalidations if item.live_activity]
+        if tokens:
+            connection.execute(self._invalidation_statement(), tokens)
+        if live_activities:
+            connection.execute(_FORGET_LIVE_ACTIVITY_TOKEN, live_activities)
+
+    def _invalidation_statement(self):
+        if self._settings.invalidation_policy == "delete":
+            return delete(devices_table).where(_STILL_THE_SAME_TOKEN)
+        return update(devices_table).where(_STILL_THE_SAME_TOKEN).values(
+            is_invalidated=True, invalidated_reason=bindparam("reason"),
+            invalidated_at=bindparam("now"), updated_at=bindparam("now"))
+
+
+# A device registered again after the answer's moment, or moved to another token, is kept.
+_STILL_THE_SAME_TOKEN = and_(devices_table.c.id == bindparam("device_id"),
+                             devices_table.c.token == bindparam("stored_token"),
+                             devices_table.c.last_seen_at <= bindparam("cutoff"))
+_FORGET_LIVE_ACTIVITY_TOKEN = update(devices_table).where(
+    devices_table.c.id == bindparam("device_id"),
+    devices_table.c.live_activity_token == bindparam("stored_token"),
+    devices_table.c.last_seen_at <= bindparam("cutoff"),
+).values(live_activity_token=None, updated_at=bindparam("now"))
+
+
+def _params(item: Invalidation, now: datetime) -> dict:
+    return {"device_id": item.device_id, "stored_token": item.stored_token,
+            "cutoff": item.registered_before, "reason": item.reason, "now": now}
+
+
+def _failed(target, outcome) -> ledger.Result:
+    return ledger.Result(target.claimed.id, DeliveryState.FAILED, outcome.status,
+                         outcome.reason, outcome.detail)
+
+
+def _notification_of(row) -> apns.Notification | str:
+    """The stored content as an ``apns.Notification``; a string says why it cannot be."""
+    content = {key: value for key, value in (row.content or {}).items()
+               if key in NOTIFICATION_FIELDS and value is not None}
+    try:
+        content["push_type"] = PushType(content.get("push_type") or row.push_type)
+        return apns.Notification(**content)
+    except (TypeError, ValueError) as exc:
+        return f"the stored notification cannot be built: {exc}"

@@ -1,0 +1,146 @@
+"""The delivery ledger: claiming due deliveries in chunks, recording their outcomes in bulk.
+
+A worker claims a chunk by setting its rows to ``sending`` with a lease; a row whose lease
+ran out (its worker died) is due again and is claimed with its same apns-id. Outcomes are
+written back with one statement for the sent rows and one executemany for the rest, so a
+chunk of hundreds costs a handful of round trips.
+
+Every function takes a SQLAlchemy ``Connection`` inside a transaction that its caller
+commits. On PostgreSQL concurrent claims skip each other's rows (``FOR UPDATE SKIP
+LOCKED``); SQLite's write lock serialises them.
+"""
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, select, update
+
+from app.models.notification import Delivery, DeliveryState
+
+deliveries = Delivery.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    notification_id: uuid.UUID
+    device_id: uuid.UUID | None
+    apns_id: uuid.UUID
+    attempts: int  # including the one just claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What one attempt of one delivery came to: the row's new state and why."""
+
+    delivery_id: int
+    state: DeliveryState
+    status: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+    next_attempt_at: datetime | None = None  # when state is PENDING
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: float = 5.0  # seconds before the second attempt
+    maximum: float = 3600.0
+    max_attempts: int = 10
+
+    def delay(self, attempts: int) -> float:
+        """Exponential backoff with jitter: between half and all of base·2^(attempts-1)."""
+        ceiling = min(self.maximum, self.base * 2 ** max(0, attempts - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def retry(self, claimed: Claimed, deadline: datetime | None, now: datetime, *,
+              status=None, reason=None, detail=None) -> Result:
+        """Back to pending after a backoff, or given up: expired past the notification's
+        expiry, failed after ``max_attempts``."""
+        at = now + timedelta(seconds=self.delay(claimed.attempts))
+        if deadline is not None and at > deadline:
+            return Result(claimed.id, DeliveryState.EXPIRED, status, reason, detail)
+        if claimed.attempts >= self.max_attempts:
+            return Result(claimed.id, DeliveryState.FAILED, status, reason or "TooManyAttempts",
+                          detail or f"gave up after {claimed.attempts} attempts")
+        return Result(claimed.id, DeliveryState.PENDING, status, reason, detail, at)
+
+
+def claim(connection, *, limit: int, lease: float, now: datetime) -> list[Claimed]:
+    """Take up to ``limit`` due deliveries: leases that ran out first, then pending rows
+    longest due first. Each comes back with its attempt counted, in id order."""
+    stale = _take(connection, and_(deliveries.c.state == DeliveryState.SENDING,
+                                   deliveries.c.lease_until < now), limit, lease, now)
+    if len(stale) >= limit:
+        return stale
+    fresh = _take(connection, and_(deliveries.c.state == DeliveryState.PENDING,
+                                   deliveries.c.next_attempt_at <= now),
+                  limit - len(stale), lease, now)
+    return stale + fresh
+
+
+def _take(connection, condition, limit, lease, now) -> list[Claimed]:
+    # Ordered by the due index alone: a tie-breaker column would make PostgreSQL sort every
+    # due row under the row locks (27 ms a claim at 100,000 pending, against 0.3 ms).
+    due = (select(deliveries.c.id).where(condition)
+           .order_by(deliveries.c.next_attempt_at).limit(limit))
+    if connection.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    statement = (
+        update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(state=DeliveryState.SENDING, lease_until=now + timedelta(seconds=lease),
+                attempts=deliveries.c.attempts + 1, updated_at=now)
+        .returning(deliveries.c.id, deliveries.c.notification_id, deliveries.c.device_id,
+                   deliveries.c.apns_id, deliveries.c.attempts))
+    rows = connection.execute(statement).all()
+    return sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
+
+
+def record(connection, results: list[Result], now: datetime,
+           attempts: dict[int, int]) -> None:
+    """Write a chunk's outcomes: the sent rows in one UPDATE, the others in one
+    executemany. Every row leaves ``sending`` and drops its lease.
+
+    ``attempts``: each row's attempt count when it was claimed. A failure or retry is not
+    written over a row claimed again since (its lease ran out while this attempt was slow):
+    that later attempt owns the row. A 200 is written whatever happened since."""
+    sent = [result.delivery_id for result in results if result.state is DeliveryState.SENT]
+    if sent:
+        connection.execute(
+            update(deliveries).where(deliveries.c.id.in_(sent))
+            .values(state=DeliveryState.SENT, sent_at=now, last_status=200, last_reason=None,
+                    detail=None, lease_until=None, updated_at=now))
+    others = [_row(result, now, attempts[result.delivery_id])
+              for result in results if result.state is not DeliveryState.SENT]
+    if others:
+        connection.execute(_OUTCOME, others)
+
+
+_OUTCOME = (
+    update(deliveries).where(deliveries.c.id == bindparam("delivery_id"),
+                             deliveries.c.attempts == bindparam("attempt"))
+    .values(state=bindparam("new_state"), last_status=bindparam("status"),
+            last_reason=bindparam("reason"), detail=bindparam("new_detail"),
+            next_attempt_at=bindparam("next_at"), lease_until=None,
+            updated_at=bindparam("now")))
+
+
+def _row(result: Result, now: datetime, attempt: int) -> dict:
+    return {"delivery_id": result.delivery_id, "attempt": attempt,
+            "new_state": result.state.value,
+            "status": result.status, "reason": result.reason,
+            "new_detail": result.detail and result.detail[:1000],
+            "next_at": result.next_attempt_at or now, "now": now}
+
+
+def release(connection, ids: list[int], now: datetime, at: datetime | None = None) -> None:
+    """Hand claimed deliveries back unsent (shutdown, a paused topic): pending again from
+    ``at`` (default now), the attempt not counted."""
+    if ids:
+        connection.execute(
+            update(deliveries).where(deliveries.c.id.in_(ids),
+                                     deliveries.c.state == DeliveryState.SENDING)
+            .values(state=DeliveryState.PENDING, lease_until=None,
+                    attempts=deliveries.c.attempts - 1, next_attempt_at=at or now,
+                    updated_at=now))

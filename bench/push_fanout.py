@@ -1,0 +1,163 @@
+"""Fan-out benchmark: ONE notification to N devices through the ledger, the dispatcher and
+``flask push worker --burst``, to the fake APNs in its own process.
+
+Devices, the notification and its deliveries are inserted directly (as ``accept`` would
+have, in one go); then the worker runs until nothing is due. Prints pushes/s, the worker's
+CPU per push (the figure to read on a shared machine; the load average is printed too), the
+fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answer
+(``sent_at``).
+
+    .venv/bin/python bench/push_fanout.py [--devices 100000] [--database-url URL]
+        [--chunk-size 1000] [--concurrency 2] [--connections 2]
+
+The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
+are emptied first. ``--database-url sqlite:///…`` runs it on SQLite.
+"""
+
+import argparse
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from app.config import normalise_database_url  # noqa: E402
+from app.models import Device  # noqa: E402
+from app.models.notification import Delivery, Notification, ProviderToken  # noqa: E402
+from app.models.types import utcnow  # noqa: E402
+from bench.push_transport import cpu_seconds_of, start_fake  # noqa: E402
+
+BIN = Path(sys.executable).parent
+DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/pushreg_bench"
+
+
+def ensure_database(url: str):
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    admin = sa.create_engine(normalise_database_url(
+        parsed.set(database="postgres").render_as_string(hide_password=False)),
+        isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                   {"name": parsed.database})
+        if not exists:
+            connection.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def flask(env, *args, **popen):
+    return subprocess.Popen([str(BIN / "flask"), *args], cwd=ROOT,
+                            env={**env, "FLASK_APP": "wsgi.py"}, **popen)
+
+
+def fill(engine, devices: int, bundle_id: str):
+    """Empty the push tables, then one notification to ``devices`` new devices."""
+    now = utcnow()
+    with engine.begin() as connection:
+        for table in (Delivery, Notification, ProviderToken, Device):
+            connection.execute(table.__table__.delete())
+        device_rows = [{"id": uuid.uuid4(), "channel": "ios_push",
+                        "token": secrets.token_hex(32), "environment": "production",
+                        "bundle_id": bundle_id, "is_voip": False, "is_invalidated": False,
+                        "last_seen_at": now - timedelta(days=1), "created_at": now,
+                        "updated_at": now} for _ in range(devices)]
+        connection.execute(sa.insert(Device.__table__), device_rows)
+        notification_id = uuid.uuid4()
+        connection.execute(sa.insert(Notification.__table__).values(
+            id=notification_id, push_type="alert", content={
+                "push_type": "alert", "alert": {"title": "New post",
+                                                "body": "Someone posted a photo"},
+                "badge": 1, "sound": "default", "custom": {"post_id": "p123"}}))
+        accepted = utcnow()
+        connection.execute(sa.insert(Delivery.__table__), [
+            {"notification_id": notification_id, "device_id": row["id"],
+             "channel": "ios_push", "apns_id": uuid.uuid4(), "state": "pending",
+             "attempts": 0, "next_attempt_at": accepted, "created_at": accepted,
+             "updated_at": accepted} for row in device_rows])
+
+
+def latencies(engine) -> tuple[dict, list[float]]:
+    table = Delivery.__table__
+    with engine.connect() as connection:
+        states = dict(connection.execute(
+            sa.select(table.c.state, sa.func.count()).group_by(table.c.state)).all())
+        rows = connection.execute(sa.select(table.c.created_at, table.c.sent_at)
+                                  .where(table.c.sent_at.is_not(None))).all()
+    return states, sorted((sent - created).total_seconds() for created, sent in rows)
+
+
+def percentile(values, fraction):
+    return values[min(len(values) - 1, int(len(values) * fraction))] if values else float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
+                                                                 DEFAULT_DATABASE))
+    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=2)
+    args = parser.parse_args()
+
+    ensure_database(args.database_url)
+    fake, apns = start_fake(1000)
+    env = {**os.environ, "DATABASE_URL": args.database_url,
+           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+           "APNS_KEY": apns["key_file"], "APNS_KEY_ID": apns["key_id"],
+           "APNS_TEAM_ID": apns["team_id"], "APNS_BUNDLE_ID": apns["bundle_id"],
+           "APNS_PRODUCTION_URL": apns["url"], "APNS_SANDBOX_URL": apns["url"],
+           "APNS_CA_FILE": apns["ca_file"], "APNS_CONNECTIONS": str(args.connections)}
+    try:
+        if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
+            sys.exit("flask db upgrade failed")
+        engine = sa.create_engine(normalise_database_url(args.database_url))
+        started = time.perf_counter()
+        fill(engine, args.devices, apns["bundle_id"])
+        print(f"inserted {args.devices} devices and deliveries in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+
+        fake_cpu = cpu_seconds_of(fake.pid)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        worker = flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
+                       "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
+                       text=True)
+        totals = json.loads(worker.communicate()[0].splitlines()[-1])
+        elapsed = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
+        fake_cpu = cpu_seconds_of(fake.pid) - fake_cpu
+        states, waits = latencies(engine)
+        engine.dispose()
+    finally:
+        fake.terminate()
+        fake.wait()
+
+    sent = states.get("sent", 0)
+    print(json.dumps({"worker_totals": totals, "states": states}))
+    print(f"{sent} pushes in {elapsed:.1f} s (worker process start to exit): "
+          f"{sent / elapsed:.0f} pushes/s")
+    print(f"worker CPU {worker_cpu * 1000 / max(sent, 1):.3f} ms/push "
+          f"(~{max(sent, 1) / worker_cpu:.0f} pushes/s per core); "
+          f"fake APNs {fake_cpu * 1000 / max(sent, 1):.3f} ms/push")
+    print(f"accept → APNs answer: p50 {percentile(waits, 0.5):.2f} s, "
+          f"p99 {percentile(waits, 0.99):.2f} s, max {waits[-1] if waits else 0:.2f} s")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          f"chunk {args.chunk_size}, concurrency {args.concurrency}, "
+          f"{args.connections} connections")
+
+
+if __name__ == "__main__":
+    main()
