@@ -13,6 +13,8 @@ from flask_migrate import upgrade
 from app import create_app
 from app.config import GENEROUS_TEST_RATE, TestConfig
 from app.extensions import db
+from app.push.provider_token import ProviderTokenSigner
+from tests.fake_apns import make_key
 from tests.jsonapi_schema import JSONAPI, assert_valid_jsonapi
 from tests.live_server import LiveServer, service_environment
 
@@ -180,6 +182,19 @@ def live(live_server):
     yield live_server
     errors = live_server.server_errors(since)
     assert not errors, "gunicorn logged errors:\n" + "\n".join(errors[:40])
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory):
+    """An APNs provider key (.p8) for the fake APNs and the clients that talk to it."""
+    path = tmp_path_factory.mktemp("apns") / "AuthKey_TEST.p8"
+    make_key(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def public_key(key_file):
+    return ProviderTokenSigner.from_key(str(key_file), "k", "t").key.public_key()
 
 
 def free_port():

@@ -18,21 +18,9 @@ from app.push.apns import (
     build_payload,
 )
 from app.push.provider_token import MemoryTokenStore, ProviderTokenCache, ProviderTokenSigner
-from tests.fake_apns import Answer, FakeApns, FakeClock, make_key
+from tests.fake_apns import Answer, FakeApns, FakeClock
 
 TOKEN = "ab" * 32
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("apns") / "AuthKey_TEST.p8"
-    make_key(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def public_key(key_file):
-    return ProviderTokenSigner.from_key(str(key_file), "k", "t").key.public_key()
 
 
 @pytest.fixture

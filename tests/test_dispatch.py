@@ -23,7 +23,7 @@ from app.models.types import utcnow
 from app.push.provider_token import ProviderTokenSigner
 from app.push.worker import apns_environment, run_worker
 from app.security import seal
-from tests.fake_apns import Answer, FakeApns, FakeClock, make_key
+from tests.fake_apns import Answer, FakeApns, FakeClock
 from tests.live_server import BIN, ROOT
 from tests.push_rows import (
     BUNDLE_ID,
@@ -36,18 +36,6 @@ from tests.push_rows import (
 )
 
 pytestmark = pytest.mark.committed
-
-
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("apns") / "AuthKey_TEST.p8"
-    make_key(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def public_key(key_file):
-    return ProviderTokenSigner.from_key(str(key_file), "k", "t").key.public_key()
 
 
 @pytest.fixture

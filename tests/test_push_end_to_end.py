@@ -7,7 +7,7 @@ from tests.compat_helpers import api_key
 from tests.factories import bearer, register_token
 from tests.jsonapi_helpers import Caller, body
 from tests.push_rows import BUNDLE_ID
-from tests.test_dispatch import apns_environ, fake, key_file, public_key, send_due  # noqa: F401
+from tests.test_dispatch import apns_environ, fake, send_due  # noqa: F401
 
 pytestmark = pytest.mark.committed  # the worker reads the ledger on its own connection
 
