@@ -327,26 +327,29 @@ def keep_within_caps(*, user_id=None, session_id=None):
     db.session.execute(_caps_delete(session_id is not None, user_id is not None), {
         "session_id": session_id, "session_cap": config["DEVICES_PER_SESSION_MAX"],
         "user_id": user_id, "user_cap": config["DEVICES_PER_USER_MAX"],
-    }, execution_options={"synchronize_session": False})
+    })
 
 
 @functools.cache
 def _caps_delete(for_session, for_user):
-    """The caps DELETE, built once for each kind of owner (its values are parameters)."""
+    """The caps DELETE, built once for each kind of owner (its values are parameters). A
+    Core statement on the table: the ORM's bulk-delete path would rebuild it each time."""
+    devices = Device.__table__.c
     beyond = []
     if for_session:
         beyond.append(_beyond_newest("session_cap",
-                                     Device.session_id == bindparam("session_id")))
+                                     devices.session_id == bindparam("session_id")))
     if for_user:
         # counting only what the session's cap keeps, so no device goes for nothing
-        beyond.append(_beyond_newest("user_cap", Device.user_id == bindparam("user_id"),
-                                     *(Device.id.not_in(ids) for ids in beyond)))
-    return delete(Device).where(or_(*(Device.id.in_(ids) for ids in beyond)))
+        beyond.append(_beyond_newest("user_cap", devices.user_id == bindparam("user_id"),
+                                     *(devices.id.not_in(ids) for ids in beyond)))
+    return delete(Device.__table__).where(or_(*(devices.id.in_(ids) for ids in beyond)))
 
 
 def _beyond_newest(cap, *owned):
-    newest_first = (Device.updated_at.desc(), Device.created_at.desc(), Device.id.desc())
-    return select(Device.id).where(*owned).order_by(*newest_first).offset(
+    devices = Device.__table__.c
+    newest_first = (devices.updated_at.desc(), devices.created_at.desc(), devices.id.desc())
+    return select(devices.id).where(*owned).order_by(*newest_first).offset(
         bindparam(cap, type_=Integer))
 
 
