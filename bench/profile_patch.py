@@ -42,6 +42,7 @@ BODY = ('{"data":{"type":"apple_device_tokens","id":"%s","attributes":{'
 STAGES = (
     ("whole request (test client included)", "werkzeug/test.py", "open"),
     ("  WSGI app (Flask)", "flask/app.py", "wsgi_app"),
+    ("    Flask cookie session (open_session)", "flask/sessions.py", "open_session"),
     ("    routing (url match)", "flask/ctx.py", "match_request"),
     ("    negotiation (before_request)", "app/jsonapi/flask.py", "negotiate"),
     ("    auth: current_principal", "app/auth.py", "current_principal"),
@@ -60,6 +61,7 @@ STAGES = (
     ("        caps (keep_within_caps)", "app/resources/devices.py", "keep_within_caps"),
     ("        commit", "sqlalchemy/orm/scoping.py", "commit"),
     ("      render (resource_response)", "app/jsonapi/flask.py", "resource_response"),
+    ("        renderer (URLs)", "app/jsonapi/flask.py", "renderer"),
     ("        document", "app/jsonapi/render.py", "document"),
     ("        JSON encode (jsonapi_response)", "app/jsonapi/flask.py", "jsonapi_response"),
     ("    after_request hooks", "flask/app.py", "process_response"),
