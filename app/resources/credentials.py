@@ -44,7 +44,8 @@ def ended(now, kinds=tuple(CredentialKind)):
 
 def _lifetimes():
     """The lifetime settings, in seconds (0: no such limit)."""
-    return tuple((setting, current_app.config[setting]) for setting in SETTINGS)
+    config = current_app.config
+    return tuple((setting, config[setting]) for setting in SETTINGS)
 
 
 def _cutoffs(now, lifetimes):
