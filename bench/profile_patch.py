@@ -163,7 +163,9 @@ def main(argv=None):
     print(f"CPU ms/request median: {statistics.median(figures):.3f}")
     if args.profile:
         rows, profiler = breakdown(client, requests_for(pool, batch, rng))
-        print("\nBreakdown under cProfile (inflated by the profiler; compare shares):")
+        calls = pstats.Stats(profiler).total_calls / batch
+        print(f"\nPython function calls per request (independent of load): {calls:.0f}")
+        print("Breakdown under cProfile (inflated by the profiler; compare shares):")
         print(f"{'stage':48} {'ms/req':>8} {'calls/req':>9}")
         for label, milliseconds, calls in rows:
             print(f"{label:48} {milliseconds:8.3f} {calls:9.2f}")
