@@ -67,7 +67,7 @@ def private_by_default(response):
     """``after_request``: no cache keeps a response that did not say it may be kept. Most
     carry a bearer secret (a session id in a body or Location) or one caller's data."""
     if "Cache-Control" not in response.headers:
-        response.cache_control.no_store = True
+        response.headers["Cache-Control"] = "no-store"  # as cache_control would write it
     return response
 
 

@@ -8,10 +8,11 @@ prune`` deletes it. The rule is one SQL condition (``ended``), used both to look
 credential up and to prune.
 """
 
+import functools
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, delete, false, not_, or_, select, update
+from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import commit_early
@@ -25,43 +26,76 @@ from app.security import digest
 USE_RESOLUTION = timedelta(hours=1)
 
 
-def _seconds(setting):
-    return timedelta(seconds=current_app.config[setting])
-
-
 LIFETIMES = {  # kind → (idle lifetime setting, absolute lifetime setting)
     CredentialKind.SESSION: ("SESSION_IDLE_TIMEOUT", "SESSION_MAX_AGE"),
     CredentialKind.AUTH_TOKEN: ("AUTH_TOKEN_IDLE_TIMEOUT", "AUTH_TOKEN_MAX_AGE"),
     CredentialKind.API_KEY: ("API_KEY_IDLE_TIMEOUT", "API_KEY_MAX_AGE"),
 }
+ANONYMOUS_MAX_AGE = "SESSION_ANONYMOUS_MAX_AGE"
+SETTINGS = (*(setting for pair in LIFETIMES.values() for setting in pair), ANONYMOUS_MAX_AGE)
 
 
 def ended(now, kinds=tuple(CredentialKind)):
     """SQL condition: the credential's lifetime is over at ``now``."""
-    return or_(false(), *(and_(Credential.kind == kind, _over(kind, now)) for kind in kinds))
+    lifetimes = _lifetimes()
+    cutoffs = _cutoffs(now, lifetimes)
+    return _ended(kinds, lifetimes, cutoffs.__getitem__)
 
 
-def _over(kind, now):
+def _lifetimes():
+    """The lifetime settings, in seconds (0: no such limit)."""
+    config = current_app.config
+    return tuple((setting, config[setting]) for setting in SETTINGS)
+
+
+def _cutoffs(now, lifetimes):
+    """For each lifetime setting, the moment before which a credential is over it."""
+    return {setting: now - timedelta(seconds=seconds) for setting, seconds in lifetimes}
+
+
+def _ended(kinds, lifetimes, cutoff):
+    """The ``ended`` condition, each setting's cutoff given by ``cutoff(setting)``: a value
+    or a bound parameter."""
+    limited = {setting for setting, seconds in lifetimes if seconds}
+    return or_(false(), *(and_(Credential.kind == kind, _over(kind, limited, cutoff))
+                          for kind in kinds))
+
+
+def _over(kind, limited, cutoff):
     idle, absolute = LIFETIMES[kind]
     limits = []
-    if current_app.config[idle]:
-        limits.append(Credential.last_used_at < now - _seconds(idle))
-    if current_app.config[absolute]:
-        limits.append(Credential.created_at < now - _seconds(absolute))
+    if idle in limited:
+        limits.append(Credential.last_used_at < cutoff(idle))
+    if absolute in limited:
+        limits.append(Credential.created_at < cutoff(absolute))
     if kind == CredentialKind.SESSION:
         limits.append(and_(Credential.user_id.is_(None),
-                           Credential.created_at < now - _seconds("SESSION_ANONYMOUS_MAX_AGE")))
+                           Credential.created_at < cutoff(ANONYMOUS_MAX_AGE)))
     return or_(false(), *limits)
+
+
+@functools.lru_cache(maxsize=16)
+def _live_lookup(key, lifetimes):
+    """The credential with this ``key`` column value that has not ended: built once per
+    configuration (its cutoffs are parameters), so no request builds or hashes it again."""
+    condition = _ended(tuple(CredentialKind), lifetimes, bindparam)
+    return select(Credential).where(Credential.__table__.c[key] == bindparam("key"),
+                                    not_(condition))
+
+
+def _find_live(key, value):
+    now = utcnow()
+    lifetimes = _lifetimes()
+    credential = db.session.scalar(_live_lookup(key, lifetimes),
+                                   {"key": value, **_cutoffs(now, lifetimes)})
+    if credential is not None:
+        _note_use(credential, now)
+    return credential
 
 
 def find_live(secret):
     """The credential whose secret this is, if it has not ended; its use noted."""
-    now = utcnow()
-    credential = db.session.scalar(select(Credential).where(
-        Credential.secret_digest == digest(secret), not_(ended(now))))
-    if credential is not None:
-        _note_use(credential, now)
-    return credential
+    return _find_live("secret_digest", digest(secret))
 
 
 def _note_use(credential, now):
@@ -86,12 +120,7 @@ def _note_use(credential, now):
 def find_live_by_id(credential_id):
     """A credential by its database id (an access token names it), if it has not ended;
     its use noted like a presented secret's."""
-    now = utcnow()
-    credential = db.session.scalar(select(Credential).where(
-        Credential.id == credential_id, not_(ended(now))))
-    if credential is not None:
-        _note_use(credential, now)
-    return credential
+    return _find_live("id", credential_id)
 
 
 def prune_ended(now):

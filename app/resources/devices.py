@@ -12,7 +12,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import and_, delete, false, inspect, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, false, inspect, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -282,7 +282,8 @@ def _as_model(row):
     """The returned row as a Device of this session, without reading it again. (A Core
     statement: the ORM's bulk-insert path costs a third more CPU on the hottest
     request.)"""
-    device = Device(**row._mapping)
+    device = Device.__mapper__.class_manager.new_instance()
+    device.__dict__.update(row._mapping)  # as loaded: no change to write back
     make_transient_to_detached(device)
     if db.session.identity_map.get(inspect(device).key) is not None:
         return db.session.merge(device, load=False)  # this session holds the row already
@@ -321,24 +322,36 @@ def keep_within_caps(*, user_id=None, session_id=None):
     ``DEVICES_PER_SESSION_MAX`` and a user's beyond their newest ``DEVICES_PER_USER_MAX``:
     no caller can make the devices they own (and every page and count of them) grow
     without end."""
+    if user_id is None and session_id is None:
+        return
     config = current_app.config
+    db.session.execute(_caps_delete(session_id is not None, user_id is not None), {
+        "session_id": session_id, "session_cap": config["DEVICES_PER_SESSION_MAX"],
+        "user_id": user_id, "user_cap": config["DEVICES_PER_USER_MAX"],
+    })
+
+
+@functools.cache
+def _caps_delete(for_session, for_user):
+    """The caps DELETE, built once for each kind of owner (its values are parameters). A
+    Core statement on the table: the ORM's bulk-delete path would rebuild it each time."""
+    devices = Device.__table__.c
     beyond = []
-    if session_id is not None:
-        beyond.append(_beyond_newest(config["DEVICES_PER_SESSION_MAX"],
-                                     Device.session_id == session_id))
-    if user_id is not None:
+    if for_session:
+        beyond.append(_beyond_newest("session_cap",
+                                     devices.session_id == bindparam("session_id")))
+    if for_user:
         # counting only what the session's cap keeps, so no device goes for nothing
-        beyond.append(_beyond_newest(config["DEVICES_PER_USER_MAX"], Device.user_id == user_id,
-                                     *(Device.id.not_in(ids) for ids in beyond)))
-    if beyond:
-        doomed = or_(*(Device.id.in_(ids) for ids in beyond))
-        db.session.execute(delete(Device).where(doomed),
-                           execution_options={"synchronize_session": False})
+        beyond.append(_beyond_newest("user_cap", devices.user_id == bindparam("user_id"),
+                                     *(devices.id.not_in(ids) for ids in beyond)))
+    return delete(Device.__table__).where(or_(*(devices.id.in_(ids) for ids in beyond)))
 
 
 def _beyond_newest(cap, *owned):
-    newest_first = (Device.updated_at.desc(), Device.created_at.desc(), Device.id.desc())
-    return select(Device.id).where(*owned).order_by(*newest_first).offset(cap)
+    devices = Device.__table__.c
+    newest_first = (devices.updated_at.desc(), devices.created_at.desc(), devices.id.desc())
+    return select(devices.id).where(*owned).order_by(*newest_first).offset(
+        bindparam(cap, type_=Integer))
 
 
 def detach(*conditions):
