@@ -2,6 +2,7 @@
 spec describes them, rows inserted straight into the database, SQL statements counted."""
 
 import contextlib
+import random
 import re
 import secrets
 import uuid
@@ -121,8 +122,9 @@ def insert_devices(app, count, *, user_id=None, session_id=None, created_at=None
 
 def insert_users(app, count, *, created_at=None, **attributes):
     now = datetime.now(UTC)
+    numbers = random.SystemRandom().sample(range(10**7), count)  # distinct: a unique column
     rows = [{
-        "id": uuid.uuid4(), "phone_number": f"+1666{secrets.randbelow(10**7):07d}",
+        "id": uuid.uuid4(), "phone_number": f"+1666{numbers.pop():07d}",
         "badges": [], "is_private": False,
         "created_at": created_at or now, "updated_at": created_at or now, **attributes,
     } for _ in range(count)]
