@@ -325,11 +325,28 @@ def test_a_batch_of_mostly_bad_device_tokens_is_quarantined(app, fake, key_file,
 # -- the worker as a process -------------------------------------------------------------
 
 
+_started = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test():
+    """A worker left running by a failed test would claim the next tests' deliveries."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
 def worker_process(service_env, environ, *args, **settings):
     env = {**service_env, **environ, "FLASK_APP": "wsgi.py",
            **{name: str(value) for name, value in settings.items()}}
-    return subprocess.Popen([str(BIN / "flask"), "push", "worker", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([str(BIN / "flask"), "push", "worker", *args], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    _started.append(process)
+    return process
 
 
 def finished(process, timeout=60):
