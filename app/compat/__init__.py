@@ -1,15 +1,11 @@
 """The three other published device-token APIs (seeds 001-003), as views over the same
 services: each parses its own documents and renders results and errors in its own shape."""
 
-import json
-
 from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
-from app import surfaces
+from app import surfaces, untrusted
 from app.errors import BadRequest, ErrorList, InvalidAttribute, ServiceError, Where
-
-MAX_JSON_DEPTH = 32
 
 
 class UnsupportedMediaType(ServiceError):
@@ -46,10 +42,18 @@ def json_object(schema):
         raise UnsupportedMediaType("Send the body as application/json.",
                                    field="Content-Type", where=Where.HEADER)
     try:
-        body = json.loads(request.get_data() or b"null")
-    except (ValueError, RecursionError) as exc:
+        text = (request.get_data() or b"null").decode("utf-8")
+        if untrusted.too_deep(text):
+            raise ValueError("nested too deep")
+        body = untrusted.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise BadRequest("The body is not valid JSON.", where=Where.BODY,
                          code="INVALID_JSON") from exc
+    problem = untrusted.unsafe_text(body)
+    if problem:
+        where, what = problem
+        raise BadRequest(f"{what} (at '{untrusted.encodable(where)}').", where=Where.BODY,
+                         code="INVALID_TEXT")
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", where=Where.BODY,
                          code="INVALID_JSON")

@@ -5,7 +5,7 @@ import uuid
 
 from app.errors import Conflict, Forbidden, ServiceError, Where
 from app.jsonapi.media import JSONAPI_OBJECT
-from app.jsonapi.untrusted import child
+from app.untrusted import child
 
 
 def at(pointer, error):

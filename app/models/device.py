@@ -64,8 +64,3 @@ class Device(db.Model):
     user: Mapped["User | None"] = relationship(back_populates="devices")  # noqa: F821
     session: Mapped["Credential | None"] = relationship(  # noqa: F821
         foreign_keys=[session_id])
-
-    @property
-    def is_production(self):
-        """Poparazzi's view of the environment."""
-        return self.environment != Environment.SANDBOX
