@@ -238,6 +238,11 @@ class Config:
         self.PUSH_INVALIDATION_POLICY = env.str("PUSH_INVALIDATION_POLICY", "mark")
         self.PUSH_SHUTDOWN_GRACE = env.float("PUSH_SHUTDOWN_GRACE", 15.0)
 
+        # Health (app/health.py): what /readyz waits for and how old a worker's beat may be.
+        self.READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", 2.0)
+        self.PUSH_HEARTBEAT_INTERVAL = env.float("PUSH_HEARTBEAT_INTERVAL", 5.0)
+        self.PUSH_HEARTBEAT_MAX_AGE = env.float("PUSH_HEARTBEAT_MAX_AGE", 60.0)
+
     def validate(self):
         self._validate_formats()
         if self.APP_ENV != "production":
@@ -280,6 +285,7 @@ class Config:
         self._validate_device_caps()
         self._validate_id_token_settings()
         self._validate_push_settings()
+        self._validate_health_settings()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -325,6 +331,18 @@ class Config:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
         if not 0 < self.PUSH_QUARANTINE_RATIO <= 1:
             raise ConfigurationError("PUSH_QUARANTINE_RATIO must be above 0 and at most 1")
+
+    def _validate_health_settings(self):
+        if not 0 < self.READINESS_TIMEOUT < self.GUNICORN_TIMEOUT:
+            raise ConfigurationError(
+                "READINESS_TIMEOUT must be more than 0 and less than GUNICORN_TIMEOUT "
+                f"({self.GUNICORN_TIMEOUT} s)")
+        if self.PUSH_HEARTBEAT_INTERVAL <= 0:
+            raise ConfigurationError("PUSH_HEARTBEAT_INTERVAL must be a number of seconds above 0")
+        if self.PUSH_HEARTBEAT_MAX_AGE <= self.PUSH_HEARTBEAT_INTERVAL:
+            raise ConfigurationError(
+                "PUSH_HEARTBEAT_MAX_AGE must be longer than PUSH_HEARTBEAT_INTERVAL "
+                f"({self.PUSH_HEARTBEAT_INTERVAL:g} s)")
 
 
 GENEROUS_TEST_RATE = "100000/hour"
