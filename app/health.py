@@ -56,9 +56,9 @@ class Readiness:
         checks = {"database": {"status": OK}}
         try:
             with self.engine().connect() as connection:
-                checks["migrations"] = self._migrations(connection)
+                checks["migrations"] = self.migrations(connection)
                 # an older schema may lack the heartbeats' table
-                checks["push_workers"] = self._push_workers(connection) \
+                checks["push_workers"] = self.push_workers(connection) \
                     if checks["migrations"]["status"] == OK else {"status": NOT_CHECKED}
         except sa.exc.SQLAlchemyError as exc:
             # the type only: a driver's message can name hosts and users
@@ -83,7 +83,7 @@ class Readiness:
             configure_engine(self._engine, config)
         return self._engine
 
-    def _migrations(self, connection):
+    def migrations(self, connection):
         current = frozenset(connection.execute(sa.select(VERSIONS.c.version_num)).scalars()
                             if sa.inspect(connection).has_table(VERSIONS.name) else ())
         check = {"status": OK if current == self.heads else FAILING,
@@ -92,7 +92,7 @@ class Readiness:
             check["detail"] = "the database is not at the migrations' head: run flask db upgrade"
         return check
 
-    def _push_workers(self, connection):
+    def push_workers(self, connection):
         if not self.push_configured:
             return {"status": NOT_CHECKED, "detail": "push is not configured (APNS_*)"}
         max_age = self.config["PUSH_HEARTBEAT_MAX_AGE"]
