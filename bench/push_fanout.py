@@ -56,8 +56,8 @@ def ensure_database(url: str):
     admin.dispose()
 
 
-def flask(env, *args, **popen):
-    return subprocess.Popen([str(BIN / "flask"), *args], cwd=ROOT,
+def flask(env, *args, prefix=(), **popen):
+    return subprocess.Popen([*prefix, str(BIN / "flask"), *args], cwd=ROOT,
                             env={**env, "FLASK_APP": "wsgi.py"}, **popen)
 
 
@@ -109,6 +109,8 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--profile", metavar="FILE",
+                        help="sample the worker with py-spy into FILE (collapsed stacks)")
     args = parser.parse_args()
 
     ensure_database(args.database_url)
@@ -131,10 +133,13 @@ def main():
         fake_cpu = cpu_seconds_of(fake.pid)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
+        profiler = [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw",
+                    "--rate", "200", "-o", args.profile, "--"] if args.profile else []
         worker = flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
                        "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
-                       text=True)
-        totals = json.loads(worker.communicate()[0].splitlines()[-1])
+                       text=True, prefix=profiler)
+        output = worker.communicate()[0].splitlines()
+        totals = json.loads(next(line for line in reversed(output) if line.startswith("{")))
         elapsed = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)

@@ -28,7 +28,10 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from h2.settings import SettingCodes
+from hpack import NeverIndexedHeaderTuple
 from hyperframe.frame import GoAwayFrame
+
+from app.push.http2 import MemoEncoder
 
 PUSH_TYPES = {"alert", "background", "voip", "liveactivity", "location", "complication",
               "fileprovider", "mdm", "pushtotalk"}
@@ -144,6 +147,7 @@ class _ServerConnection(asyncio.Protocol):
         self.number = number
         self._loop = asyncio.get_running_loop()
         self._h2 = h2.connection.H2Connection(config=fake.h2_config)
+        self._h2.encoder = MemoEncoder()
         self._h2.local_settings = h2.settings.Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: fake.max_concurrent_streams})
         self._requests: dict[int, tuple[dict, list]] = {}
@@ -194,8 +198,8 @@ class _ServerConnection(asyncio.Protocol):
             return False
         self._open.discard(stream_id)
         headers = [(":status", str(status))]
-        if apns_id:
-            headers.append(("apns-id", apns_id))
+        if apns_id:  # unique to the request: kept out of the HPACK table
+            headers.append(NeverIndexedHeaderTuple("apns-id", apns_id))
         try:
             self._h2.send_headers(stream_id, headers, end_stream=not body)
             if body:
@@ -252,7 +256,8 @@ class FakeApns:
         self.latency = latency
         self.keep_log = keep_log
         self.h2_config = h2.config.H2Configuration(
-            client_side=False, header_encoding="utf-8", validate_inbound_headers=validate_headers)
+            client_side=False, header_encoding="utf-8", validate_inbound_headers=validate_headers,
+            normalize_outbound_headers=False, validate_outbound_headers=False)
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
         self.answered = 0
