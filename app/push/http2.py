@@ -508,6 +508,20 @@ class Http2Client:
         raise AssertionError("unreachable")
 
     async def _attempt(self, method, path, headers, body, timeout) -> Response:
+        conn = None if self._waiters or self._closed else self._freest_connection()
+        if conn is None:
+            return await self._attempt_after_waiting(method, path, headers, body, timeout)
+        # A free stream now (the usual case): only the answer is timed.
+        stream_id, future = conn.open_stream(method, path, headers, body)
+        if timeout is None:
+            return await future
+        timer = asyncio.get_running_loop().call_later(timeout, conn.cancel_stream, stream_id)
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    async def _attempt_after_waiting(self, method, path, headers, body, timeout) -> Response:
         conn = stream_id = None
         try:
             async with asyncio.timeout(timeout):
