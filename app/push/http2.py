@@ -162,6 +162,11 @@ class MemoEncoder(Encoder):
         return prefix + bytes(encode_integer(len(value), 7)) + value
 
 
+def _give_up_waiting(waiter: asyncio.Future):
+    if not waiter.done():
+        waiter.set_exception(NotProcessedError("timed out waiting for a free stream"))
+
+
 def _as_bytes(value) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
@@ -508,31 +513,21 @@ class Http2Client:
         raise AssertionError("unreachable")
 
     async def _attempt(self, method, path, headers, body, timeout) -> Response:
+        # Timed with plain timers (one while waiting for a stream, one for the answer):
+        # an asyncio.timeout block per request costs more than the rest of the waiting.
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         conn = None if self._waiters or self._closed else self._freest_connection()
         if conn is None:
-            return await self._attempt_after_waiting(method, path, headers, body, timeout)
-        # A free stream now (the usual case): only the answer is timed.
+            conn = await self._acquire(deadline)
         stream_id, future = conn.open_stream(method, path, headers, body)
-        if timeout is None:
+        if deadline is None:
             return await future
-        timer = asyncio.get_running_loop().call_later(timeout, conn.cancel_stream, stream_id)
+        timer = loop.call_at(deadline, conn.cancel_stream, stream_id)
         try:
             return await future
         finally:
             timer.cancel()
-
-    async def _attempt_after_waiting(self, method, path, headers, body, timeout) -> Response:
-        conn = stream_id = None
-        try:
-            async with asyncio.timeout(timeout):
-                conn = await self._acquire()
-                stream_id, future = conn.open_stream(method, path, headers, body)
-                return await future
-        except TimeoutError:
-            if stream_id is None:
-                raise NotProcessedError("timed out waiting for a free stream") from None
-            conn.cancel_stream(stream_id)
-            raise RequestTimeout("no answer in time") from None
 
     async def close(self):
         """Fail what waits for a stream, close every connection and wait (1 s) for them."""
@@ -554,7 +549,7 @@ class Http2Client:
 
     # -- waiting for a stream ----------------------------------------------------------
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self, deadline: float | None) -> _Connection:
         woken = False
         while True:
             if self._closed:
@@ -564,21 +559,26 @@ class Http2Client:
                 if conn is not None:
                     return conn
             self._grow()
-            await self._wait_turn(first=woken)
+            await self._wait_turn(woken, deadline)
             woken = True
 
-    async def _wait_turn(self, first: bool):
-        waiter = asyncio.get_running_loop().create_future()
+    async def _wait_turn(self, first: bool, deadline: float | None):
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         if first:
             self._waiters.appendleft(waiter)
         else:
             self._waiters.append(waiter)
+        timer = None if deadline is None else loop.call_at(deadline, _give_up_waiting, waiter)
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._wake(1)  # pass the wake-up we got on to the next waiter
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _freest_connection(self) -> _Connection | None:
         best, best_free = None, 0
