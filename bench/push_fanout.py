@@ -118,6 +118,8 @@ def main():
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the worker with py-spy into FILE (collapsed stacks)")
     args = parser.parse_args()
+    if args.profile and not (BIN / "py-spy").exists():
+        sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
     fake, apns = start_fake(1000)
