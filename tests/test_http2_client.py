@@ -3,14 +3,17 @@
 import asyncio
 
 import pytest
+from hpack import Decoder
 
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
+    MemoEncoder,
     NotProcessedError,
     OutcomeUnknownError,
     RequestTimeout,
     make_ssl_context,
+    unindexed,
 )
 from tests.fake_apns import FakeApns, make_key
 
@@ -70,3 +73,17 @@ def test_requests_time_out_waiting_for_a_stream_and_for_the_answer(fake):
 
     assert asyncio.run(two_requests_on_one_stream()) == 405
     assert len(fake.log) == 2  # the one that waited was never sent
+
+
+def test_header_blocks_decode_to_what_was_sent_while_the_table_changes():
+    encoder, decoder = MemoEncoder(), Decoder()
+    for number in range(600):
+        if number in (200, 400):  # the peer shrinks the table, then sets the same size again
+            encoder.header_table_size = decoder.header_table_size = 120
+            encoder.header_table_size = 120
+        headers = [(":method", "POST"), (":authority", "api.push.apple.com"),
+                   unindexed(":path", f"/3/device/{number:064x}"),
+                   ("authorization", f"bearer token-{number // 150}"),
+                   ("apns-topic", "com.example.app"), ("x-varying", str(number % 7)),
+                   unindexed("apns-id", f"id-{number}")]
+        assert decoder.decode(encoder.encode(headers)) == [tuple(h) for h in headers]

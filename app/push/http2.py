@@ -122,6 +122,12 @@ class MemoEncoder(Encoder):
         self._indexed: dict[tuple, bytes] = {}
         self._literal_names: dict[bytes, bytes] = {}
 
+    def _resize(self, value: int):
+        Encoder.header_table_size.fset(self, value)
+        self._indexed.clear()  # evicted entries: their indexes now point elsewhere
+
+    header_table_size = property(Encoder.header_table_size.fget, _resize)
+
     def encode(self, headers, huffman=True):
         block = []
         if self.header_table.resized:
