@@ -8,10 +8,13 @@ fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answe
 (``sent_at``).
 
     .venv/bin/python bench/push_fanout.py [--devices 100000] [--database-url URL]
-        [--chunk-size 1000] [--concurrency 2] [--connections 2]
+        [--chunk-size 1000] [--concurrency 2] [--connections 2] [--workers 1]
+        [--profile FILE]
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
-are emptied first. ``--database-url sqlite:///…`` runs it on SQLite.
+are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--profile FILE``
+samples the (first) worker with py-spy (``pip install py-spy``) into collapsed stacks; its
+CPU figure then counts py-spy too.
 """
 
 import argparse
@@ -23,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,8 +60,8 @@ def ensure_database(url: str):
     admin.dispose()
 
 
-def flask(env, *args, **popen):
-    return subprocess.Popen([str(BIN / "flask"), *args], cwd=ROOT,
+def flask(env, *args, prefix=(), **popen):
+    return subprocess.Popen([*prefix, str(BIN / "flask"), *args], cwd=ROOT,
                             env={**env, "FLASK_APP": "wsgi.py"}, **popen)
 
 
@@ -109,7 +113,13 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes at once (they share the ledger)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="sample the worker with py-spy into FILE (collapsed stacks)")
     args = parser.parse_args()
+    if args.profile and not (BIN / "py-spy").exists():
+        sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
     fake, apns = start_fake(1000)
@@ -131,10 +141,17 @@ def main():
         fake_cpu = cpu_seconds_of(fake.pid)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        worker = flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
-                       "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
-                       text=True)
-        totals = json.loads(worker.communicate()[0].splitlines()[-1])
+        profiler = [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw",
+                    "--rate", "200", "-o", args.profile, "--"] if args.profile else []
+        workers = [flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
+                         "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
+                         text=True, prefix=profiler if index == 0 else ())
+                   for index in range(args.workers)]
+        totals = Counter()
+        for worker in workers:
+            output = worker.communicate()[0].splitlines()
+            totals.update(json.loads(next(line for line in reversed(output)
+                                          if line.startswith("{"))))
         elapsed = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
@@ -156,7 +173,7 @@ def main():
           f"p99 {percentile(waits, 0.99):.2f} s, max {waits[-1] if waits else 0:.2f} s")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"chunk {args.chunk_size}, concurrency {args.concurrency}, "
-          f"{args.connections} connections")
+          f"{args.connections} connections, {args.workers} worker process(es)")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,10 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from h2.settings import SettingCodes
+from hpack import NeverIndexedHeaderTuple
 from hyperframe.frame import GoAwayFrame
+
+from app.push.http2 import MemoEncoder
 
 PUSH_TYPES = {"alert", "background", "voip", "liveactivity", "location", "complication",
               "fileprovider", "mdm", "pushtotalk"}
@@ -138,12 +141,28 @@ class _ProviderTokens:
         return None
 
 
+class _ServerH2(h2.connection.H2Connection):
+    # h2 walks every stream each time one opens, to count the open ones and drop the closed;
+    # the fake drops each stream once answered (``forget``), so what is left is open.
+    def _open_streams(self, remainder: int) -> int:
+        if remainder == int(self.config.client_side):
+            return super()._open_streams(remainder)
+        return len(self.streams)
+
+    def forget(self, stream_id: int):
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.closed:
+            del self.streams[stream_id]
+            self._closed_streams[stream_id] = stream.closed_by
+
+
 class _ServerConnection(asyncio.Protocol):
     def __init__(self, fake: "FakeApns", number: int):
         self._fake = fake
         self.number = number
         self._loop = asyncio.get_running_loop()
-        self._h2 = h2.connection.H2Connection(config=fake.h2_config)
+        self._h2 = _ServerH2(config=fake.h2_config)
+        self._h2.encoder = MemoEncoder()
         self._h2.local_settings = h2.settings.Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: fake.max_concurrent_streams})
         self._requests: dict[int, tuple[dict, list]] = {}
@@ -188,20 +207,22 @@ class _ServerConnection(asyncio.Protocol):
         elif isinstance(event, h2.events.StreamReset):
             self._requests.pop(event.stream_id, None)
             self._open.discard(event.stream_id)
+            self._h2.forget(event.stream_id)
 
     def respond(self, stream_id: int, status: int, apns_id: str | None, body: bytes):
         if self.goaway_after is not None and stream_id > self.goaway_after:
             return False
         self._open.discard(stream_id)
         headers = [(":status", str(status))]
-        if apns_id:
-            headers.append(("apns-id", apns_id))
+        if apns_id:  # unique to the request: kept out of the HPACK table
+            headers.append(NeverIndexedHeaderTuple("apns-id", apns_id))
         try:
             self._h2.send_headers(stream_id, headers, end_stream=not body)
             if body:
                 self._h2.send_data(stream_id, body, end_stream=True)
         except h2.exceptions.H2Error:
             return False  # the client reset the stream or the connection is gone
+        self._h2.forget(stream_id)
         self._schedule_flush()
         return True
 
@@ -252,7 +273,8 @@ class FakeApns:
         self.latency = latency
         self.keep_log = keep_log
         self.h2_config = h2.config.H2Configuration(
-            client_side=False, header_encoding="utf-8", validate_inbound_headers=validate_headers)
+            client_side=False, header_encoding="utf-8", validate_inbound_headers=validate_headers,
+            normalize_outbound_headers=False, validate_outbound_headers=False)
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
         self.answered = 0

@@ -91,7 +91,7 @@ class Pauses:
         return max(0.0, until - now)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # one per push: unfrozen ones cost a third to build
 class Target:
     """One claimed delivery, ready to send."""
 
@@ -165,13 +165,14 @@ class Dispatcher:
             notifications = {row.id: row for row in connection.execute(
                 select(notifications_table.c.id, notifications_table.c.push_type,
                        notifications_table.c.content, notifications_table.c.expires_at)
-                .where(notifications_table.c.id.in_(notification_ids)))}
+                .where(ledger.among(connection, notifications_table.c.id, notification_ids)))}
             devices = {row.id: row for row in connection.execute(
                 select(devices_table.c.id, devices_table.c.token, devices_table.c.environment,
                        devices_table.c.bundle_id, devices_table.c.is_voip,
                        devices_table.c.live_activity_token, devices_table.c.is_invalidated,
                        devices_table.c.last_seen_at)
-                .where(devices_table.c.id.in_(device_ids)))} if device_ids else {}
+                .where(ledger.among(connection, devices_table.c.id, device_ids)))} \
+                if device_ids else {}
         return notifications, devices
 
     def _plan(self, chunk, notifications, devices, now) -> Plan:
