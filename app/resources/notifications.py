@@ -43,6 +43,7 @@ from app.upsert import insert_for
 # The push types a service may send; the others need tokens the registry does not keep.
 PUSH_TYPES = (apns.PushType.ALERT, apns.PushType.BACKGROUND, apns.PushType.VOIP,
               apns.PushType.LIVEACTIVITY)
+PUSH_CHANNELS = (Channel.IOS_PUSH, Channel.FCM)
 LIVE_ACTIVITY_START = "start"
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
@@ -261,9 +262,10 @@ def _chunks(ids):
 
 
 def _reachable(notification, environment):
-    """Devices that can take this push: a live APNs endpoint of the right kind (a VoIP
-    token for VoIP pushes, a push-to-start token for Live Activities)."""
-    conditions = [Device.channel == Channel.IOS_PUSH, Device.token.is_not(None),
+    """Devices that can take this push: a live endpoint of the right kind (a VoIP token
+    for VoIP pushes, a push-to-start token for Live Activities: APNs only; FCM devices
+    take alert and background pushes)."""
+    conditions = [Device.channel.in_(PUSH_CHANNELS), Device.token.is_not(None),
                   Device.is_invalidated.is_(False),
                   Device.is_voip.is_(notification.push_type is apns.PushType.VOIP)]
     if notification.push_type is apns.PushType.LIVEACTIVITY:
