@@ -229,6 +229,17 @@ class Config:
         self.PUSH_INVALIDATION_POLICY = _env("PUSH_INVALIDATION_POLICY", "mark")
         self.PUSH_SHUTDOWN_GRACE = _float("PUSH_SHUTDOWN_GRACE", 15.0)
 
+        # ---- The FCM (Android) channel: app/push/fcm.py, app/push/fcm_auth.py. --------
+        # Without FCM_CREDENTIALS_FILE (a service-account key, JSON) the channel is off.
+        self.FCM_CREDENTIALS_FILE = _env("FCM_CREDENTIALS_FILE")
+        self.FCM_PROJECT_ID = _env("FCM_PROJECT_ID")  # default: the key's project_id
+        self.FCM_URL = _env("FCM_URL", "https://fcm.googleapis.com")
+        self.FCM_CA_FILE = _env("FCM_CA_FILE")  # a CA trusted beside the system's (tests)
+        self.FCM_CONNECTIONS = _int("FCM_CONNECTIONS", 2)
+        self.FCM_MAX_STREAMS = _int("FCM_MAX_STREAMS", 100)
+        self.FCM_REQUEST_TIMEOUT = _float("FCM_REQUEST_TIMEOUT", 10.0)
+        # ---- end of the FCM block -------------------------------------------------------
+
     def validate(self):
         self._validate_formats()
         if self.APP_ENV != "production":
@@ -271,6 +282,7 @@ class Config:
         self._validate_device_caps()
         self._validate_id_token_settings()
         self._validate_push_settings()
+        self._validate_fcm_settings()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -316,6 +328,16 @@ class Config:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
         if not 0 < self.PUSH_QUARANTINE_RATIO <= 1:
             raise ConfigurationError("PUSH_QUARANTINE_RATIO must be above 0 and at most 1")
+
+
+    def _validate_fcm_settings(self):
+        for name in ("FCM_CONNECTIONS", "FCM_MAX_STREAMS"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        if self.FCM_REQUEST_TIMEOUT <= 0:
+            raise ConfigurationError("FCM_REQUEST_TIMEOUT must be a number of seconds above 0")
+        if urlsplit(self.FCM_URL).scheme != "https":
+            raise ConfigurationError("FCM_URL must be an https URL")
 
 
 GENEROUS_TEST_RATE = "100000/hour"
