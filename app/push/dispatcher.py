@@ -243,7 +243,7 @@ class Dispatcher:
         return self._build(claimed, row, notification, device, fail)
 
     def _build_fcm(self, claimed, row, notification, device, fail) -> Target | ledger.Result:
-        if notification.push_type not in (PushType.ALERT, PushType.BACKGROUND):
+        if notification.push_type not in fcm.PUSH_TYPES:
             return fail("NotForFcm", f"{notification.push_type.value} pushes are APNs's")
         if not device.token:
             return fail("NoToken", "the device has no push token")

@@ -33,6 +33,7 @@ from app.push.http2 import (
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "https://fcm.googleapis.com"
+PUSH_TYPES = (PushType.ALERT, PushType.BACKGROUND)  # the others are APNs's alone
 TOPIC = "fcm"  # the dispatcher's pause scope for the whole channel
 PAYLOAD_LIMIT = 4096  # notification + data
 MAX_TTL = 28 * 24 * 3600
