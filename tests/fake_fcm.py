@@ -190,7 +190,8 @@ class FakeFcm(FakeApns):
     # -- messages:send (the server's event loop) -----------------------------------------
 
     def _entry(self, conn, stream_id, headers, body):
-        message = _json(body).get("message") if _json(body) else None
+        document = _json(body)
+        message = document.get("message") if document else None
         token = message.get("token") if isinstance(message, dict) else None
         authorization = headers.get("authorization", "")
         bearer = authorization[len("Bearer "):] if authorization.startswith("Bearer ") \
