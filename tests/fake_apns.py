@@ -490,18 +490,23 @@ async def _as_coroutine(function, *args):
     return function(*args)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def standalone_options(description: str) -> dict:
+    """A standalone fake's command line, as the fake's keyword arguments."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--max-streams", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     parser.add_argument("--fast", action="store_true",
                         help="for benchmarks: keep no request log, skip h2's header checks")
     args = parser.parse_args()
+    return {"max_concurrent_streams": args.max_streams, "latency": args.latency,
+            "keep_log": not args.fast, "validate_headers": not args.fast}
+
+
+def main():
+    options = standalone_options(__doc__.splitlines()[0])
     workdir = Path(tempfile.mkdtemp(prefix="fake-apns-key-"))
     key = make_key(workdir / "AuthKey.p8")
-    fake = FakeApns(public_key=key.public_key(), max_concurrent_streams=args.max_streams,
-                    latency=args.latency, keep_log=not args.fast,
-                    validate_headers=not args.fast)
+    fake = FakeApns(public_key=key.public_key(), **options)
 
     async def serve_forever():
         await fake.serve()

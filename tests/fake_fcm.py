@@ -10,7 +10,6 @@ logs every request. Standalone: ``python -m tests.fake_fcm`` writes a service-ac
 and prints one JSON line with the key file, URL and CA file.
 """
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -30,7 +29,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fake_apns import FakeApns
+from tests.fake_apns import FakeApns, standalone_options
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -270,15 +269,9 @@ def _token_handler(fake: FakeFcm):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-streams", type=int, default=1000)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
-    parser.add_argument("--fast", action="store_true",
-                        help="for benchmarks: keep no request log, skip h2's header checks")
-    args = parser.parse_args()
+    options = standalone_options(__doc__.splitlines()[0])
     workdir = Path(tempfile.mkdtemp(prefix="fake-fcm-key-"))
-    fake = FakeFcm(max_concurrent_streams=args.max_streams, latency=args.latency,
-                   keep_log=not args.fast, validate_headers=not args.fast)
+    fake = FakeFcm(**options)
 
     async def serve_forever():
         await fake.serve()

@@ -4,27 +4,20 @@ between users like an APNs token; it has no APNs environment, and Poparazzi's
 ``apple_device_tokens`` never shows it."""
 
 import secrets
-from types import SimpleNamespace
 
 import pytest
 
 from app.resources.devices import MAX_FCM_TOKEN_LENGTH
-from tests.compat_helpers import access_token, device_rows, send
-from tests.factories import bearer, log_in, new_token
+from tests import test_compat_cross_surface
+from tests.compat_helpers import device_rows, send
+from tests.factories import bearer, new_token
+
+people = test_compat_cross_surface.people  # logged-in users with their credentials
 
 
 def fcm_token():
     """Shaped like a real one: an instance id, a colon, a URL-safe base64 tail."""
     return f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(104)}"
-
-
-@pytest.fixture
-def people(client, app):
-    def person():
-        session_id, user_id = log_in(client, app)
-        return SimpleNamespace(session=session_id, user=user_id,
-                               jwt=access_token(client, session_id))
-    return person
 
 
 def post_device(client, who, **attributes):
