@@ -41,6 +41,19 @@ def test_an_fcm_device_has_no_apns_environment(client, people):
     assert "token" not in attributes
 
 
+def test_an_fcm_device_keeps_no_apns_attributes_through_a_patch(client, people):
+    alice = people()
+    device = registered(client, alice, channel="fcm", token=fcm_token())
+    changed = client.patch(f"/api/devices/{device['id']}", headers=bearer(alice.session),
+                           json={"data": {"type": "devices", "id": device["id"], "attributes": {
+                               "environment": "sandbox", "is_voip": True,
+                               "time_zone": "Europe/Paris"}}})
+    assert changed.status_code == 200, changed.get_json()
+    attributes = changed.get_json()["data"]["attributes"]
+    assert (attributes["environment"], attributes["is_voip"], attributes["time_zone"]) == (
+        None, False, "Europe/Paris")
+
+
 @pytest.mark.parametrize("token", ["with space", "tab\there", "ünïcode", "x" * (
     MAX_FCM_TOKEN_LENGTH + 1), "new\nline"])
 def test_malformed_fcm_tokens_are_refused_naming_the_token(client, app, people, token):

@@ -12,7 +12,19 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import Integer, and_, bindparam, delete, false, inspect, or_, select, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    inspect,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
@@ -477,7 +489,8 @@ def find_owned_by_id(principal, raw_id):
 def update_owned(principal, raw_id, attributes):
     """Change a device's metadata: one statement carrying its ownership test, so a device
     moved or deleted meanwhile is a 404, never another user's row changed."""
-    values = {name: value for name, value in _sealed(attributes).items() if name in UPDATABLE}
+    values = {name: _unless_fcm(name, value)
+              for name, value in _sealed(attributes).items() if name in UPDATABLE}
     statement = (update(Device)
                  .where(Device.id == _device_id(raw_id), owned_by(principal))
                  .values(**values, updated_at=utcnow()).returning(Device)
@@ -487,6 +500,14 @@ def update_owned(principal, raw_id, attributes):
         raise NotFound(_NO_SUCH_DEVICE)
     db.session.commit()
     return device
+
+
+def _unless_fcm(name, value):
+    """An APNs-only attribute is left as it is on an FCM device (see ``_for_channel``)."""
+    if name not in APNS_ONLY:
+        return value
+    column = getattr(Device, name)
+    return case((Device.channel == Channel.FCM, column), else_=literal(value, column.type))
 
 
 def delete_owned_by_id(principal, raw_id):
