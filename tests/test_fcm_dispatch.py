@@ -15,6 +15,7 @@ from app.models.types import utcnow
 from app.push.worker import apns_environment, run_worker
 from tests.compat_helpers import api_key
 from tests.factories import bearer, register_token
+from tests.fake_apns import Answer
 from tests.fake_fcm import BAD_TOKEN_MESSAGE, FakeFcm, Reply, make_service_account_key
 from tests.jsonapi_helpers import Caller, body
 from tests.push_rows import BUNDLE_ID, make_fcm_devices
@@ -326,3 +327,34 @@ def test_devices_recipients_may_mix_channels(client, app, fake, key_file, fake_f
     assert send_due(app, fcm_config, apns=apns_environ(fake, key_file))["sent"] == 2
     assert len(fake.log) == len(fake_fcm.log) == 1
     assert fake_fcm.log[0].message["notification"] == {"body": "Hello"}
+
+
+def test_a_refused_access_token_with_the_endpoint_down_is_retried_later(app, fake_fcm,
+                                                                       fcm_config):
+    android(app)
+    send_due(app, fcm_config)
+    fake_fcm.revoke_access_tokens()
+    fake_fcm.token_endpoint_down = True
+    devices, deliveries = android(app, 5)
+
+    send_due(app, fcm_config)
+
+    assert {(outcome(app, d).state, outcome(app, d).last_reason) for d in deliveries} == {
+        ("pending", "AccessTokenUnavailable")}
+    assert not any(invalidated(app, device) for device in devices)
+
+
+def test_an_apns_key_error_pauses_apns_only(app, fake, key_file, fake_fcm,  # noqa: F811
+                                            fcm_config):
+    iphones, apns_deliveries = one_notification(app, 3)
+    for device in iphones:
+        fake.answer(device["token"], Answer(403, "InvalidProviderToken"))
+    _, fcm_deliveries = android(app, 3)
+
+    send_due(app, {**fcm_config, "PUSH_CHUNK_SIZE": 1, "PUSH_CONCURRENCY": 1},
+             apns=apns_environ(fake, key_file))
+
+    assert len(fake.log) == 1 and len(fake_fcm.log) == 3
+    assert sorted(outcome(app, d).state for d in apns_deliveries) == [
+        "failed", "pending", "pending"]
+    assert {outcome(app, d).state for d in fcm_deliveries} == {"sent"}

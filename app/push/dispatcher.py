@@ -216,7 +216,8 @@ class Dispatcher:
                                    now)
             if isinstance(outcome, ledger.Result):
                 plan.results.append(outcome)
-            elif paused := self.pauses.remaining(outcome.topic):
+            elif paused := max(self.pauses.remaining(outcome.topic),
+                               self.pauses.remaining(outcome.channel)):
                 plan.paused[claimed.id] = paused
             else:
                 plan.targets.append(outcome)
@@ -336,9 +337,10 @@ class Dispatcher:
 
     def _pause_for(self, refused: Counter):
         for (reason, status, topic), count in refused.items():
-            scope = EVERY_TOPIC if reason in KEY_ERRORS else topic if reason in TOPIC_ERRORS \
-                else None
-            pause = f"; sending to {'every topic' if scope == EVERY_TOPIC else scope} pauses " \
+            # a key error stops APNs, not the other channels
+            scope = Channel.IOS_PUSH if reason in KEY_ERRORS else topic \
+                if reason in TOPIC_ERRORS else None
+            pause = f"; sending to {'APNs' if scope == Channel.IOS_PUSH else scope} pauses " \
                     f"for {self._settings.config_error_pause:g} s" if scope else ""
             log.error("Configuration or payload error %s %s for topic %s: %d "
                       "deliveries failed, no token touched%s", status or "-", reason, topic,

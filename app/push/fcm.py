@@ -280,16 +280,19 @@ class FcmClient:
             return Outcome(message_id, Action.CONFIG_ERROR, reason=template.reason,
                            detail=str(template))
         body = request_body(template, device.token)
-        for _ in range(2):
-            try:
+        refused = None
+        try:
+            for _ in range(2):
+                if refused is not None:
+                    await self._renew(refused)
                 token = await self._access_token()
-            except AccessTokenError as exc:
-                return Outcome(message_id, Action.RETRY, reason="AccessTokenUnavailable",
-                               detail=str(exc))
-            outcome = await self._post(body, token, message_id)
-            if outcome.action is not Action.REMINT_AND_RETRY:
-                break
-            await self._renew(token)
+                outcome = await self._post(body, token, message_id)
+                if outcome.action is not Action.REMINT_AND_RETRY:
+                    break
+                refused = token
+        except AccessTokenError as exc:
+            return Outcome(message_id, Action.RETRY, reason="AccessTokenUnavailable",
+                           detail=str(exc))
         return outcome
 
     async def _post(self, body: bytes, token: str, message_id: str) -> Outcome:
