@@ -4,7 +4,8 @@ Apple wants one token for the whole deployment, renewed no more often than every
 and no less than every 60. ``ProviderTokenCache`` keeps the current token in memory for the
 hot path and goes to a ``TokenStore`` only to renew it; the store's compare-and-set ``put``
 lets every worker on every machine share one token (a database-backed store can replace
-``MemoryTokenStore`` without touching the cache).
+``MemoryTokenStore`` without touching the cache). ``SharedTokenCache`` is that cache for any
+bearer token: FCM's OAuth access token is kept the same way (``app/push/fcm_auth.py``).
 """
 
 import logging
