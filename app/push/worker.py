@@ -24,6 +24,7 @@ from app.push.apns import ApnsClient, ApnsSettings
 from app.push.dispatcher import Dispatcher, DispatchSettings
 from app.push.fcm import FcmClient, FcmSettings
 from app.push.fcm_auth import ACCESS_TOKEN_MAX_AGE, AccessTokenMinter, ServiceAccount
+from app.push.heartbeat import Heartbeat
 from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner, SharedTokenCache
 from app.push.token_store import DatabaseTokenStore
 
@@ -52,8 +53,10 @@ class WorkerOptions:
 
 
 class Worker:
-    def __init__(self, dispatcher: Dispatcher, engine, options: WorkerOptions):
+    def __init__(self, dispatcher: Dispatcher, engine, options: WorkerOptions,
+                 heartbeat: Heartbeat | None = None):
         self._dispatcher = dispatcher
+        self._heartbeat = heartbeat
         self._engine = engine
         self._options = options
         self._stopping = asyncio.Event()
@@ -67,6 +70,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        beating = self._heartbeat and asyncio.create_task(
+            self._heartbeat.keep_beating(self.totals))
         try:
             self._lanes = [asyncio.create_task(self._lane())
                            for _ in range(self._options.concurrency)]
@@ -74,6 +79,9 @@ class Worker:
                 if isinstance(outcome, Exception):
                     log.error("push worker: a lane stopped", exc_info=outcome)
         finally:
+            if beating:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         return self.totals
@@ -168,7 +176,8 @@ async def run_worker(config, engine, environ, **overrides) -> Counter:
                 fcm_client(config, engine))
         dispatcher = Dispatcher(by_channel, engine, DispatchSettings.from_config(
             config, default_topic=default_topic))
-        return await Worker(dispatcher, engine, options).run()
+        heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
+        return await Worker(dispatcher, engine, options, heartbeat).run()
 
 
 def _apns_client(settings: ApnsSettings, engine) -> ApnsClient:

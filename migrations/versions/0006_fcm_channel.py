@@ -1,8 +1,8 @@
 """fcm channel: device tokens up to 1,024 characters (FCM registration tokens are opaque
 and longer than APNs's); the channel itself is a string column, so ``fcm`` needs no change
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 16:50:00.000000
 
 """
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
