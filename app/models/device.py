@@ -14,6 +14,11 @@ class Channel(enum.StrEnum):
     (``app.resources.devices.TOKEN_RULES``) and one transport."""
 
     IOS_PUSH = "ios_push"
+    FCM = "fcm"  # Android (and any app) through Firebase Cloud Messaging HTTP v1
+
+
+# Channels where the APNs-only attributes (environment, VoIP, Live Activity token) apply.
+APNS_CHANNELS = frozenset({Channel.IOS_PUSH})
 
 
 class Environment(enum.StrEnum):
@@ -43,7 +48,7 @@ class Device(db.Model):
     )
     fingerprint: Mapped[str | None] = mapped_column(String(255))
     channel: Mapped[str | None] = mapped_column(String(32))
-    token: Mapped[str | None] = mapped_column(String(200))
+    token: Mapped[str | None] = mapped_column(String(1024))
     environment: Mapped[str | None] = mapped_column(String(16))
     bundle_id: Mapped[str | None] = mapped_column(String(255))
     app_version: Mapped[str | None] = mapped_column(String(32))

@@ -243,6 +243,7 @@ class Outcome:
     unregistered_at: datetime | None = None
     outcome_unknown: bool = False
     detail: str | None = None
+    retry_after: float | None = None  # seconds the server asked to wait (FCM's Retry-After)
 
 
 _INVALIDATING_REASONS = {"BadDeviceToken", "DeviceTokenNotForTopic"}

@@ -56,10 +56,11 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
     def retry(self, claimed: Claimed, deadline: datetime | None, now: datetime, *,
-              status=None, reason=None, detail=None) -> Result:
-        """Back to pending after a backoff, or given up: expired past the notification's
-        expiry, failed after ``max_attempts``."""
-        at = now + timedelta(seconds=self.delay(claimed.attempts))
+              status=None, reason=None, detail=None, at_least: float = 0) -> Result:
+        """Back to pending after a backoff (``at_least`` seconds: a server's Retry-After),
+        or given up: expired past the notification's expiry, failed after
+        ``max_attempts``."""
+        at = now + timedelta(seconds=max(at_least, self.delay(claimed.attempts)))
         if deadline is not None and at > deadline:
             return Result(claimed.id, DeliveryState.EXPIRED, status, reason, detail)
         if claimed.attempts >= self.max_attempts:

@@ -12,14 +12,26 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import Integer, and_, bindparam, delete, false, inspect, or_, select, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    inspect,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import policies, security
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
-from app.models import Channel, Credential, Device, Environment
+from app.models import APNS_CHANNELS, Channel, Credential, Device, Environment
 from app.models.types import utcnow
 from app.resources.listing import Filter, boolean, eager_loading, list_page
 from app.upsert import insert_for
@@ -27,6 +39,12 @@ from app.upsert import insert_for
 HEX = re.compile(r"[0-9a-f]*\Z")
 MIN_APNS_TOKEN_LENGTH = 64
 MAX_APNS_TOKEN_LENGTH = 200
+# Google documents no maximum for an FCM registration token (today's are about 160
+# characters); the bound keeps the unique index on (channel, token) small with room to grow.
+MAX_FCM_TOKEN_LENGTH = 1024
+FCM_TOKEN = re.compile(r"[\x21-\x7e]+\Z")  # printable ASCII, no whitespace
+# What only APNs devices have: ignored when a device on another channel registers.
+APNS_ONLY = ("environment", "is_voip", "live_activity_token")
 # What clients may set on a device (beyond its token and fingerprint).
 UPDATABLE = ("bundle_id", "app_version", "build_number", "environment", "is_voip",
              "device_model", "os_version", "time_zone", "live_activity_token")
@@ -66,7 +84,17 @@ def _apns_token(raw):
     return token
 
 
-TOKEN_RULES = {Channel.IOS_PUSH: _apns_token}
+def _fcm_token(raw):
+    """An FCM registration token is opaque: kept exactly as sent, within bounds."""
+    if not FCM_TOKEN.match(raw):
+        raise ValueError("An FCM registration token is printable ASCII without whitespace.")
+    if len(raw) > MAX_FCM_TOKEN_LENGTH:
+        raise ValueError(f"An FCM registration token has at most {MAX_FCM_TOKEN_LENGTH} "
+                         "characters.")
+    return raw
+
+
+TOKEN_RULES = {Channel.IOS_PUSH: _apns_token, Channel.FCM: _fcm_token}
 
 
 def normalise_token(channel, raw, *, field="token", where=Where.ATTRIBUTE):
@@ -110,7 +138,7 @@ def register(principal, channel, raw_token, attributes, fingerprint=None):
     if fingerprint is not None and principal.user_id is None:
         raise Forbidden(_FINGERPRINT_NEEDS_USER, field="fingerprint")
     token = None if raw_token is None else normalise_token(channel, raw_token)
-    attributes = _sealed(attributes)
+    attributes = _sealed(_for_channel(channel, attributes))
     try:
         device, created = (_upsert_by_token(principal, channel, token, attributes)
                            if fingerprint is None else (None, False))
@@ -123,6 +151,18 @@ def register(principal, channel, raw_token, attributes, fingerprint=None):
     keep_within_caps(user_id=principal.user_id, session_id=principal.session_id)
     db.session.commit()
     return device, created
+
+
+def _for_channel(channel, attributes):
+    """The attributes that apply to the channel: an FCM device has no APNs environment,
+    VoIP token or Live Activity token (its ``environment`` stays null)."""
+    if channel is None or channel in APNS_CHANNELS:
+        return attributes
+    return {name: value for name, value in attributes.items() if name not in APNS_ONLY}
+
+
+def _default_environment(channel):
+    return Environment.PRODUCTION if channel in APNS_CHANNELS else None
 
 
 _FINGERPRINT_NEEDS_USER = ("A fingerprint names a device among its user's: log in before "
@@ -151,7 +191,7 @@ def _upsert_by_token(principal, channel, token, attributes):
     now = utcnow()
     given = tuple(name for name in UPDATABLE if name in attributes)
     row = {"id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
-           "environment": Environment.PRODUCTION, "is_voip": False,
+           "environment": _default_environment(channel), "is_voip": False,
            **_registration(principal, attributes, now)}
     returned = db.session.execute(_upsert(db.session.get_bind().dialect.name, given),
                                   row).one_or_none()
@@ -194,6 +234,8 @@ def _claim_once(principal, channel, token, fingerprint, attributes):
     values = _registration(principal, attributes, now)
     if token is not None:
         values |= {"channel": channel, "token": token}
+        if channel not in APNS_CHANNELS:
+            values |= {"environment": None, "is_voip": False, "live_activity_token": None}
     if fingerprint is not None:
         values["fingerprint"] = fingerprint
     for name, value in values.items():
@@ -447,7 +489,8 @@ def find_owned_by_id(principal, raw_id):
 def update_owned(principal, raw_id, attributes):
     """Change a device's metadata: one statement carrying its ownership test, so a device
     moved or deleted meanwhile is a 404, never another user's row changed."""
-    values = {name: value for name, value in _sealed(attributes).items() if name in UPDATABLE}
+    values = {name: _unless_fcm(name, value)
+              for name, value in _sealed(attributes).items() if name in UPDATABLE}
     statement = (update(Device)
                  .where(Device.id == _device_id(raw_id), owned_by(principal))
                  .values(**values, updated_at=utcnow()).returning(Device)
@@ -459,6 +502,14 @@ def update_owned(principal, raw_id, attributes):
     return device
 
 
+def _unless_fcm(name, value):
+    """An APNs-only attribute is left as it is on an FCM device (see ``_for_channel``)."""
+    if name not in APNS_ONLY:
+        return value
+    column = getattr(Device, name)
+    return case((Device.channel == Channel.FCM, column), else_=literal(value, column.type))
+
+
 def delete_owned_by_id(principal, raw_id):
     """Forget a device: one statement carrying its ownership test."""
     deleted = db.session.execute(delete(Device).where(
@@ -468,9 +519,11 @@ def delete_owned_by_id(principal, raw_id):
     db.session.commit()
 
 
-def list_devices(principal, listing):
-    """Every device the caller may see, on every channel: the latest seen first."""
-    return _page(owned_by(principal), listing=listing, filters=FILTERS,
+def list_devices(principal, listing, *, with_endpoint=False):
+    """Every device the caller may see, on every channel: the latest seen first
+    (``with_endpoint``: only those with a push endpoint)."""
+    endpoint = (Device.channel.is_not(None),) if with_endpoint else ()
+    return _page(owned_by(principal), *endpoint, listing=listing, filters=FILTERS,
                  default_order=LATEST_SEEN_FIRST)
 
 
