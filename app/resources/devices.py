@@ -394,10 +394,15 @@ _ONLY_SELF = "Only the user themself may see or change their devices."
 
 def owned_by(principal):
     """The devices the caller may see: their session's, and their user's."""
+    return or_(false(), *_owners(principal))
+
+
+def _owners(principal):
+    """``owned_by`` as its alternatives, which a page walks one by one."""
     clauses = [Device.session_id == principal.session_id] if principal.session_id else []
     if principal.user_id is not None:
         clauses.append(Device.user_id == principal.user_id)
-    return or_(false(), *clauses)
+    return clauses
 
 
 # -- reading and deleting -------------------------------------------------------------
@@ -470,14 +475,14 @@ def delete_owned_by_id(principal, raw_id):
 
 def list_devices(principal, listing):
     """Every device the caller may see, on every channel: the latest seen first."""
-    return _page(owned_by(principal), listing=listing, filters=FILTERS,
-                 default_order=LATEST_SEEN_FIRST)
+    return _page(listing=listing, filters=FILTERS, default_order=LATEST_SEEN_FIRST,
+                 any_of=_owners(principal))
 
 
 def list_owned(principal, channel, listing, filters=FILTERS):
     """The caller's devices on one channel; ``filters`` as a view names them."""
-    return _page(Device.channel == channel, owned_by(principal), listing=listing,
-                 filters=filters)
+    return _page(Device.channel == channel, listing=listing, filters=filters,
+                 any_of=_owners(principal))
 
 
 def list_of_user(principal, user, channel, listing, filters=FILTERS,
@@ -490,10 +495,10 @@ def list_of_user(principal, user, channel, listing, filters=FILTERS,
                  default_order=default_order)
 
 
-def _page(*conditions, listing, filters, default_order=DEFAULT_ORDER):
+def _page(*conditions, listing, filters, default_order=DEFAULT_ORDER, any_of=None):
     return list_page(db.session, select(Device).where(*conditions), listing,
                      filters=filters, orders=ORDERS, default_order=default_order,
-                     unique=Device.id)
+                     unique=Device.id, any_of=any_of)
 
 
 def delete_owned(principal, channel, raw_token):
