@@ -81,7 +81,8 @@ def public_revalidated(response):
 
 
 def jsonapi_response(document, status=200, headers=None):
-    response = Response(encoded(document), status=status, headers=headers, mimetype=JSONAPI_MEDIA_TYPE)
+    response = Response(encoded(document), status=status, headers=headers,
+                        mimetype=JSONAPI_MEDIA_TYPE)
     response.vary.add("Accept")
     return response
 
