@@ -34,8 +34,7 @@ class Renderer:
         return f"{self.api_url}/{type_name}/{quote(resource_id, safe='')}"
 
     def relationship_links(self, type_name, resource_id, name):
-        base = self.resource_url(type_name, resource_id)
-        return {"self": f"{base}/relationships/{name}", "related": f"{base}/{name}"}
+        return _relationship_links(self.resource_url(type_name, resource_id), name)
 
     # -- resource objects ------------------------------------------------------
     def identifier(self, type_name, obj):
@@ -48,14 +47,15 @@ class Renderer:
         wanted = self.query.fields.get(type_name)
         resource = {"type": type_name, "id": resource_id,
                     "attributes": self.attributes(resource_type, obj, wanted)}
+        url = self.resource_url(type_name, resource_id)
         relationships = {
-            name: self._relationship(type_name, resource_id, relationship, obj)
+            name: self._relationship(url, relationship, obj)
             for name, relationship in resource_type.relationships.items()
             if wanted is None or name in wanted
         }
         if relationships:
             resource["relationships"] = relationships
-        resource["links"] = {"self": self.resource_url(type_name, resource_id)}
+        resource["links"] = {"self": url}
         return resource
 
     def attributes(self, resource_type, obj, wanted=None):
@@ -68,8 +68,8 @@ class Renderer:
                 del shown[name]
         return shown
 
-    def _relationship(self, type_name, resource_id, relationship, obj):
-        result = {"links": self.relationship_links(type_name, resource_id, relationship.name)}
+    def _relationship(self, resource_url, relationship, obj):
+        result = {"links": _relationship_links(resource_url, relationship.name)}
         linkage = self.linkage(relationship, obj)
         if linkage is not HIDDEN:
             result["data"] = linkage
@@ -152,6 +152,10 @@ class Renderer:
                         seen.add(key)
                         included[key] = (relationship.type, related)
             self._walk(relationship.type, reached, subtree, seen, included)
+
+
+def _relationship_links(resource_url, name):
+    return {"self": f"{resource_url}/relationships/{name}", "related": f"{resource_url}/{name}"}
 
 
 def _count_meta(counted):
