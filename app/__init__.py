@@ -7,6 +7,7 @@ from flask import Flask, request
 from flask.sessions import SessionInterface
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import configure_mappers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -73,6 +74,9 @@ def register_logging(app):
 def register_extensions(app):
     from app import models  # noqa: F401  (the models must be known to Alembic)
 
+    # At start-up, not on whichever request first loads a mapped object (a registration
+    # builds its Device from the returned row, which needs the mappers configured).
+    configure_mappers()
     _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)
