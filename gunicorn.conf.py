@@ -2,10 +2,19 @@
 
 import multiprocessing
 import os
+import tempfile
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
-from app.logs import REDACT_TARGETS, loggable_atoms
+from app.config import log_format, metrics_enabled
+
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when first imported: this must run
+# before the app is (``app/__init__.py`` imports it only inside ``create_app``).
+if metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pushreg-metrics-")
+
+from app.logs import REDACT_TARGETS, access_fields, json_formatter, loggable_atoms
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Requests are CPU-bound (the database answers in well under a millisecond): one worker a
@@ -19,6 +28,7 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "500"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
+JSON_LOGS = log_format() == "json"
 
 
 class RedactingLogger(Logger):
@@ -28,9 +38,39 @@ class RedactingLogger(Logger):
     def setup(self, cfg):
         super().setup(cfg)
         self.error_log.addFilter(REDACT_TARGETS)  # one instance: a reload adds it once
+        if JSON_LOGS:
+            for handler in (*self.error_log.handlers, *self.access_log.handlers):
+                handler.setFormatter(json_formatter())
 
     def atoms(self, resp, req, environ, request_time):
         return loggable_atoms(super().atoms(resp, req, environ, request_time))
+
+    def access(self, resp, req, environ, request_time):
+        """With LOG_FORMAT=json: the request's id, route template, status, duration."""
+        if not JSON_LOGS:
+            return super().access(resp, req, environ, request_time)
+        if self.access_log_enabled:
+            message, fields = access_fields(resp.status_code, environ,
+                                            request_time.total_seconds())
+            self.access_log.info(message, extra=fields)
+        return None
+
+
+def on_starting(server):
+    """Counts of an earlier run are not this run's."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for counts in Path(directory).glob("*.db"):  # prometheus_client's files only
+            counts.unlink()
+
+
+def child_exit(server, worker):
+    """A dead worker's gauges leave the sum; its counters stay counted."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 logger_class = RedactingLogger

@@ -4,6 +4,7 @@ Every setting has a safe development default except the secrets, which productio
 (``APP_ENV=production``) refuses to start without.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -228,6 +229,7 @@ class Config:
         self.PUSH_QUARANTINE_MIN = _int("PUSH_QUARANTINE_MIN", 20)
         self.PUSH_INVALIDATION_POLICY = _env("PUSH_INVALIDATION_POLICY", "mark")
         self.PUSH_SHUTDOWN_GRACE = _float("PUSH_SHUTDOWN_GRACE", 15.0)
+        self._read_observability()
 
     def validate(self):
         self._validate_formats()
@@ -271,6 +273,7 @@ class Config:
         self._validate_device_caps()
         self._validate_id_token_settings()
         self._validate_push_settings()
+        self._validate_observability()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -316,6 +319,49 @@ class Config:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
         if not 0 < self.PUSH_QUARANTINE_RATIO <= 1:
             raise ConfigurationError("PUSH_QUARANTINE_RATIO must be above 0 and at most 1")
+
+    # -- Observability: metrics and logs (issue 13) -----------------------------------------
+
+    def _read_observability(self):
+        self.METRICS_ENABLED = metrics_enabled()
+        self.METRICS_TOKEN = _env("METRICS_TOKEN")
+        self.METRICS_ALLOW = _networks("METRICS_ALLOW")
+        self.LOG_FORMAT = log_format()
+
+    def _validate_observability(self):
+        if self.LOG_FORMAT not in LOG_FORMATS:
+            raise ConfigurationError("LOG_FORMAT is 'json' or 'text'")
+        if self.METRICS_ENABLED and not (self.METRICS_TOKEN or self.METRICS_ALLOW):
+            raise ConfigurationError(
+                "METRICS_ENABLED needs METRICS_TOKEN (a bearer token for the scraper) or "
+                "METRICS_ALLOW (the addresses that may scrape, like 10.0.0.0/8)")
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def metrics_enabled():
+    """Also read by gunicorn.conf.py, before anything imports prometheus_client."""
+    return _bool("METRICS_ENABLED", False)
+
+
+def log_format():
+    """``LOG_FORMAT``: one JSON object a line in production, text elsewhere."""
+    production = _env("APP_ENV", "development") == "production"
+    return _env("LOG_FORMAT", "json" if production else "text").lower()
+
+
+def _networks(name):
+    """``'10.0.0.0/8, 127.0.0.1'`` → a tuple of networks."""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in (_env(name) or "").split(",") if part.strip())
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{name} must be addresses or networks separated by commas, like "
+            f"10.0.0.0/8,127.0.0.1: {exc}") from exc
+
+# -- end of observability ------------------------------------------------------------------
 
 
 GENEROUS_TEST_RATE = "100000/hour"

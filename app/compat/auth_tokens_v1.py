@@ -8,6 +8,7 @@ from flask import jsonify
 
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.observe import request_id
 from app.resources import auth_tokens
 from schemas.compat.auth_tokens_v1 import AuthToken, CreateAuthToken
 
@@ -23,6 +24,7 @@ def render_error(error):
         body["field"] = error.field
     if occurrence_id(error):
         body["id"] = occurrence_id(error)
+    body["request_id"] = request_id()
     return json_response(body, error.status, error.headers)
 
 

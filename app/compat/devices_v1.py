@@ -8,9 +8,11 @@ several are, and ``id`` for a 5xx (the id in the server log).
 
 from flask import current_app
 
+from app import metrics
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.models import Channel
+from app.observe import request_id
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
 from schemas.compat.devices_v1 import Device, Registration
@@ -22,6 +24,7 @@ def render_error(error):
         body["details"] = [_error_object(each) for each in error.errors]
     if occurrence_id(error):
         body["id"] = occurrence_id(error)
+    body["request_id"] = request_id()
     return json_response({"error": body}, error.status, error.headers)
 
 
@@ -43,6 +46,7 @@ def register_device():
     principal = require(USER)
     body = json_object(_registration)
     device, _ = devices.register(principal, body.pop("channel"), body.pop("token"), body)
+    metrics.registered(metrics.DEVICES_V1)
     return json_response({"device": _device.dump(device)}, 201)
 
 

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, delete, select, update
 
+from app import metrics
 from app.models.device import Device as DeviceModel
 from app.models.notification import DeliveryState, Notification
 from app.models.types import utcnow
@@ -142,6 +143,7 @@ class Dispatcher:
         loaded, started = time.perf_counter(), utcnow()
         outcomes = await self._client.send_many([target.item for target in plan.targets])
         results, invalidations = self._judge(plan.targets, outcomes, started)
+        metrics.count_deliveries(plan.results + results)
         answered = time.perf_counter()
         await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused,
                                 {claimed.id: claimed.attempts for claimed in chunk})
