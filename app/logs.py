@@ -210,13 +210,17 @@ class RequestFields(logging.Filter):
 
 
 def access_fields(status, environ, seconds):
-    """gunicorn's access line for ``LOG_FORMAT=json``: its message (the request line,
-    secrets digested) and its fields. The client is the one ProxyFix settled on."""
+    """gunicorn's access line for ``LOG_FORMAT=json``: its message and its fields. The
+    message names the route template; the path (its secrets digested) is shown only when a
+    route matched it, as only then is it known which of its segments are secrets. The
+    client is the one ProxyFix settled on."""
     from app.observe import ROUTE, UNMATCHED, request_id
 
     method = escape_control(environ.get("REQUEST_METHOD", ""))
-    target = loggable_url(environ.get("RAW_URI") or environ.get("PATH_INFO", ""))
-    return f"{method} {target} {status}", {
-        "request_id": request_id(environ), "method": method,
-        "route": environ.get(ROUTE, UNMATCHED), "status": status,
-        "duration": round(seconds, 6), "client": environ.get("REMOTE_ADDR")}
+    route = environ.get(ROUTE, UNMATCHED)
+    fields = {"request_id": request_id(environ), "method": method, "route": route,
+              "status": status, "duration": round(seconds, 6),
+              "client": environ.get("REMOTE_ADDR")}
+    if route != UNMATCHED:
+        fields["path"] = loggable_path(environ.get("PATH_INFO", ""))
+    return f"{method} {route} {status}", fields
