@@ -3,12 +3,14 @@ multiprocess directory, and a push worker's own exporter after a fan-out through
 APNs. Every count adds up; no label or log line holds a secret."""
 
 import json
+import os
 import re
 import signal
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -154,6 +156,22 @@ def test_counts_from_three_workers_add_up_and_no_secret_is_logged_or_labelled(ob
     for _, secrets, _ in runs:
         for secret in secrets:
             assert secret not in everything and secret.upper() not in everything
+
+
+def test_a_killed_workers_counts_stay_counted(observed):
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(one_iphone, [observed.url] * CLIENTS))
+    before = scrape(observed.url)
+    children = Path(f"/proc/{observed.process.pid}/task/{observed.process.pid}/children")
+    booted = observed.logs(limit=10**7).count("Booting worker")
+    os.kill(int(children.read_text().split()[0]), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while observed.logs(limit=10**7).count("Booting worker") == booted:
+        assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
+        time.sleep(0.1)
+    after = scrape(observed.url)
+    assert requests_by(after, "route") == requests_by(before, "route")
+    assert samples(after, "pushreg_db_pool_connections_in_use") == {(): 0.0}
 
 
 def test_metrics_need_the_token(observed):
