@@ -10,18 +10,16 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import create_app
 from app.config import ConfigurationError
 from app.config import TestConfig as AppConfig
-from app.extensions import db
 from app.logs import RequestFields, json_formatter
 from app.metrics import ALLMINE, APPLE_DEVICE_TOKENS, DEVICES_V1, JSONAPI_DEVICES
 from tests.compat_helpers import access_token, send
-from tests.conftest import JsonApiClient
 from tests.factories import bearer, create_session, log_in, register_token
 from tests.test_compat_allmine import body as allmine_registration
 from tests.test_compat_devices_v1 import registration as devices_v1_registration
 from tests.test_devices_api import iphone
+from tests.test_rate_limit import second_app  # noqa: F401  (a fixture)
 
 METRICS_TOKEN = "scrape-" + "s" * 32
 
@@ -140,17 +138,16 @@ def test_production_logs_json_by_default(monkeypatch):
 
 
 @pytest.fixture
-def metrics_app(app, database_url, monkeypatch):
-    """An app with metrics on, guarded by a token and by 10.0.0.0/8, on the same database."""
+def metrics_settings(monkeypatch):
+    """Metrics on, guarded by a token and by 10.0.0.0/8."""
     monkeypatch.setenv("METRICS_ENABLED", "true")
     monkeypatch.setenv("METRICS_TOKEN", METRICS_TOKEN)
     monkeypatch.setenv("METRICS_ALLOW", "10.0.0.0/8")
-    observed = create_app(AppConfig(database_url))
-    observed.test_client_class = JsonApiClient
-    yield observed
-    with observed.app_context():
-        db.session.remove()
-        db.engine.dispose()
+
+
+@pytest.fixture
+def metrics_app(metrics_settings, second_app):  # noqa: F811
+    return second_app
 
 
 def test_metrics_are_off_unless_enabled(client):
