@@ -6,6 +6,7 @@ adds them all up. A push worker serves its own on ``flask push worker --metrics-
 Labels never hold a path, a token or an id: requests are labelled by route template.
 """
 
+import collections
 import hmac
 import ipaddress
 import logging
@@ -69,10 +70,13 @@ def registered(surface):
 
 
 def count_deliveries(results):
-    """Each attempt's outcome: its new ledger state (``pending`` again: ``retry``)."""
-    for result in results:
-        outcome = "retry" if result.state == "pending" else str(result.state)
-        DELIVERIES.labels(outcome, result.reason or "").inc()
+    """Each attempt's outcome: its new ledger state (``pending`` again: ``retry``). Counted
+    a chunk at once: a fan-out judges thousands of attempts in one go."""
+    outcomes = collections.Counter(
+        ("retry" if result.state == "pending" else str(result.state), result.reason or "")
+        for result in results)
+    for labels, count in outcomes.items():
+        DELIVERIES.labels(*labels).inc(count)
 
 
 # -- the web service ---------------------------------------------------------------------
