@@ -1,7 +1,8 @@
 """Seed 001: ``/api/v1/auth_tokens`` — plain JSON over the auth-token service.
 
 Errors are ``{"error": <Name>, "message": …}`` with the seed's names (``NotAuthenticated``,
-``NotFound``) and the same style for the rest; ``field`` names the offending member.
+``NotFound``) and the same style for the rest; ``field`` names the offending member, and
+``request_id`` is the request's (as in the ``X-Request-ID`` header).
 """
 
 from flask import jsonify

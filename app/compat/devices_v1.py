@@ -3,7 +3,8 @@ registry.
 
 Errors are ``{"error": {"code", "message"}}`` with the service's UPPER_SNAKE code, plus
 ``field`` when one member is at fault, ``details`` (each a code, message and field) when
-several are, and ``id`` for a 5xx (the id in the server log).
+several are, ``id`` for a 5xx (the id in the server log) and ``request_id`` (as in the
+``X-Request-ID`` header).
 """
 
 from flask import current_app
