@@ -10,10 +10,14 @@ from gunicorn.glogging import Logger
 from app.config import log_format, metrics_enabled
 
 # prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when first imported: this must run
-# before the app is (``app/__init__.py`` imports it only inside ``create_app``).
+# before the app's modules are (``app/__init__.py`` imports them only inside ``create_app``;
+# app.health reaches app.metrics through the push modules).
 if metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pushreg-metrics-")
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # importing the app below writes into it
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
+from app.health import HEALTH_PATHS
 from app.logs import REDACT_TARGETS, access_fields, json_formatter, loggable_atoms
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
@@ -33,7 +37,8 @@ JSON_LOGS = log_format() == "json"
 
 class RedactingLogger(Logger):
     """Session ids and device tokens in URLs digested, credential headers left out, control
-    characters escaped (app/logs.py); the access log keeps gunicorn's default format."""
+    characters escaped (app/logs.py). In text the access log keeps gunicorn's default
+    format; with LOG_FORMAT=json every line is one JSON object."""
 
     def setup(self, cfg):
         super().setup(cfg)
@@ -47,6 +52,10 @@ class RedactingLogger(Logger):
 
     def access(self, resp, req, environ, request_time):
         """With LOG_FORMAT=json: the request's id, route template, status, duration."""
+        # a load balancer's probes every few seconds would bury the requests; a failing
+        # probe is logged
+        if req.path in HEALTH_PATHS and (resp.status_code or 500) < 400:
+            return None
         if not JSON_LOGS:
             return super().access(resp, req, environ, request_time)
         if self.access_log_enabled:
