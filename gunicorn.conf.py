@@ -2,11 +2,23 @@
 
 import multiprocessing
 import os
+import tempfile
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
+from app.config import log_format, metrics_enabled
+
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when first imported: this must run
+# before the app's modules are (``app/__init__.py`` imports them only inside ``create_app``;
+# app.health reaches app.metrics through the push modules).
+if metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pushreg-metrics-")
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # importing the app below writes into it
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
 from app.health import HEALTH_PATHS
-from app.logs import REDACT_TARGETS, loggable_atoms
+from app.logs import REDACT_TARGETS, access_fields, json_formatter, loggable_atoms
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Requests are CPU-bound (the database answers in well under a millisecond): one worker a
@@ -20,25 +32,54 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "10000"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "500"))
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
+JSON_LOGS = log_format() == "json"
 
 
 class RedactingLogger(Logger):
     """Session ids and device tokens in URLs digested, credential headers left out, control
-    characters escaped (app/logs.py); the access log keeps gunicorn's default format."""
+    characters escaped (app/logs.py). In text the access log keeps gunicorn's default
+    format; with LOG_FORMAT=json every line is one JSON object."""
 
     def setup(self, cfg):
         super().setup(cfg)
         self.error_log.addFilter(REDACT_TARGETS)  # one instance: a reload adds it once
-
-    def access(self, resp, req, environ, request_time):
-        # a load balancer's probes every few seconds would bury the requests; a failing
-        # probe is logged
-        if req.path in HEALTH_PATHS and (resp.status_code or 500) < 400:
-            return
-        super().access(resp, req, environ, request_time)
+        if JSON_LOGS:
+            for handler in (*self.error_log.handlers, *self.access_log.handlers):
+                handler.setFormatter(json_formatter())
 
     def atoms(self, resp, req, environ, request_time):
         return loggable_atoms(super().atoms(resp, req, environ, request_time))
+
+    def access(self, resp, req, environ, request_time):
+        """With LOG_FORMAT=json: the request's id, route template, status, duration."""
+        # a load balancer's probes every few seconds would bury the requests; a failing
+        # probe is logged
+        if req.path in HEALTH_PATHS and (resp.status_code or 500) < 400:
+            return None
+        if not JSON_LOGS:
+            return super().access(resp, req, environ, request_time)
+        if self.access_log_enabled:
+            message, fields = access_fields(resp.status_code, environ,
+                                            request_time.total_seconds())
+            self.access_log.info(message, extra=fields)
+        return None
+
+
+def on_starting(server):
+    """Counts of an earlier run are not this run's."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for counts in Path(directory).glob("*.db"):  # prometheus_client's files only
+            counts.unlink()
+
+
+def child_exit(server, worker):
+    """A dead worker's gauges leave the sum; its counters stay counted."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 logger_class = RedactingLogger

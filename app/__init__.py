@@ -17,7 +17,8 @@ from app.database import begin_writes_immediately, configure_engine, engine_opti
 from app.errors import ServiceError
 from app.extensions import db, migrate
 from app.jsonapi.flask import error_response, no_content, private_by_default
-from app.logs import EscapingFormatter
+from app.logs import RequestFields, json_formatter, text_formatter
+from app.observe import register_request_ids
 from app.request_body import refuse_oversized_chunked_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -53,6 +54,12 @@ def create_app(config=None):
     app.config.from_object(config)
     app.json.sort_keys = False
     register_logging(app)
+    register_request_ids(app)
+    # Imported here: gunicorn.conf.py imports this package and must first settle
+    # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads once, on import.
+    from app.metrics import register_metrics
+
+    register_metrics(app)
     app.before_request(refuse_oversized_chunked_body)
     app.after_request(private_by_default)
     register_extensions(app)
@@ -67,7 +74,9 @@ def create_app(config=None):
 
 def register_logging(app):
     handler = logging.StreamHandler()
-    handler.setFormatter(EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(json_formatter() if app.config["LOG_FORMAT"] == "json"
+                         else text_formatter())
+    handler.addFilter(RequestFields())
     logging.basicConfig(level=app.config["LOG_LEVEL"], handlers=[handler])
 
 

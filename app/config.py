@@ -4,6 +4,7 @@ Every setting has a safe development default except the secrets, which productio
 (``APP_ENV=production``) refuses to start without.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -91,6 +92,7 @@ class Environment:
         self._env.add_parser("country_codes", _country_codes)
         self._env.add_parser("client_config", _client_config)
         self._env.add_parser("public_url", _public_url)
+        self._env.add_parser("networks", _networks)
 
     def read(self, kind, name, default=None):
         if os.environ.get(name, "") == "":
@@ -242,6 +244,7 @@ class Config:
         self.READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", 2.0)
         self.PUSH_HEARTBEAT_INTERVAL = env.float("PUSH_HEARTBEAT_INTERVAL", 5.0)
         self.PUSH_HEARTBEAT_MAX_AGE = env.float("PUSH_HEARTBEAT_MAX_AGE", 60.0)
+        self._read_observability(env)
 
         # ---- The FCM (Android) channel: app/push/fcm.py, app/push/fcm_auth.py. --------
         # Without FCM_CREDENTIALS_FILE (a service-account key, JSON) the channel is off.
@@ -298,6 +301,7 @@ class Config:
         self._validate_push_settings()
         self._validate_health_settings()
         self._validate_fcm_settings()
+        self._validate_observability()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -364,6 +368,49 @@ class Config:
             raise ConfigurationError(
                 "PUSH_HEARTBEAT_MAX_AGE must be longer than PUSH_HEARTBEAT_INTERVAL "
                 f"({self.PUSH_HEARTBEAT_INTERVAL:g} s)")
+
+    # -- Observability: metrics and logs (issue 13) -----------------------------------------
+
+    def _read_observability(self, env):
+        self.METRICS_ENABLED = metrics_enabled(env)
+        self.METRICS_TOKEN = env.str("METRICS_TOKEN")
+        self.METRICS_ALLOW = env.read("networks", "METRICS_ALLOW", ())
+        self.LOG_FORMAT = log_format(env)
+
+    def _validate_observability(self):
+        if self.LOG_FORMAT not in LOG_FORMATS:
+            raise ConfigurationError("LOG_FORMAT is 'json' or 'text'")
+        if self.METRICS_ENABLED and not (self.METRICS_TOKEN or self.METRICS_ALLOW):
+            raise ConfigurationError(
+                "METRICS_ENABLED needs METRICS_TOKEN (a bearer token for the scraper) or "
+                "METRICS_ALLOW (the addresses that may scrape, like 10.0.0.0/8)")
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def metrics_enabled(env=None):
+    """Also read by gunicorn.conf.py, before anything imports prometheus_client."""
+    return (env or Environment()).bool("METRICS_ENABLED", False)
+
+
+def log_format(env=None):
+    """``LOG_FORMAT``: one JSON object a line in production, text elsewhere."""
+    env = env or Environment()
+    production = env.str("APP_ENV", "development") == "production"
+    return env.str("LOG_FORMAT", "json" if production else "text").lower()
+
+
+def _networks(raw):
+    """``'10.0.0.0/8, 127.0.0.1'`` → a tuple of networks."""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise EnvError("must be addresses or networks separated by commas, like "
+                       f"10.0.0.0/8,127.0.0.1: {exc}") from exc
+
+# -- end of observability ------------------------------------------------------------------
 
 
 GENEROUS_TEST_RATE = "100000/hour"

@@ -176,3 +176,51 @@ def _loggable_argument(argument):
         return argument
     return loggable_url(argument) if argument.startswith("/") or "://" in argument \
         else escape_control(argument)
+
+
+# -- LOG_FORMAT=json: one JSON object a line (python-json-logger) ----------------------------
+
+def json_formatter():
+    """time, level, logger, message, and whatever fields a record carries (a request's id,
+    method, route, status, duration, client). JSON escapes every control character."""
+    from pythonjsonlogger.json import JsonFormatter
+
+    return JsonFormatter("%(levelname)s %(name)s %(message)s", timestamp="time",
+                         rename_fields={"levelname": "level", "name": "logger"})
+
+
+def text_formatter():
+    return EscapingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+class RequestFields(logging.Filter):
+    """A line logged while a request is handled names it: id, method, route, client."""
+
+    def filter(self, record):
+        from flask import has_request_context, request
+
+        from app.observe import request_id, route_template
+
+        if has_request_context():
+            record.request_id = request_id()
+            record.method = escape_control(request.method)
+            record.route = route_template()
+            record.client = request.remote_addr
+        return True
+
+
+def access_fields(status, environ, seconds):
+    """gunicorn's access line for ``LOG_FORMAT=json``: its message and its fields. The
+    message names the route template; the path (its secrets digested) is shown only when a
+    route matched it, as only then is it known which of its segments are secrets. The
+    client is the one ProxyFix settled on."""
+    from app.observe import ROUTE, UNMATCHED, request_id
+
+    method = escape_control(environ.get("REQUEST_METHOD", ""))
+    route = environ.get(ROUTE, UNMATCHED)
+    fields = {"request_id": request_id(environ), "method": method, "route": route,
+              "status": status, "duration": round(seconds, 6),
+              "client": environ.get("REMOTE_ADDR")}
+    if route != UNMATCHED:
+        fields["path"] = loggable_path(environ.get("PATH_INFO", ""))
+    return f"{method} {route} {status}", fields

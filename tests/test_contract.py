@@ -74,6 +74,7 @@ JSONAPI_ADDITIONS = (
     "$.included[].links",
     "$.data.relationships.*.links",          # relationship self / related links
     "$.included[].relationships.*.links",
+    "$.errors[].meta",                       # the request's id (meta.request_id)
 )
 
 

@@ -5,6 +5,7 @@ from functools import partial
 
 from flask import request
 
+from app import metrics
 from app.api import jsonapi_blueprint
 from app.api.types import APNS, APPLE_DEVICE_TOKENS, TOKEN_FILTERS
 from app.auth import USER, current_principal, require
@@ -50,6 +51,7 @@ def _register(principal, url_token):
         refuse_changes_to_read_only(parsed, renderer(query, principal), APPLE_DEVICE_TOKENS,
                                     _current(principal, parsed.id))
     device, created = devices.register(principal, APNS, parsed.id, parsed.attributes)
+    metrics.registered(metrics.APPLE_DEVICE_TOKENS)
     status = 201 if created and url_token is None else 200
     return resource_response(TYPE, query, device, principal, status)
 

@@ -1,6 +1,7 @@
 """App installations and their push endpoints on every channel: the device registry with
 its own ids. The token and the Live Activity push-to-start token are write-only."""
 
+from app import metrics
 from app.api import jsonapi_blueprint
 from app.api.types import DEVICE_CHANGES, DEVICES
 from app.auth import require_principal
@@ -34,6 +35,7 @@ def register_device():
         raise Forbidden("Device ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
     device, created = devices.register_from(principal, parsed.attributes)
+    metrics.registered(metrics.JSONAPI_DEVICES)
     return resource_response(TYPE, query, device, principal, 201 if created else 200)
 
 

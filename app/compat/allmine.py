@@ -4,9 +4,11 @@ device registry.
 Every answer, an error the framework raises included, is ``{"isSuccess", "statusCode",
 "data", "errors", "timestamp"}``; ``errors`` starts with the seed's message for the status
 and goes on with what exactly was wrong (``"timezone: 'Mars/Base' is not an IANA time
-zone."``).
+zone."``). The envelope has no room for more: a request's id is in its ``X-Request-ID``
+header alone.
 """
 
+from app import metrics
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.models.types import utcnow
@@ -58,4 +60,5 @@ def register_device_token():
         devices.update_installation(principal, fingerprint, body)
     else:
         devices.register(principal, channel, token, body, fingerprint)
+        metrics.registered(metrics.ALLMINE)
     return envelope(200, {"success": True})

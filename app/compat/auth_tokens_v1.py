@@ -1,13 +1,15 @@
 """Seed 001: ``/api/v1/auth_tokens`` — plain JSON over the auth-token service.
 
 Errors are ``{"error": <Name>, "message": …}`` with the seed's names (``NotAuthenticated``,
-``NotFound``) and the same style for the rest; ``field`` names the offending member.
+``NotFound``) and the same style for the rest; ``field`` names the offending member, and
+``request_id`` is the request's (as in the ``X-Request-ID`` header).
 """
 
 from flask import jsonify
 
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.observe import request_id
 from app.resources import auth_tokens
 from schemas.compat.auth_tokens_v1 import AuthToken, CreateAuthToken
 
@@ -23,6 +25,7 @@ def render_error(error):
         body["field"] = error.field
     if occurrence_id(error):
         body["id"] = occurrence_id(error)
+    body["request_id"] = request_id()
     return json_response(body, error.status, error.headers)
 
 

@@ -3,13 +3,16 @@ registry.
 
 Errors are ``{"error": {"code", "message"}}`` with the service's UPPER_SNAKE code, plus
 ``field`` when one member is at fault, ``details`` (each a code, message and field) when
-several are, and ``id`` for a 5xx (the id in the server log).
+several are, ``id`` for a 5xx (the id in the server log) and ``request_id`` (as in the
+``X-Request-ID`` header).
 """
 
 from flask import current_app
 
+from app import metrics
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.observe import request_id
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
 from schemas.compat.devices_v1 import Device, Registration
@@ -21,6 +24,7 @@ def render_error(error):
         body["details"] = [_error_object(each) for each in error.errors]
     if occurrence_id(error):
         body["id"] = occurrence_id(error)
+    body["request_id"] = request_id()
     return json_response({"error": body}, error.status, error.headers)
 
 
@@ -42,6 +46,7 @@ def register_device():
     principal = require(USER)
     body = json_object(_registration)
     device, _ = devices.register(principal, body.pop("channel"), body.pop("token"), body)
+    metrics.registered(metrics.DEVICES_V1)
     return json_response({"device": _device.dump(device)}, 201)
 
 

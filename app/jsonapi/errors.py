@@ -5,6 +5,7 @@ import uuid
 
 from app.errors import Conflict, Forbidden, ServiceError, Where
 from app.jsonapi.media import JSONAPI_OBJECT
+from app.observe import current_request_id
 from app.untrusted import child
 
 
@@ -84,6 +85,8 @@ def error_object(error):
     source = _source(error)
     if source:
         document["source"] = source
+    if request_id := current_request_id():
+        document["meta"] = {"request_id": request_id}
     return document
 
 

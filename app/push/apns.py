@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from app import metrics
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
@@ -387,8 +388,9 @@ class ApnsClient:
     async def _post(self, client: Http2Client, request: ApnsRequest, token: str) -> Outcome:
         headers = (("authorization", f"bearer {token}"), *request.headers)
         try:
-            response = await client.request("POST", request.path, headers, request.body,
-                                            self._settings.request_timeout, index_path=False)
+            with metrics.APNS_SECONDS.time():
+                response = await client.request("POST", request.path, headers, request.body,
+                                                self._settings.request_timeout, index_path=False)
         except NotProcessedError as exc:
             return Outcome(request.apns_id, Action.RETRY, detail=str(exc))
         except OutcomeUnknownError as exc:

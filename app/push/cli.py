@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 
 from app.extensions import db
 from app.push.fcm_auth import CredentialsError
+from app.metrics import serve_for_push_worker
 from app.push.provider_token import ProviderKeyError
 from app.push.worker import apns_environment, fcm_configured, run_worker
 
@@ -24,7 +25,11 @@ log = logging.getLogger(__name__)
               help="Deliveries claimed at once (default PUSH_CHUNK_SIZE).")
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="Chunks in flight at once (default PUSH_CONCURRENCY).")
-def worker(burst, chunk_size, concurrency):
+@click.option("--metrics-port", type=click.IntRange(min=0, max=65535),
+              help="Serve Prometheus metrics on this port (0: any free one).")
+@click.option("--metrics-address", default="127.0.0.1", show_default=True,
+              help="The address the metrics port listens on (it takes no credential).")
+def worker(burst, chunk_size, concurrency, metrics_port, metrics_address):
     """Send due deliveries to APNs and FCM until SIGTERM (or, with --burst, until none is
     due).
 
@@ -39,6 +44,8 @@ def worker(burst, chunk_size, concurrency):
                     "APNS_BUNDLE_ID, or FCM_CREDENTIALS_FILE): the push worker exits "
                     "without sending")
         return
+    if metrics_port is not None:
+        serve_for_push_worker(metrics_port, metrics_address, db.engine)
     try:
         totals = asyncio.run(run_worker(current_app.config, db.engine, environ, burst=burst,
                                         chunk_size=chunk_size, concurrency=concurrency))

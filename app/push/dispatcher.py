@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, delete, select, update
 
+from app import metrics
 from app.models.device import Channel
 from app.models.device import Device as DeviceModel
 from app.models.notification import DeliveryState, Notification
@@ -155,6 +156,7 @@ class Dispatcher:
         plan = self._plan(chunk, notifications, devices, utcnow())
         loaded, started = time.perf_counter(), utcnow()
         results, invalidations = await self._send(plan.targets, started)
+        metrics.count_deliveries(plan.results + results)
         answered = time.perf_counter()
         await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused,
                                 {claimed.id: claimed.attempts for claimed in chunk})

@@ -20,6 +20,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from app import metrics
+
 log = logging.getLogger(__name__)
 
 MIN_AGE = 20 * 60
@@ -161,6 +163,7 @@ class SharedTokenCache:
         self._token = self._store.put(fresh, replacing=shared)
         if self._token == fresh:
             self.mints += 1
+            metrics.PROVIDER_TOKENS.inc()
         return self._token
 
 
