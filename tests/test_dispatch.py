@@ -410,7 +410,7 @@ def test_two_workers_share_the_work_and_one_provider_token(app, fake, key_file,
                for _ in range(2)]
     totals = [finished(process) for process in workers]
 
-    assert sum(total["sent"] for total in totals) == 600
+    assert sum(total.get("sent", 0) for total in totals) == 600  # a late starter may find none
     assert_each_sent_once(app, fake, deliveries)
     assert len(fake.log) == 600
     assert fake.provider_tokens_seen == 1

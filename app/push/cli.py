@@ -10,8 +10,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.extensions import db
-from app.push.fcm_auth import CredentialsError
 from app.metrics import serve_for_push_worker
+from app.push.fcm_auth import CredentialsError
 from app.push.provider_token import ProviderKeyError
 from app.push.worker import apns_environment, fcm_configured, run_worker
 
