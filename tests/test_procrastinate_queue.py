@@ -23,8 +23,9 @@ from tests.test_dispatch import (  # noqa: F401 (fixtures)
     _no_worker_outlives_its_test,
     apns_environ,
     assert_each_sent_once,
-    count_by_state_now,
+    assert_resumed_once,
     finished,
+    kill_mid_fan_out_and_resume,
     one_notification,
     rows,
     send_due,
@@ -168,31 +169,11 @@ def test_a_worker_killed_mid_fan_out_is_resumed_and_sends_each_delivery_once(
         app, fake, key_file, service_env):
     devices, deliveries = one_notification(app, 300)
     assert enqueued(app, deliveries, 100) == 3  # in the devices' order
-    for device in devices[100:200]:  # the second job's first attempt never returns
-        fake.answer(device["token"], Answer(hang=True), Answer(200))
-    environ = apns_environ(fake, key_file, APNS_REQUEST_TIMEOUT=60)
-    settings = {"PUSH_CHUNK_SIZE": 100, "PUSH_CONCURRENCY": 1, "PUSH_LEASE": 2,
-                **PROCRASTINATE}
 
-    process = worker_process(service_env, environ, **settings)
-    if not fake.wait_for_requests(200, timeout=90):
-        process.kill()
-        raise AssertionError(f"{len(fake.log)} pushes arrived; the worker said:\n"
-                             f"{process.communicate()[1][-3000:]}")
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
-    assert count_by_state_now(app) == {"sent": 100, "sending": 100, "pending": 100}
-    time.sleep(2.1)  # the dead worker's lease and heartbeat run out
-    finished(worker_process(service_env, environ, "--burst", **settings))
+    # the restarted worker runs the dead one's job again (its heartbeat stopped)
+    kill_mid_fan_out_and_resume(app, fake, key_file, service_env, devices, **PROCRASTINATE)
 
-    assert_each_sent_once(app, fake, deliveries)
-    per_token = {}
-    for entry in fake.log:
-        per_token[entry.token] = per_token.get(entry.token, 0) + 1
-    assert [per_token[d["token"]] for d in devices] == [1] * 100 + [2] * 100 + [1] * 100
-    states = state_of(app)
-    assert [states[str(d["apns_id"])].attempts for d in deliveries] == \
-        [1] * 100 + [2] * 100 + [1] * 100
+    assert_resumed_once(app, fake, devices, deliveries)
     assert delivery_jobs(app) == []
 
 
