@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 @click.option("--concurrency", type=click.IntRange(min=1),
               help="Chunks in flight at once (default PUSH_CONCURRENCY).")
 def worker(burst, chunk_size, concurrency):
-    """Send due deliveries to APNs until SIGTERM (or, with --burst, until none is due).
+    """Send due deliveries to APNs until SIGTERM (or, with --burst, until none is due):
+    claimed from the ledger, or run as procrastinate's jobs (PUSH_QUEUE=procrastinate).
 
     Without APNS_KEY, APNS_KEY_ID, APNS_TEAM_ID and APNS_BUNDLE_ID (or APNS_TOPIC) push is
     not configured: the worker says so and exits 0. Prints what it did as JSON at the end.

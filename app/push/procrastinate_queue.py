@@ -48,6 +48,11 @@ FOLLOW_UP_GAP = 1.0  # seconds at least between a job and its follow-up
 STRAYS_PER_SWEEP = 100_000
 _NOW = datetime.min.replace(tzinfo=UTC)  # sorts before any moment
 
+# procrastinate logs each job at INFO, naming its hundreds of delivery ids: its warnings
+# and errors stay, the rest shows with LOG_LEVEL=DEBUG.
+if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+
 # Deferring on a caller's connection needs no pool: this app is never opened.
 _deferring = procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
 
@@ -180,7 +185,7 @@ class ProcrastinateWorker(Worker):
 
     async def _sweep(self, app):
         stalled = await app.job_manager.get_stalled_jobs(
-            queue=QUEUE, task_name=DELIVER, seconds_since_heartbeat=self._options.lease)
+            queue=QUEUE, seconds_since_heartbeat=self._options.lease)
         for job in stalled:
             await app.job_manager.retry_job(job)
         if stalled:
