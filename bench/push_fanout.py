@@ -8,10 +8,11 @@ fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answe
 (``sent_at``).
 
     .venv/bin/python bench/push_fanout.py [--devices 100000] [--database-url URL]
-        [--chunk-size 1000] [--concurrency 2] [--connections 2]
+        [--chunk-size 1000] [--concurrency 2] [--connections 2] [--queue procrastinate]
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
-are emptied first. ``--database-url sqlite:///…`` runs it on SQLite.
+are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--queue procrastinate``
+(PostgreSQL) enqueues the deliveries as procrastinate jobs with the rows, as ``accept`` does.
 """
 
 import argparse
@@ -61,7 +62,7 @@ def flask(env, *args, **popen):
                             env={**env, "FLASK_APP": "wsgi.py"}, **popen)
 
 
-def fill(engine, devices: int, bundle_id: str):
+def fill(engine, devices: int, bundle_id: str, queue: str, chunk_size: int):
     """Empty the push tables, then one notification to ``devices`` new devices."""
     now = utcnow()
     with engine.begin() as connection:
@@ -85,6 +86,12 @@ def fill(engine, devices: int, bundle_id: str):
              "channel": "ios_push", "apns_id": uuid.uuid4(), "state": "pending",
              "attempts": 0, "next_attempt_at": accepted, "created_at": accepted,
              "updated_at": accepted} for row in device_rows])
+        if queue == "procrastinate":
+            from app.push import procrastinate_queue
+
+            connection.execute(sa.text(
+                f"TRUNCATE {procrastinate_queue.SCHEMA}.procrastinate_jobs CASCADE"))
+            procrastinate_queue.enqueue_notification(connection, notification_id, chunk_size)
 
 
 def latencies(engine) -> tuple[dict, list[float]]:
@@ -109,6 +116,7 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--queue", choices=("embedded", "procrastinate"), default="embedded")
     args = parser.parse_args()
 
     ensure_database(args.database_url)
@@ -118,13 +126,14 @@ def main():
            "APNS_KEY": apns["key_file"], "APNS_KEY_ID": apns["key_id"],
            "APNS_TEAM_ID": apns["team_id"], "APNS_BUNDLE_ID": apns["bundle_id"],
            "APNS_PRODUCTION_URL": apns["url"], "APNS_SANDBOX_URL": apns["url"],
-           "APNS_CA_FILE": apns["ca_file"], "APNS_CONNECTIONS": str(args.connections)}
+           "APNS_CA_FILE": apns["ca_file"], "APNS_CONNECTIONS": str(args.connections),
+           "PUSH_QUEUE": args.queue}
     try:
         if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
             sys.exit("flask db upgrade failed")
         engine = sa.create_engine(normalise_database_url(args.database_url))
         started = time.perf_counter()
-        fill(engine, args.devices, apns["bundle_id"])
+        fill(engine, args.devices, apns["bundle_id"], args.queue, args.chunk_size)
         print(f"inserted {args.devices} devices and deliveries in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
@@ -156,7 +165,7 @@ def main():
           f"p99 {percentile(waits, 0.99):.2f} s, max {waits[-1] if waits else 0:.2f} s")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"chunk {args.chunk_size}, concurrency {args.concurrency}, "
-          f"{args.connections} connections")
+          f"{args.connections} connections, {args.queue} queue")
 
 
 if __name__ == "__main__":
