@@ -46,7 +46,7 @@ SWEEP_CRON = "* * * * * */10"  # every ten seconds (the sixth field is seconds)
 SWEEP_PRIORITY = 10  # ahead of a backlog of deliveries: it finds what is stuck
 FOLLOW_UP_GAP = 1.0  # seconds at least between a job and its follow-up
 STRAYS_PER_SWEEP = 100_000
-_NOW = datetime.min.replace(tzinfo=UTC)  # sorts before any moment
+_EARLIEST = datetime.min.replace(tzinfo=UTC)  # sorts before any moment
 
 # procrastinate logs each job at INFO, naming its hundreds of delivery ids: its warnings
 # and errors stay, the rest shows with LOG_LEVEL=DEBUG.
@@ -64,7 +64,7 @@ def enqueue(connection, due: dict[int, datetime | None], chunk_size: int) -> int
     """Jobs for deliveries (id → when due; None: now), ``chunk_size`` ids a job, each job
     due with its earliest delivery; on ``connection`` (SQLAlchemy), in its transaction.
     The number of jobs."""
-    ordered = sorted(due, key=lambda id_: (due[id_] or _NOW, id_))
+    ordered = sorted(due, key=lambda id_: (due[id_] or _EARLIEST, id_))
     by_time: dict[datetime | None, list[dict]] = {}
     now = utcnow()
     for start in range(0, len(ordered), chunk_size):
@@ -91,13 +91,12 @@ def enqueue_notification(connection, notification_id, chunk_size: int) -> int:
 @contextlib.contextmanager
 def _on_search_path(driver):
     """procrastinate's schema first on the search path, for this transaction's statements
-    until the block ends (its SQL names its objects unqualified)."""
+    until the block ends (its SQL names its objects unqualified). On an error the
+    transaction is rolled back, and the setting with it."""
     before = driver.execute("SELECT current_setting('search_path')").fetchone()[0]
     driver.execute("SELECT set_config('search_path', %s, true)", (f"{SCHEMA}, {before}",))
-    try:
-        yield
-    finally:
-        driver.execute("SELECT set_config('search_path', %s, true)", (before,))
+    yield
+    driver.execute("SELECT set_config('search_path', %s, true)", (before,))
 
 
 def _runnable_jobs(connection) -> bool:
