@@ -18,7 +18,7 @@ deliveries due for longer than a lease that no job names (written by an older re
 under the embedded queue).
 
 procrastinate's tables and functions live in their own PostgreSQL schema (``SCHEMA``, made
-by migration 0005): its connections put it on their ``search_path``, and deferring on the
+by migration 0006): its connections put it on their ``search_path``, and deferring on the
 application's connection puts it there for the statement.
 """
 

@@ -1,8 +1,8 @@
 """procrastinate's tables, types and functions in their own PostgreSQL schema (for
 PUSH_QUEUE=procrastinate); nothing on SQLite
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 17:00:00.000000
 
 """
@@ -10,8 +10,8 @@ from alembic import op
 
 
 # revision identifiers, used by Alembic.
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
