@@ -146,6 +146,7 @@ LIFETIME_SETTINGS = ("SESSION_IDLE_TIMEOUT", "SESSION_MAX_AGE", "SESSION_ANONYMO
 OPTIONAL_LIFETIME_SETTINGS = ("AUTH_TOKEN_IDLE_TIMEOUT", "AUTH_TOKEN_MAX_AGE",
                               "API_KEY_IDLE_TIMEOUT", "API_KEY_MAX_AGE")
 DAY = 86400
+PUSH_QUEUES = ("embedded", "procrastinate")
 
 
 class Config:
@@ -334,8 +335,12 @@ class Config:
                 f"({self.GUNICORN_TIMEOUT} s)")
 
     def _validate_push_settings(self):
-        if self.PUSH_QUEUE != "embedded":
-            raise ConfigurationError("PUSH_QUEUE is 'embedded' (the only queue so far)")
+        if self.PUSH_QUEUE not in PUSH_QUEUES:
+            raise ConfigurationError("PUSH_QUEUE is 'embedded' or 'procrastinate'")
+        if self.PUSH_QUEUE == "procrastinate" and \
+                not self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+            raise ConfigurationError("PUSH_QUEUE=procrastinate needs DATABASE_URL pointing at "
+                                     "PostgreSQL")
         if self.PUSH_INVALIDATION_POLICY not in ("mark", "delete"):
             raise ConfigurationError("PUSH_INVALIDATION_POLICY is 'mark' or 'delete'")
         for name in ("PUSH_CHUNK_SIZE", "PUSH_CONCURRENCY", "PUSH_MAX_ATTEMPTS",

@@ -10,19 +10,19 @@ fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answe
 
     .venv/bin/python bench/push_fanout.py [--channel apns|fcm] [--devices 100000]
         [--database-url URL] [--chunk-size 1000] [--concurrency 2] [--connections 2]
-        [--workers 1] [--profile FILE]
+        [--workers 1] [--profile FILE] [--queue embedded|procrastinate]
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
 are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--profile FILE``
 samples the (first) worker with py-spy (``pip install py-spy``) into collapsed stacks; its
-CPU figure then counts py-spy too.
+CPU figure then counts py-spy too. ``--queue procrastinate`` (PostgreSQL) enqueues the
+deliveries as procrastinate jobs with the rows, as ``accept`` does.
 """
 
 import argparse
 import json
 import os
 import resource
-import secrets
 import subprocess
 import sys
 import time
@@ -75,7 +75,8 @@ def endpoint(channel: str, bundle_id: str | None) -> dict:
             "environment": "production", "bundle_id": bundle_id}
 
 
-def fill(engine, devices: int, channel: str, bundle_id: str | None):
+def fill(engine, devices: int, channel: str, bundle_id: str | None, queue: str,
+         chunk_size: int):
     """Empty the push tables, then one notification to ``devices`` new devices."""
     now = utcnow()
     with engine.begin() as connection:
@@ -97,6 +98,12 @@ def fill(engine, devices: int, channel: str, bundle_id: str | None):
              "channel": row["channel"], "apns_id": uuid.uuid4(), "state": "pending",
              "attempts": 0, "next_attempt_at": accepted, "created_at": accepted,
              "updated_at": accepted} for row in device_rows])
+        if queue == "procrastinate":
+            from app.push import procrastinate_queue
+
+            connection.execute(sa.text(
+                f"TRUNCATE {procrastinate_queue.SCHEMA}.procrastinate_jobs CASCADE"))
+            procrastinate_queue.enqueue_notification(connection, notification_id, chunk_size)
 
 
 def apns_environment(apns: dict, connections: int) -> dict:
@@ -144,6 +151,7 @@ def main():
                         help="worker processes at once (they share the ledger)")
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the worker with py-spy into FILE (collapsed stacks)")
+    parser.add_argument("--queue", choices=("embedded", "procrastinate"), default="embedded")
     args = parser.parse_args()
     if args.profile and not (BIN / "py-spy").exists():
         sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
@@ -152,13 +160,15 @@ def main():
     fake, served = start_fake(1000, FAKES[args.channel])
     env = {**os.environ, "DATABASE_URL": args.database_url,
            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-           **CHANNEL_ENVIRONMENT[args.channel](served, args.connections)}
+           **CHANNEL_ENVIRONMENT[args.channel](served, args.connections),
+           "PUSH_QUEUE": args.queue}
     try:
         if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
             sys.exit("flask db upgrade failed")
         engine = sa.create_engine(normalise_database_url(args.database_url))
         started = time.perf_counter()
-        fill(engine, args.devices, args.channel, served.get("bundle_id"))
+        fill(engine, args.devices, args.channel, served.get("bundle_id"), args.queue,
+             args.chunk_size)
         print(f"inserted {args.devices} devices and deliveries in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
@@ -197,7 +207,8 @@ def main():
           f"p99 {percentile(waits, 0.99):.2f} s, max {waits[-1] if waits else 0:.2f} s")
     print(f"{args.channel}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"chunk {args.chunk_size}, concurrency {args.concurrency}, "
-          f"{args.connections} connections, {args.workers} worker process(es)")
+          f"{args.connections} connections, {args.workers} worker process(es), "
+          f"{args.queue} queue")
 
 
 if __name__ == "__main__":

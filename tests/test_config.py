@@ -149,3 +149,11 @@ def test_a_variable_set_empty_takes_its_default(monkeypatch):
 def test_switches_read_the_usual_spellings(monkeypatch, value, expected):
     config = _config(monkeypatch, DATABASE_POOL_PRE_PING=value)
     assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is expected
+
+
+def test_the_procrastinate_queue_needs_postgresql(monkeypatch):
+    with pytest.raises(ConfigurationError, match="DATABASE_URL"):
+        _config(monkeypatch, PUSH_QUEUE="procrastinate",
+                DATABASE_URL="sqlite:////tmp/pushreg.db").validate()
+    _config(monkeypatch, PUSH_QUEUE="procrastinate",
+            DATABASE_URL="postgresql://db.internal/pushreg").validate()

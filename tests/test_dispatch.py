@@ -419,10 +419,17 @@ def test_two_workers_share_the_work_and_one_provider_token(app, fake, key_file,
 def test_a_worker_killed_mid_fan_out_is_resumed_and_sends_each_delivery_once(
         app, fake, key_file, service_env):
     devices, deliveries = one_notification(app, 300)
+    kill_mid_fan_out_and_resume(app, fake, key_file, service_env, devices)
+    assert_resumed_once(app, fake, devices, deliveries)
+
+
+def kill_mid_fan_out_and_resume(app, fake, key_file, service_env, devices, **settings):
+    """Chunks of 100 to 300 devices: the worker SIGKILLed while the second chunk's answers
+    hang, then a worker started again (``--burst``) once the dead one's lease ran out."""
     for device in devices[100:200]:  # the second chunk's first attempt never returns
         fake.answer(device["token"], Answer(hang=True), Answer(200))
     environ = apns_environ(fake, key_file, APNS_REQUEST_TIMEOUT=60)
-    settings = {"PUSH_CHUNK_SIZE": 100, "PUSH_CONCURRENCY": 1, "PUSH_LEASE": 2}
+    settings = {"PUSH_CHUNK_SIZE": 100, "PUSH_CONCURRENCY": 1, "PUSH_LEASE": 2, **settings}
 
     process = worker_process(service_env, environ, **settings)
     # a wait, not a timing: the worker may start slowly on a loaded machine
@@ -436,6 +443,10 @@ def test_a_worker_killed_mid_fan_out_is_resumed_and_sends_each_delivery_once(
     time.sleep(2.1)  # the dead worker's lease runs out
     finished(worker_process(service_env, environ, "--burst", **settings))
 
+
+def assert_resumed_once(app, fake, devices, deliveries):
+    """Three chunks of 100, the worker killed while the second's answers hung: each
+    delivery sent once, and only the second chunk's tried twice."""
     assert_each_sent_once(app, fake, deliveries)
     per_token = {}
     for entry in fake.log:

@@ -12,7 +12,12 @@ from tests.test_dispatch import apns_environ, fake, send_due  # noqa: F401
 pytestmark = pytest.mark.committed  # the worker reads the ledger on its own connection
 
 
-def test_a_users_phones_each_get_the_notification_once(client, app, fake, key_file):  # noqa: F811
+@pytest.mark.parametrize("queue", ["embedded", "procrastinate"])
+def test_a_users_phones_each_get_the_notification_once(
+        client, app, fake, key_file, queue, request, monkeypatch):  # noqa: F811
+    if queue == "procrastinate" and request.config.getoption("--db") != "postgresql":
+        pytest.skip("procrastinate runs on PostgreSQL only")
+    monkeypatch.setitem(app.config, "PUSH_QUEUE", queue)  # accepting enqueues its jobs
     caller = Caller(client, app)
     tokens = {register_token(client, caller.session_id, bundle_id=BUNDLE_ID)
               for _ in range(2)}
@@ -27,7 +32,7 @@ def test_a_users_phones_each_get_the_notification_once(client, app, fake, key_fi
     assert again["data"]["id"] == accepted["data"]["id"]  # a retried POST sends nothing new
     assert accepted["data"]["attributes"]["status"] == "queued"
 
-    assert send_due(app, apns_environ(fake, key_file))["sent"] == 2
+    assert send_due(app, apns_environ(fake, key_file), PUSH_QUEUE=queue)["sent"] == 2
 
     assert sorted(entry.token for entry in fake.log) == sorted(tokens)  # each once
     assert {(entry.topic, entry.push_type, entry.status) for entry in fake.log} == {

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
               help="The address the metrics port listens on (it takes no credential).")
 def worker(burst, chunk_size, concurrency, metrics_port, metrics_address):
     """Send due deliveries to APNs and FCM until SIGTERM (or, with --burst, until none is
-    due).
+    due): claimed from the ledger, or run as procrastinate's jobs (PUSH_QUEUE=procrastinate).
 
     APNs needs APNS_KEY, APNS_KEY_ID, APNS_TEAM_ID and APNS_BUNDLE_ID (or APNS_TOPIC); FCM
     needs FCM_CREDENTIALS_FILE. With neither, push is not configured: the worker says so

@@ -148,6 +148,9 @@ class Dispatcher:
         self._engine = engine
         self._settings = settings
         self.pauses = pauses or Pauses()
+        # requeue(connection, {delivery id: due at}): told of the deliveries put back to
+        # pending, in the transaction that does it (a job queue enqueues them there).
+        self.requeue = _nothing_to_enqueue
 
     async def dispatch(self, chunk: list[ledger.Claimed]) -> Counter:
         """Send one claimed chunk and record every outcome; the new states, counted."""
@@ -185,8 +188,10 @@ class Dispatcher:
 
     def release(self, chunk: list[ledger.Claimed]):
         """Hand a chunk back unsent (or with its outcome unknown) on shutdown."""
+        now = utcnow()
         with self._engine.begin() as connection:
-            ledger.release(connection, [claimed.id for claimed in chunk], utcnow())
+            ledger.release(connection, [claimed.id for claimed in chunk], now)
+            self.requeue(connection, {claimed.id: now for claimed in chunk})
 
     # -- loading and building ------------------------------------------------------------
 
@@ -361,6 +366,7 @@ class Dispatcher:
                 ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
                                now, now + timedelta(seconds=seconds))
             self._apply(connection, invalidations, now)
+            self.requeue(connection, _back_to_pending(results, paused, now))
 
     def _apply(self, connection, invalidations, now):
         tokens = [_params(item, now) for item in invalidations if not item.live_activity]
@@ -387,6 +393,16 @@ _FORGET_LIVE_ACTIVITY_TOKEN = update(devices_table).where(
     devices_table.c.live_activity_token == bindparam("stored_token"),
     devices_table.c.last_seen_at <= bindparam("cutoff"),
 ).values(live_activity_token=None, updated_at=bindparam("now"))
+
+
+def _nothing_to_enqueue(connection, due):
+    """The embedded queue is the ledger itself."""
+
+
+def _back_to_pending(results, paused, now) -> dict[int, datetime]:
+    due = {result.delivery_id: result.next_attempt_at for result in results
+           if result.state is DeliveryState.PENDING}
+    return due | {id_: now + timedelta(seconds=seconds) for id_, seconds in paused.items()}
 
 
 def _params(item: Invalidation, now: datetime) -> dict:

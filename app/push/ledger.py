@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, any_, bindparam, select, update
+from sqlalchemy import and_, any_, bindparam, case, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.models.notification import Delivery, DeliveryState
@@ -89,6 +89,39 @@ def claim(connection, *, limit: int, lease: float, now: datetime) -> list[Claime
                                    deliveries.c.next_attempt_at <= now),
                   limit - len(stale), lease, now)
     return stale + fresh
+
+
+def claim_ids(connection, ids: list[int], *, lease: float, now: datetime) -> list[Claimed]:
+    """``claim`` among ``ids`` only: those of them that are due, by the same rules (a queue
+    job names its deliveries; a duplicated or retried job finds them taken or sent)."""
+    due = or_(and_(deliveries.c.state == DeliveryState.SENDING, deliveries.c.lease_until < now),
+              and_(deliveries.c.state == DeliveryState.PENDING,
+                   deliveries.c.next_attempt_at <= now))
+    return _take(connection, and_(deliveries.c.id.in_(ids), due), len(ids), lease, now)
+
+
+def waiting(connection, ids: list[int], now: datetime) -> dict[int, datetime]:
+    """Those of ``ids`` not due yet, with the moment each will be: pending after a backoff
+    (its next attempt), or held under another worker's lease (when the lease runs out)."""
+    later = case((deliveries.c.state == DeliveryState.PENDING, deliveries.c.next_attempt_at),
+                 else_=deliveries.c.lease_until)
+    rows = connection.execute(select(deliveries.c.id, later).where(
+        deliveries.c.id.in_(ids),
+        or_(and_(deliveries.c.state == DeliveryState.PENDING,
+                 deliveries.c.next_attempt_at > now),
+            and_(deliveries.c.state == DeliveryState.SENDING,
+                 deliveries.c.lease_until >= now))))
+    return dict(rows.all())
+
+
+def overdue(connection, since: datetime, limit: int) -> list[int]:
+    """Deliveries due since before ``since`` (pending, or a lease that ran out): what no
+    worker took although it could have."""
+    return list(connection.scalars(select(deliveries.c.id).where(
+        or_(and_(deliveries.c.state == DeliveryState.PENDING,
+                 deliveries.c.next_attempt_at < since),
+            and_(deliveries.c.state == DeliveryState.SENDING,
+                 deliveries.c.lease_until < since))).order_by(deliveries.c.id).limit(limit)))
 
 
 def _take(connection, condition, limit, lease, now) -> list[Claimed]:

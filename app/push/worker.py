@@ -70,21 +70,29 @@ class Worker:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        try:
+            async with self._beating():
+                self._lanes = [asyncio.create_task(self._lane())
+                               for _ in range(self._options.concurrency)]
+                for outcome in await asyncio.gather(*self._lanes, return_exceptions=True):
+                    if isinstance(outcome, Exception):
+                        log.error("push worker: a lane stopped", exc_info=outcome)
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        return self.totals
+
+    @contextlib.asynccontextmanager
+    async def _beating(self):
+        """The heartbeat written while the block runs (none without a ``Heartbeat``)."""
         beating = self._heartbeat and asyncio.create_task(
             self._heartbeat.keep_beating(self.totals))
         try:
-            self._lanes = [asyncio.create_task(self._lane())
-                           for _ in range(self._options.concurrency)]
-            for outcome in await asyncio.gather(*self._lanes, return_exceptions=True):
-                if isinstance(outcome, Exception):
-                    log.error("push worker: a lane stopped", exc_info=outcome)
+            yield
         finally:
             if beating:
                 beating.cancel()
                 await asyncio.gather(beating, return_exceptions=True)
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
-        return self.totals
 
     def stop(self):
         """Take no more work; what is in flight finishes or is handed back."""
@@ -177,7 +185,7 @@ async def run_worker(config, engine, environ, **overrides) -> Counter:
         dispatcher = Dispatcher(by_channel, engine, DispatchSettings.from_config(
             config, default_topic=default_topic))
         heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
-        return await Worker(dispatcher, engine, options, heartbeat).run()
+        return await worker_class(config)(dispatcher, engine, options, heartbeat).run()
 
 
 def _apns_client(settings: ApnsSettings, engine) -> ApnsClient:
@@ -199,3 +207,11 @@ def fcm_client(config, engine) -> FcmClient:
                               DatabaseTokenStore(engine, *account.store_key),
                               max_age=ACCESS_TOKEN_MAX_AGE)
     return FcmClient(FcmSettings.from_config(config, account), tokens)
+
+
+def worker_class(config):
+    """The embedded Worker, or procrastinate's (PUSH_QUEUE)."""
+    if config["PUSH_QUEUE"] == "procrastinate":
+        from app.push.procrastinate_queue import ProcrastinateWorker  # the postgres extras
+        return ProcrastinateWorker
+    return Worker

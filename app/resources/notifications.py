@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask import current_app
 from sqlalchemy import case, delete, exists, func, literal, or_, select
 from sqlalchemy.types import Uuid
 
@@ -107,6 +108,7 @@ def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
     _require_existing(User, users, "users")
     _require_existing(Device, devices, "devices")
     _insert_deliveries(notification_id, notification, users, devices, environment, now)
+    _enqueue(notification_id)
     return db.session.get(Notification, notification_id), True
 
 
@@ -281,6 +283,15 @@ def _insert_deliveries(notification_id, notification, users, devices, environmen
         for chunk in _chunks(sorted(set(ids))):
             rows = select(*values.values()).where(chosen(chunk), *reachable, *extra)
             db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
+
+
+def _enqueue(notification_id):
+    """The embedded queue is the ledger; procrastinate's jobs are written beside it."""
+    if current_app.config["PUSH_QUEUE"] == "procrastinate":
+        from app.push import procrastinate_queue  # the postgres extras
+
+        procrastinate_queue.enqueue_notification(
+            db.session.connection(), notification_id, current_app.config["PUSH_CHUNK_SIZE"])
 
 
 def _chunks(ids):

@@ -1,0 +1,203 @@
+"""The scale-out queue (``PUSH_QUEUE=procrastinate``): procrastinate jobs on PostgreSQL, each
+naming a chunk of deliveries; workers on any number of machines run them.
+
+The ledger stays the source of truth. A job carries delivery ids, never a push: its worker
+claims those of them that are due through ``ledger.claim_ids`` (same states, same leases
+as the embedded queue), so a duplicated, retried or late job finds its rows taken or sent
+and sends nothing twice. Jobs are written in the transaction that writes what they name:
+
+- accepting a notification enqueues its deliveries in chunks (``enqueue_notification``);
+- a delivery put back to pending (a retry after its backoff, a paused topic, a chunk handed
+  back on shutdown) is enqueued again for when it is due, by the dispatcher's ``requeue``;
+- a job whose rows are not due yet (a backoff, another worker's lease) defers the rest of
+  itself to when they are.
+
+A sweep (at start and every ``SWEEP_CRON``) puts the jobs of workers that stopped beating
+back to ``todo`` (procrastinate's stalled jobs) and, when no job is waiting, enqueues
+deliveries due for longer than a lease that no job names (written by an older release or
+under the embedded queue).
+
+procrastinate's tables and functions live in their own PostgreSQL schema (``SCHEMA``, made
+by migration 0006): its connections put it on their ``search_path``, and deferring on the
+application's connection puts it there for the statement.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+
+import procrastinate
+from sqlalchemy import select, text
+
+from app.models.types import utcnow
+from app.push import ledger
+from app.push.worker import Worker
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "procrastinate"
+QUEUE = "push"
+DELIVER = "push.deliver"
+SWEEP = "push.sweep"
+SWEEP_CRON = "* * * * * */10"  # every ten seconds (the sixth field is seconds)
+SWEEP_PRIORITY = 10  # ahead of a backlog of deliveries: it finds what is stuck
+FOLLOW_UP_GAP = 1.0  # seconds at least between a job and its follow-up
+STRAYS_PER_SWEEP = 100_000
+_EARLIEST = datetime.min.replace(tzinfo=UTC)  # sorts before any moment
+
+# procrastinate logs each job at INFO, naming its hundreds of delivery ids: its warnings
+# and errors stay, the rest shows with LOG_LEVEL=DEBUG.
+if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
+
+# Deferring on a caller's connection needs no pool: this app is never opened.
+_deferring = procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
+
+
+# -- enqueueing, in the caller's transaction ----------------------------------------------
+
+
+def enqueue(connection, due: dict[int, datetime | None], chunk_size: int) -> int:
+    """Jobs for deliveries (id → when due; None: now), ``chunk_size`` ids a job, each job
+    due with its earliest delivery; on ``connection`` (SQLAlchemy), in its transaction.
+    The number of jobs."""
+    ordered = sorted(due, key=lambda id_: (due[id_] or _EARLIEST, id_))
+    by_time: dict[datetime | None, list[dict]] = {}
+    now = utcnow()
+    for start in range(0, len(ordered), chunk_size):
+        chunk = ordered[start:start + chunk_size]
+        at = due[chunk[0]]
+        by_time.setdefault(at if at is not None and at > now else None, []).append(
+            {"ids": chunk})
+    driver = connection.connection.driver_connection
+    with _on_search_path(driver):
+        for at, jobs in by_time.items():
+            _deferring.configure_task(DELIVER, queue=QUEUE, connection=driver,
+                                      schedule_at=at).batch_defer(*jobs)
+    return sum(len(jobs) for jobs in by_time.values())
+
+
+def enqueue_notification(connection, notification_id, chunk_size: int) -> int:
+    """Jobs for every delivery of a notification just accepted."""
+    ids = connection.scalars(select(ledger.deliveries.c.id).where(
+        ledger.deliveries.c.notification_id == notification_id).order_by(
+        ledger.deliveries.c.id)).all()
+    return enqueue(connection, dict.fromkeys(ids), chunk_size)
+
+
+@contextlib.contextmanager
+def _on_search_path(driver):
+    """procrastinate's schema first on the search path, for this transaction's statements
+    until the block ends (its SQL names its objects unqualified). On an error the
+    transaction is rolled back, and the setting with it."""
+    before = driver.execute("SELECT current_setting('search_path')").fetchone()[0]
+    driver.execute("SELECT set_config('search_path', %s, true)", (f"{SCHEMA}, {before}",))
+    yield
+    driver.execute("SELECT set_config('search_path', %s, true)", (before,))
+
+
+def _runnable_jobs(connection) -> bool:
+    """Whether a delivery job waits for a worker now (then the workers are behind)."""
+    return connection.execute(text(
+        f"SELECT EXISTS (SELECT FROM {SCHEMA}.procrastinate_jobs WHERE queue_name = :queue"
+        " AND task_name = :task AND status = 'todo'"
+        " AND (scheduled_at IS NULL OR scheduled_at <= now()))"),
+        {"queue": QUEUE, "task": DELIVER}).scalar()
+
+
+# -- the worker ---------------------------------------------------------------------------
+
+
+def worker_app(engine) -> procrastinate.App:
+    """An app whose pool connects where ``engine`` does, with procrastinate's schema on
+    the search path."""
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return procrastinate.App(connector=procrastinate.PsycopgConnector(
+        conninfo=conninfo, kwargs={"options": f"-c search_path={SCHEMA}"},
+        min_size=1, max_size=4))
+
+
+class ProcrastinateWorker(Worker):
+    """procrastinate's worker on the push queue, each job sent by the dispatcher like an
+    embedded lane's chunk. SIGTERM (procrastinate's handler) stops the fetching; jobs still
+    running after ``shutdown_grace`` are cancelled and hand their deliveries back, enqueued
+    again. ``burst``: return once no job is due."""
+
+    def __init__(self, dispatcher, engine, options, heartbeat=None):
+        super().__init__(dispatcher, engine, options, heartbeat)
+        dispatcher.requeue = self._requeue
+
+    async def run(self):
+        app = worker_app(self._engine)
+        # A job that failed runs again once the leases it took ran out; one cancelled on
+        # shutdown does not: it enqueued what it handed back.
+        retry = procrastinate.RetryStrategy(max_attempts=10, wait=int(self._options.lease) + 1,
+                                            retry_exceptions=[Exception])
+        app.task(name=DELIVER, queue=QUEUE, retry=retry)(self._deliver)
+
+        async def sweep(timestamp):
+            await self._sweep(app)
+
+        app.periodic(cron=SWEEP_CRON)(
+            app.task(name=SWEEP, queue=QUEUE, priority=SWEEP_PRIORITY)(sweep))
+        log.info("push worker (procrastinate) started: %d jobs at once, lease %g s%s",
+                 self._options.concurrency, self._options.lease,
+                 ", until nothing is due" if self._options.burst else "")
+        async with self._beating(), app.open_async():
+            await self._sweep(app)
+            await app.run_worker_async(
+                queues=[QUEUE], name=f"push@{socket.gethostname()}:{os.getpid()}",
+                concurrency=self._options.concurrency, wait=not self._options.burst,
+                fetch_job_polling_interval=self._options.poll_interval,
+                shutdown_graceful_timeout=self._options.shutdown_grace,
+                delete_jobs="successful",
+                # a worker silent for a lease is stalled: its jobs are run again
+                update_heartbeat_interval=min(10.0, self._options.lease / 4),
+                stalled_worker_timeout=self._options.lease)
+        return self.totals
+
+    async def _deliver(self, ids: list[int]):
+        claiming = asyncio.ensure_future(asyncio.to_thread(self._claim_ids, ids))
+        try:
+            chunk = await asyncio.shield(claiming)
+        except asyncio.CancelledError:  # shutting down: what the claim took goes back
+            await asyncio.to_thread(self._dispatcher.release, await claiming)
+            raise
+        if chunk:
+            await self._dispatch(chunk)
+
+    def _claim_ids(self, ids):
+        now = utcnow()
+        earliest = now + timedelta(seconds=FOLLOW_UP_GAP)
+        with self._engine.begin() as connection:
+            later = ledger.waiting(connection, ids, now)
+            chunk = ledger.claim_ids(connection, ids, lease=self._options.lease, now=now)
+            enqueue(connection, {id_: max(at, earliest) for id_, at in later.items()},
+                    len(ids))
+        return chunk
+
+    def _requeue(self, connection, due):
+        enqueue(connection, due, self._options.chunk_size)
+
+    async def _sweep(self, app):
+        stalled = await app.job_manager.get_stalled_jobs(
+            queue=QUEUE, seconds_since_heartbeat=self._options.lease)
+        for job in stalled:
+            await app.job_manager.retry_job(job)
+        if stalled:
+            log.warning("push worker: %d jobs of stopped workers run again", len(stalled))
+        strays = await asyncio.to_thread(self._enqueue_strays)
+        if strays:
+            log.warning("push worker: %d deliveries due with no job were enqueued", strays)
+
+    def _enqueue_strays(self) -> int:
+        since = utcnow() - timedelta(seconds=self._options.lease)
+        with self._engine.begin() as connection:
+            if _runnable_jobs(connection):
+                return 0
+            strays = ledger.overdue(connection, since, STRAYS_PER_SWEEP)
+            enqueue(connection, dict.fromkeys(strays), self._options.chunk_size)
+        return len(strays)
