@@ -22,6 +22,7 @@ deliveries as procrastinate jobs with the rows, as ``accept`` does.
 import argparse
 import json
 import os
+import secrets
 import resource
 import subprocess
 import sys
