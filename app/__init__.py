@@ -89,9 +89,11 @@ def register_extensions(app):
 
 def register_blueprints(app):
     from app.api import register_api
+    from app import openapi
     from app.compat import allmine, auth_tokens_v1, devices_v1
 
     register_api(app)
+    app.register_blueprint(openapi.blueprint)
     for compat in (auth_tokens_v1, allmine, devices_v1):
         app.register_blueprint(compat.blueprint)
 
