@@ -88,8 +88,8 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
-    from app.api import register_api
     from app import openapi
+    from app.api import register_api
     from app.compat import allmine, auth_tokens_v1, devices_v1
 
     register_api(app)
