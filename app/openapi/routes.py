@@ -1,6 +1,8 @@
 """Every operation the service answers, one entry each. A new route is one more entry here
 (``tests/test_openapi.py`` fails, naming the route, until it has one)."""
 
+from flask import current_app
+
 from app.api.types import (
     ACCESS_TOKENS,
     APPLE_DEVICE_TOKENS,
@@ -29,30 +31,42 @@ from app.openapi.operations import (
 )
 from schemas.compat import allmine, auth_tokens_v1, devices_v1
 
-INCLUDE = Parameter("include", "query", "Related resources to include, by relationship path "
-                    "(comma-separated, dotted for depth).")
+
+def _names(names, sign=""):
+    """A comma-separated list of ``names`` (each optionally with ``sign``)."""
+    one_name = f"{sign}(?:{'|'.join(sorted(names))})"
+    return {"type": "string", "pattern": f"^{one_name}(?:,{one_name})*$"}
 
 
-def fields_of(type_name):
-    return Parameter(f"fields[{type_name}]", "query",
-                     f"A sparse fieldset: the {type_name} members to show (comma-separated).")
+def include(resource_type):
+    return Parameter("include", "query", "Related resources to include, by relationship "
+                     "(comma-separated; dotted paths reach further).",
+                     _names(resource_type.relationships) if resource_type.relationships
+                     else {"type": "string", "maxLength": 0})
+
+
+def fields_of(resource_type):
+    return Parameter(f"fields[{resource_type.type}]", "query", "A sparse fieldset: the "
+                     f"{resource_type.type} members to show (comma-separated).",
+                     _names(resource_type.field_names))
 
 
 def single(resource_type):
     """The query parameters of a one-resource document."""
-    return (INCLUDE, fields_of(resource_type.type))
+    return (include(resource_type), fields_of(resource_type))
 
 
 def listing(resource_type):
     """The query parameters of a collection: paging, sorting, filtering."""
     capabilities = resource_type.collection
-    sortable = ", ".join(capabilities.sortable) or "nothing"
-    page_size = {"type": "string", "pattern": "^[0-9]+$"}
+    largest = current_app.config["PAGE_SIZE_MAX"]
+    sortable = (Parameter("sort", "query", "Sort keys, '-' before one for descending.",
+                          _names(capabilities.sortable, "-?")),) if capabilities.sortable else ()
     return (
         *single(resource_type),
-        Parameter("sort", "query", f"Sort keys, '-' for descending; sortable: {sortable}."),
-        Parameter("page[size]", "query", "Resources per page (1 to PAGE_SIZE_MAX).",
-                  page_size),
+        *sortable,
+        Parameter("page[size]", "query", "Resources per page.",
+                  {"type": "integer", "minimum": 1, "maximum": largest}),
         Parameter("page[after]", "query", "The cursor of the page's `next` link."),
         Parameter("page[before]", "query", "The cursor of the page's `prev` link."),
         Parameter("page[total]", "query", "true: count every match in meta.total.",
