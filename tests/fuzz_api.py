@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,9 +46,14 @@ GUNICORN_WORKERS = 2
 # One schemathesis worker: CPython 3.11 can fail to parse in two threads at once ("AST
 # constructor recursion depth mismatch"), a crash of the tool, not of the service.
 FUZZ_WORKERS = 1
-PORT = int(os.environ.get("FUZZ_PORT", "8611"))
 # Operations a run leaves out: they would revoke the very credential it presents.
 SPARED = {"auth-token": ("delete_api_auth_tokens_token_id", "delete_api_v1_auth_tokens_token_id")}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def fuzz_database(base_url):
@@ -84,9 +90,11 @@ class Person:
     """A logged-in user with an auth token and an access token, and a service's API key."""
 
     def __init__(self, server, env, key):
+        self.url = server.url
+        self.phone_number = f"+1555{uuid.uuid4().int % 10**7:07d}"
+        self.code_for = lambda phone: code_from_outbox(env, phone)
         self.client = PoparazziClient(server.url)
-        self.user_id = self.client.log_in(f"+1555{uuid.uuid4().int % 10**7:07d}",
-                                          lambda phone: code_from_outbox(env, phone))
+        self.user_id = self.client.log_in(self.phone_number, self.code_for)
         self.auth_token = self.new_auth_token(key)
         self.access_token = self.created("POST", "/api/access_tokens", {
             "data": {"type": "access_tokens"}})["attributes"]["value"]
@@ -120,8 +128,7 @@ class Person:
     def resources(self, key):
         """Fresh resources of every kind (the last run may have deleted its), as the path
         parameters that name them: schemathesis uses them for half of its cases."""
-        token = secrets.token_hex(32)
-        self.client.patch_token(token)
+        token = self._apple_device_token()
         device = self._device()
         notification = self.created(
             "POST", "/api/notifications",
@@ -138,6 +145,16 @@ class Person:
                 "apns_id": [each["id"] for each in deliveries] or ["none"],
                 "token_id": [auth_token_id, self.auth_token[0]],
                 "auth_token_id": [auth_token_id], "bundle_version": ["3.1.23"]}
+
+    def _apple_device_token(self):
+        """A token of this user's, registered by another of its sessions: a PATCH of it
+        without a credential is a logout, which ends that session, not the one fuzzing."""
+        holder = PoparazziClient(self.url)
+        holder.log_in(self.phone_number, self.code_for)
+        token = secrets.token_hex(32)
+        holder.patch_token(token)
+        holder.close()
+        return token
 
     def _device(self):
         response = self.client.request("POST", "/api/devices", {"data": {
@@ -208,11 +225,12 @@ def main():
     providers, key = identity_provider(work)
     env = service_environment(
         DATABASE_URL=fuzz_database(base), SECRET_KEY="fuzz-" + "x" * 40, SMS_SENDER="outbox",
-        SMS_RATE_LIMIT_PER_ADDRESS="100000/hour", SESSION_CREATE_RATE_LIMIT=GENEROUS_TEST_RATE,
+        SMS_RATE_LIMIT_PER_ADDRESS="100000/hour", SMS_RATE_LIMIT_PER_PHONE="1000/hour",
+        SMS_RATE_LIMIT_PER_PHONE_TOTAL="1000/hour", SESSION_CREATE_RATE_LIMIT=GENEROUS_TEST_RATE,
         ANONYMOUS_WRITE_RATE_LIMIT=GENEROUS_TEST_RATE, ID_TOKEN_PROVIDERS=providers,
         GUNICORN_THREADS="2", GUNICORN_ACCESS_LOG=str(work / "access.log"))
     flask_cli(env, "db", "upgrade", timeout=120)
-    server = LiveServer(PORT, env, work, workers=GUNICORN_WORKERS)
+    server = LiveServer(free_port(), env, work, workers=GUNICORN_WORKERS)
     server.start(timeout=60)
     try:
         person = Person(server, env, key)
