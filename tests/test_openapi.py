@@ -95,6 +95,8 @@ def test_docs_lists_every_operation_in_a_browser(live, document, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT,
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "OAS 3.1" in result.stdout  # Swagger UI read the document as OpenAPI 3.1
+    assert "errors-wrapper" not in result.stdout  # its panel of problems with the document
     listed = set(re.findall(
         r'opblock-summary-method">([A-Z]+)<.*?data-path="([^"]+)"', result.stdout))
     documented = {(method.upper(), path) for path, item in document["paths"].items()
