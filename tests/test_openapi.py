@@ -29,6 +29,14 @@ def test_the_document_is_valid_openapi_3_1(document):
     validate(document)
 
 
+def test_the_document_may_be_cached_and_revalidated(app):
+    client = app.test_client()
+    first = client.get("/openapi.json")
+    assert first.headers["Cache-Control"] == "public, no-cache"
+    again = client.get("/openapi.json", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+
+
 def _rule_reached(adapter, path, method):
     """The URL rule a request for the documented ``path`` reaches (ids filled in)."""
     concrete = PATH_PARAMETER.sub("x1", path)

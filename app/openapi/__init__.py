@@ -7,7 +7,7 @@ from importlib.resources import files
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
 from app.errors import NotFound
-from app.jsonapi.flask import public_revalidated
+from app.jsonapi.flask import conditional_get, public_revalidated
 
 SWAGGER_UI = files("flask_swagger_ui") / "dist"
 ASSETS = frozenset({"swagger-ui.css", "index.css", "swagger-ui-bundle.js",
@@ -54,12 +54,12 @@ def openapi_document():
 
 @blueprint.get("/openapi.json")
 def openapi_json():
-    return public_revalidated(jsonify(openapi_document()))
+    return conditional_get(public_revalidated(jsonify(openapi_document())))
 
 
 @blueprint.get("/docs")
 def docs():
-    return public_revalidated(Response(DOCS_PAGE, mimetype="text/html"))
+    return conditional_get(public_revalidated(Response(DOCS_PAGE, mimetype="text/html")))
 
 
 @blueprint.get("/docs/<path:asset>")
