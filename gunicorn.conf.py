@@ -5,6 +5,7 @@ import os
 
 from gunicorn.glogging import Logger
 
+from app.health import HEALTH_PATHS
 from app.logs import REDACT_TARGETS, loggable_atoms
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
@@ -28,6 +29,13 @@ class RedactingLogger(Logger):
     def setup(self, cfg):
         super().setup(cfg)
         self.error_log.addFilter(REDACT_TARGETS)  # one instance: a reload adds it once
+
+    def access(self, resp, req, environ, request_time):
+        # a load balancer's probes every few seconds would bury the requests; a failing
+        # probe is logged
+        if req.path in HEALTH_PATHS and (resp.status_code or 500) < 400:
+            return
+        super().access(resp, req, environ, request_time)
 
     def atoms(self, resp, req, environ, request_time):
         return loggable_atoms(super().atoms(resp, req, environ, request_time))

@@ -6,13 +6,15 @@ import time
 from datetime import timedelta
 
 import click
+from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, select
 
 from app.errors import ServiceError
 from app.extensions import db
-from app.models import RateLimitCounter, SmsMessage, VerificationCode
+from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
 from app.models.types import utcnow
+from app.push import heartbeat
 from app.push.cli import worker as push_worker
 from app.resources import api_keys, credentials, devices, notifications, sessions
 from schemas.fields import format_timestamp
@@ -62,6 +64,8 @@ def prune(days):
         "sms_outbox": _delete(SmsMessage, SmsMessage.created_at < cutoff),
         "rate_limit_counters": _delete(RateLimitCounter,
                                        RateLimitCounter.expires_at <= int(time.time())),
+        # left by workers that died without removing theirs
+        "worker_heartbeats": _delete(WorkerHeartbeat, WorkerHeartbeat.beat_at < cutoff),
     }
     db.session.commit()
     click.echo(json.dumps(removed))
@@ -142,9 +146,13 @@ def send(users, device_ids, alert, sandbox_only):
 
 
 @push.command("status")
-@click.argument("notification_id")
+@click.argument("notification_id", required=False)
 def status(notification_id):
-    """Print a notification's status and its deliveries' counts, as JSON."""
+    """Print a notification's status and its deliveries' counts, as JSON; without
+    NOTIFICATION_ID, the push workers running (their heartbeats), one JSON object a line."""
+    if notification_id is None:
+        _print_workers()
+        return
     notification = notifications.find(notification_id)
     if notification is None:
         raise click.ClickException(f"There is no notification {notification_id}.")
@@ -152,6 +160,20 @@ def status(notification_id):
     click.echo(json.dumps({"id": str(notification.id),
                            "status": notifications.status_of(counts).value,
                            "counts": counts.shown()}))
+
+
+def _print_workers():
+    now = utcnow()
+    max_age = current_app.config["PUSH_HEARTBEAT_MAX_AGE"]
+    beats = heartbeat.workers(db.session.connection())
+    if not beats:
+        click.echo("No push worker is running (none has a heartbeat).", err=True)
+    for beat in beats:
+        age = round((now - beat.beat_at).total_seconds(), 1)
+        click.echo(json.dumps({
+            "worker": beat.worker_id, "started_at": format_timestamp(beat.started_at),
+            "last_beat_at": format_timestamp(beat.beat_at), "age": age,
+            "stale": age > max_age, "counts": beat.counts}))
 
 
 @push.command("purge")

@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from environs import Env, EnvError
+
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
@@ -40,78 +42,83 @@ class ConfigurationError(RuntimeError):
     """The environment describes a configuration the service must not run with."""
 
 
-def _env(name, default=None):
-    value = os.environ.get(name)
-    return default if value is None or value == "" else value
-
-
-def _int(name, default):
-    try:
-        return int(_env(name, default))
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be an integer") from exc
-
-
-def _float(name, default):
-    try:
-        return float(_env(name, default))
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a number") from exc
-
-
-def _bool(name, default):
-    return str(_env(name, default)).lower() in {"1", "true", "yes", "on"}
-
-
-def _country_codes(name):
+def _country_codes(raw):
     """``'1, 44,90'`` → ``('1', '44', '90')``; empty means every country."""
-    codes = tuple(code.strip() for code in (_env(name) or "").split(",") if code.strip())
-    for code in codes:
-        if not COUNTRY_CODE.fullmatch(code):
-            raise ConfigurationError(
-                f"{name} must be calling codes separated by commas, like 1,44,90")
+    codes = tuple(code.strip() for code in raw.split(",") if code.strip())
+    if not all(COUNTRY_CODE.fullmatch(code) for code in codes):
+        raise EnvError("must be calling codes separated by commas, like 1,44,90")
     return codes
 
 
-def _client_config():
-    raw = _env("CLIENT_CONFIG")
-    if raw is None:
-        return dict(DEFAULT_CLIENT_CONFIG)
+def _client_config(raw):
+    """``CLIENT_CONFIG``: a JSON object overriding some of ``DEFAULT_CLIENT_CONFIG``."""
     try:
         overrides = json.loads(raw)
     except ValueError as exc:
-        raise ConfigurationError("CLIENT_CONFIG must be a JSON object") from exc
+        raise EnvError("must be a JSON object") from exc
     if not isinstance(overrides, dict):
-        raise ConfigurationError("CLIENT_CONFIG must be a JSON object")
+        raise EnvError("must be a JSON object")
     unknown = set(overrides) - set(DEFAULT_CLIENT_CONFIG)
     if unknown:
-        raise ConfigurationError(f"CLIENT_CONFIG has unknown keys: {sorted(unknown)}")
+        raise EnvError(f"has unknown keys: {sorted(unknown)}")
     return {**DEFAULT_CLIENT_CONFIG, **overrides}
 
 
 def _public_url(url):
     """``PUBLIC_URL`` without its trailing slash, once checked to be a base URL."""
-    if url is None:
-        return None
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
     except ValueError as exc:
-        raise ConfigurationError(f"PUBLIC_URL is not a URL: {exc}") from exc
+        raise EnvError(f"is not a URL: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
             or parts.password or parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise ConfigurationError(
-            "PUBLIC_URL must be an http(s) URL without user, query or fragment, "
-            "like https://push.example.com")
+        raise EnvError("must be an http(s) URL without user, query or fragment, "
+                       "like https://push.example.com")
     return url.rstrip("/")
 
 
-def _id_token_providers(firebase_project_id):
+class Environment:
+    """The environment read through environs' parsers.
+
+    A variable set to the empty string counts as unset (env files and container specs
+    write ``NAME=`` to mean "the default"), and a value that does not parse raises
+    ``ConfigurationError`` naming the variable.
+    """
+
+    def __init__(self):
+        self._env = Env()
+        self._env.add_parser("country_codes", _country_codes)
+        self._env.add_parser("client_config", _client_config)
+        self._env.add_parser("public_url", _public_url)
+
+    def read(self, kind, name, default=None):
+        if os.environ.get(name, "") == "":
+            return default
+        try:
+            return getattr(self._env, kind)(name)
+        except EnvError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def str(self, name, default=None):
+        return self.read("str", name, default)
+
+    def int(self, name, default):
+        return self.read("int", name, default)
+
+    def float(self, name, default):
+        return self.read("float", name, default)
+
+    def bool(self, name, default):
+        return self.read("bool", name, default)
+
+
+def _id_token_providers(env, firebase_project_id):
     """``ID_TOKEN_PROVIDERS`` and ``FIREBASE_PROJECT_ID`` → a tuple of Provider."""
     from app.identity.providers import parse_providers
 
     try:
-        return parse_providers(_env("ID_TOKEN_PROVIDERS"), firebase_project_id)
+        return parse_providers(env.str("ID_TOKEN_PROVIDERS"), firebase_project_id)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
 
@@ -141,93 +148,100 @@ DAY = 86400
 
 class Config:
     def __init__(self):
-        self.APP_ENV = _env("APP_ENV", "development")
-        self.SECRET_KEY = _env("SECRET_KEY", DEVELOPMENT_SECRET)
+        env = Environment()
+        self.APP_ENV = env.str("APP_ENV", "development")
+        self.SECRET_KEY = env.str("SECRET_KEY", DEVELOPMENT_SECRET)
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(
-            _env("DATABASE_URL", default_database_url())
+            env.str("DATABASE_URL", default_database_url())
         )
         # A ping before every checkout costs a round trip on every request; without it a
         # dead connection fails one request with 503 and the pool is rebuilt.
         self.SQLALCHEMY_ENGINE_OPTIONS = {
-            "pool_pre_ping": _bool("DATABASE_POOL_PRE_PING", False),
-            "pool_recycle": _int("DATABASE_POOL_RECYCLE", 1800),
+            "pool_pre_ping": env.bool("DATABASE_POOL_PRE_PING", False),
+            "pool_recycle": env.int("DATABASE_POOL_RECYCLE", 1800),
             # A database error's text would carry the statement's values (device tokens,
             # phone numbers) into the traceback a 500 logs.
             "hide_parameters": True,
         }
         # Waits on the database end in a 503 well before gunicorn's worker timeout
         # (GUNICORN_TIMEOUT) kills the worker with every request it holds.
-        self.DATABASE_CONNECT_TIMEOUT = _int("DATABASE_CONNECT_TIMEOUT", 5)
-        self.DATABASE_STATEMENT_TIMEOUT = _float("DATABASE_STATEMENT_TIMEOUT", 10.0)
-        self.DATABASE_LOCK_TIMEOUT = _float("DATABASE_LOCK_TIMEOUT", 3.0)
-        self.GUNICORN_TIMEOUT = _int("GUNICORN_TIMEOUT", 30)
-        self.MAX_CONTENT_LENGTH = _int("MAX_CONTENT_LENGTH", 64 * 1024)
-        self.PROXY_FIX_X_FOR = _int("PROXY_FIX_X_FOR", 0)
-        self.PROXY_FIX_X_PROTO = _int("PROXY_FIX_X_PROTO", 0)
-        self.PUBLIC_URL = _public_url(_env("PUBLIC_URL"))
-        self.LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+        self.DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", 5)
+        self.DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", 10.0)
+        self.DATABASE_LOCK_TIMEOUT = env.float("DATABASE_LOCK_TIMEOUT", 3.0)
+        self.GUNICORN_TIMEOUT = env.int("GUNICORN_TIMEOUT", 30)
+        self.MAX_CONTENT_LENGTH = env.int("MAX_CONTENT_LENGTH", 64 * 1024)
+        self.PROXY_FIX_X_FOR = env.int("PROXY_FIX_X_FOR", 0)
+        self.PROXY_FIX_X_PROTO = env.int("PROXY_FIX_X_PROTO", 0)
+        self.PUBLIC_URL = env.read("public_url", "PUBLIC_URL")
+        self.LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
 
-        self.SESSION_IDLE_TIMEOUT = _int("SESSION_IDLE_TIMEOUT", 30 * DAY)
-        self.SESSION_MAX_AGE = _int("SESSION_MAX_AGE", 180 * DAY)
-        self.SESSION_ANONYMOUS_MAX_AGE = _int("SESSION_ANONYMOUS_MAX_AGE", DAY)
-        self.SESSION_CREATE_RATE_LIMIT = _env("SESSION_CREATE_RATE_LIMIT", "60/hour")
-        self.ANONYMOUS_WRITE_RATE_LIMIT = _env("ANONYMOUS_WRITE_RATE_LIMIT", "60/hour")
-        self.AUTH_TOKEN_IDLE_TIMEOUT = _int("AUTH_TOKEN_IDLE_TIMEOUT", 90 * DAY)
-        self.AUTH_TOKEN_MAX_AGE = _int("AUTH_TOKEN_MAX_AGE", 365 * DAY)
-        self.API_KEY_IDLE_TIMEOUT = _int("API_KEY_IDLE_TIMEOUT", 0)
-        self.API_KEY_MAX_AGE = _int("API_KEY_MAX_AGE", 0)
-        self.ACCESS_TOKEN_TTL = _int("ACCESS_TOKEN_TTL", 900)
-        self.ACCESS_TOKEN_SIGNING_KEYS = _env("ACCESS_TOKEN_SIGNING_KEYS")
-        self.ACCESS_TOKEN_KEY_ID = _env("ACCESS_TOKEN_KEY_ID")
+        self.SESSION_IDLE_TIMEOUT = env.int("SESSION_IDLE_TIMEOUT", 30 * DAY)
+        self.SESSION_MAX_AGE = env.int("SESSION_MAX_AGE", 180 * DAY)
+        self.SESSION_ANONYMOUS_MAX_AGE = env.int("SESSION_ANONYMOUS_MAX_AGE", DAY)
+        self.SESSION_CREATE_RATE_LIMIT = env.str("SESSION_CREATE_RATE_LIMIT", "60/hour")
+        self.ANONYMOUS_WRITE_RATE_LIMIT = env.str("ANONYMOUS_WRITE_RATE_LIMIT", "60/hour")
+        self.AUTH_TOKEN_IDLE_TIMEOUT = env.int("AUTH_TOKEN_IDLE_TIMEOUT", 90 * DAY)
+        self.AUTH_TOKEN_MAX_AGE = env.int("AUTH_TOKEN_MAX_AGE", 365 * DAY)
+        self.API_KEY_IDLE_TIMEOUT = env.int("API_KEY_IDLE_TIMEOUT", 0)
+        self.API_KEY_MAX_AGE = env.int("API_KEY_MAX_AGE", 0)
+        self.ACCESS_TOKEN_TTL = env.int("ACCESS_TOKEN_TTL", 900)
+        self.ACCESS_TOKEN_SIGNING_KEYS = env.str("ACCESS_TOKEN_SIGNING_KEYS")
+        self.ACCESS_TOKEN_KEY_ID = env.str("ACCESS_TOKEN_KEY_ID")
 
-        self.APP_NAME = _env("APP_NAME", "Pushreg")
-        self.VERIFICATION_CODE_TTL = _int("VERIFICATION_CODE_TTL", 600)
-        self.VERIFICATION_MAX_ATTEMPTS = _int("VERIFICATION_MAX_ATTEMPTS", 5)
-        self.SMS_SENDER = _env("SMS_SENDER", "outbox")
-        self.SMS_RATE_LIMIT_PER_PHONE = _env("SMS_RATE_LIMIT_PER_PHONE", "5/hour")
-        self.SMS_RATE_LIMIT_PER_ADDRESS = _env("SMS_RATE_LIMIT_PER_ADDRESS", "20/hour")
-        self.SMS_RATE_LIMIT_PER_PHONE_TOTAL = _env("SMS_RATE_LIMIT_PER_PHONE_TOTAL", "10/hour")
-        self.SMS_GLOBAL_RATE_LIMIT = _env("SMS_GLOBAL_RATE_LIMIT", "1000/hour")
-        self.SMS_ALLOWED_COUNTRY_CODES = _country_codes("SMS_ALLOWED_COUNTRY_CODES")
-        self.VERIFICATION_MAX_WRONG_PER_PHONE = _env("VERIFICATION_MAX_WRONG_PER_PHONE",
+        self.APP_NAME = env.str("APP_NAME", "Pushreg")
+        self.VERIFICATION_CODE_TTL = env.int("VERIFICATION_CODE_TTL", 600)
+        self.VERIFICATION_MAX_ATTEMPTS = env.int("VERIFICATION_MAX_ATTEMPTS", 5)
+        self.SMS_SENDER = env.str("SMS_SENDER", "outbox")
+        self.SMS_RATE_LIMIT_PER_PHONE = env.str("SMS_RATE_LIMIT_PER_PHONE", "5/hour")
+        self.SMS_RATE_LIMIT_PER_ADDRESS = env.str("SMS_RATE_LIMIT_PER_ADDRESS", "20/hour")
+        self.SMS_RATE_LIMIT_PER_PHONE_TOTAL = env.str("SMS_RATE_LIMIT_PER_PHONE_TOTAL", "10/hour")
+        self.SMS_GLOBAL_RATE_LIMIT = env.str("SMS_GLOBAL_RATE_LIMIT", "1000/hour")
+        self.SMS_ALLOWED_COUNTRY_CODES = env.read("country_codes", "SMS_ALLOWED_COUNTRY_CODES", ())
+        self.VERIFICATION_MAX_WRONG_PER_PHONE = env.str("VERIFICATION_MAX_WRONG_PER_PHONE",
                                                      "10/hour")
-        self.SMS_GATEWAY_URL = _env("SMS_GATEWAY_URL")
-        self.SMS_GATEWAY_TOKEN = _env("SMS_GATEWAY_TOKEN")
-        self.SMS_GATEWAY_FROM = _env("SMS_GATEWAY_FROM")
-        self.SMS_GATEWAY_TIMEOUT = _float("SMS_GATEWAY_TIMEOUT", 5.0)
-        self.SMS_GATEWAY_RETRIES = _int("SMS_GATEWAY_RETRIES", 2)
-        self.REDIS_URL = _env("REDIS_URL")
+        self.SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL")
+        self.SMS_GATEWAY_TOKEN = env.str("SMS_GATEWAY_TOKEN")
+        self.SMS_GATEWAY_FROM = env.str("SMS_GATEWAY_FROM")
+        self.SMS_GATEWAY_TIMEOUT = env.float("SMS_GATEWAY_TIMEOUT", 5.0)
+        self.SMS_GATEWAY_RETRIES = env.int("SMS_GATEWAY_RETRIES", 2)
+        self.REDIS_URL = env.str("REDIS_URL")
 
-        self.MINIMUM_BUNDLE_VERSION = _env("MINIMUM_BUNDLE_VERSION", "0")
-        self.CLIENT_CONFIG = _client_config()
+        self.MINIMUM_BUNDLE_VERSION = env.str("MINIMUM_BUNDLE_VERSION", "0")
+        self.CLIENT_CONFIG = env.read("client_config", "CLIENT_CONFIG",
+                                      dict(DEFAULT_CLIENT_CONFIG))
 
         # Identity providers whose ID tokens prove who a caller is (app/identity).
-        self.FIREBASE_PROJECT_ID = _env("FIREBASE_PROJECT_ID")
-        self.ID_TOKEN_PROVIDERS = _id_token_providers(self.FIREBASE_PROJECT_ID)
-        self.ID_TOKEN_LEEWAY = _int("ID_TOKEN_LEEWAY", 60)
-        self.ID_TOKEN_KEYS_TIMEOUT = _float("ID_TOKEN_KEYS_TIMEOUT", 5.0)
+        self.FIREBASE_PROJECT_ID = env.str("FIREBASE_PROJECT_ID")
+        self.ID_TOKEN_PROVIDERS = _id_token_providers(env, self.FIREBASE_PROJECT_ID)
+        self.ID_TOKEN_LEEWAY = env.int("ID_TOKEN_LEEWAY", 60)
+        self.ID_TOKEN_KEYS_TIMEOUT = env.float("ID_TOKEN_KEYS_TIMEOUT", 5.0)
 
-        self.PAGE_SIZE_DEFAULT = _int("PAGE_SIZE_DEFAULT", 20)
-        self.PAGE_SIZE_MAX = _int("PAGE_SIZE_MAX", 100)
-        self.INCLUDE_DEPTH_MAX = _int("INCLUDE_DEPTH_MAX", 3)
+        self.PAGE_SIZE_DEFAULT = env.int("PAGE_SIZE_DEFAULT", 20)
+        self.PAGE_SIZE_MAX = env.int("PAGE_SIZE_MAX", 100)
+        self.INCLUDE_DEPTH_MAX = env.int("INCLUDE_DEPTH_MAX", 3)
         # A registration beyond these deletes the owner's least recently registered devices.
-        self.DEVICES_PER_USER_MAX = _int("DEVICES_PER_USER_MAX", 50)
-        self.DEVICES_PER_SESSION_MAX = _int("DEVICES_PER_SESSION_MAX", 10)
+        self.DEVICES_PER_USER_MAX = env.int("DEVICES_PER_USER_MAX", 50)
+        self.DEVICES_PER_SESSION_MAX = env.int("DEVICES_PER_SESSION_MAX", 10)
 
         # The push workers (app/push/worker.py); APNs itself is configured by APNS_*.
-        self.PUSH_QUEUE = _env("PUSH_QUEUE", "embedded")
-        self.PUSH_CHUNK_SIZE = _int("PUSH_CHUNK_SIZE", 1000)
-        self.PUSH_CONCURRENCY = _int("PUSH_CONCURRENCY", 2)
-        self.PUSH_LEASE = _float("PUSH_LEASE", 120.0)
-        self.PUSH_POLL_INTERVAL = _float("PUSH_POLL_INTERVAL", 1.0)
-        self.PUSH_RETRY_BASE = _float("PUSH_RETRY_BASE", 5.0)
-        self.PUSH_RETRY_MAX = _float("PUSH_RETRY_MAX", 3600.0)
-        self.PUSH_MAX_ATTEMPTS = _int("PUSH_MAX_ATTEMPTS", 10)
-        self.PUSH_CONFIG_ERROR_PAUSE = _float("PUSH_CONFIG_ERROR_PAUSE", 300.0)
-        self.PUSH_QUARANTINE_RATIO = _float("PUSH_QUARANTINE_RATIO", 0.5)
-        self.PUSH_QUARANTINE_MIN = _int("PUSH_QUARANTINE_MIN", 20)
-        self.PUSH_INVALIDATION_POLICY = _env("PUSH_INVALIDATION_POLICY", "mark")
-        self.PUSH_SHUTDOWN_GRACE = _float("PUSH_SHUTDOWN_GRACE", 15.0)
+        self.PUSH_QUEUE = env.str("PUSH_QUEUE", "embedded")
+        self.PUSH_CHUNK_SIZE = env.int("PUSH_CHUNK_SIZE", 1000)
+        self.PUSH_CONCURRENCY = env.int("PUSH_CONCURRENCY", 2)
+        self.PUSH_LEASE = env.float("PUSH_LEASE", 120.0)
+        self.PUSH_POLL_INTERVAL = env.float("PUSH_POLL_INTERVAL", 1.0)
+        self.PUSH_RETRY_BASE = env.float("PUSH_RETRY_BASE", 5.0)
+        self.PUSH_RETRY_MAX = env.float("PUSH_RETRY_MAX", 3600.0)
+        self.PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", 10)
+        self.PUSH_CONFIG_ERROR_PAUSE = env.float("PUSH_CONFIG_ERROR_PAUSE", 300.0)
+        self.PUSH_QUARANTINE_RATIO = env.float("PUSH_QUARANTINE_RATIO", 0.5)
+        self.PUSH_QUARANTINE_MIN = env.int("PUSH_QUARANTINE_MIN", 20)
+        self.PUSH_INVALIDATION_POLICY = env.str("PUSH_INVALIDATION_POLICY", "mark")
+        self.PUSH_SHUTDOWN_GRACE = env.float("PUSH_SHUTDOWN_GRACE", 15.0)
+
+        # Health (app/health.py): what /readyz waits for and how old a worker's beat may be.
+        self.READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", 2.0)
+        self.PUSH_HEARTBEAT_INTERVAL = env.float("PUSH_HEARTBEAT_INTERVAL", 5.0)
+        self.PUSH_HEARTBEAT_MAX_AGE = env.float("PUSH_HEARTBEAT_MAX_AGE", 60.0)
 
     def validate(self):
         self._validate_formats()
@@ -271,6 +285,7 @@ class Config:
         self._validate_device_caps()
         self._validate_id_token_settings()
         self._validate_push_settings()
+        self._validate_health_settings()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -316,6 +331,18 @@ class Config:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
         if not 0 < self.PUSH_QUARANTINE_RATIO <= 1:
             raise ConfigurationError("PUSH_QUARANTINE_RATIO must be above 0 and at most 1")
+
+    def _validate_health_settings(self):
+        if not 0 < self.READINESS_TIMEOUT < self.GUNICORN_TIMEOUT:
+            raise ConfigurationError(
+                "READINESS_TIMEOUT must be more than 0 and less than GUNICORN_TIMEOUT "
+                f"({self.GUNICORN_TIMEOUT} s)")
+        if self.PUSH_HEARTBEAT_INTERVAL <= 0:
+            raise ConfigurationError("PUSH_HEARTBEAT_INTERVAL must be a number of seconds above 0")
+        if self.PUSH_HEARTBEAT_MAX_AGE <= self.PUSH_HEARTBEAT_INTERVAL:
+            raise ConfigurationError(
+                "PUSH_HEARTBEAT_MAX_AGE must be longer than PUSH_HEARTBEAT_INTERVAL "
+                f"({self.PUSH_HEARTBEAT_INTERVAL:g} s)")
 
 
 GENEROUS_TEST_RATE = "100000/hour"

@@ -3,7 +3,7 @@
 import pytest
 
 from app import create_app
-from app.config import Config, ConfigurationError
+from app.config import DEFAULT_CLIENT_CONFIG, Config, ConfigurationError
 
 PRODUCTION = {
     "APP_ENV": "production",
@@ -117,3 +117,35 @@ def test_database_timeouts_end_before_gunicorns(monkeypatch, name, value):
 def test_public_url_is_kept_without_its_trailing_slash(monkeypatch, given, kept):
     public_url = _config(monkeypatch, PUBLIC_URL=given).PUBLIC_URL
     assert public_url == kept
+
+
+@pytest.mark.parametrize("name, value", [
+    ("PAGE_SIZE_MAX", "lots"),
+    ("PUSH_LEASE", "two minutes"),
+    ("DATABASE_POOL_PRE_PING", "perhaps"),
+    ("CLIENT_CONFIG", "{"),
+    ("SMS_ALLOWED_COUNTRY_CODES", "+1"),
+    ("PUBLIC_URL", "ftp://push.internal"),
+])
+def test_a_value_that_does_not_parse_is_refused_by_name(monkeypatch, name, value):
+    with pytest.raises(ConfigurationError) as refusal:
+        _config(monkeypatch, **{name: value})
+    assert f'"{name}"' in str(refusal.value)
+    assert value not in str(refusal.value)  # the value may be a secret
+
+
+def test_a_variable_set_empty_takes_its_default(monkeypatch):
+    config = _config(monkeypatch, PAGE_SIZE_MAX="", DATABASE_POOL_PRE_PING="", CLIENT_CONFIG="",
+                     PUSH_LEASE="", PUBLIC_URL="")
+    assert config.PAGE_SIZE_MAX == 100
+    assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is False
+    assert config.CLIENT_CONFIG == DEFAULT_CLIENT_CONFIG
+    assert config.PUSH_LEASE == 120.0
+    assert config.PUBLIC_URL is None
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("1", True), ("on", True),
+                                             ("false", False), ("0", False), ("off", False)])
+def test_switches_read_the_usual_spellings(monkeypatch, value, expected):
+    config = _config(monkeypatch, DATABASE_POOL_PRE_PING=value)
+    assert config.SQLALCHEMY_ENGINE_OPTIONS["pool_pre_ping"] is expected

@@ -2,6 +2,7 @@
 
 from app.models.credential import Credential, CredentialKind
 from app.models.device import Channel, Device, Environment
+from app.models.heartbeat import WorkerHeartbeat
 from app.models.identity import ProviderIdentity
 from app.models.notification import (
     FINAL_STATES,
@@ -33,4 +34,5 @@ __all__ = [
     "SmsMessage",
     "User",
     "VerificationCode",
+    "WorkerHeartbeat",
 ]

@@ -248,8 +248,20 @@ def _relationship_operations(resource_type, name, relationship):
     ]
 
 
+HEALTH = s.obj({
+    "status": {"enum": ["ok", "failing"]},
+    "checks": {"type": "object", "additionalProperties": s.obj(
+        {"status": {"enum": ["ok", "failing", "not checked"]}, "detail": s.STRING},
+        ("status",))},
+}, ("status", "checks"))
+
+
 def service():
     return [
+        Operation("GET", "/healthz", "Liveness: the process answers (no database)", PLAIN,
+                  {200: HEALTH}, credentials=PUBLIC),
+        Operation("GET", "/readyz", "Readiness: database, migrations, push workers", PLAIN,
+                  {200: HEALTH, 503: HEALTH}, credentials=PUBLIC),
         Operation("GET", "/.well-known/jwks.json", "The public keys that verify access "
                   "tokens", PLAIN, {200: s.obj({"keys": s.array({"type": "object"})},
                                                 ("keys",))}, credentials=PUBLIC,

@@ -21,6 +21,7 @@ from app.models.types import utcnow
 from app.push import ledger
 from app.push.apns import ApnsClient, ApnsSettings
 from app.push.dispatcher import Dispatcher, DispatchSettings
+from app.push.heartbeat import Heartbeat
 from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner
 from app.push.token_store import DatabaseTokenStore
 
@@ -49,8 +50,10 @@ class WorkerOptions:
 
 
 class Worker:
-    def __init__(self, dispatcher: Dispatcher, engine, options: WorkerOptions):
+    def __init__(self, dispatcher: Dispatcher, engine, options: WorkerOptions,
+                 heartbeat: Heartbeat | None = None):
         self._dispatcher = dispatcher
+        self._heartbeat = heartbeat
         self._engine = engine
         self._options = options
         self._stopping = asyncio.Event()
@@ -64,6 +67,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
+        beating = self._heartbeat and asyncio.create_task(
+            self._heartbeat.keep_beating(self.totals))
         try:
             self._lanes = [asyncio.create_task(self._lane())
                            for _ in range(self._options.concurrency)]
@@ -71,6 +76,9 @@ class Worker:
                 if isinstance(outcome, Exception):
                     log.error("push worker: a lane stopped", exc_info=outcome)
         finally:
+            if beating:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         return self.totals
@@ -160,4 +168,5 @@ async def run_worker(config, engine, environ, **overrides) -> Counter:
     async with ApnsClient(settings, tokens) as client:
         dispatcher = Dispatcher(client, engine, DispatchSettings.from_config(
             config, default_topic=environ.get("APNS_TOPIC") or settings.bundle_id))
-        return await Worker(dispatcher, engine, options).run()
+        heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
+        return await Worker(dispatcher, engine, options, heartbeat).run()
