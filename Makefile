@@ -71,8 +71,9 @@ lint: $(STAMP) ## ruff
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the worker and the fake APNs
-	$(BIN)/python bench/push_fanout.py
+bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the worker and the fake APNs, then the fake FCM
+	$(BIN)/python bench/push_fanout.py --channel apns
+	$(BIN)/python bench/push_fanout.py --channel fcm
 
 clean: ## remove the virtual environment and local databases
 	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn

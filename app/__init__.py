@@ -4,9 +4,10 @@ import logging
 from pathlib import Path
 
 from flask import Flask, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SessionInterface
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import configure_mappers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -31,24 +32,22 @@ class Pushreg(Flask):
         return response
 
 
-class SignerOnce(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions (no view uses them, but every request opens one), the
-    signer made once per secret key rather than on every request."""
+class NoCookieSession(SessionInterface):
+    """No Flask session: no view keeps state in a signed cookie (a caller is who their
+    credential says), so no request parses its cookies for one or signs one back."""
 
-    _signer = (None, None)
+    def open_session(self, app, request):
+        return self.make_null_session(app)
 
-    def get_signing_serializer(self, app):
-        key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
-        if self._signer[0] != key:
-            self._signer = (key, super().get_signing_serializer(app))
-        return self._signer[1]
+    def save_session(self, app, session, response):
+        """Nothing to save: the session is always the null one."""
 
 
 def create_app(config=None):
     config = config or Config()
     config.validate()
     app = Pushreg(__name__, static_folder=None)
-    app.session_interface = SignerOnce()
+    app.session_interface = NoCookieSession()
     # "//" in a path is a 404 like any other unknown path, not an HTML redirect.
     app.url_map.merge_slashes = False
     app.config.from_object(config)
@@ -75,6 +74,9 @@ def register_logging(app):
 def register_extensions(app):
     from app import models  # noqa: F401  (the models must be known to Alembic)
 
+    # At start-up, not on whichever request first loads a mapped object (a registration
+    # builds its Device from the returned row, which needs the mappers configured).
+    configure_mappers()
     _ensure_sqlite_directory(app.config["SQLALCHEMY_DATABASE_URI"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
     db.init_app(app)

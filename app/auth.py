@@ -96,12 +96,11 @@ def _by_secret(secret):
         return None
     if access_tokens.looks_like_jwt(secret):
         return _by_access_token(secret)
-    # The row stays in the session's identity map: a service that needs it gets it free.
     credential = credentials.find_live(secret)
     if credential is None:
         return None
     return principal_of(credential.id, credential.kind, credential.user_id, secret,
-                        credential.scope_set)
+                        (credential.scopes or "").split())
 
 
 def _by_access_token(token):

@@ -243,6 +243,17 @@ class Config:
         self.PUSH_HEARTBEAT_INTERVAL = env.float("PUSH_HEARTBEAT_INTERVAL", 5.0)
         self.PUSH_HEARTBEAT_MAX_AGE = env.float("PUSH_HEARTBEAT_MAX_AGE", 60.0)
 
+        # ---- The FCM (Android) channel: app/push/fcm.py, app/push/fcm_auth.py. --------
+        # Without FCM_CREDENTIALS_FILE (a service-account key, JSON) the channel is off.
+        self.FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE")
+        self.FCM_PROJECT_ID = env.str("FCM_PROJECT_ID")  # default: the key's project_id
+        self.FCM_URL = env.str("FCM_URL", "https://fcm.googleapis.com")
+        self.FCM_CA_FILE = env.str("FCM_CA_FILE")  # a CA trusted beside the system's (tests)
+        self.FCM_CONNECTIONS = env.int("FCM_CONNECTIONS", 2)
+        self.FCM_MAX_STREAMS = env.int("FCM_MAX_STREAMS", 100)
+        self.FCM_REQUEST_TIMEOUT = env.float("FCM_REQUEST_TIMEOUT", 10.0)
+        # ---- end of the FCM block -------------------------------------------------------
+
     def validate(self):
         self._validate_formats()
         if self.APP_ENV != "production":
@@ -286,6 +297,7 @@ class Config:
         self._validate_id_token_settings()
         self._validate_push_settings()
         self._validate_health_settings()
+        self._validate_fcm_settings()
 
     def _validate_database_timeouts(self):
         for name in ("DATABASE_CONNECT_TIMEOUT", "DATABASE_STATEMENT_TIMEOUT",
@@ -331,6 +343,15 @@ class Config:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
         if not 0 < self.PUSH_QUARANTINE_RATIO <= 1:
             raise ConfigurationError("PUSH_QUARANTINE_RATIO must be above 0 and at most 1")
+
+    def _validate_fcm_settings(self):
+        for name in ("FCM_CONNECTIONS", "FCM_MAX_STREAMS"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be at least 1")
+        if self.FCM_REQUEST_TIMEOUT <= 0:
+            raise ConfigurationError("FCM_REQUEST_TIMEOUT must be a number of seconds above 0")
+        if urlsplit(self.FCM_URL).scheme != "https":
+            raise ConfigurationError("FCM_URL must be an https URL")
 
     def _validate_health_settings(self):
         if not 0 < self.READINESS_TIMEOUT < self.GUNICORN_TIMEOUT:

@@ -4,9 +4,10 @@ Liveness (``/healthz``) says the process answers and touches nothing else, so a 
 outage never gets every web process restarted. Readiness (``/readyz``) says this process
 can serve: a fresh database connection answers within ``READINESS_TIMEOUT``, the schema is
 at the migrations' head (read from the scripts once, at start-up), and, where push is
-configured (the APNS_* settings), some push worker has beaten its heartbeat within
-``PUSH_HEARTBEAT_MAX_AGE`` seconds. Neither needs a credential nor counts against a rate
-limit; gunicorn leaves them out of its access log while they succeed (gunicorn.conf.py).
+configured (the APNS_* settings or FCM_CREDENTIALS_FILE), some push worker has beaten its
+heartbeat within ``PUSH_HEARTBEAT_MAX_AGE`` seconds. Neither needs a credential nor counts
+against a rate limit; gunicorn leaves them out of its access log while they succeed
+(gunicorn.conf.py).
 """
 
 import math
@@ -19,7 +20,7 @@ from flask import Blueprint, current_app, jsonify
 from app.database import configure_engine, engine_options
 from app.models.types import utcnow
 from app.push.heartbeat import newest_beat
-from app.push.worker import apns_environment
+from app.push.worker import apns_environment, fcm_configured
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 OK, FAILING, NOT_CHECKED = "ok", "failing", "not checked"
@@ -50,7 +51,7 @@ class Readiness:
 
     def __post_init__(self):
         self.heads = frozenset(ScriptDirectory(self.migrations_directory).get_heads())
-        self.push_configured = apns_environment() is not None
+        self.push_configured = apns_environment() is not None or fcm_configured(self.config)
 
     def check(self):
         checks = {"database": {"status": OK}}
@@ -94,7 +95,8 @@ class Readiness:
 
     def push_workers(self, connection):
         if not self.push_configured:
-            return {"status": NOT_CHECKED, "detail": "push is not configured (APNS_*)"}
+            return {"status": NOT_CHECKED,
+                    "detail": "push is not configured (APNS_*, FCM_CREDENTIALS_FILE)"}
         max_age = self.config["PUSH_HEARTBEAT_MAX_AGE"]
         beat = newest_beat(connection)
         if beat is None:

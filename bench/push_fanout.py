@@ -1,5 +1,6 @@
 """Fan-out benchmark: ONE notification to N devices through the ledger, the dispatcher and
-``flask push worker --burst``, to the fake APNs in its own process.
+``flask push worker --burst``, to the fake APNs (``--channel apns``) or the fake FCM
+(``--channel fcm``: Android devices, HTTP v1, an OAuth access token) in its own process.
 
 Devices, the notification and its deliveries are inserted directly (as ``accept`` would
 have, in one go); then the worker runs until nothing is due. Prints pushes/s, the worker's
@@ -7,11 +8,14 @@ CPU per push (the figure to read on a shared machine; the load average is printe
 fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answer
 (``sent_at``).
 
-    .venv/bin/python bench/push_fanout.py [--devices 100000] [--database-url URL]
-        [--chunk-size 1000] [--concurrency 2] [--connections 2]
+    .venv/bin/python bench/push_fanout.py [--channel apns|fcm] [--devices 100000]
+        [--database-url URL] [--chunk-size 1000] [--concurrency 2] [--connections 2]
+        [--workers 1] [--profile FILE]
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
-are emptied first. ``--database-url sqlite:///…`` runs it on SQLite.
+are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--profile FILE``
+samples the (first) worker with py-spy (``pip install py-spy``) into collapsed stacks; its
+CPU figure then counts py-spy too.
 """
 
 import argparse
@@ -23,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,22 +61,29 @@ def ensure_database(url: str):
     admin.dispose()
 
 
-def flask(env, *args, **popen):
-    return subprocess.Popen([str(BIN / "flask"), *args], cwd=ROOT,
+def flask(env, *args, prefix=(), **popen):
+    return subprocess.Popen([*prefix, str(BIN / "flask"), *args], cwd=ROOT,
                             env={**env, "FLASK_APP": "wsgi.py"}, **popen)
 
 
-def fill(engine, devices: int, bundle_id: str):
+def endpoint(channel: str, bundle_id: str | None) -> dict:
+    """A new device's push endpoint columns on ``channel``."""
+    if channel == "fcm":
+        return {"channel": "fcm", "environment": None, "bundle_id": None,
+                "token": f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(104)}"}
+    return {"channel": "ios_push", "token": secrets.token_hex(32),
+            "environment": "production", "bundle_id": bundle_id}
+
+
+def fill(engine, devices: int, channel: str, bundle_id: str | None):
     """Empty the push tables, then one notification to ``devices`` new devices."""
     now = utcnow()
     with engine.begin() as connection:
         for table in (Delivery, Notification, ProviderToken, Device):
             connection.execute(table.__table__.delete())
-        device_rows = [{"id": uuid.uuid4(), "channel": "ios_push",
-                        "token": secrets.token_hex(32), "environment": "production",
-                        "bundle_id": bundle_id, "is_voip": False, "is_invalidated": False,
-                        "last_seen_at": now - timedelta(days=1), "created_at": now,
-                        "updated_at": now} for _ in range(devices)]
+        device_rows = [{"id": uuid.uuid4(), **endpoint(channel, bundle_id), "is_voip": False,
+                        "is_invalidated": False, "last_seen_at": now - timedelta(days=1),
+                        "created_at": now, "updated_at": now} for _ in range(devices)]
         connection.execute(sa.insert(Device.__table__), device_rows)
         notification_id = uuid.uuid4()
         connection.execute(sa.insert(Notification.__table__).values(
@@ -82,9 +94,27 @@ def fill(engine, devices: int, bundle_id: str):
         accepted = utcnow()
         connection.execute(sa.insert(Delivery.__table__), [
             {"notification_id": notification_id, "device_id": row["id"],
-             "channel": "ios_push", "apns_id": uuid.uuid4(), "state": "pending",
+             "channel": row["channel"], "apns_id": uuid.uuid4(), "state": "pending",
              "attempts": 0, "next_attempt_at": accepted, "created_at": accepted,
              "updated_at": accepted} for row in device_rows])
+
+
+def apns_environment(apns: dict, connections: int) -> dict:
+    return {"APNS_KEY": apns["key_file"], "APNS_KEY_ID": apns["key_id"],
+            "APNS_TEAM_ID": apns["team_id"], "APNS_BUNDLE_ID": apns["bundle_id"],
+            "APNS_PRODUCTION_URL": apns["url"], "APNS_SANDBOX_URL": apns["url"],
+            "APNS_CA_FILE": apns["ca_file"], "APNS_CONNECTIONS": str(connections)}
+
+
+def fcm_environment(fcm: dict, connections: int) -> dict:
+    return {"FCM_CREDENTIALS_FILE": fcm["credentials_file"], "FCM_URL": fcm["url"],
+            "FCM_CA_FILE": fcm["ca_file"], "FCM_CONNECTIONS": str(connections),
+            **{name: "" for name in os.environ if name.startswith("APNS_")}}
+
+
+FAKES = {"apns": "tests.fake_apns", "fcm": "tests.fake_fcm"}
+FAKE_NAMES = {"apns": "APNs", "fcm": "FCM"}
+CHANNEL_ENVIRONMENT = {"apns": apns_environment, "fcm": fcm_environment}
 
 
 def latencies(engine) -> tuple[dict, list[float]]:
@@ -103,38 +133,49 @@ def percentile(values, fraction):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--channel", choices=("apns", "fcm"), default="apns")
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  DEFAULT_DATABASE))
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes at once (they share the ledger)")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="sample the worker with py-spy into FILE (collapsed stacks)")
     args = parser.parse_args()
+    if args.profile and not (BIN / "py-spy").exists():
+        sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
-    fake, apns = start_fake(1000)
+    fake, served = start_fake(1000, FAKES[args.channel])
     env = {**os.environ, "DATABASE_URL": args.database_url,
            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-           "APNS_KEY": apns["key_file"], "APNS_KEY_ID": apns["key_id"],
-           "APNS_TEAM_ID": apns["team_id"], "APNS_BUNDLE_ID": apns["bundle_id"],
-           "APNS_PRODUCTION_URL": apns["url"], "APNS_SANDBOX_URL": apns["url"],
-           "APNS_CA_FILE": apns["ca_file"], "APNS_CONNECTIONS": str(args.connections)}
+           **CHANNEL_ENVIRONMENT[args.channel](served, args.connections)}
     try:
         if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
             sys.exit("flask db upgrade failed")
         engine = sa.create_engine(normalise_database_url(args.database_url))
         started = time.perf_counter()
-        fill(engine, args.devices, apns["bundle_id"])
+        fill(engine, args.devices, args.channel, served.get("bundle_id"))
         print(f"inserted {args.devices} devices and deliveries in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
         fake_cpu = cpu_seconds_of(fake.pid)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        worker = flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
-                       "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
-                       text=True)
-        totals = json.loads(worker.communicate()[0].splitlines()[-1])
+        profiler = [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw",
+                    "--rate", "200", "-o", args.profile, "--"] if args.profile else []
+        workers = [flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
+                         "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
+                         text=True, prefix=profiler if index == 0 else ())
+                   for index in range(args.workers)]
+        totals = Counter()
+        for worker in workers:
+            output = worker.communicate()[0].splitlines()
+            totals.update(json.loads(next(line for line in reversed(output)
+                                          if line.startswith("{"))))
         elapsed = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
@@ -151,12 +192,12 @@ def main():
           f"{sent / elapsed:.0f} pushes/s")
     print(f"worker CPU {worker_cpu * 1000 / max(sent, 1):.3f} ms/push "
           f"(~{max(sent, 1) / worker_cpu:.0f} pushes/s per core); "
-          f"fake APNs {fake_cpu * 1000 / max(sent, 1):.3f} ms/push")
-    print(f"accept → APNs answer: p50 {percentile(waits, 0.5):.2f} s, "
+          f"fake {FAKE_NAMES[args.channel]} {fake_cpu * 1000 / max(sent, 1):.3f} ms/push")
+    print(f"accept → {FAKE_NAMES[args.channel]} answer: p50 {percentile(waits, 0.5):.2f} s, "
           f"p99 {percentile(waits, 0.99):.2f} s, max {waits[-1] if waits else 0:.2f} s")
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+    print(f"{args.channel}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"chunk {args.chunk_size}, concurrency {args.concurrency}, "
-          f"{args.connections} connections")
+          f"{args.connections} connections, {args.workers} worker process(es)")
 
 
 if __name__ == "__main__":

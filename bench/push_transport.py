@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 from app.push.apns import Action, ApnsClient, ApnsSettings, Device, Notification  # noqa: E402
 
 
-def start_fake(max_streams: int):
+def start_fake(max_streams: int, module: str = "tests.fake_apns"):
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_apns", "--max-streams", str(max_streams), "--fast"],
+        [sys.executable, "-m", module, "--max-streams", str(max_streams), "--fast"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return process, json.loads(process.stdout.readline())
 

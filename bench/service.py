@@ -154,13 +154,13 @@ def give_tokens(user_id, count):
     ``generate_series`` statement: a million take seconds, not the hours of the API)."""
     with psycopg.connect(DATABASE_URL) as connection:
         connection.execute("""
-            INSERT INTO devices (id, channel, token, user_id, bundle_id, bundle_version,
-                                 build_number, is_production, is_voip, is_invalidated,
-                                 created_at, updated_at)
+            INSERT INTO devices (id, channel, token, user_id, bundle_id, app_version,
+                                 build_number, environment, is_voip, is_invalidated,
+                                 created_at, updated_at, last_seen_at)
             SELECT gen_random_uuid(), 'ios_push', md5(%(user)s || i) || md5(i || %(user)s),
-                   %(user)s::uuid, 'TTYL.Inc.Poparazzi', '3.1.23', '839', true, false,
-                   false, now() - i * interval '1 millisecond',
-                   now() - i * interval '1 millisecond'
+                   %(user)s::uuid, 'TTYL.Inc.Poparazzi', '3.1.23', '839', 'production',
+                   false, false, now() - i * interval '1 millisecond',
+                   now() - i * interval '1 millisecond', now() - i * interval '1 millisecond'
             FROM generate_series(1, %(count)s) AS i""", {"user": user_id, "count": count})
         connection.execute("ANALYZE devices")  # plan the page for the table as it now is
 

@@ -116,6 +116,7 @@ class DeliverySchema(Schema):
 
     id = fields.Str(attribute="apns_id", dump_only=True)
     device_id = fields.Str(dump_only=True)
+    channel = fields.Str(dump_only=True)
     apns_id = fields.Str(dump_only=True)
     state = fields.Str(dump_only=True)
     reason = fields.Str(attribute="last_reason", dump_only=True)

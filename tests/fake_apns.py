@@ -28,7 +28,10 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from h2.settings import SettingCodes
+from hpack import NeverIndexedHeaderTuple
 from hyperframe.frame import GoAwayFrame
+
+from app.push.http2 import MemoEncoder
 
 PUSH_TYPES = {"alert", "background", "voip", "liveactivity", "location", "complication",
               "fileprovider", "mdm", "pushtotalk"}
@@ -138,12 +141,28 @@ class _ProviderTokens:
         return None
 
 
+class _ServerH2(h2.connection.H2Connection):
+    # h2 walks every stream each time one opens, to count the open ones and drop the closed;
+    # the fake drops each stream once answered (``forget``), so what is left is open.
+    def _open_streams(self, remainder: int) -> int:
+        if remainder == int(self.config.client_side):
+            return super()._open_streams(remainder)
+        return len(self.streams)
+
+    def forget(self, stream_id: int):
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.closed:
+            del self.streams[stream_id]
+            self._closed_streams[stream_id] = stream.closed_by
+
+
 class _ServerConnection(asyncio.Protocol):
     def __init__(self, fake: "FakeApns", number: int):
         self._fake = fake
         self.number = number
         self._loop = asyncio.get_running_loop()
-        self._h2 = h2.connection.H2Connection(config=fake.h2_config)
+        self._h2 = _ServerH2(config=fake.h2_config)
+        self._h2.encoder = MemoEncoder()
         self._h2.local_settings = h2.settings.Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: fake.max_concurrent_streams})
         self._requests: dict[int, tuple[dict, list]] = {}
@@ -188,20 +207,23 @@ class _ServerConnection(asyncio.Protocol):
         elif isinstance(event, h2.events.StreamReset):
             self._requests.pop(event.stream_id, None)
             self._open.discard(event.stream_id)
+            self._h2.forget(event.stream_id)
 
-    def respond(self, stream_id: int, status: int, apns_id: str | None, body: bytes):
+    def respond(self, stream_id: int, status: int, apns_id: str | None, body: bytes,
+                extra_headers=()):
         if self.goaway_after is not None and stream_id > self.goaway_after:
             return False
         self._open.discard(stream_id)
-        headers = [(":status", str(status))]
-        if apns_id:
-            headers.append(("apns-id", apns_id))
+        headers = [(":status", str(status)), *extra_headers]
+        if apns_id:  # unique to the request: kept out of the HPACK table
+            headers.append(NeverIndexedHeaderTuple("apns-id", apns_id))
         try:
             self._h2.send_headers(stream_id, headers, end_stream=not body)
             if body:
                 self._h2.send_data(stream_id, body, end_stream=True)
         except h2.exceptions.H2Error:
             return False  # the client reset the stream or the connection is gone
+        self._h2.forget(stream_id)
         self._schedule_flush()
         return True
 
@@ -252,7 +274,8 @@ class FakeApns:
         self.latency = latency
         self.keep_log = keep_log
         self.h2_config = h2.config.H2Configuration(
-            client_side=False, header_encoding="utf-8", validate_inbound_headers=validate_headers)
+            client_side=False, header_encoding="utf-8", validate_inbound_headers=validate_headers,
+            normalize_outbound_headers=False, validate_outbound_headers=False)
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
         self.answered = 0
@@ -398,16 +421,13 @@ class FakeApns:
     # -- requests ----------------------------------------------------------------------
 
     def _handle(self, conn: _ServerConnection, stream_id: int, headers: dict, body: bytes):
-        match = DEVICE_PATH.fullmatch(headers.get(":path", ""))
-        entry = Logged(headers.get("apns-id"), match and match.group(1).lower(),
-                       headers.get("apns-topic"), headers.get("apns-push-type"),
-                       conn.number, stream_id)
+        entry = self._entry(conn, stream_id, headers, body)
         if self.keep_log:
             with self._received:
                 self.log.append(entry)
                 self._received.notify_all()
-        problem = self._check(headers, body, match)
-        answer = Answer(*problem) if problem else self._scripted(entry.token)
+        problem = self._check(headers, body, entry)
+        answer = self.Answer(*problem) if problem else self._scripted(entry.token)
         if answer.hang:
             return
         if self._holding:
@@ -419,10 +439,18 @@ class FakeApns:
         else:
             self._respond(conn, stream_id, entry, answer)
 
+    Answer = Answer  # what a subclass answers with
+
+    def _entry(self, conn, stream_id: int, headers: dict, body: bytes) -> Logged:
+        match = DEVICE_PATH.fullmatch(headers.get(":path", ""))
+        return Logged(headers.get("apns-id"), match and match.group(1).lower(),
+                      headers.get("apns-topic"), headers.get("apns-push-type"),
+                      conn.number, stream_id)
+
     def _scripted(self, token: str) -> Answer:
         answers = self.script.get(token)
         if not answers:
-            return Answer()
+            return self.Answer()
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def _respond(self, conn, stream_id, entry: Logged, answer: Answer):
@@ -436,10 +464,10 @@ class FakeApns:
             entry.status = answer.status
             self.answered += 1
 
-    def _check(self, headers: dict, body: bytes, match) -> tuple[int, str] | None:
+    def _check(self, headers: dict, body: bytes, entry) -> tuple[int, str] | None:
         if headers.get(":method") != "POST":
             return 405, "MethodNotAllowed"
-        if not match:
+        if not entry.token:
             return 404, "BadPath"
         return (self._tokens.check(headers.get("authorization"))
                 or self._check_headers(headers) or _check_body(headers, body))
@@ -484,18 +512,23 @@ async def _as_coroutine(function, *args):
     return function(*args)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def standalone_options(description: str) -> dict:
+    """A standalone fake's command line, as the fake's keyword arguments."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--max-streams", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per answer")
     parser.add_argument("--fast", action="store_true",
                         help="for benchmarks: keep no request log, skip h2's header checks")
     args = parser.parse_args()
+    return {"max_concurrent_streams": args.max_streams, "latency": args.latency,
+            "keep_log": not args.fast, "validate_headers": not args.fast}
+
+
+def main():
+    options = standalone_options(__doc__.splitlines()[0])
     workdir = Path(tempfile.mkdtemp(prefix="fake-apns-key-"))
     key = make_key(workdir / "AuthKey.p8")
-    fake = FakeApns(public_key=key.public_key(), max_concurrent_streams=args.max_streams,
-                    latency=args.latency, keep_log=not args.fast,
-                    validate_headers=not args.fast)
+    fake = FakeApns(public_key=key.public_key(), **options)
 
     async def serve_forever():
         await fake.serve()

@@ -26,6 +26,14 @@ def make_devices(connection, count=1, *, tokens=None, **attributes) -> list[dict
     return rows
 
 
+def make_fcm_devices(connection, count=1, **attributes) -> list[dict]:
+    """Registered Android devices: FCM registration tokens, no APNs environment."""
+    tokens = [f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(100)}"
+              for _ in range(count)]
+    return make_devices(connection, count, tokens=tokens, channel="fcm", environment=None,
+                        bundle_id=None, **attributes)
+
+
 def make_notification(connection, push_type="alert", expires_at=None, **content) -> uuid.UUID:
     notification_id = uuid.uuid4()
     connection.execute(insert(Notification.__table__).values(
@@ -38,7 +46,7 @@ def make_deliveries(connection, notification_id, devices) -> list[dict]:
     """One pending delivery a device, in the devices' order; their rows as dicts."""
     now = utcnow()
     rows = [{"notification_id": notification_id, "device_id": device["id"],
-             "channel": "ios_push", "apns_id": uuid.uuid4(), "state": "pending",
+             "channel": device["channel"], "apns_id": uuid.uuid4(), "state": "pending",
              "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now}
             for device in devices]
     connection.execute(insert(Delivery.__table__), rows)

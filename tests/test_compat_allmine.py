@@ -121,7 +121,7 @@ CASES = [
     # (id, method, path suffix, body, headers (credential given by name), status, detail)
     ("time-zone", "POST", "", body(timezone="Mars/Base"), "jwt", 400,
      "timezone: 'Mars/Base' is not an IANA time zone."),
-    ("platform", "POST", "", body(platform="android"), "jwt", 400, "platform: "),
+    ("platform", "POST", "", body(platform="windows"), "jwt", 400, "platform: "),
     ("no-device-id", "POST", "", {"token": None, "platform": "ios"}, "jwt", 400,
      "deviceId: Missing data"),
     ("sample-token", "POST", "", body(token="sample"), "jwt", 400, "token: "),

@@ -5,6 +5,7 @@ import socket
 import subprocess
 
 import pytest
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.committed  # the doctor reads on connections of its own
 
 ISSUER = "https://issuer.example.com"
 NO_APNS = dict.fromkeys(("APNS_KEY", "APNS_KEY_ID", "APNS_TEAM_ID", "APNS_BUNDLE_ID"))  # unset
+NO_PUSH = {**NO_APNS, **dict.fromkeys(("FCM_CREDENTIALS_FILE", "FCM_PROJECT_ID"))}
 
 
 def pem(key):
@@ -108,10 +110,11 @@ def test_an_unreachable_database_is_a_problem(healthy):
 
 
 def test_a_database_behind_the_migrations_is_a_problem(app, healthy):
+    head = ScriptDirectory(str(ROOT / "migrations")).get_current_head()
     with schema_at(app, "0004"):
         output = examine(healthy, 1)
     assert problems(output) == [
-        "the database is at 0004 but the code needs 0005: run flask db upgrade"]
+        f"the database is at 0004 but the code needs {head}: run flask db upgrade"]
 
 
 def test_push_without_a_running_worker_is_a_problem(healthy):
@@ -156,6 +159,7 @@ def test_a_wrong_fcm_service_account_is_a_problem(healthy, service_account, tmp_
     output = examine({**healthy, "FCM_CREDENTIALS_FILE": str(broken),
                       "FCM_PROJECT_ID": "other-project", **NO_APNS}, 1)
     assert problems(output) == [
+        "no push worker is running (flask push worker)",  # FCM alone is push configured
         "FCM_CREDENTIALS_FILE has no private_key",
         "FCM_PROJECT_ID is other-project but the service account belongs to my-app-1234"]
 
@@ -163,7 +167,7 @@ def test_a_wrong_fcm_service_account_is_a_problem(healthy, service_account, tmp_
 def test_an_sms_gateway_nothing_answers_at_is_a_problem(healthy):
     port = free_port()
     output = examine({**healthy, "SMS_GATEWAY_URL": f"http://127.0.0.1:{port}/send",
-                      **NO_APNS}, 1)
+                      **NO_PUSH}, 1)
     assert problems(output) == [
         f"cannot connect to the SMS gateway at 127.0.0.1:{port}: Connection refused"]
 
@@ -172,7 +176,7 @@ def test_identity_provider_keys_that_cannot_be_fetched_are_a_problem(healthy, ke
     providers = [{"issuer": ISSUER, "audience": "app", "keys_url": key_server.url("/gone")},
                  {"issuer": "https://other.example.com", "audience": "app",
                   "keys_url": f"http://127.0.0.1:{free_port()}/keys"}]
-    output = examine({**healthy, "ID_TOKEN_PROVIDERS": json.dumps(providers), **NO_APNS}, 1)
+    output = examine({**healthy, "ID_TOKEN_PROVIDERS": json.dumps(providers), **NO_PUSH}, 1)
     assert problems(output) == [
         f"its keys at {key_server.url('/gone')}: fetching the keys failed: HTTPError",
         f"its keys at {providers[1]['keys_url']}: fetching the keys failed: ConnectionError"]

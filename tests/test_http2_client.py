@@ -3,8 +3,18 @@
 import asyncio
 
 import pytest
+from hpack import Decoder
 
-from app.push.http2 import ClientSettings, Http2Client, OutcomeUnknownError, make_ssl_context
+from app.push.http2 import (
+    ClientSettings,
+    Http2Client,
+    MemoEncoder,
+    NotProcessedError,
+    OutcomeUnknownError,
+    RequestTimeout,
+    make_ssl_context,
+    unindexed,
+)
 from tests.fake_apns import FakeApns, make_key
 
 PINGING = ClientSettings(connections=1, idle_ping_interval=0.05, ping_timeout=0.2)
@@ -43,3 +53,37 @@ def test_a_connection_that_stops_answering_pings_is_dropped(fake):
             return (await client.request("GET", "/", timeout=5)).status
 
     assert asyncio.run(request_on_a_stalled_connection()) == 405
+
+
+def test_requests_time_out_waiting_for_a_stream_and_for_the_answer(fake):
+    one_stream = ClientSettings(connections=1, max_streams_per_connection=1,
+                                not_processed_retries=0)
+
+    async def two_requests_on_one_stream():
+        async with Http2Client(fake.url, one_stream, make_ssl_context(fake.ca_file)) as client:
+            fake.hold()
+            answered = asyncio.ensure_future(client.request("GET", "/", timeout=2))
+            await asyncio.sleep(0.3)  # the first request holds the only stream
+            with pytest.raises(NotProcessedError, match="waiting for a free stream"):
+                await client.request("GET", "/", timeout=0.5)
+            with pytest.raises(RequestTimeout):
+                await answered
+            fake.release()
+            return (await client.request("GET", "/", timeout=5)).status
+
+    assert asyncio.run(two_requests_on_one_stream()) == 405
+    assert len(fake.log) == 2  # the one that waited was never sent
+
+
+def test_header_blocks_decode_to_what_was_sent_while_the_table_changes():
+    encoder, decoder = MemoEncoder(), Decoder()
+    for number in range(600):
+        if number in (200, 400):  # the peer shrinks the table, then sets the same size again
+            encoder.header_table_size = decoder.header_table_size = 120
+            encoder.header_table_size = 120
+        headers = [(":method", "POST"), (":authority", "api.push.apple.com"),
+                   unindexed(":path", f"/3/device/{number:064x}"),
+                   ("authorization", f"bearer token-{number // 150}"),
+                   ("apns-topic", "com.example.app"), ("x-varying", str(number % 7)),
+                   unindexed("apns-id", f"id-{number}")]
+        assert decoder.decode(encoder.encode(headers)) == [tuple(h) for h in headers]

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from app.jsonapi import render
 from app.jsonapi.registry import registry
 from tests.factories import (
     bearer,
@@ -998,6 +999,20 @@ def test_to_many_linkage_is_one_page_with_a_count(client, app, monkeypatch):
     assert len(devices["data"]) == size and devices["meta"] == {"count": size + 2}
     related = body(client.get(devices["links"]["related"], headers=caller.headers), 200)
     assert related["links"]["next"]
+
+
+def test_a_to_many_count_past_its_bound_says_it_is_a_lower_bound(client, app, monkeypatch):
+    """Counting stops at the bound, so a resource object costs the same however many members
+    it has; the document says the count is only a lower bound."""
+    caller = Caller(client, app)
+    monkeypatch.setattr(render, "RELATIONSHIP_COUNT_MAX", 2)
+    for _ in range(3):
+        register_token(client, caller.session_id)
+    fetched = body(client.get(f"/api/users/{caller.user_id}", headers=caller.headers),
+                   200)["data"]
+    devices = fetched["relationships"]["devices"]
+    assert len(devices["data"]) == 3
+    assert devices["meta"] == {"count": 2, "count_is_lower_bound": True}
 
 
 def test_posting_to_a_type_that_is_not_created_so_is_405(client, app):

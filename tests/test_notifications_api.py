@@ -102,8 +102,8 @@ def test_a_notification_is_accepted_with_one_delivery_per_device(client, app, se
     url = f"http://localhost/api/notifications/{sent['id']}"
     assert sent["links"]["self"] == url and response.headers["Content-Location"] == url
     assert sent["attributes"]["status"] == "queued"
-    assert sent["attributes"]["counts"] == {"pending": 4, "sent": 0, "failed": 0,
-                                            "invalidated": 0, "expired": 0}
+    by_state = {"pending": 4, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0}
+    assert sent["attributes"]["counts"] == {**by_state, "by_channel": {"ios_push": by_state}}
     assert sent["attributes"]["data"] == {"post": "p1"} and sent["attributes"]["badge"] == 2
     rows = deliveries_of(app, sent["id"])
     assert {row.device_id for row in rows} == alices | bobs
@@ -157,7 +157,8 @@ def test_recipients_without_devices_make_a_notification_that_is_done(client, app
     (alice,) = insert_users(app, 1)
     sent = body(send(client, service, document(users=[alice])), 202)["data"]
     assert sent["attributes"]["status"] == "done"
-    assert set(sent["attributes"]["counts"].values()) == {0}
+    counts = sent["attributes"]["counts"]
+    assert counts.pop("by_channel") == {} and set(counts.values()) == {0}
 
 
 def test_the_deliveries_are_written_set_based_for_any_number_of_devices(app):
@@ -367,8 +368,9 @@ def test_status_and_counts_are_read_from_the_deliveries(client, app, service, st
     shown = body(client.get(f"/api/notifications/{sent['id']}", headers=service),
                  200)["data"]["attributes"]
     assert shown["status"] == status
-    assert shown["counts"] == {"pending": 0, "sent": 0, "failed": 0, "invalidated": 0,
-                               "expired": 0, **counts}
+    by_state = {"pending": 0, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0,
+                **counts}
+    assert shown["counts"] == {**by_state, "by_channel": {"ios_push": by_state}}
 
 
 def test_deliveries_are_paged_and_filtered(client, app, service):

@@ -10,7 +10,6 @@ from flask import current_app
 
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
-from app.models import Channel
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
 from schemas.compat.devices_v1 import Device, Registration
@@ -50,14 +49,14 @@ def register_device():
 def list_devices():
     """Every push endpoint of the caller's: the caps bound them, so one page holds all."""
     principal = require(USER)
-    page = devices.list_devices(principal, _every_push_endpoint())
+    page = devices.list_devices(principal, _every_push_endpoint(), with_endpoint=True)
     return json_response({"devices": _device.dump(page.items, many=True)})
 
 
 def _every_push_endpoint():
     config = current_app.config
     size = config["DEVICES_PER_USER_MAX"] + config["DEVICES_PER_SESSION_MAX"]
-    return Listing(filters={"channel": Channel.IOS_PUSH}, page=PageRequest(size=size))
+    return Listing(page=PageRequest(size=size))
 
 
 @blueprint.delete("/<device_id>")

@@ -4,6 +4,7 @@ import json
 import logging
 from urllib.parse import urlencode
 
+import orjson
 from flask import Response, current_app, request
 
 from app import errors
@@ -80,14 +81,21 @@ def public_revalidated(response):
 
 
 def jsonapi_response(document, status=200, headers=None):
-    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    try:
-        body = body.encode()
-    except UnicodeEncodeError:  # client text echoed in an error: never fail to answer
-        body = encodable(body).encode()
-    response = Response(body, status=status, headers=headers, mimetype=JSONAPI_MEDIA_TYPE)
+    response = Response(encoded(document), status=status, headers=headers,
+                        mimetype=JSONAPI_MEDIA_TYPE)
     response.vary.add("Accept")
     return response
+
+
+def encoded(document):
+    """``document`` as compact UTF-8 JSON. orjson writes what ``json.dumps`` would, several
+    times faster (a page of 100 resources is 120 kB), but refuses a lone surrogate, which
+    client text echoed in an error may hold, and an integer beyond 64 bits: ``json`` writes
+    those, the surrogate replaced (never fail to answer)."""
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return encodable(json.dumps(document, separators=(",", ":"), ensure_ascii=False)).encode()
 
 
 def no_content():

@@ -7,12 +7,17 @@ from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.registry import HIDDEN
 from app.resources.listing import Listing, PageRequest
 
+# A to-many relationship's meta.count is exact up to this many members; beyond it, it says
+# this many and ``count_is_lower_bound``, so no resource object costs a count of every row.
+RELATIONSHIP_COUNT_MAX = 1000
+
 
 class Renderer:
     """Renders one response for one caller (``principal``, None when anonymous).
 
     To-many linkage is bounded: a resource object carries the first ``linkage_size``
-    members, ``meta.count`` and a related link for the rest.
+    members, ``meta.count`` (itself bounded: ``RELATIONSHIP_COUNT_MAX``) and a related link
+    for the rest.
     """
 
     def __init__(self, registry, principal, query, api_url, self_url, linkage_size):
@@ -29,8 +34,7 @@ class Renderer:
         return f"{self.api_url}/{type_name}/{quote(resource_id, safe='')}"
 
     def relationship_links(self, type_name, resource_id, name):
-        base = self.resource_url(type_name, resource_id)
-        return {"self": f"{base}/relationships/{name}", "related": f"{base}/{name}"}
+        return _relationship_links(self.resource_url(type_name, resource_id), name)
 
     # -- resource objects ------------------------------------------------------
     def identifier(self, type_name, obj):
@@ -43,14 +47,15 @@ class Renderer:
         wanted = self.query.fields.get(type_name)
         resource = {"type": type_name, "id": resource_id,
                     "attributes": self.attributes(resource_type, obj, wanted)}
+        url = self.resource_url(type_name, resource_id)
         relationships = {
-            name: self._relationship(type_name, resource_id, relationship, obj)
+            name: self._relationship(url, relationship, obj)
             for name, relationship in resource_type.relationships.items()
             if wanted is None or name in wanted
         }
         if relationships:
             resource["relationships"] = relationships
-        resource["links"] = {"self": self.resource_url(type_name, resource_id)}
+        resource["links"] = {"self": url}
         return resource
 
     def attributes(self, resource_type, obj, wanted=None):
@@ -63,13 +68,13 @@ class Renderer:
                 del shown[name]
         return shown
 
-    def _relationship(self, type_name, resource_id, relationship, obj):
-        result = {"links": self.relationship_links(type_name, resource_id, relationship.name)}
+    def _relationship(self, resource_url, relationship, obj):
+        result = {"links": _relationship_links(resource_url, relationship.name)}
         linkage = self.linkage(relationship, obj)
         if linkage is not HIDDEN:
             result["data"] = linkage
             if relationship.many:
-                result["meta"] = {"count": self.members(relationship, obj).total}
+                result["meta"] = _count_meta(self.members(relationship, obj).total)
         return result
 
     def linkage(self, relationship, obj):
@@ -92,7 +97,8 @@ class Renderer:
         """The first page of a to-many relationship's members, fetched once a document."""
         key = (relationship.name, id(obj))
         if key not in self._pages:
-            first_page = Listing(page=PageRequest(size=self.linkage_size, want_total=True))
+            first_page = Listing(page=PageRequest(size=self.linkage_size, want_total=True,
+                                                  count_limit=RELATIONSHIP_COUNT_MAX + 1))
             self._pages[key] = relationship.page(self.principal, obj, first_page)
         return self._pages[key]
 
@@ -146,6 +152,16 @@ class Renderer:
                         seen.add(key)
                         included[key] = (relationship.type, related)
             self._walk(relationship.type, reached, subtree, seen, included)
+
+
+def _relationship_links(resource_url, name):
+    return {"self": f"{resource_url}/relationships/{name}", "related": f"{resource_url}/{name}"}
+
+
+def _count_meta(counted):
+    if counted > RELATIONSHIP_COUNT_MAX:
+        return {"count": RELATIONSHIP_COUNT_MAX, "count_is_lower_bound": True}
+    return {"count": counted}
 
 
 def include_tree(paths):

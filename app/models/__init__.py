@@ -1,7 +1,7 @@
 """The one data model every wire format is a view of."""
 
 from app.models.credential import Credential, CredentialKind
-from app.models.device import Channel, Device, Environment
+from app.models.device import APNS_CHANNELS, Channel, Device, Environment
 from app.models.heartbeat import WorkerHeartbeat
 from app.models.identity import ProviderIdentity
 from app.models.notification import (
@@ -18,6 +18,7 @@ from app.models.user import User
 from app.models.verification import VerificationCode
 
 __all__ = [
+    "APNS_CHANNELS",
     "FINAL_STATES",
     "Channel",
     "Credential",

@@ -2,7 +2,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -14,6 +14,11 @@ class Channel(enum.StrEnum):
     (``app.resources.devices.TOKEN_RULES``) and one transport."""
 
     IOS_PUSH = "ios_push"
+    FCM = "fcm"  # Android (and any app) through Firebase Cloud Messaging HTTP v1
+
+
+# Channels where the APNs-only attributes (environment, VoIP, Live Activity token) apply.
+APNS_CHANNELS = frozenset({Channel.IOS_PUSH})
 
 
 class Environment(enum.StrEnum):
@@ -31,19 +36,23 @@ class Device(db.Model):
     """
 
     __tablename__ = "devices"
+    # A user's devices in the orders their pages walk (the tokens by creation; the
+    # devices and a user's `devices` relationship latest seen first, indexed below the
+    # class): a page reads its rows from an index, however many the user owns.
     __table_args__ = (UniqueConstraint("channel", "token"),
-                      UniqueConstraint("user_id", "fingerprint"))
+                      UniqueConstraint("user_id", "fingerprint"),
+                      Index("ix_devices_user_id_created_at", "user_id", "created_at", "id"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    user_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    user_id: Mapped[uuid.UUID | None] = mapped_column(  # indexed first in both below
+        ForeignKey("users.id", ondelete="CASCADE")
     )
     session_id: Mapped[int | None] = mapped_column(
         ForeignKey("credentials.id", ondelete="SET NULL", use_alter=True), index=True
     )
     fingerprint: Mapped[str | None] = mapped_column(String(255))
     channel: Mapped[str | None] = mapped_column(String(32))
-    token: Mapped[str | None] = mapped_column(String(200))
+    token: Mapped[str | None] = mapped_column(String(1024))
     environment: Mapped[str | None] = mapped_column(String(16))
     bundle_id: Mapped[str | None] = mapped_column(String(255))
     app_version: Mapped[str | None] = mapped_column(String(32))
@@ -64,3 +73,7 @@ class Device(db.Model):
     user: Mapped["User | None"] = relationship(back_populates="devices")  # noqa: F821
     session: Mapped["Credential | None"] = relationship(  # noqa: F821
         foreign_keys=[session_id])
+
+
+# (a descending column needs the mapped class)
+Index("ix_devices_user_id_last_seen_at", Device.user_id, Device.last_seen_at.desc(), Device.id)

@@ -169,21 +169,37 @@ class ApnsRequest:
 
 
 def build_request(device: Device, notification: Notification, apns_id: str,
-                  bundle_id: str) -> ApnsRequest:
+                  bundle_id: str, templates: dict | None = None) -> ApnsRequest:
+    """The request for one device. ``templates``: a dict the caller keeps while
+    ``notification`` lives, where the headers and payload every device shares are built
+    once per notification and topic."""
     token = device.token
     if not HEX_TOKEN.fullmatch(token):
         raise NotificationError("the device token is not lowercase, even-length hex")
+    if templates is None:
+        headers, body = _shared_part(notification, bundle_id)
+    else:
+        key = (id(notification), bundle_id)
+        shared = templates.get(key)
+        if shared is None:
+            shared = templates[key] = _shared_part(notification, bundle_id)
+        headers, body = shared
+    return ApnsRequest(apns_id, f"/3/device/{token}",
+                       (*headers, unindexed("apns-id", _checked_apns_id(apns_id))), body)
+
+
+def _shared_part(notification: Notification, bundle_id: str
+                 ) -> tuple[tuple[tuple[str, str], ...], bytes]:
     headers = [
         ("apns-push-type", notification.push_type.value),
         ("apns-topic", topic_for(bundle_id, notification.push_type)),
         ("apns-priority", str(_priority(notification))),
-        unindexed("apns-id", _checked_apns_id(apns_id)),
     ]
     if notification.expiration is not None:
         headers.append(("apns-expiration", str(int(notification.expiration))))
     if notification.collapse_id is not None:
         headers.append(("apns-collapse-id", _checked_collapse_id(notification.collapse_id)))
-    return ApnsRequest(apns_id, f"/3/device/{token}", tuple(headers), build_payload(notification))
+    return tuple(headers), build_payload(notification)
 
 
 def _priority(notification: Notification) -> int:
@@ -227,6 +243,7 @@ class Outcome:
     unregistered_at: datetime | None = None
     outcome_unknown: bool = False
     detail: str | None = None
+    retry_after: float | None = None  # seconds the server asked to wait (FCM's Retry-After)
 
 
 _INVALIDATING_REASONS = {"BadDeviceToken", "DeviceTokenNotForTopic"}
@@ -322,11 +339,13 @@ class ApnsClient:
         """Streams in flight at most, per environment."""
         return self._settings.connections * self._settings.max_streams
 
-    async def send(self, device: Device, notification: Notification, apns_id: str) -> Outcome:
-        """One attempt (two when the provider token had expired and was renewed)."""
+    async def send(self, device: Device, notification: Notification, apns_id: str,
+                   templates: dict | None = None) -> Outcome:
+        """One attempt (two when the provider token had expired and was renewed).
+        ``templates``: see ``build_request``."""
         try:
             request = build_request(device, notification, apns_id,
-                                    device.bundle_id or self._settings.bundle_id)
+                                    device.bundle_id or self._settings.bundle_id, templates)
         except NotificationError as exc:
             return Outcome(apns_id, Action.CONFIG_ERROR, reason=exc.reason, detail=str(exc))
         client = self._sandbox if device.sandbox else self._production
@@ -340,13 +359,15 @@ class ApnsClient:
 
     async def send_many(self, items: Sequence[tuple[Device, Notification, str]]
                         ) -> list[Outcome]:
-        """``send`` for each item, concurrently over the pools; outcomes in item order."""
+        """``send`` for each item, concurrently over the pools; outcomes in item order.
+        Items sharing one ``Notification`` object share its payload, built once."""
         outcomes: list[Outcome | None] = [None] * len(items)
         indexes = iter(range(len(items)))
+        templates = {}
 
         async def worker():
             for index in indexes:
-                outcomes[index] = await self.send(*items[index])
+                outcomes[index] = await self.send(*items[index], templates)
 
         environments = {device.sandbox for device, _, _ in items}
         workers = min(len(items), self.capacity * len(environments))

@@ -1,4 +1,8 @@
-"""The dispatcher: one claimed chunk of deliveries → APNs → the ledger and the devices.
+"""The dispatcher: one claimed chunk of deliveries → APNs or FCM → the ledger and the devices.
+
+Each delivery goes to the client of its device's channel (``clients``: channel → client;
+a channel without one fails its deliveries as ``ChannelNotConfigured``). FCM's answers
+come back as the same ``Action``s (``app/push/fcm.py`` maps FCM.md's table onto them).
 
 For a chunk it loads the notifications and devices in two queries, builds each request
 (host by the device's environment, topic by its bundle id, VoIP devices get VoIP pushes,
@@ -22,15 +26,17 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, delete, select, update
 
+from app.models.device import Channel
 from app.models.device import Device as DeviceModel
 from app.models.notification import DeliveryState, Notification
 from app.models.types import utcnow
-from app.push import apns, ledger
+from app.push import apns, fcm, ledger
 from app.push.apns import Action, PushType
 from app.security import unseal
 
@@ -45,8 +51,13 @@ KEY_ERRORS = frozenset({
     "InvalidProviderToken", "MissingProviderToken", "BadCertificate",
     "BadCertificateEnvironment", "Forbidden", "UnrelatedKeyIdInToken",
     "BadEnvironmentKeyIdInToken"})
-# Answers that say a topic is not this key's to send to.
-TOPIC_ERRORS = frozenset({"BadTopic", "TopicDisallowed", "MissingTopic"})
+# Answers that say a topic is not this key's to send to (FCM's: the project or its
+# credentials are wrong; its topic is the whole channel).
+TOPIC_ERRORS = frozenset({"BadTopic", "TopicDisallowed", "MissingTopic"}) | fcm.CHANNEL_ERRORS
+# A token refused as malformed (not as gone): when most of a batch says so, it is the
+# configuration that is wrong.
+BAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "INVALID_ARGUMENT"})
+NOT_CONFIGURED = "ChannelNotConfigured"
 EVERY_TOPIC = "*"
 QUARANTINED = "Quarantined"
 NOTIFICATION_FIELDS = frozenset(field.name for field in dataclasses.fields(apns.Notification))
@@ -91,12 +102,12 @@ class Pauses:
         return max(0.0, until - now)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # one per push: unfrozen ones cost a third to build
 class Target:
     """One claimed delivery, ready to send."""
 
     claimed: ledger.Claimed
-    device: apns.Device
+    device: apns.Device | fcm.Device
     notification: apns.Notification
     topic: str
     device_id: uuid.UUID
@@ -104,6 +115,7 @@ class Target:
     live_activity: bool
     registered_at: datetime
     deadline: datetime | None
+    channel: str = Channel.IOS_PUSH
 
     @property
     def item(self):
@@ -127,9 +139,11 @@ class Plan:
 
 
 class Dispatcher:
-    def __init__(self, client: apns.ApnsClient, engine, settings: DispatchSettings,
-                 pauses: Pauses | None = None):
-        self._client = client
+    def __init__(self, clients: Mapping[str, object] | apns.ApnsClient, engine,
+                 settings: DispatchSettings, pauses: Pauses | None = None):
+        """``clients``: channel → client (an ``ApnsClient`` alone serves ``ios_push``)."""
+        self._clients = clients if isinstance(clients, Mapping) else {
+            Channel.IOS_PUSH: clients}
         self._engine = engine
         self._settings = settings
         self.pauses = pauses or Pauses()
@@ -140,8 +154,7 @@ class Dispatcher:
         notifications, devices = await asyncio.to_thread(self._load, chunk)
         plan = self._plan(chunk, notifications, devices, utcnow())
         loaded, started = time.perf_counter(), utcnow()
-        outcomes = await self._client.send_many([target.item for target in plan.targets])
-        results, invalidations = self._judge(plan.targets, outcomes, started)
+        results, invalidations = await self._send(plan.targets, started)
         answered = time.perf_counter()
         await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused,
                                 {claimed.id: claimed.attempts for claimed in chunk})
@@ -150,6 +163,23 @@ class Dispatcher:
         counts = Counter(result.state.value for result in plan.results + results)
         counts["handed_back"] = len(plan.paused)
         return counts
+
+    async def _send(self, targets, started):
+        """Each channel's targets through its client, the channels concurrently; each
+        batch judged on its own (a mass failure on one channel says nothing of another)."""
+        by_channel = defaultdict(list)
+        for target in targets:
+            by_channel[target.channel].append(target)
+
+        async def send(channel, batch):
+            outcomes = await self._clients[channel].send_many([t.item for t in batch])
+            return self._judge(batch, outcomes, started)
+
+        results, invalidations = [], []
+        for judged in await asyncio.gather(*(send(*group) for group in by_channel.items())):
+            results += judged[0]
+            invalidations += judged[1]
+        return results, invalidations
 
     def release(self, chunk: list[ledger.Claimed]):
         """Hand a chunk back unsent (or with its outcome unknown) on shutdown."""
@@ -165,13 +195,15 @@ class Dispatcher:
             notifications = {row.id: row for row in connection.execute(
                 select(notifications_table.c.id, notifications_table.c.push_type,
                        notifications_table.c.content, notifications_table.c.expires_at)
-                .where(notifications_table.c.id.in_(notification_ids)))}
+                .where(ledger.among(connection, notifications_table.c.id, notification_ids)))}
             devices = {row.id: row for row in connection.execute(
-                select(devices_table.c.id, devices_table.c.token, devices_table.c.environment,
+                select(devices_table.c.id, devices_table.c.channel, devices_table.c.token,
+                       devices_table.c.environment,
                        devices_table.c.bundle_id, devices_table.c.is_voip,
                        devices_table.c.live_activity_token, devices_table.c.is_invalidated,
                        devices_table.c.last_seen_at)
-                .where(devices_table.c.id.in_(device_ids)))} if device_ids else {}
+                .where(ledger.among(connection, devices_table.c.id, device_ids)))} \
+                if device_ids else {}
         return notifications, devices
 
     def _plan(self, chunk, notifications, devices, now) -> Plan:
@@ -185,7 +217,8 @@ class Dispatcher:
                                    now)
             if isinstance(outcome, ledger.Result):
                 plan.results.append(outcome)
-            elif paused := self.pauses.remaining(outcome.topic):
+            elif paused := max(self.pauses.remaining(outcome.topic),
+                               self.pauses.remaining(outcome.channel)):
                 plan.paused[claimed.id] = paused
             else:
                 plan.targets.append(outcome)
@@ -204,7 +237,20 @@ class Dispatcher:
             return fail("DeviceGone", "the device was deleted")
         if device.is_invalidated:
             return fail("DeviceInvalidated", "the device's token was invalidated")
+        if device.channel not in self._clients:
+            return fail(NOT_CONFIGURED, f"no client for the device's channel "
+                                        f"{device.channel or '(none)'}: is it configured?")
+        if device.channel == Channel.FCM:
+            return self._build_fcm(claimed, row, notification, device, fail)
         return self._build(claimed, row, notification, device, fail)
+
+    def _build_fcm(self, claimed, row, notification, device, fail) -> Target | ledger.Result:
+        if notification.push_type not in fcm.PUSH_TYPES:
+            return fail("NotForFcm", f"{notification.push_type.value} pushes are APNs's")
+        if not device.token:
+            return fail("NoToken", "the device has no push token")
+        return Target(claimed, fcm.Device(device.token), notification, fcm.TOPIC, device.id,
+                      device.token, False, device.last_seen_at, row.expires_at, Channel.FCM)
 
     def _build(self, claimed, row, notification, device, fail) -> Target | ledger.Result:
         live_activity = notification.push_type is PushType.LIVEACTIVITY
@@ -253,28 +299,31 @@ class Dispatcher:
             else:  # RETRY, or REMINT_AND_RETRY when even the renewed token was refused
                 result = self._settings.retry.retry(
                     target.claimed, target.deadline, utcnow(), status=outcome.status,
-                    reason=outcome.reason or "TransportError", detail=outcome.detail)
+                    reason=outcome.reason or "TransportError", detail=outcome.detail,
+                    at_least=outcome.retry_after or 0)
             results.append(result)
         self._pause_for(refused)
         return results, invalidations
 
     def _quarantine(self, outcomes) -> bool:
-        bad = sum(outcome.reason == "BadDeviceToken" for outcome in outcomes)
+        bad = sum(_bad_token(outcome) for outcome in outcomes)
         if len(outcomes) < self._settings.quarantine_min or \
                 bad <= self._settings.quarantine_ratio * len(outcomes):
             return False
-        log.error("APNs answered BadDeviceToken to %d of %d pushes in one batch: that is a "
-                  "configuration problem (wrong environment or key?), not dead tokens. "
-                  "Those deliveries fail as %s and no token is invalidated.",
-                  bad, len(outcomes), QUARANTINED)
+        reason = next(outcome.reason for outcome in outcomes if _bad_token(outcome))
+        log.error("%s answered %s to %d of %d pushes in one batch: that is a configuration "
+                  "problem (wrong environment, key or project?), not dead tokens. Those "
+                  "deliveries fail as %s and no token is invalidated.",
+                  "FCM" if reason == "INVALID_ARGUMENT" else "APNs", reason, bad,
+                  len(outcomes), QUARANTINED)
         return True
 
     def _invalidate(self, target, outcome, started, quarantine):
         claimed_id = target.claimed.id
-        if quarantine and outcome.reason == "BadDeviceToken":
+        if quarantine and _bad_token(outcome):
             return ledger.Result(claimed_id, DeliveryState.FAILED, outcome.status, QUARANTINED,
-                                 "BadDeviceToken in a batch where most tokens were refused"
-                                 ), None
+                                 f"{outcome.reason} in a batch where most tokens were "
+                                 "refused"), None
         cutoff = started
         if outcome.status == 410:
             cutoff = outcome.unregistered_at or started
@@ -289,11 +338,12 @@ class Dispatcher:
 
     def _pause_for(self, refused: Counter):
         for (reason, status, topic), count in refused.items():
-            scope = EVERY_TOPIC if reason in KEY_ERRORS else topic if reason in TOPIC_ERRORS \
-                else None
-            pause = f"; sending to {'every topic' if scope == EVERY_TOPIC else scope} pauses " \
+            # a key error stops APNs, not the other channels
+            scope = Channel.IOS_PUSH if reason in KEY_ERRORS else topic \
+                if reason in TOPIC_ERRORS else None
+            pause = f"; sending to {'APNs' if scope == Channel.IOS_PUSH else scope} pauses " \
                     f"for {self._settings.config_error_pause:g} s" if scope else ""
-            log.error("APNs configuration or payload error %s %s for topic %s: %d "
+            log.error("Configuration or payload error %s %s for topic %s: %d "
                       "deliveries failed, no token touched%s", status or "-", reason, topic,
                       count, pause)
             if scope:
@@ -340,6 +390,10 @@ _FORGET_LIVE_ACTIVITY_TOKEN = update(devices_table).where(
 def _params(item: Invalidation, now: datetime) -> dict:
     return {"device_id": item.device_id, "stored_token": item.stored_token,
             "cutoff": item.registered_before, "reason": item.reason, "now": now}
+
+
+def _bad_token(outcome) -> bool:
+    return outcome.action is Action.INVALIDATE and outcome.reason in BAD_TOKEN_REASONS
 
 
 def _failed(target, outcome) -> ledger.Result:

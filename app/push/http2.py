@@ -22,7 +22,9 @@ import h2.connection
 import h2.events
 import h2.exceptions
 from h2.errors import ErrorCodes
-from hpack import NeverIndexedHeaderTuple
+from hpack import HeaderTuple, NeverIndexedHeaderTuple
+from hpack.hpack import Encoder, encode_integer
+from hpack.table import HeaderTable
 
 Headers = Iterable[tuple[str, str]]
 
@@ -30,9 +32,13 @@ Headers = Iterable[tuple[str, str]]
 # off: they cost a tenth of the CPU of a request, and normalization marks ``authorization``
 # never-indexed, which makes both ends Huffman-code the same bearer token on every request
 # (these connections carry only our own requests: there is nothing to learn from the table).
+# The answers' headers are not checked against RFC 9113's rules either (another tenth): a
+# response without a usable ``:status`` is refused here, and callers read only what they
+# know.
 _H2_CONFIG = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
                                        normalize_outbound_headers=False,
-                                       validate_outbound_headers=False)
+                                       validate_outbound_headers=False,
+                                       validate_inbound_headers=False)
 _PING_PAYLOAD = b"pushping"
 
 
@@ -95,6 +101,82 @@ def unindexed(name: str, value: str) -> tuple[str, str]:
     return NeverIndexedHeaderTuple(name, value)
 
 
+# The first static-table index of each header name (RFC 7541 appendix A).
+_STATIC_NAMES = {}
+for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
+    _STATIC_NAMES.setdefault(_name, _index)
+
+
+class MemoEncoder(Encoder):
+    """HPACK encoding that remembers what it computed.
+
+    A header already in the table encodes to the same index until the table changes (a new
+    entry shifts the others), so those bytes are kept until then: the headers every request
+    repeats (the bearer token, the topic …) cost a dictionary look-up. Never-indexed headers
+    (values unique to one request) are sent as raw literals with a static name index, not
+    Huffman-coded: cheaper for both ends, at a few bytes more.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._indexed: dict[tuple, bytes] = {}
+        self._literal_names: dict[bytes, bytes] = {}
+
+    def _resize(self, value: int):
+        Encoder.header_table_size.fset(self, value)
+        self._indexed.clear()  # evicted entries: their indexes now point elsewhere
+
+    header_table_size = property(Encoder.header_table_size.fget, _resize)
+
+    def encode(self, headers, huffman=True):
+        block = []
+        if self.header_table.resized:
+            block.append(self._encode_table_size_change())
+            self.header_table.resized = False
+            self._indexed.clear()
+        indexed = self._indexed
+        for header in headers:
+            encoded = indexed.get(header)
+            if encoded is None:
+                encoded = self._encode_one(header, huffman)
+            block.append(encoded)
+        return b"".join(block)
+
+    def _encode_one(self, header, huffman) -> bytes:
+        name, value = _as_bytes(header[0]), _as_bytes(header[1])
+        if (isinstance(header, HeaderTuple) and not header.indexable) or \
+                (len(header) > 2 and header[2]):
+            return self._never_indexed(name, value)
+        encoded = self.add((name, value), False, huffman)
+        if encoded[0] & 0x80:  # an index: stays right while the table stays as it is
+            self._indexed[header] = encoded
+        else:  # a new table entry: every dynamic index moved
+            self._indexed.clear()
+        return encoded
+
+    def _never_indexed(self, name: bytes, value: bytes) -> bytes:
+        prefix = self._literal_names.get(name)
+        if prefix is None:
+            index = _STATIC_NAMES.get(name)
+            if index is None:
+                prefix = b"\x10" + bytes(encode_integer(len(name), 7)) + name
+            else:
+                field = encode_integer(index, 4)
+                field[0] |= 0x10
+                prefix = bytes(field)
+            self._literal_names[name] = prefix
+        return prefix + bytes(encode_integer(len(value), 7)) + value
+
+
+def _give_up_waiting(waiter: asyncio.Future):
+    if not waiter.done():
+        waiter.set_exception(NotProcessedError("timed out waiting for a free stream"))
+
+
+def _as_bytes(value) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
 class _GoawayTolerantH2(h2.connection.H2Connection):
     # h2 moves the whole connection to CLOSED on GOAWAY and then refuses the frames of the
     # streams the server still answers (those at or below last_stream_id). Report the
@@ -105,6 +187,19 @@ class _GoawayTolerantH2(h2.connection.H2Connection):
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
+
+    # h2 walks every stream each time one opens, to count the open ones and drop the closed;
+    # the client drops each stream as it closes (``forget``), so what is left is open.
+    def _open_streams(self, remainder: int) -> int:
+        if remainder == int(self.config.client_side):
+            return len(self.streams)
+        return super()._open_streams(remainder)
+
+    def forget(self, stream_id: int):
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.closed:
+            del self.streams[stream_id]
+            self._closed_streams[stream_id] = stream.closed_by
 
 
 class _Stream:
@@ -125,6 +220,7 @@ class _Connection(asyncio.Protocol):
         self._settings = settings
         self._loop = asyncio.get_running_loop()
         self._h2 = _GoawayTolerantH2(config=_H2_CONFIG)
+        self._h2.encoder = MemoEncoder()
         self._streams: dict[int, _Stream] = {}
         self._unsent: dict[int, memoryview] = {}
         self._transport = None
@@ -205,7 +301,10 @@ class _Connection(asyncio.Protocol):
             raise NotProcessedError("stream ids exhausted on this connection") from None
         future = self._loop.create_future()
         self._streams[stream_id] = _Stream(future)
-        if body:
+        if body and len(body) <= min(self._h2.local_flow_control_window(stream_id),
+                                     self._h2.max_outbound_frame_size):  # the usual case
+            self._h2.send_data(stream_id, body, end_stream=True)
+        elif body:
             self._unsent[stream_id] = memoryview(body)
             self._send_body(stream_id)
         self._schedule_flush()
@@ -235,6 +334,7 @@ class _Connection(asyncio.Protocol):
             return
         if self._unsent.pop(stream_id, None) is not None and not self.closed:
             self._h2.reset_stream(stream_id, ErrorCodes.NO_ERROR)
+        self._h2.forget(stream_id)
         if not stream.future.done():
             if error is None:
                 stream.future.set_result(response)
@@ -266,7 +366,11 @@ class _Connection(asyncio.Protocol):
             self._finish(event.stream_id, error=OutcomeUnknownError("stream ended without headers"))
             return
         headers = dict(stream.headers)
-        status = int(headers.pop(":status"))
+        try:
+            status = int(headers.pop(":status"))
+        except (KeyError, ValueError):
+            self._finish(event.stream_id, error=OutcomeUnknownError("an answer without status"))
+            return
         self._finish(event.stream_id, Response(status, headers, b"".join(stream.body)))
 
     def _on_stream_reset(self, event):
@@ -415,17 +519,21 @@ class Http2Client:
         raise AssertionError("unreachable")
 
     async def _attempt(self, method, path, headers, body, timeout) -> Response:
-        conn = stream_id = None
+        # Timed with plain timers (one while waiting for a stream, one for the answer):
+        # an asyncio.timeout block per request costs more than the rest of the waiting.
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        conn = None if self._waiters or self._closed else self._freest_connection()
+        if conn is None:
+            conn = await self._acquire(deadline)
+        stream_id, future = conn.open_stream(method, path, headers, body)
+        if deadline is None:
+            return await future
+        timer = loop.call_at(deadline, conn.cancel_stream, stream_id)
         try:
-            async with asyncio.timeout(timeout):
-                conn = await self._acquire()
-                stream_id, future = conn.open_stream(method, path, headers, body)
-                return await future
-        except TimeoutError:
-            if stream_id is None:
-                raise NotProcessedError("timed out waiting for a free stream") from None
-            conn.cancel_stream(stream_id)
-            raise RequestTimeout("no answer in time") from None
+            return await future
+        finally:
+            timer.cancel()
 
     async def close(self):
         """Fail what waits for a stream, close every connection and wait (1 s) for them."""
@@ -447,7 +555,7 @@ class Http2Client:
 
     # -- waiting for a stream ----------------------------------------------------------
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self, deadline: float | None) -> _Connection:
         woken = False
         while True:
             if self._closed:
@@ -457,21 +565,26 @@ class Http2Client:
                 if conn is not None:
                     return conn
             self._grow()
-            await self._wait_turn(first=woken)
+            await self._wait_turn(woken, deadline)
             woken = True
 
-    async def _wait_turn(self, first: bool):
-        waiter = asyncio.get_running_loop().create_future()
+    async def _wait_turn(self, first: bool, deadline: float | None):
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         if first:
             self._waiters.appendleft(waiter)
         else:
             self._waiters.append(waiter)
+        timer = None if deadline is None else loop.call_at(deadline, _give_up_waiting, waiter)
         try:
             await waiter
         except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._wake(1)  # pass the wake-up we got on to the next waiter
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _freest_connection(self) -> _Connection | None:
         best, best_free = None, 0

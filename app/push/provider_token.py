@@ -4,7 +4,8 @@ Apple wants one token for the whole deployment, renewed no more often than every
 and no less than every 60. ``ProviderTokenCache`` keeps the current token in memory for the
 hot path and goes to a ``TokenStore`` only to renew it; the store's compare-and-set ``put``
 lets every worker on every machine share one token (a database-backed store can replace
-``MemoryTokenStore`` without touching the cache).
+``MemoryTokenStore`` without touching the cache). ``SharedTokenCache`` is that cache for any
+bearer token: FCM's OAuth access token is kept the same way (``app/push/fcm_auth.py``).
 """
 
 import logging
@@ -103,23 +104,28 @@ class MemoryTokenStore:
             return self._token
 
 
-class ProviderTokenCache:
-    """The token to send now; renewed at ``max_age`` or once when APNs says it expired.
+class SharedTokenCache:
+    """A bearer token every worker shares through a ``TokenStore``, kept in memory for the
+    hot path: renewed at ``max_age``, or once when the server says it expired (and it is at
+    least ``min_age`` old). ``minter.sign(issued_at)`` makes a new one; ``clock`` returns
+    UNIX seconds (tests pass a fake one)."""
 
-    ``clock`` returns UNIX seconds (tests pass a fake one). A token younger than 20 minutes
-    is never replaced: APNs answers 429 TooManyProviderTokenUpdates to that.
-    """
-
-    def __init__(self, signer: ProviderTokenSigner, store: TokenStore | None = None,
-                 max_age: float = DEFAULT_MAX_AGE, clock: Callable[[], float] = time.time):
-        if not MIN_AGE <= max_age < APPLE_MAX_AGE:
-            raise ValueError("the provider token's max age must be within [20 min, 60 min)")
-        self._signer = signer
+    def __init__(self, minter, store: TokenStore | None = None, *, max_age: float,
+                 min_age: float = 0, clock: Callable[[], float] = time.time):
+        self._signer = minter
         self._store = store or MemoryTokenStore()
         self._max_age = max_age
+        self._min_age = min_age
         self._clock = clock
         self._token: StoredToken | None = None
         self.mints = 0
+
+    def fresh(self) -> str | None:
+        """The token in memory if it is not due for renewal (no store, no minting)."""
+        token = self._token
+        if token is None or self._clock() - token.issued_at >= self._max_age:
+            return None
+        return token.value
 
     def current(self) -> str:
         token = self._token
@@ -128,19 +134,21 @@ class ProviderTokenCache:
         return token.value
 
     def expired(self, value: str) -> bool:
-        """APNs answered ExpiredProviderToken to ``value``: renew once. True if renewed.
+        """The server refused ``value`` as expired: renew once. True if renewed.
 
-        A burst of such answers for one token renews it once; a token younger than 20
-        minutes is kept (its answer came from a clock problem, not from age).
+        A burst of such answers for one token renews it once; a token younger than
+        ``min_age`` is kept (``_too_young`` says why).
         """
         token = self._token
         if token is None or token.value != value:
             return False
-        if self._clock() - token.issued_at < MIN_AGE:
-            log.error("APNs says a provider token younger than 20 minutes expired: "
-                      "check this machine's clock")
+        if self._clock() - token.issued_at < self._min_age:
+            self._too_young()
             return False
         return self._renew(stale=token) != token
+
+    def _too_young(self):
+        pass
 
     def _renew(self, stale: StoredToken | None) -> StoredToken:
         shared = self._store.get()
@@ -154,3 +162,18 @@ class ProviderTokenCache:
         if self._token == fresh:
             self.mints += 1
         return self._token
+
+
+class ProviderTokenCache(SharedTokenCache):
+    """The APNs provider token. A token younger than 20 minutes is never replaced: APNs
+    answers 429 TooManyProviderTokenUpdates to that."""
+
+    def __init__(self, signer: ProviderTokenSigner, store: TokenStore | None = None,
+                 max_age: float = DEFAULT_MAX_AGE, clock: Callable[[], float] = time.time):
+        if not MIN_AGE <= max_age < APPLE_MAX_AGE:
+            raise ValueError("the provider token's max age must be within [20 min, 60 min)")
+        super().__init__(signer, store, max_age=max_age, min_age=MIN_AGE, clock=clock)
+
+    def _too_young(self):
+        log.error("APNs says a provider token younger than 20 minutes expired: "
+                  "check this machine's clock")

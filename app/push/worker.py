@@ -17,12 +17,15 @@ import signal
 from collections import Counter
 from dataclasses import dataclass
 
+from app.models.device import Channel
 from app.models.types import utcnow
 from app.push import ledger
 from app.push.apns import ApnsClient, ApnsSettings
 from app.push.dispatcher import Dispatcher, DispatchSettings
+from app.push.fcm import FcmClient, FcmSettings
+from app.push.fcm_auth import ACCESS_TOKEN_MAX_AGE, AccessTokenMinter, ServiceAccount
 from app.push.heartbeat import Heartbeat
-from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner
+from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner, SharedTokenCache
 from app.push.token_store import DatabaseTokenStore
 
 log = logging.getLogger(__name__)
@@ -158,15 +161,41 @@ def apns_environment(environ=os.environ) -> dict[str, str] | None:
 
 
 async def run_worker(config, engine, environ, **overrides) -> Counter:
-    """Build the client, the shared provider token, the dispatcher, and run."""
-    settings = ApnsSettings.from_environ(environ)
+    """Build a client per configured channel (APNs when ``environ`` holds its settings,
+    FCM when ``FCM_CREDENTIALS_FILE`` is set), the dispatcher, and run."""
+    options = WorkerOptions.from_config(config, **overrides)
+    async with contextlib.AsyncExitStack() as clients:
+        by_channel, default_topic = {}, None
+        if environ is not None:
+            settings = ApnsSettings.from_environ(environ)
+            by_channel[Channel.IOS_PUSH] = await clients.enter_async_context(
+                _apns_client(settings, engine))
+            default_topic = environ.get("APNS_TOPIC") or settings.bundle_id
+        if fcm_configured(config):
+            by_channel[Channel.FCM] = await clients.enter_async_context(
+                fcm_client(config, engine))
+        dispatcher = Dispatcher(by_channel, engine, DispatchSettings.from_config(
+            config, default_topic=default_topic))
+        heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
+        return await Worker(dispatcher, engine, options, heartbeat).run()
+
+
+def _apns_client(settings: ApnsSettings, engine) -> ApnsClient:
     signer = ProviderTokenSigner.from_key(settings.key, settings.key_id, settings.team_id)
     tokens = ProviderTokenCache(signer, DatabaseTokenStore(engine, settings.team_id,
                                                            settings.key_id),
                                 max_age=settings.token_max_age)
-    options = WorkerOptions.from_config(config, **overrides)
-    async with ApnsClient(settings, tokens) as client:
-        dispatcher = Dispatcher(client, engine, DispatchSettings.from_config(
-            config, default_topic=environ.get("APNS_TOPIC") or settings.bundle_id))
-        heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
-        return await Worker(dispatcher, engine, options, heartbeat).run()
+    return ApnsClient(settings, tokens)
+
+
+def fcm_configured(config) -> bool:
+    return bool(config.get("FCM_CREDENTIALS_FILE"))
+
+
+def fcm_client(config, engine) -> FcmClient:
+    """The FCM client, its access token shared by every worker through the database."""
+    account = ServiceAccount.from_file(config["FCM_CREDENTIALS_FILE"])
+    tokens = SharedTokenCache(AccessTokenMinter(account, config["FCM_CA_FILE"]),
+                              DatabaseTokenStore(engine, *account.store_key),
+                              max_age=ACCESS_TOKEN_MAX_AGE)
+    return FcmClient(FcmSettings.from_config(config, account), tokens)

@@ -12,14 +12,28 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import Integer, and_, bindparam, delete, false, inspect, or_, select, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    false,
+    inspect,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import policies, security
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
-from app.models import Channel, Credential, Device, Environment
+from app.models import APNS_CHANNELS, Channel, Credential, Device, Environment
 from app.models.types import utcnow
 from app.resources.listing import Filter, boolean, eager_loading, list_page
 from app.upsert import insert_for
@@ -27,6 +41,12 @@ from app.upsert import insert_for
 HEX = re.compile(r"[0-9a-f]*\Z")
 MIN_APNS_TOKEN_LENGTH = 64
 MAX_APNS_TOKEN_LENGTH = 200
+# Google documents no maximum for an FCM registration token (today's are about 160
+# characters); the bound keeps the unique index on (channel, token) small with room to grow.
+MAX_FCM_TOKEN_LENGTH = 1024
+FCM_TOKEN = re.compile(r"[\x21-\x7e]+\Z")  # printable ASCII, no whitespace
+# What only APNs devices have: ignored when a device on another channel registers.
+APNS_ONLY = ("environment", "is_voip", "live_activity_token")
 # What clients may set on a device (beyond its token and fingerprint).
 UPDATABLE = ("bundle_id", "app_version", "build_number", "environment", "is_voip",
              "device_model", "os_version", "time_zone", "live_activity_token")
@@ -34,6 +54,7 @@ UPDATABLE = ("bundle_id", "app_version", "build_number", "environment", "is_voip
 OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason",
                  "invalidated_at", "last_seen_at", "updated_at")
 CLIENT_REPORTED = "ClientReported"
+NEW = "new_"  # the parameters of the values a registration writes (``_upsert_within_caps``)
 
 
 def environment(text):
@@ -66,7 +87,17 @@ def _apns_token(raw):
     return token
 
 
-TOKEN_RULES = {Channel.IOS_PUSH: _apns_token}
+def _fcm_token(raw):
+    """An FCM registration token is opaque: kept exactly as sent, within bounds."""
+    if not FCM_TOKEN.match(raw):
+        raise ValueError("An FCM registration token is printable ASCII without whitespace.")
+    if len(raw) > MAX_FCM_TOKEN_LENGTH:
+        raise ValueError(f"An FCM registration token has at most {MAX_FCM_TOKEN_LENGTH} "
+                         "characters.")
+    return raw
+
+
+TOKEN_RULES = {Channel.IOS_PUSH: _apns_token, Channel.FCM: _fcm_token}
 
 
 def normalise_token(channel, raw, *, field="token", where=Where.ATTRIBUTE):
@@ -110,19 +141,32 @@ def register(principal, channel, raw_token, attributes, fingerprint=None):
     if fingerprint is not None and principal.user_id is None:
         raise Forbidden(_FINGERPRINT_NEEDS_USER, field="fingerprint")
     token = None if raw_token is None else normalise_token(channel, raw_token)
-    attributes = _sealed(attributes)
+    attributes = _sealed(_for_channel(channel, attributes))
     try:
-        device, created = (_upsert_by_token(principal, channel, token, attributes)
-                           if fingerprint is None else (None, False))
+        device, created, capped = (_upsert_by_token(principal, channel, token, attributes)
+                                   if fingerprint is None else (None, False, False))
         if device is None:
             device, created = _claim(principal, channel, token, fingerprint, attributes)
     except IntegrityError:
         db.session.rollback()
         _require_credential(principal)
         raise
-    keep_within_caps(user_id=principal.user_id, session_id=principal.session_id)
+    if not capped:
+        keep_within_caps(user_id=principal.user_id, session_id=principal.session_id)
     db.session.commit()
     return device, created
+
+
+def _for_channel(channel, attributes):
+    """The attributes that apply to the channel: an FCM device has no APNs environment,
+    VoIP token or Live Activity token (its ``environment`` stays null)."""
+    if channel is None or channel in APNS_CHANNELS:
+        return attributes
+    return {name: value for name, value in attributes.items() if name not in APNS_ONLY}
+
+
+def _default_environment(channel):
+    return Environment.PRODUCTION if channel in APNS_CHANNELS else None
 
 
 _FINGERPRINT_NEEDS_USER = ("A fingerprint names a device among its user's: log in before "
@@ -145,20 +189,30 @@ def _registration(principal, attributes, now):
 
 
 def _upsert_by_token(principal, channel, token, attributes):
-    """The one-statement registration: (device, created), or (None, False) when the token
-    is an installation's (a device with a fingerprint) that is not the caller's user's —
-    moving it is ``_claim``'s work."""
+    """The one-statement registration: (device, created, whether the caps were kept), or
+    (None, False, False) when the token is an installation's (a device with a fingerprint)
+    that is not the caller's user's — moving it is ``_claim``'s work. On PostgreSQL the
+    same statement keeps the owner's devices within their caps: one round trip fewer on the
+    hottest request."""
     now = utcnow()
     given = tuple(name for name in UPDATABLE if name in attributes)
     row = {"id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
-           "environment": Environment.PRODUCTION, "is_voip": False,
+           "environment": _default_environment(channel), "is_voip": False,
            **_registration(principal, attributes, now)}
-    returned = db.session.execute(_upsert(db.session.get_bind().dialect.name, given),
-                                  row).one_or_none()
+    dialect = db.session.get_bind().dialect.name
+    within_caps = dialect == "postgresql"
+    if within_caps:
+        statement = _upsert_within_caps(given, principal.session_id is not None,
+                                        principal.user_id is not None)
+        row = {NEW + name: value for name, value in row.items()} | _cap_values(
+            principal.user_id, principal.session_id, taken=1)
+    else:
+        statement = _upsert(dialect, given)
+    returned = db.session.execute(statement, row).one_or_none()
     if returned is None:
-        return None, False
+        return None, False, False
     device = _as_model(returned)
-    return device, device.created_at == now
+    return device, device.created_at == now, within_caps
 
 
 def _claim(principal, channel, token, fingerprint, attributes):
@@ -194,6 +248,8 @@ def _claim_once(principal, channel, token, fingerprint, attributes):
     values = _registration(principal, attributes, now)
     if token is not None:
         values |= {"channel": channel, "token": token}
+        if channel not in APNS_CHANNELS:
+            values |= {"environment": None, "is_voip": False, "live_activity_token": None}
     if fingerprint is not None:
         values["fingerprint"] = fingerprint
     for name, value in values.items():
@@ -293,11 +349,18 @@ def _as_model(row):
 
 @functools.cache
 def _upsert(dialect_name, given):
-    """The upsert for one set of client-given attributes, built once: re-registration
-    updates the owner, validity and what the client sent, never ``created_at``; it
-    returns no row for a token ``_claim`` must move."""
+    """The upsert for one set of client-given attributes, built once."""
+    return _upsert_statement(dialect_name, given)
+
+
+def _upsert_statement(dialect_name, given, values=None):
+    """Re-registration updates the owner, validity and what the client sent, never
+    ``created_at``; it returns no row for a token ``_claim`` must move. Its values are the
+    execution's parameters, or ``values``."""
     table = Device.__table__
     statement = insert_for(dialect_name, table)
+    if values is not None:
+        statement = statement.values(values)
     return statement.on_conflict_do_update(
         index_elements=["channel", "token"],
         set_={name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)},
@@ -305,6 +368,25 @@ def _upsert(dialect_name, given):
         # is moved by _claim instead
         where=or_(table.c.fingerprint.is_(None), table.c.user_id == statement.excluded.user_id),
     ).returning(*table.columns)
+
+
+@functools.cache
+def _upsert_within_caps(given, for_session, for_user):
+    """``_upsert`` (PostgreSQL) with ``keep_within_caps``'s DELETE beside it in one
+    statement. Both see the table as it was before the statement: the registered row,
+    newest of its owner's, is left out of the count and takes one place under each cap
+    (``_cap_values(taken=1)``); when no row is registered nothing is deleted."""
+    table = Device.__table__
+    # inside a CTE an INSERT takes no values from the execution: each is a parameter,
+    # named apart from its column (a column's own name is reserved for that)
+    names = dict.fromkeys(("id", "channel", "token", "created_at", "environment", "is_voip",
+                           *OWNER_COLUMNS, *given))
+    values = {name: bindparam(NEW + name, type_=table.c[name].type) for name in names}
+    registered = _upsert_statement("postgresql", given, values).cte("registered")
+    others = table.c.id != select(registered.c.id).scalar_subquery()
+    capped = delete(table).where(
+        exists(select(registered.c.id)), _beyond_caps(for_session, for_user, others))
+    return select(registered).add_cte(capped.cte("capped"))
 
 
 # -- ownership ------------------------------------------------------------------------
@@ -324,27 +406,42 @@ def keep_within_caps(*, user_id=None, session_id=None):
     without end."""
     if user_id is None and session_id is None:
         return
+    db.session.execute(_caps_delete(session_id is not None, user_id is not None),
+                       _cap_values(user_id, session_id))
+
+
+def _cap_values(user_id, session_id, taken=0):
+    """The caps' parameters: each owner's cap less the places ``taken`` already."""
     config = current_app.config
-    db.session.execute(_caps_delete(session_id is not None, user_id is not None), {
-        "session_id": session_id, "session_cap": config["DEVICES_PER_SESSION_MAX"],
-        "user_id": user_id, "user_cap": config["DEVICES_PER_USER_MAX"],
-    })
+    return {"cap_session_id": session_id,
+            "session_cap": config["DEVICES_PER_SESSION_MAX"] - taken,
+            "cap_user_id": user_id, "user_cap": config["DEVICES_PER_USER_MAX"] - taken}
 
 
 @functools.cache
 def _caps_delete(for_session, for_user):
     """The caps DELETE, built once for each kind of owner (its values are parameters). A
     Core statement on the table: the ORM's bulk-delete path would rebuild it each time."""
+    return delete(Device.__table__).where(_beyond_caps(for_session, for_user))
+
+
+def _beyond_caps(for_session, for_user, *counted):
+    """Devices beyond the session's cap and the user's, among those meeting ``counted``."""
     devices = Device.__table__.c
     beyond = []
     if for_session:
-        beyond.append(_beyond_newest("session_cap",
-                                     devices.session_id == bindparam("session_id")))
+        beyond.append(_beyond_newest(
+            "session_cap", devices.session_id == bindparam("cap_session_id"), *counted))
     if for_user:
         # counting only what the session's cap keeps, so no device goes for nothing
-        beyond.append(_beyond_newest("user_cap", devices.user_id == bindparam("user_id"),
-                                     *(devices.id.not_in(ids) for ids in beyond)))
-    return delete(Device.__table__).where(or_(*(devices.id.in_(ids) for ids in beyond)))
+        beyond.append(_beyond_newest("user_cap", devices.user_id == bindparam("cap_user_id"),
+                                     *counted, *(devices.id.not_in(ids) for ids in beyond)))
+    if len(beyond) == 1:
+        return devices.id.in_(beyond[0])
+    # One IN of both, never an OR of two: PostgreSQL answers that OR by reading every row
+    # of the table (half a second at a million devices, on every registration).
+    firsts = (select(ids.subquery().c.id) for ids in beyond)
+    return devices.id.in_(union_all(*firsts))
 
 
 def _beyond_newest(cap, *owned):
@@ -394,10 +491,15 @@ _ONLY_SELF = "Only the user themself may see or change their devices."
 
 def owned_by(principal):
     """The devices the caller may see: their session's, and their user's."""
+    return or_(false(), *_owners(principal))
+
+
+def _owners(principal):
+    """``owned_by`` as its alternatives, which a page walks one by one."""
     clauses = [Device.session_id == principal.session_id] if principal.session_id else []
     if principal.user_id is not None:
         clauses.append(Device.user_id == principal.user_id)
-    return or_(false(), *clauses)
+    return clauses
 
 
 # -- reading and deleting -------------------------------------------------------------
@@ -447,7 +549,8 @@ def find_owned_by_id(principal, raw_id):
 def update_owned(principal, raw_id, attributes):
     """Change a device's metadata: one statement carrying its ownership test, so a device
     moved or deleted meanwhile is a 404, never another user's row changed."""
-    values = {name: value for name, value in _sealed(attributes).items() if name in UPDATABLE}
+    values = {name: _unless_fcm(name, value)
+              for name, value in _sealed(attributes).items() if name in UPDATABLE}
     statement = (update(Device)
                  .where(Device.id == _device_id(raw_id), owned_by(principal))
                  .values(**values, updated_at=utcnow()).returning(Device)
@@ -459,6 +562,14 @@ def update_owned(principal, raw_id, attributes):
     return device
 
 
+def _unless_fcm(name, value):
+    """An APNs-only attribute is left as it is on an FCM device (see ``_for_channel``)."""
+    if name not in APNS_ONLY:
+        return value
+    column = getattr(Device, name)
+    return case((Device.channel == Channel.FCM, column), else_=literal(value, column.type))
+
+
 def delete_owned_by_id(principal, raw_id):
     """Forget a device: one statement carrying its ownership test."""
     deleted = db.session.execute(delete(Device).where(
@@ -468,16 +579,18 @@ def delete_owned_by_id(principal, raw_id):
     db.session.commit()
 
 
-def list_devices(principal, listing):
-    """Every device the caller may see, on every channel: the latest seen first."""
-    return _page(owned_by(principal), listing=listing, filters=FILTERS,
-                 default_order=LATEST_SEEN_FIRST)
+def list_devices(principal, listing, *, with_endpoint=False):
+    """Every device the caller may see, on every channel: the latest seen first
+    (``with_endpoint``: only those with a push endpoint)."""
+    endpoint = (Device.channel.is_not(None),) if with_endpoint else ()
+    return _page(*endpoint, listing=listing, filters=FILTERS,
+                 default_order=LATEST_SEEN_FIRST, any_of=_owners(principal))
 
 
 def list_owned(principal, channel, listing, filters=FILTERS):
     """The caller's devices on one channel; ``filters`` as a view names them."""
-    return _page(Device.channel == channel, owned_by(principal), listing=listing,
-                 filters=filters)
+    return _page(Device.channel == channel, listing=listing, filters=filters,
+                 any_of=_owners(principal))
 
 
 def list_of_user(principal, user, channel, listing, filters=FILTERS,
@@ -490,10 +603,10 @@ def list_of_user(principal, user, channel, listing, filters=FILTERS,
                  default_order=default_order)
 
 
-def _page(*conditions, listing, filters, default_order=DEFAULT_ORDER):
+def _page(*conditions, listing, filters, default_order=DEFAULT_ORDER, any_of=None):
     return list_page(db.session, select(Device).where(*conditions), listing,
                      filters=filters, orders=ORDERS, default_order=default_order,
-                     unique=Device.id)
+                     unique=Device.id, any_of=any_of)
 
 
 def delete_owned(principal, channel, raw_token):

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, false, func, inspect, or_, select
+from sqlalchemy import and_, false, func, inspect, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
 from app.errors import InvalidQueryParameter, Where
@@ -43,6 +43,8 @@ class PageRequest:
     after: str | None = None  # opaque cursors from an earlier page
     before: str | None = None
     want_total: bool = False
+    # Count at most this many (None: all): the count stays cheap however many there are.
+    count_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,19 @@ class Page:
     total: int | None
 
 
-def list_page(session, statement, listing, *, filters, orders, default_order, unique):
+def list_page(session, statement, listing, *, filters, orders, default_order, unique,
+              any_of=None):
     """One page of ``statement`` as ``listing`` asks, with the declared ``filters`` (by
-    name) and ``orders`` (name → column) and ``unique`` as the final tie-breaker."""
+    name) and ``orders`` (name → column) and ``unique`` as the final tie-breaker.
+    ``any_of``: conditions of which a row must meet one (its owners, say), each walked
+    on its own (see ``_meeting_any``)."""
     for name, text in listing.filters.items():
         statement = statement.where(_compare(filters[name], text))
     order = [(orders[name], descending) for name, descending in listing.order or default_order]
     model = statement.column_descriptions[0]["entity"]
-    statement = statement.options(*eager_loading(model, listing.load))
-    return paginate(session, statement, [*order, (unique, False)], listing.page)
+    loading = eager_loading(model, listing.load)
+    return paginate(session, statement, [*order, (unique, False)], listing.page,
+                    any_of=any_of, options=loading)
 
 
 def _compare(declared, text):
@@ -102,10 +108,11 @@ def eager_loading(model, paths):
     return options
 
 
-def paginate(session, statement, order, page):
+def paginate(session, statement, order, page, *, any_of=None, options=()):
     """Run ``statement`` ordered by ``order`` — ``[(column, descending), ...]`` ending in a
     unique column — one page at a time."""
-    total = _total(session, statement) if page.want_total else None
+    counted = statement if any_of is None else statement.where(or_(false(), *any_of))
+    total = _total(session, counted, page.count_limit) if page.want_total else None
     backwards = page.before is not None
     cursor_text = page.before if backwards else page.after
     if cursor_text is not None:
@@ -113,7 +120,10 @@ def paginate(session, statement, order, page):
         values = _decode(cursor_text, order, name)
         statement = statement.where(_beyond(order, values, backwards))
     direction = [(column, descending != backwards) for column, descending in order]
-    statement = statement.order_by(*(_ordered(column, desc) for column, desc in direction))
+    ordering = [_ordered(column, desc) for column, desc in direction]
+    if any_of is not None:
+        statement = _meeting_any(statement, any_of, ordering, page.size + 1, order[-1][0])
+    statement = statement.order_by(*ordering).options(*options)
     rows = list(session.scalars(statement.limit(page.size + 1)))
     more = len(rows) > page.size
     rows = rows[: page.size]
@@ -129,8 +139,23 @@ def paginate(session, statement, order, page):
     )
 
 
-def _total(session, statement):
-    return session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+def _meeting_any(statement, conditions, ordering, limit, unique):
+    """``statement`` restricted to rows meeting one of ``conditions``, as the ids of each
+    condition's first ``limit`` rows in page order: each of those reads only its first rows
+    from an index in that order, where an OR of them makes PostgreSQL read and sort every
+    row that meets any (a page of a user who owns a million devices)."""
+    if len(conditions) <= 1:
+        return statement.where(*conditions) if conditions else statement.where(false())
+    firsts = [statement.where(condition).order_by(*ordering).limit(limit)
+              .with_only_columns(unique).subquery() for condition in conditions]
+    return statement.where(unique.in_(union_all(*(select(first.c[0]) for first in firsts))))
+
+
+def _total(session, statement, limit=None):
+    counted = statement.order_by(None)
+    if limit is not None:
+        counted = counted.limit(limit)
+    return session.scalar(select(func.count()).select_from(counted.subquery()))
 
 
 def _ordered(column, descending):

@@ -36,13 +36,14 @@ from app.models import (
     User,
 )
 from app.models.types import UTCDateTime, utcnow
-from app.push import apns
+from app.push import apns, fcm
 from app.resources.listing import Filter, list_page
 from app.upsert import insert_for
 
 # The push types a service may send; the others need tokens the registry does not keep.
 PUSH_TYPES = (apns.PushType.ALERT, apns.PushType.BACKGROUND, apns.PushType.VOIP,
               apns.PushType.LIVEACTIVITY)
+PUSH_CHANNELS = (Channel.IOS_PUSH, Channel.FCM)
 LIVE_ACTIVITY_START = "start"
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
@@ -59,7 +60,8 @@ DELIVERY_DEFAULT_ORDER = (("created_at", False),)
 
 @dataclass(frozen=True)
 class Counts:
-    """A notification's deliveries by state; ``pending`` includes those being sent."""
+    """A notification's deliveries by state; ``pending`` includes those being sent.
+    ``by_channel``: the same counts for each channel the deliveries go to."""
 
     pending: int = 0
     sent: int = 0
@@ -67,10 +69,17 @@ class Counts:
     invalidated: int = 0
     expired: int = 0
     started: int = 0  # deliveries attempted at least once or being sent now
+    by_channel: dict = dataclasses.field(default_factory=dict)
 
     def shown(self):
-        return {"pending": self.pending, "sent": self.sent, "failed": self.failed,
-                "invalidated": self.invalidated, "expired": self.expired}
+        return {**_by_state(self),
+                "by_channel": {channel: _by_state(counts)
+                               for channel, counts in sorted(self.by_channel.items())}}
+
+
+def _by_state(counts):
+    return {"pending": counts.pending, "sent": counts.sent, "failed": counts.failed,
+            "invalidated": counts.invalidated, "expired": counts.expired}
 
 
 # -- accepting -----------------------------------------------------------------------
@@ -112,6 +121,7 @@ def validated(content):
     _check_priority(notification)
     _check_live_activity(notification)
     _check_payload(notification)
+    _check_fcm_message(notification)
     _check_expiration(notification)
     return notification
 
@@ -162,6 +172,24 @@ def _check_payload(notification):
     except apns.NotificationError as exc:
         raise Unprocessable(f"APNs would refuse this notification: {exc}.",
                             where=Where.BODY, code="INVALID_NOTIFICATION") from exc
+
+
+def _check_fcm_message(notification):
+    """What FCM would refuse of a push it may carry (alert, background), refused now: a
+    reserved data key, too large a payload."""
+    if notification.push_type not in fcm.PUSH_TYPES:
+        return
+    reserved = sorted(key for key in notification.custom if fcm.reserved_data_key(key))
+    if reserved:
+        raise InvalidAttribute(
+            f"FCM reserves the data keys {', '.join(map(repr, reserved))} (from, gcm, "
+            "message_type, and any key starting with google or gcm): rename them.",
+            field="data", code="FCM_RESERVED_DATA_KEY")
+    try:
+        fcm.build_message(notification, utcnow().timestamp())
+    except apns.PayloadTooLarge as exc:
+        raise Unprocessable(f"The FCM payload is too large: {exc}.", field=_bulkiest(
+            notification), code="FCM_PAYLOAD_TOO_LARGE") from exc
 
 
 def _bulkiest(notification):
@@ -261,9 +289,10 @@ def _chunks(ids):
 
 
 def _reachable(notification, environment):
-    """Devices that can take this push: a live APNs endpoint of the right kind (a VoIP
-    token for VoIP pushes, a push-to-start token for Live Activities)."""
-    conditions = [Device.channel == Channel.IOS_PUSH, Device.token.is_not(None),
+    """Devices that can take this push: a live endpoint of the right kind (a VoIP token
+    for VoIP pushes, a push-to-start token for Live Activities: APNs only; FCM devices
+    take alert and background pushes)."""
+    conditions = [Device.channel.in_(PUSH_CHANNELS), Device.token.is_not(None),
                   Device.is_invalidated.is_(False),
                   Device.is_voip.is_(notification.push_type is apns.PushType.VOIP)]
     if notification.push_type is apns.PushType.LIVEACTIVITY:
@@ -305,15 +334,22 @@ def find(notification_id):
 
 
 def counts(notification):
-    """Its deliveries by state, in one query."""
+    """Its deliveries by state, overall and by channel, in one query."""
     started = func.sum(case((or_(Delivery.attempts > 0,
                                  Delivery.state != DeliveryState.PENDING), 1), else_=0))
     rows = db.session.execute(
-        select(Delivery.state, func.count(), started)
-        .where(Delivery.notification_id == notification.id).group_by(Delivery.state))
+        select(Delivery.channel, Delivery.state, func.count(), started)
+        .where(Delivery.notification_id == notification.id)
+        .group_by(Delivery.channel, Delivery.state)).all()
+    by_channel = {channel: _counted([row for row in rows if row[0] == channel])
+                  for channel in {row[0] for row in rows}}
+    return dataclasses.replace(_counted(rows), by_channel=by_channel)
+
+
+def _counted(rows):
     by_state, begun = {}, 0
-    for state, count, state_started in rows:
-        by_state[state] = count
+    for _, state, count, state_started in rows:
+        by_state[state] = by_state.get(state, 0) + count
         begun += state_started or 0
     return Counts(
         pending=sum(by_state.get(state, 0) for state in PENDING_STATES),

@@ -7,7 +7,7 @@ from schemas.devices import MODEL_TEXT, SECRET_TEXT, TOKEN_TEXT
 from schemas.users import validate_time_zone
 
 # The seed's platforms, each the channel it names; another is a 400 until its channel exists.
-PLATFORMS = {"ios": Channel.IOS_PUSH}
+PLATFORMS = {"ios": Channel.IOS_PUSH, "android": Channel.FCM}
 
 
 class DeviceToken(Schema):

@@ -2,7 +2,7 @@
 
 from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
-from app.models import Channel, Environment
+from app.models import APNS_CHANNELS, Channel, Environment
 from schemas.devices import MODEL_TEXT, SHORT_TEXT, TOKEN_TEXT
 from schemas.fields import Timestamp
 
@@ -36,7 +36,8 @@ class Device(Schema):
 
     id = fields.Str()
     channel = fields.Str()
-    environment = fields.Function(lambda device: environment(device.environment).value)
+    environment = fields.Function(lambda device: environment(device.environment).value
+                                  if device.channel in APNS_CHANNELS else None)
     app_version = fields.Str()
     device_model = fields.Str()
     os_version = fields.Str()
