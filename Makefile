@@ -10,7 +10,7 @@ NPM     := $(shell command -v npm)
 
 export FLASK_APP := wsgi.py
 
-.PHONY: help install run test lint bench bench-push clean migrate
+.PHONY: help install run test lint fuzz chromium bench bench-push clean migrate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -54,6 +54,15 @@ test: $(STAMP) $(if $(NPM),$(JS_DEPS)) ## the whole suite on SQLite, then on Pos
 	else \
 		echo "*** PostgreSQL run SKIPPED: set TEST_DATABASE_URL=postgresql://127.0.0.1:5432/test to run it ***"; \
 	fi
+
+# FUZZ_ARGS passes options to tests/fuzz_api.py: make fuzz FUZZ_ARGS="--only api-key"
+fuzz: $(STAMP) ## schemathesis against gunicorn on PostgreSQL (TEST_DATABASE_URL), every credential kind
+	$(BIN)/python -m tests.fuzz_api $(FUZZ_ARGS)
+
+# The /docs test drives Debian's chromium; without it that test skips (and fails under CI=true).
+chromium: ## install Debian's chromium (root, apt-get) when it is missing
+	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .

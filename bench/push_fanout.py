@@ -22,8 +22,8 @@ deliveries as procrastinate jobs with the rows, as ``accept`` does.
 import argparse
 import json
 import os
-import secrets
 import resource
+import secrets
 import subprocess
 import sys
 import time

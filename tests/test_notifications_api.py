@@ -17,7 +17,7 @@ from app.extensions import db
 from app.models import CredentialKind, Delivery, Device, Notification
 from app.models.types import utcnow
 from app.resources import api_keys, notifications
-from tests.factories import bearer
+from tests.factories import bearer, log_in
 from tests.jsonapi_helpers import (
     Caller,
     body,
@@ -419,3 +419,16 @@ def test_expiration_sets_when_the_notification_expires(client, app, service):
         db.session.remove()
     once = body(send(client, service, document(users=[alice], expiration=0)), 202)["data"]
     assert once["attributes"]["expiration"] == 0
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PATCH", "POST"])
+@pytest.mark.parametrize("caller", ["user", "service"])
+def test_deliveries_linkage_is_read_only_for_every_caller(client, app, service, method,
+                                                          caller):
+    """Found by schemathesis: writing a notification's deliveries linkage was a 500."""
+    headers = service if caller == "service" else bearer(log_in(client, app)[0])
+    response = client.open(f"/api/notifications/{uuid.uuid4()}/relationships/deliveries",
+                           method=method, headers={**headers, "Content-Type": JSONAPI},
+                           json={"data": []})
+    assert error_of(response, 405)["code"] == "METHOD_NOT_ALLOWED"
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"

@@ -5,6 +5,8 @@ the related resource(s). The parent is found with the type's own ``load``, so bo
 the same authorization as the resource itself.
 """
 
+from flask import request
+
 from app.api import jsonapi_blueprint, types  # noqa: F401  (types fill the registry)
 from app.auth import USER, require
 from app.errors import Forbidden, InvalidQueryParameter, MethodNotAllowed, NotFound
@@ -41,6 +43,9 @@ def _relationship(type_name, name):
 
 def _parent(type_name, resource_id, name, include=()):
     resource_type, relationship = _relationship(type_name, name)
+    if resource_type.load is None:  # its own blueprint serves reads; nothing else is
+        raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}.",
+                               headers={"Allow": "GET, HEAD, OPTIONS"})
     principal = require(USER)
     parent = resource_type.load(principal, resource_id, include)
     return principal, parent, relationship

@@ -1,0 +1,318 @@
+"""Every operation the service answers, one entry each. A new route is one more entry here
+(``tests/test_openapi.py`` fails, naming the route, until it has one)."""
+
+from flask import current_app
+
+from app.api.types import (
+    ACCESS_TOKENS,
+    APPLE_DEVICE_TOKENS,
+    AUTH_TOKENS,
+    CONFIGS,
+    DELIVERIES,
+    DEVICE_CHANGES,
+    DEVICES,
+    NOTIFICATIONS,
+    SESSIONS,
+    USERS,
+)
+from app.jsonapi.registry import registry
+from app.openapi import schemas as s
+from app.openapi.operations import (
+    JSONAPI,
+    PLAIN,
+    PUBLIC,
+    SEED_001,
+    SEED_002,
+    SEED_003,
+    SERVICE,
+    USER,
+    Operation,
+    Parameter,
+)
+from schemas.compat import allmine, auth_tokens_v1, devices_v1
+
+
+def _names(names, sign=""):
+    """A comma-separated list of ``names`` (each optionally with ``sign``)."""
+    one_name = f"{sign}(?:{'|'.join(sorted(names))})"
+    return {"type": "string", "pattern": f"^{one_name}(?:,{one_name})*$"}
+
+
+def include(resource_type):
+    return Parameter("include", "query", "Related resources to include, by relationship "
+                     "(comma-separated; dotted paths reach further).",
+                     _names(resource_type.relationships) if resource_type.relationships
+                     else {"type": "string", "maxLength": 0})
+
+
+def fields_of(resource_type):
+    return Parameter(f"fields[{resource_type.type}]", "query", "A sparse fieldset: the "
+                     f"{resource_type.type} members to show (comma-separated).",
+                     _names(resource_type.field_names))
+
+
+def single(resource_type):
+    """The query parameters of a one-resource document."""
+    return (include(resource_type), fields_of(resource_type))
+
+
+def listing(resource_type):
+    """The query parameters of a collection: paging, sorting, filtering."""
+    capabilities = resource_type.collection
+    largest = current_app.config["PAGE_SIZE_MAX"]
+    sortable = (Parameter("sort", "query", "Sort keys, '-' before one for descending.",
+                          _names(capabilities.sortable, "-?")),) if capabilities.sortable else ()
+    return (
+        *single(resource_type),
+        *sortable,
+        Parameter("page[size]", "query", "Resources per page.",
+                  {"type": "integer", "minimum": 1, "maximum": largest}),
+        Parameter("page[after]", "query", "The cursor of the page's `next` link."),
+        Parameter("page[before]", "query", "The cursor of the page's `prev` link."),
+        Parameter("page[total]", "query", "true: count every match in meta.total.",
+                  {"type": "string", "enum": ["true", "false"]}),
+        *(Parameter(f"filter[{name}]", "query", f"Only resources whose {name} is this.")
+          for name in capabilities.filterable),
+    )
+
+
+def one(type_name):
+    return s.ref(f"{type_name}.resource.document")
+
+
+def many(type_name):
+    return s.ref(f"{type_name}.collection.document")
+
+
+def revealed(type_name):
+    """A new credential's document: its secret ``value`` is shown this once."""
+    return {"allOf": [one(type_name), s.obj({"data": s.obj({"attributes": s.obj(
+        {"value": s.STRING}, ("value",))})})]}
+
+
+def jsonapi(method, path, summary, responses, *, credentials=USER, body=None,
+            parameters=(), errors=None, description=None):
+    return Operation(method, path, summary, JSONAPI, responses, credentials, body,
+                     tuple(parameters), errors or {}, description)
+
+
+def sessions():
+    path = "/api/sessions/{session_id}"
+    return [
+        jsonapi("POST", "/api/sessions", "Start a session (anonymous until verified)",
+                {201: one("sessions")}, credentials=PUBLIC, parameters=single(SESSIONS),
+                body=s.request_document(SESSIONS),
+                description="The session's id is its bearer secret, shown to its holder."),
+        jsonapi("GET", path, "The caller's session", {200: one("sessions")},
+                parameters=single(SESSIONS)),
+        jsonapi("PATCH", path, "Send a phone number, then the texted code, to log in",
+                {200: one("sessions")}, parameters=single(SESSIONS),
+                body=s.request_document(SESSIONS, id_required=True)),
+        jsonapi("DELETE", path, "Log out", {204: None}),
+    ]
+
+
+def users():
+    return [
+        jsonapi("GET", "/api/users", "Users", {200: many("users")}, parameters=listing(USERS)),
+        jsonapi("GET", "/api/users/{user_id}", "A user", {200: one("users")},
+                parameters=single(USERS)),
+        jsonapi("PATCH", "/api/users/{user_id}", "Change one's own profile",
+                {200: one("users")}, parameters=single(USERS),
+                body=s.request_document(USERS, id_required=True)),
+    ]
+
+
+def apple_device_tokens():
+    path = "/api/apple_device_tokens/{token}"
+    body = s.request_document(APPLE_DEVICE_TOKENS, id_required=True)
+    return [
+        jsonapi("PATCH", path, "Register or refresh an APNs token (Poparazzi's upsert)",
+                {200: one("apple_device_tokens")}, body=body,
+                parameters=single(APPLE_DEVICE_TOKENS),
+                description="Without a credential: the device logged out (401)."),
+        jsonapi("POST", "/api/apple_device_tokens", "Register an APNs token",
+                {200: one("apple_device_tokens"), 201: one("apple_device_tokens")},
+                body=body, parameters=single(APPLE_DEVICE_TOKENS)),
+        jsonapi("GET", "/api/apple_device_tokens", "The caller's APNs tokens",
+                {200: many("apple_device_tokens")}, parameters=listing(APPLE_DEVICE_TOKENS)),
+        jsonapi("GET", path, "One of the caller's APNs tokens",
+                {200: one("apple_device_tokens")}, parameters=single(APPLE_DEVICE_TOKENS)),
+        jsonapi("DELETE", path, "Forget an APNs token", {204: None}),
+    ]
+
+
+def devices():
+    path = "/api/devices/{device_id}"
+    return [
+        jsonapi("POST", "/api/devices", "Register or refresh a device",
+                {200: one("devices"), 201: one("devices")}, parameters=single(DEVICES),
+                body=s.request_document(DEVICES)),
+        jsonapi("GET", "/api/devices", "The caller's devices", {200: many("devices")},
+                parameters=listing(DEVICES)),
+        jsonapi("GET", path, "One of the caller's devices", {200: one("devices")},
+                parameters=single(DEVICES)),
+        jsonapi("PATCH", path, "Change a device's metadata", {200: one("devices")},
+                parameters=single(DEVICES),
+                body=s.request_document(DEVICE_CHANGES, id_required=True)),
+        jsonapi("DELETE", path, "Forget a device", {204: None}),
+    ]
+
+
+def credentials():
+    path = "/api/auth_tokens/{token_id}"
+    return [
+        jsonapi("POST", "/api/auth_tokens", "Trade an identity provider's ID token for an "
+                "auth token", {201: revealed("auth_tokens")}, credentials=PUBLIC,
+                body=s.request_document(AUTH_TOKENS), parameters=single(AUTH_TOKENS)),
+        jsonapi("GET", "/api/auth_tokens", "The caller's auth tokens",
+                {200: many("auth_tokens")}, parameters=single(AUTH_TOKENS)),
+        jsonapi("GET", path, "One of the caller's auth tokens", {200: one("auth_tokens")},
+                parameters=single(AUTH_TOKENS)),
+        jsonapi("DELETE", path, "Revoke an auth token", {204: None}),
+        jsonapi("POST", "/api/access_tokens", "A short-lived access token (JWT), also set as "
+                "the access_token cookie", {201: revealed("access_tokens")},
+                body=s.request_document(ACCESS_TOKENS), parameters=single(ACCESS_TOKENS)),
+    ]
+
+
+def configs():
+    path = "/api/configs/{bundle_version}"
+    return [
+        jsonapi("GET", path, "The app configuration for a bundle version",
+                {200: one("configs")}, credentials=PUBLIC, parameters=single(CONFIGS)),
+        jsonapi("PATCH", path, "Refused: configuration comes from the service's settings",
+                {}, credentials=PUBLIC, errors={403: "Always: configs are read-only."}),
+    ]
+
+
+def notifications():
+    recipients = {name: s.identifiers_document(name) for name in ("users", "devices")}
+    path = "/api/notifications/{notification_id}"
+    return [
+        jsonapi("POST", "/api/notifications", "Send a notification to users or devices",
+                {202: one("notifications")}, credentials=SERVICE,
+                body=s.request_document(NOTIFICATIONS, relationships=recipients),
+                parameters=(*single(NOTIFICATIONS), Parameter(
+                    "Idempotency-Key", "header", "The same key sends the notification once "
+                    "(1 to 255 characters).")),
+                description="Needs an API key with the notifications:send scope."),
+        jsonapi("GET", path, "A notification, its status and counts",
+                {200: one("notifications")}, credentials=SERVICE,
+                parameters=single(NOTIFICATIONS)),
+        jsonapi("GET", f"{path}/deliveries", "A notification's deliveries",
+                {200: many("deliveries")}, credentials=SERVICE,
+                parameters=listing(DELIVERIES)),
+        jsonapi("GET", f"{path}/relationships/deliveries", "A notification's deliveries, "
+                "as linkage", {200: s.ref("linkage.document")}, credentials=SERVICE),
+        jsonapi("GET", "/api/deliveries/{apns_id}", "One delivery, by its apns-id",
+                {200: one("deliveries")}, credentials=SERVICE, parameters=single(DELIVERIES)),
+    ]
+
+
+def relationships():
+    """The relationship and related-resource URLs of every relationship of every type
+    (``app/api/relationships.py``), but those ``notifications()`` lists itself."""
+    listed = {("notifications", "deliveries")}
+    operations = []
+    for resource_type in registry.values():
+        for name, relationship in resource_type.relationships.items():
+            if (resource_type.type, name) in listed:
+                continue
+            operations += _relationship_operations(resource_type, name, relationship)
+    return operations
+
+
+def _relationship_operations(resource_type, name, relationship):
+    base = f"/api/{resource_type.type}/{{{resource_type.type[:-1]}_id}}"
+    related = registry[relationship.type]
+    refused = "Always: the service sets it."
+    read_only = {405: "Always: related resources are changed at their own URLs."}
+    shown = (many(related.type) if relationship.many else one(related.type))
+    return [
+        jsonapi("GET", f"{base}/relationships/{name}", f"The {name} of a "
+                f"{resource_type.type[:-1]}, as linkage", {200: s.ref("linkage.document")}),
+        jsonapi("DELETE", f"{base}/relationships/{name}", f"Take {name} out of a "
+                f"{resource_type.type[:-1]}", {204: None},
+                body=s.identifiers_document(related.type),
+                errors={} if relationship.remove else {403: refused}),
+        jsonapi("PATCH", f"{base}/relationships/{name}", "Refused: read-only relationship",
+                {}, errors={403: refused}),
+        jsonapi("POST", f"{base}/relationships/{name}", "Refused: read-only relationship",
+                {}, errors={403: refused}),
+        jsonapi("GET", f"{base}/{name}", f"The {name} of a {resource_type.type[:-1]}",
+                {200: shown}, parameters=listing(related) if relationship.many
+                else single(related)),
+        *(jsonapi(method, f"{base}/{name}", "Refused: related resources are read-only here",
+                  {}, errors=read_only) for method in ("POST", "PUT", "PATCH", "DELETE")),
+    ]
+
+
+HEALTH = s.obj({
+    "status": {"enum": ["ok", "failing"]},
+    "checks": {"type": "object", "additionalProperties": s.obj(
+        {"status": {"enum": ["ok", "failing", "not checked"]}, "detail": s.STRING},
+        ("status",))},
+}, ("status", "checks"))
+
+
+def service():
+    return [
+        Operation("GET", "/healthz", "Liveness: the process answers (no database)", PLAIN,
+                  {200: HEALTH}, credentials=PUBLIC),
+        Operation("GET", "/readyz", "Readiness: database, migrations, push workers", PLAIN,
+                  {200: HEALTH, 503: HEALTH}, credentials=PUBLIC),
+        Operation("GET", "/.well-known/jwks.json", "The public keys that verify access "
+                  "tokens", PLAIN, {200: s.obj({"keys": s.array({"type": "object"})},
+                                                ("keys",))}, credentials=PUBLIC,
+                  errors={404: "Access tokens are signed with a shared secret."}),
+        Operation("GET", "/openapi.json", "This document", PLAIN,
+                  {200: {"type": "object"}}, credentials=PUBLIC),
+        Operation("GET", "/docs", "This document for people (Swagger UI)", PLAIN,
+                  {200: s.STRING}, credentials=PUBLIC, media_types=("text/html",)),
+        Operation("GET", "/docs/{asset}", "The docs page's scripts, styles and icons", PLAIN,
+                  {200: {}}, credentials=PUBLIC,
+                  media_types=("text/javascript", "text/css", "image/png")),
+    ]
+
+
+def seed_001():
+    path = "/api/v1/auth_tokens"
+    token = s.dumped(auth_tokens_v1.AuthToken)
+    return [
+        Operation("POST", path, "Trade an ID token for an auth token", SEED_001,
+                  {201: s.dumped(auth_tokens_v1.AuthToken, extra={"value": s.STRING})},
+                  credentials=PUBLIC, body=s.loadable(auth_tokens_v1.CreateAuthToken)),
+        Operation("GET", path, "The caller's auth tokens", SEED_001,
+                  {200: s.obj({"tokens": s.array(token)}, ("tokens",))}),
+        Operation("GET", f"{path}/{{token_id}}", "One of the caller's auth tokens", SEED_001,
+                  {200: s.obj({"token": token}, ("token",))}),
+        Operation("DELETE", f"{path}/{{token_id}}", "Revoke an auth token", SEED_001,
+                  {200: s.obj({})}),
+    ]
+
+
+def seed_002():
+    return [Operation("POST", "/api/v1/notifications/device-token",
+                      "Register a device token (or change its time zone)", SEED_002,
+                      {200: s.ref("seed002.envelope")},
+                      body=s.loadable(allmine.DeviceToken))]
+
+
+def seed_003():
+    device = s.dumped(devices_v1.Device)
+    return [
+        Operation("POST", "/v1/devices", "Register a device", SEED_003,
+                  {201: s.obj({"device": device}, ("device",))},
+                  body=s.loadable(devices_v1.Registration)),
+        Operation("GET", "/v1/devices", "The caller's devices", SEED_003,
+                  {200: s.obj({"devices": s.array(device)}, ("devices",))}),
+        Operation("DELETE", "/v1/devices/{device_id}", "Forget a device", SEED_003,
+                  {200: s.obj({"id": s.STRING}, ("id",))}),
+    ]
+
+
+def operations():
+    return [*sessions(), *users(), *apple_device_tokens(), *devices(), *credentials(),
+            *configs(), *notifications(), *relationships(), *service(), *seed_001(),
+            *seed_002(), *seed_003()]
