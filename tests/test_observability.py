@@ -19,6 +19,7 @@ from tests.factories import bearer, create_session, log_in, register_token
 from tests.test_compat_allmine import body as allmine_registration
 from tests.test_compat_devices_v1 import registration as devices_v1_registration
 from tests.test_devices_api import iphone
+from tests.test_openapi import undocumented_routes
 from tests.test_rate_limit import second_app  # noqa: F401  (a fixture)
 
 METRICS_TOKEN = "scrape-" + "s" * 32
@@ -152,6 +153,13 @@ def metrics_app(metrics_settings, second_app):  # noqa: F811
 
 def test_metrics_are_off_unless_enabled(client):
     assert client.get("/metrics").status_code == 404
+    assert "/metrics" not in client.get("/openapi.json").get_json()["paths"]
+
+
+def test_metrics_when_enabled_are_in_the_api_description(metrics_app):
+    document = metrics_app.test_client().get("/openapi.json").get_json()
+    assert document["paths"]["/metrics"]["get"]["security"] == [{"metricsToken": []}]
+    assert not undocumented_routes(metrics_app, document)
 
 
 @pytest.mark.parametrize(("headers", "address", "status"), [

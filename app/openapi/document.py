@@ -33,6 +33,9 @@ SECURITY_SCHEMES = {
     "apiKey": {"type": "http", "scheme": "bearer",
                "description": "An API key (`flask keys create`); notifications need the "
                               "notifications:send scope."},
+    "metricsToken": {"type": "http", "scheme": "bearer",
+                     "description": "METRICS_TOKEN, unless the caller's address is within "
+                                    "METRICS_ALLOW."},
 }
 
 

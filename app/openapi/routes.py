@@ -266,6 +266,7 @@ def service():
                   "tokens", PLAIN, {200: s.obj({"keys": s.array({"type": "object"})},
                                                 ("keys",))}, credentials=PUBLIC,
                   errors={404: "Access tokens are signed with a shared secret."}),
+        *metrics(),
         Operation("GET", "/openapi.json", "This document", PLAIN,
                   {200: {"type": "object"}}, credentials=PUBLIC),
         Operation("GET", "/docs", "This document for people (Swagger UI)", PLAIN,
@@ -310,6 +311,15 @@ def seed_003():
         Operation("DELETE", "/v1/devices/{device_id}", "Forget a device", SEED_003,
                   {200: s.obj({"id": s.STRING}, ("id",))}),
     ]
+
+
+def metrics():
+    """``/metrics`` exists only where ``METRICS_ENABLED`` turns it on."""
+    if not current_app.config["METRICS_ENABLED"]:
+        return []
+    return [Operation("GET", "/metrics", "Prometheus metrics (METRICS_TOKEN or METRICS_ALLOW)",
+                      PLAIN, {200: s.STRING}, credentials=("metricsToken",),
+                      media_types=("text/plain",))]
 
 
 def operations():
