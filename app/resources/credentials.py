@@ -14,7 +14,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
 
-from app.database import commit_early
+from app.database import OWN_TRANSACTION, commit_early
 from app.extensions import db
 from app.models import Credential, CredentialKind
 from app.models.types import utcnow
@@ -83,7 +83,8 @@ def _live_lookup(key, lifetimes):
     columns = Credential.__table__.c
     return select(columns.id, columns.kind, columns.user_id, columns.scopes,
                   columns.last_used_at).where(columns[key] == bindparam("key"),
-                                              not_(condition))
+                                              not_(condition)).execution_options(
+                                                  **{OWN_TRANSACTION: True})
 
 
 def _find_live(key, value):

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import policies, security
+from app.database import OWN_TRANSACTION
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
 from app.models import APNS_CHANNELS, Channel, Credential, Device, Environment
@@ -386,7 +387,9 @@ def _upsert_within_caps(given, for_session, for_user):
     others = table.c.id != select(registered.c.id).scalar_subquery()
     capped = delete(table).where(
         exists(select(registered.c.id)), _beyond_caps(for_session, for_user, others))
-    return select(registered).add_cte(capped.cte("capped"))
+    # a statement its caller commits at once (register): no transaction of its own
+    return select(registered).add_cte(capped.cte("capped")).execution_options(
+        **{OWN_TRANSACTION: True})
 
 
 # -- ownership ------------------------------------------------------------------------
