@@ -90,8 +90,9 @@ def _live_lookup(key, lifetimes):
 def _find_live(key, value):
     now = utcnow()
     lifetimes = _lifetimes()
-    credential = db.session.execute(_live_lookup(key, lifetimes),
-                                    {"key": value, **_cutoffs(now, lifetimes)}).one_or_none()
+    # the session's connection, past the ORM's execute: a Core statement needs none of it
+    credential = db.session.connection().execute(
+        _live_lookup(key, lifetimes), {"key": value, **_cutoffs(now, lifetimes)}).one_or_none()
     if credential is not None:
         _note_use(credential, now)
     return credential

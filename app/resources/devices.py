@@ -209,7 +209,8 @@ def _upsert_by_token(principal, channel, token, attributes):
             principal.user_id, principal.session_id, taken=1)
     else:
         statement = _upsert(dialect, given)
-    returned = db.session.execute(statement, row).one_or_none()
+    # a Core statement: the session's connection runs it without the ORM's execute
+    returned = db.session.connection().execute(statement, row).one_or_none()
     if returned is None:
         return None, False, False
     device = _as_model(returned)
