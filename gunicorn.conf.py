@@ -18,7 +18,13 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # importing the app below writes
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 from app.health import HEALTH_PATHS
-from app.logs import REDACT_TARGETS, access_fields, json_formatter, loggable_atoms
+from app.logs import (
+    REDACT_TARGETS,
+    access_fields,
+    format_atoms,
+    json_formatter,
+    loggable_atoms,
+)
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Requests are CPU-bound (the database answers in well under a millisecond): one worker a
@@ -42,13 +48,14 @@ class RedactingLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
+        self.shown_atoms = format_atoms(cfg.access_log_format)
         self.error_log.addFilter(REDACT_TARGETS)  # one instance: a reload adds it once
         if JSON_LOGS:
             for handler in (*self.error_log.handlers, *self.access_log.handlers):
                 handler.setFormatter(json_formatter())
 
     def atoms(self, resp, req, environ, request_time):
-        return loggable_atoms(super().atoms(resp, req, environ, request_time))
+        return loggable_atoms(super().atoms(resp, req, environ, request_time), self.shown_atoms)
 
     def access(self, resp, req, environ, request_time):
         """With LOG_FORMAT=json: the request's id, route template, status, duration."""

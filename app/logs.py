@@ -124,10 +124,22 @@ URL_ATOMS = frozenset({"f", "{raw_uri}e", "{request_uri}e", "{referer}i", "{http
                        "{location}o", "{content-location}o"})
 
 
-def loggable_atoms(atoms):
-    """gunicorn's access-log atoms without secrets or control characters."""
-    safe = {key: _loggable_atom(key, value) for key, value in atoms.items()}
-    safe["r"] = f"{safe['m']} {loggable_url(atoms.get('{raw_uri}e') or '')} {safe['H']}"
+def format_atoms(log_format):
+    """The atoms an access-log format names, spelt as gunicorn's atoms are (its
+    ``SafeAtoms`` looks header and environ atoms up in lower case)."""
+    return frozenset(name.lower() if name.startswith("{") else name
+                     for name in re.findall(r"%\((.*?)\)", log_format))
+
+
+def loggable_atoms(atoms, names=None):
+    """gunicorn's access-log atoms without secrets or control characters: those in
+    ``names`` only when given (a format shows a handful of gunicorn's fifty, and every
+    request would redact them all)."""
+    wanted = atoms.keys() if names is None else names & atoms.keys()
+    safe = {key: _loggable_atom(key, atoms[key]) for key in wanted}
+    if "r" in safe:
+        method, protocol = (_loggable_atom(key, atoms.get(key)) for key in ("m", "H"))
+        safe["r"] = f"{method} {loggable_url(atoms.get('{raw_uri}e') or '')} {protocol}"
     safe["u"] = "-"  # gunicorn takes it from a Basic Authorization header
     return safe
 

@@ -17,7 +17,8 @@ from servers import BENCH, RESULTS, Server, gunicorn_env
 
 ROOT = BENCH.parent
 BIN = ROOT / ".venv" / "bin"
-DATABASE = "pushreg_bench"
+# BENCH_DATABASE: another name, so that two checkouts can bench on one PostgreSQL.
+DATABASE = os.environ.get("BENCH_DATABASE", "pushreg_bench")
 DATABASE_URL = database_url(DATABASE)
 
 JSONAPI = "application/vnd.api+json"

@@ -11,7 +11,13 @@ import pytest
 import requests
 
 from app.extensions import db
-from app.logs import EscapingFormatter, loggable_atoms, loggable_path, loggable_url
+from app.logs import (
+    EscapingFormatter,
+    format_atoms,
+    loggable_atoms,
+    loggable_path,
+    loggable_url,
+)
 from tests.factories import new_token
 from tests.jsonapi_helpers import cut_database_connections
 from tests.live_server import PoparazziClient
@@ -104,6 +110,18 @@ def test_access_log_atoms_hide_credentials_and_secret_urls():
                    "u"):
         assert atoms[header] == "-"
     assert (atoms["s"], atoms["B"]) == ("200", 12)
+
+
+def test_only_the_atoms_the_format_shows_are_kept_and_they_are_redacted():
+    shown = format_atoms('%(h)s "%(r)s" %(s)s "%(f)s" %({X-Forwarded-For}i)s')
+    raw_uri = f"/api/sessions/{SESSION_ID}"
+    atoms = loggable_atoms({
+        "h": "10.0.0.1", "m": "GET", "H": "HTTP/1.1", "r": f"GET {raw_uri} HTTP/1.1",
+        "{raw_uri}e": raw_uri, "s": "200", "f": f"https://x.example{raw_uri}",
+        "{x-forwarded-for}i": "10.9.9.9\n", "a": "curl", "U": raw_uri}, shown)
+    assert atoms == {"h": "10.0.0.1", "r": f"GET /api/sessions/{sha8(SESSION_ID)} HTTP/1.1",
+                     "s": "200", "f": f"https://x.example/api/sessions/{sha8(SESSION_ID)}",
+                     "{x-forwarded-for}i": "10.9.9.9\\n", "u": "-"}
 
 
 def test_the_formatter_escapes_the_message_and_keeps_a_tracebacks_lines():

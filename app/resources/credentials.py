@@ -14,7 +14,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
 
-from app.database import commit_early
+from app.database import OWN_TRANSACTION, commit_early
 from app.extensions import db
 from app.models import Credential, CredentialKind
 from app.models.types import utcnow
@@ -83,14 +83,16 @@ def _live_lookup(key, lifetimes):
     columns = Credential.__table__.c
     return select(columns.id, columns.kind, columns.user_id, columns.scopes,
                   columns.last_used_at).where(columns[key] == bindparam("key"),
-                                              not_(condition))
+                                              not_(condition)).execution_options(
+                                                  **{OWN_TRANSACTION: True})
 
 
 def _find_live(key, value):
     now = utcnow()
     lifetimes = _lifetimes()
-    credential = db.session.execute(_live_lookup(key, lifetimes),
-                                    {"key": value, **_cutoffs(now, lifetimes)}).one_or_none()
+    # the session's connection, past the ORM's execute: a Core statement needs none of it
+    credential = db.session.connection().execute(
+        _live_lookup(key, lifetimes), {"key": value, **_cutoffs(now, lifetimes)}).one_or_none()
     if credential is not None:
         _note_use(credential, now)
     return credential

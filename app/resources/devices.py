@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
 from app import policies, security
+from app.database import OWN_TRANSACTION
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
 from app.models import APNS_CHANNELS, Channel, Credential, Device, Environment
@@ -208,7 +209,8 @@ def _upsert_by_token(principal, channel, token, attributes):
             principal.user_id, principal.session_id, taken=1)
     else:
         statement = _upsert(dialect, given)
-    returned = db.session.execute(statement, row).one_or_none()
+    # a Core statement: the session's connection runs it without the ORM's execute
+    returned = db.session.connection().execute(statement, row).one_or_none()
     if returned is None:
         return None, False, False
     device = _as_model(returned)
@@ -386,7 +388,9 @@ def _upsert_within_caps(given, for_session, for_user):
     others = table.c.id != select(registered.c.id).scalar_subquery()
     capped = delete(table).where(
         exists(select(registered.c.id)), _beyond_caps(for_session, for_user, others))
-    return select(registered).add_cte(capped.cte("capped"))
+    # a statement its caller commits at once (register): no transaction of its own
+    return select(registered).add_cte(capped.cte("capped")).execution_options(
+        **{OWN_TRANSACTION: True})
 
 
 # -- ownership ------------------------------------------------------------------------
