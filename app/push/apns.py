@@ -5,7 +5,6 @@
 is the caller's: the same for every attempt of one delivery.
 """
 
-import asyncio
 import json
 import os
 import re
@@ -17,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from app import metrics
+from app.push.fanout import in_order
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
@@ -362,18 +362,12 @@ class ApnsClient:
                         ) -> list[Outcome]:
         """``send`` for each item, concurrently over the pools; outcomes in item order.
         Items sharing one ``Notification`` object share its payload, built once."""
-        outcomes: list[Outcome | None] = [None] * len(items)
-        indexes = iter(range(len(items)))
         templates = {}
-
-        async def worker():
-            for index in indexes:
-                outcomes[index] = await self.send(*items[index], templates)
-
         environments = {device.sandbox for device, _, _ in items}
-        workers = min(len(items), self.capacity * len(environments))
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        return outcomes
+        return await in_order(
+            lambda device, notification, apns_id: self.send(device, notification, apns_id,
+                                                            templates),
+            items, self.capacity * len(environments))
 
     async def close(self):
         await self._production.close()
