@@ -408,6 +408,14 @@ class FakeApns:
         with self._received:
             return self._received.wait_for(lambda: len(self.log) >= count, timeout)
 
+    def wait_for_tokens(self, tokens, timeout: float = 10.0) -> bool:
+        """Until each of ``tokens`` has been received at least once (a count of requests
+        would also count retries of others)."""
+        wanted = {token.lower() for token in tokens}
+        with self._received:
+            return self._received.wait_for(
+                lambda: wanted <= {entry.token for entry in self.log}, timeout)
+
     def twice_accepted(self) -> list[str]:
         """apns-ids answered 200 more than once (must stay empty)."""
         seen, twice = set(), []

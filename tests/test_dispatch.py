@@ -433,7 +433,7 @@ def kill_mid_fan_out_and_resume(app, fake, key_file, service_env, devices, **set
 
     process = worker_process(service_env, environ, **settings)
     # a wait, not a timing: the worker may start slowly on a loaded machine
-    if not fake.wait_for_requests(200, timeout=90):
+    if not fake.wait_for_tokens([device["token"] for device in devices[:200]], timeout=90):
         process.kill()
         raise AssertionError(f"{len(fake.log)} pushes arrived; the worker said:\n"
                              f"{process.communicate()[1][-3000:]}")
