@@ -96,11 +96,36 @@ def _by_secret(secret):
         return None
     if access_tokens.looks_like_jwt(secret):
         return _by_access_token(secret)
-    credential = credentials.find_live(secret)
+    return _holder(credentials.find_live(secret), secret)
+
+
+def _holder(credential, secret):
+    """The principal of a credential row (``credentials.find_live``'s), or None."""
     if credential is None:
         return None
     return principal_of(credential.id, credential.kind, credential.user_id, secret,
                         (credential.scopes or "").split())
+
+
+def unresolved_bearer_secret():
+    """The secret an ``Authorization: Bearer`` header carries (not an access token), while
+    the caller is not looked up yet: a statement may look its holder up itself
+    (``credentials.live_by_secret``) and report it with ``resolved``. Otherwise None."""
+    if "principal" in g:
+        return None
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    secret = value.strip()
+    if scheme.lower() != "bearer" or not secret or len(secret) > MAX_SECRET_LENGTH \
+            or access_tokens.looks_like_jwt(secret):
+        return None
+    return secret
+
+
+def resolved(secret, credential):
+    """The caller, as a statement that looked ``secret`` up found it (a row of
+    ``credentials.find_live``'s columns, or None): the request's principal from now on."""
+    g.principal = _holder(credential, secret)
+    return g.principal
 
 
 def _by_access_token(token):

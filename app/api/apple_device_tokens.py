@@ -8,8 +8,8 @@ from flask import request
 from app import metrics
 from app.api import jsonapi_blueprint
 from app.api.types import APNS, APPLE_DEVICE_TOKENS, TOKEN_FILTERS
-from app.auth import USER, current_principal, require
-from app.errors import NotAuthorized, NotFound, Where
+from app.auth import USER, current_principal, require, resolved, unresolved_bearer_secret
+from app.errors import NotAuthorized, NotFound, ServiceError, Where
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
     collection_response,
@@ -30,6 +30,9 @@ body_token = partial(devices.normalise_token, APNS, field="id", where=Where.ID)
 @blueprint.patch("/apple_device_tokens/<token>")
 def register_token(token):
     """Upsert (Poparazzi creates tokens with PATCH). Without a session it is a logout."""
+    registered = _register_by_secret(token)
+    if registered is not None:
+        return registered
     if current_principal() is None:
         sessions.log_out_device(APNS, token, request.remote_addr)
         raise NotAuthorized()
@@ -40,17 +43,48 @@ def register_token(token):
 @blueprint.post("/apple_device_tokens")
 def create_token():
     """JSON:API clients create with POST and a client-chosen id: the same upsert."""
-    return _register(require(USER), None)
+    return _register_by_secret(None) or _register(require(USER), None)
 
 
 def _register(principal, url_token):
-    query = query_for(TYPE, Capabilities())
-    parsed = parse_resource(request_body(), APPLE_DEVICE_TOKENS, url_id=url_token,
-                            normalise_id=body_token, id_required=True)
+    query, parsed = _parsed(url_token)
     if parsed.echoes_members:
         refuse_changes_to_read_only(parsed, renderer(query, principal), APPLE_DEVICE_TOKENS,
                                     _current(principal, parsed.id))
     device, created = devices.register(principal, APNS, parsed.id, parsed.attributes)
+    return _registered(query, principal, device, created, url_token)
+
+
+def _register_by_secret(raw_url_token):
+    """The usual registration in one statement, where it can be: a caller presenting a
+    session id (or an auth token) as a bearer secret, on PostgreSQL, whom the upsert looks up
+    itself. None when ``_register``'s path must answer instead, and say what is wrong in
+    its order: who is calling first, then the document."""
+    secret = unresolved_bearer_secret()
+    if secret is None or not devices.registers_by_secret():
+        return None
+    try:
+        url_token = None if raw_url_token is None else body_token(raw_url_token)
+        query, parsed = _parsed(url_token)
+    except ServiceError:
+        return None
+    if parsed.echoes_members:
+        return None
+    credential, device, created = devices.register_by_secret(
+        secret, USER, APNS, parsed.id, parsed.attributes)
+    principal = resolved(secret, credential)
+    if device is None:  # no user's credential, or a token to move
+        return None
+    return _registered(query, principal, device, created, url_token)
+
+
+def _parsed(url_token):
+    query = query_for(TYPE, Capabilities())
+    return query, parse_resource(request_body(), APPLE_DEVICE_TOKENS, url_id=url_token,
+                                 normalise_id=body_token, id_required=True)
+
+
+def _registered(query, principal, device, created, url_token):
     metrics.registered(metrics.APPLE_DEVICE_TOKENS)
     status = 201 if created and url_token is None else 200
     return resource_response(TYPE, query, device, principal, status)

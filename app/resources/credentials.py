@@ -9,7 +9,9 @@ credential up and to prune.
 """
 
 import functools
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
@@ -73,18 +75,44 @@ def _over(kind, limited, cutoff):
     return or_(false(), *limits)
 
 
+class Live(NamedTuple):
+    """What a caller's identity needs of a live credential (``find_live``'s row)."""
+
+    id: int
+    kind: CredentialKind
+    user_id: uuid.UUID | None
+    scopes: str | None
+    last_used_at: datetime
+
+
 @functools.lru_cache(maxsize=16)
-def _live_lookup(key, lifetimes):
+def _live(key, lifetimes):
     """The credential with this ``key`` column value that has not ended: built once per
     configuration (its cutoffs are parameters), so no request builds or hashes it again.
     A Core row of what a caller's identity needs, not a mapped object: every request
     authenticates, and loading an instance cost a third more than the round trip."""
     condition = _ended(tuple(CredentialKind), lifetimes, bindparam)
     columns = Credential.__table__.c
-    return select(columns.id, columns.kind, columns.user_id, columns.scopes,
-                  columns.last_used_at).where(columns[key] == bindparam("key"),
-                                              not_(condition)).execution_options(
-                                                  **{OWN_TRANSACTION: True})
+    return select(*(columns[name] for name in Live._fields)).where(
+        columns[key] == bindparam("key"), not_(condition))
+
+
+@functools.lru_cache(maxsize=16)
+def _live_lookup(key, lifetimes):
+    """``_live`` as a statement of its own: a single read, its own transaction."""
+    return _live(key, lifetimes).execution_options(**{OWN_TRANSACTION: True})
+
+
+def live_by_secret():
+    """The select of the live credential whose secret is the parameters' (``by_secret``):
+    for a statement that authenticates its caller itself (its columns are ``find_live``'s
+    row's)."""
+    return _live("secret_digest", _lifetimes())
+
+
+def by_secret(secret, now):
+    """The parameters of ``live_by_secret`` for this secret at ``now``."""
+    return {"key": digest(secret), **_cutoffs(now, _lifetimes())}
 
 
 def _find_live(key, value):
@@ -94,7 +122,7 @@ def _find_live(key, value):
     credential = db.session.connection().execute(
         _live_lookup(key, lifetimes), {"key": value, **_cutoffs(now, lifetimes)}).one_or_none()
     if credential is not None:
-        _note_use(credential, now)
+        note_use(credential, now)
     return credential
 
 
@@ -104,7 +132,7 @@ def find_live(secret):
     return _find_live("secret_digest", digest(secret))
 
 
-def _note_use(credential, now):
+def note_use(credential, now):
     """Move ``last_used_at`` forward when it is older than the resolution: one conditional
     UPDATE now and then, not a write on every request."""
     idle = current_app.config[LIFETIMES[credential.kind][0]]

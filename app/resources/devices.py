@@ -17,6 +17,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     delete,
     exists,
     false,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     union_all,
     update,
 )
@@ -34,8 +36,16 @@ from app import policies, security
 from app.database import OWN_TRANSACTION
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
-from app.models import APNS_CHANNELS, Channel, Credential, Device, Environment
+from app.models import (
+    APNS_CHANNELS,
+    Channel,
+    Credential,
+    CredentialKind,
+    Device,
+    Environment,
+)
 from app.models.types import utcnow
+from app.resources import credentials
 from app.resources.listing import Filter, boolean, eager_loading, list_page
 from app.upsert import insert_for
 
@@ -56,6 +66,7 @@ OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason"
                  "invalidated_at", "last_seen_at", "updated_at")
 CLIENT_REPORTED = "ClientReported"
 NEW = "new_"  # the parameters of the values a registration writes (``_upsert_within_caps``)
+CALLER = "caller_"  # the credential's columns in ``_register_by_secret``'s row
 
 
 def environment(text):
@@ -158,6 +169,45 @@ def register(principal, channel, raw_token, attributes, fingerprint=None):
     return device, created
 
 
+def registers_by_secret():
+    """Whether ``register_by_secret`` can run here: it needs PostgreSQL's data-modifying
+    WITH."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def register_by_secret(secret, kinds, channel, raw_token, attributes):
+    """``register`` for whoever holds the credential with this ``secret``, looked up by the
+    same statement: the hottest request in one round trip. (credential, device, created):
+    ``credential`` is ``credentials.find_live``'s row for the secret, or None; the device
+    is registered only when the credential is of one of ``kinds``, and is None otherwise
+    or when the token is an installation's that ``register`` must move (``_claim``)."""
+    now = utcnow()
+    token = normalise_token(channel, raw_token)
+    attributes = _sealed(_for_channel(channel, attributes))
+    given = tuple(name for name in UPDATABLE if name in attributes)
+    values = _new_row(channel, token, attributes, now, user_id=None, session_id=None)
+    statement = _register_by_secret(given, frozenset(kinds), credentials.live_by_secret())
+    try:
+        row = db.session.connection().execute(statement, {
+            **{NEW + name: value for name, value in values.items()}, **_caps(taken=1),
+            **credentials.by_secret(secret, now)}).one_or_none()
+    except IntegrityError:
+        db.session.rollback()
+        if credentials.find_live(secret) is None:  # it went meanwhile (a logout)
+            raise NotAuthorized() from None
+        raise
+    if row is None:
+        return None, None, False
+    fields = row._mapping
+    credential = credentials.Live(*(fields[CALLER + name] for name in credentials.Live._fields))
+    credentials.note_use(credential, now)
+    if fields["id"] is None:
+        return credential, None, False
+    device = _as_model({column.name: fields[column.name] for column in Device.__table__.c})
+    db.session.commit()
+    return credential, device, device.created_at == now
+
+
 def _for_channel(channel, attributes):
     """The attributes that apply to the channel: an FCM device has no APNs environment,
     VoIP token or Live Activity token (its ``environment`` stays null)."""
@@ -174,19 +224,26 @@ _FINGERPRINT_NEEDS_USER = ("A fingerprint names a device among its user's: log i
                            "sending one.")
 
 
-def _registration(principal, attributes, now):
+def _registration(user_id, session_id, attributes, now):
     """The columns a registration writes on a device, whoever had it before."""
     invalidated = bool(attributes.get("is_invalidated", False))
     return {
         **{name: attributes[name] for name in UPDATABLE if name in attributes},
-        "user_id": principal.user_id,
-        "session_id": principal.session_id,
+        "user_id": user_id,
+        "session_id": session_id,
         "is_invalidated": invalidated,
         "invalidated_reason": CLIENT_REPORTED if invalidated else None,
         "invalidated_at": now if invalidated else None,
         "last_seen_at": now,
         "updated_at": now,
     }
+
+
+def _new_row(channel, token, attributes, now, user_id, session_id):
+    """Every column of a device registered now, as its INSERT writes it."""
+    return {"id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
+            "environment": _default_environment(channel), "is_voip": False,
+            **_registration(user_id, session_id, attributes, now)}
 
 
 def _upsert_by_token(principal, channel, token, attributes):
@@ -197,23 +254,20 @@ def _upsert_by_token(principal, channel, token, attributes):
     hottest request."""
     now = utcnow()
     given = tuple(name for name in UPDATABLE if name in attributes)
-    row = {"id": uuid.uuid4(), "channel": channel, "token": token, "created_at": now,
-           "environment": _default_environment(channel), "is_voip": False,
-           **_registration(principal, attributes, now)}
+    row = _new_row(channel, token, attributes, now, principal.user_id, principal.session_id)
     dialect = db.session.get_bind().dialect.name
     within_caps = dialect == "postgresql"
     if within_caps:
         statement = _upsert_within_caps(given, principal.session_id is not None,
                                         principal.user_id is not None)
-        row = {NEW + name: value for name, value in row.items()} | _cap_values(
-            principal.user_id, principal.session_id, taken=1)
+        row = {NEW + name: value for name, value in row.items()} | _caps(taken=1)
     else:
         statement = _upsert(dialect, given)
     # a Core statement: the session's connection runs it without the ORM's execute
     returned = db.session.connection().execute(statement, row).one_or_none()
     if returned is None:
         return None, False, False
-    device = _as_model(returned)
+    device = _as_model(returned._mapping)
     return device, device.created_at == now, within_caps
 
 
@@ -247,7 +301,7 @@ def _claim_once(principal, channel, token, fingerprint, attributes):
         device = Device(id=uuid.uuid4(), created_at=now, environment=Environment.PRODUCTION,
                         is_voip=False)
         db.session.add(device)
-    values = _registration(principal, attributes, now)
+    values = _registration(principal.user_id, principal.session_id, attributes, now)
     if token is not None:
         values |= {"channel": channel, "token": token}
         if channel not in APNS_CHANNELS:
@@ -336,12 +390,12 @@ def _require_credential(principal):
         raise NotAuthorized()
 
 
-def _as_model(row):
-    """The returned row as a Device of this session, without reading it again. (A Core
-    statement: the ORM's bulk-insert path costs a third more CPU on the hottest
-    request.)"""
+def _as_model(columns):
+    """The returned row (its columns by name) as a Device of this session, without reading
+    it again. (A Core statement: the ORM's bulk-insert path costs a third more CPU on the
+    hottest request.)"""
     device = Device.__mapper__.class_manager.new_instance()
-    device.__dict__.update(row._mapping)  # as loaded: no change to write back
+    device.__dict__.update(columns)  # as loaded: no change to write back
     make_transient_to_detached(device)
     if db.session.identity_map.get(inspect(device).key) is not None:
         return db.session.merge(device, load=False)  # this session holds the row already
@@ -358,11 +412,13 @@ def _upsert(dialect_name, given):
 def _upsert_statement(dialect_name, given, values=None):
     """Re-registration updates the owner, validity and what the client sent, never
     ``created_at``; it returns no row for a token ``_claim`` must move. Its values are the
-    execution's parameters, or ``values``."""
+    execution's parameters, or ``values`` (by column, or a SELECT of labelled columns)."""
     table = Device.__table__
     statement = insert_for(dialect_name, table)
-    if values is not None:
+    if isinstance(values, dict):
         statement = statement.values(values)
+    elif values is not None:
+        statement = statement.from_select(list(values.selected_columns.keys()), values)
     return statement.on_conflict_do_update(
         index_elements=["channel", "token"],
         set_={name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)},
@@ -375,22 +431,62 @@ def _upsert_statement(dialect_name, given, values=None):
 @functools.cache
 def _upsert_within_caps(given, for_session, for_user):
     """``_upsert`` (PostgreSQL) with ``keep_within_caps``'s DELETE beside it in one
-    statement. Both see the table as it was before the statement: the registered row,
-    newest of its owner's, is left out of the count and takes one place under each cap
-    (``_cap_values(taken=1)``); when no row is registered nothing is deleted."""
-    table = Device.__table__
-    # inside a CTE an INSERT takes no values from the execution: each is a parameter,
-    # named apart from its column (a column's own name is reserved for that)
-    names = dict.fromkeys(("id", "channel", "token", "created_at", "environment", "is_voip",
-                           *OWNER_COLUMNS, *given))
-    values = {name: bindparam(NEW + name, type_=table.c[name].type) for name in names}
-    registered = _upsert_statement("postgresql", given, values).cte("registered")
-    others = table.c.id != select(registered.c.id).scalar_subquery()
-    capped = delete(table).where(
-        exists(select(registered.c.id)), _beyond_caps(for_session, for_user, others))
+    statement."""
+    values = {name: bindparam(NEW + name, type_=column.type)
+              for name, column in _written_columns(given).items()}
+    registered, capped = _within_caps(_upsert_statement("postgresql", given, values),
+                                      for_session, for_user)
     # a statement its caller commits at once (register): no transaction of its own
-    return select(registered).add_cte(capped.cte("capped")).execution_options(
-        **{OWN_TRANSACTION: True})
+    return select(registered).add_cte(capped).execution_options(**{OWN_TRANSACTION: True})
+
+
+@functools.lru_cache(maxsize=64)
+def _register_by_secret(given, kinds, caller):
+    """``_upsert_within_caps`` whose owners are the holder of a secret, looked up by the
+    ``caller`` select (``credentials.live_by_secret``, one object per configuration): the
+    device is written only for a credential of ``kinds``, and the row returned carries the
+    credential's columns (named ``CALLER`` + column) beside the device's (all null when
+    none was written); no row when no live credential has the secret."""
+    caller = caller.cte("caller")
+    # INSERT … SELECT: the SELECT's parameters carry no column type of their own
+    values = {name: cast(bindparam(NEW + name, type_=column.type), column.type)
+              for name, column in _written_columns(given).items()}
+    values["user_id"] = caller.c.user_id
+    values["session_id"] = case((caller.c.kind == CredentialKind.SESSION, caller.c.id))
+    rows = select(*(value.label(name) for name, value in values.items())).where(
+        caller.c.kind.in_(sorted(kinds)))
+    registered, capped = _within_caps(_upsert_statement("postgresql", given, rows),
+                                      for_session=True, for_user=True)
+    return select(*(column.label(CALLER + column.name) for column in caller.c),
+                  registered).select_from(caller.outerjoin(registered, true())).add_cte(
+        capped).execution_options(**{OWN_TRANSACTION: True})
+
+
+def _written_columns(given):
+    """The columns a registration's INSERT writes. Inside a CTE an INSERT takes no values
+    from the execution: each is a parameter, named apart from its column (``NEW``)."""
+    table = Device.__table__
+    return {name: table.c[name] for name in dict.fromkeys((
+        "id", "channel", "token", "created_at", "environment", "is_voip", *OWNER_COLUMNS,
+        *given))}
+
+
+def _within_caps(upsert, for_session, for_user):
+    """The ``registered`` CTE of ``upsert`` (returning its row) and a ``capped`` CTE that
+    keeps the row's owners within their caps. Both see the table as it was before the
+    statement: the registered row, newest of its owner's, is left out of the count and
+    takes one place under each cap (``_caps(taken=1)``); when no row is registered nothing
+    is deleted."""
+    table = Device.__table__
+    registered = upsert.cte("registered")
+    others = table.c.id != select(registered.c.id).scalar_subquery()
+
+    def owner(column, wanted):
+        return select(registered.c[column]).scalar_subquery() if wanted else None
+
+    capped = delete(table).where(exists(select(registered.c.id)), _beyond_caps(
+        owner("session_id", for_session), owner("user_id", for_user), others))
+    return registered, capped.cte("capped")
 
 
 # -- ownership ------------------------------------------------------------------------
@@ -414,31 +510,37 @@ def keep_within_caps(*, user_id=None, session_id=None):
                        _cap_values(user_id, session_id))
 
 
-def _cap_values(user_id, session_id, taken=0):
-    """The caps' parameters: each owner's cap less the places ``taken`` already."""
+def _cap_values(user_id, session_id):
+    """The caps' parameters for these owners."""
+    return {"cap_session_id": session_id, "cap_user_id": user_id} | _caps()
+
+
+def _caps(taken=0):
+    """Each owner's cap less the places ``taken`` already."""
     config = current_app.config
-    return {"cap_session_id": session_id,
-            "session_cap": config["DEVICES_PER_SESSION_MAX"] - taken,
-            "cap_user_id": user_id, "user_cap": config["DEVICES_PER_USER_MAX"] - taken}
+    return {"session_cap": config["DEVICES_PER_SESSION_MAX"] - taken,
+            "user_cap": config["DEVICES_PER_USER_MAX"] - taken}
 
 
 @functools.cache
 def _caps_delete(for_session, for_user):
     """The caps DELETE, built once for each kind of owner (its values are parameters). A
     Core statement on the table: the ORM's bulk-delete path would rebuild it each time."""
-    return delete(Device.__table__).where(_beyond_caps(for_session, for_user))
+    return delete(Device.__table__).where(_beyond_caps(
+        bindparam("cap_session_id", type_=Device.session_id.type) if for_session else None,
+        bindparam("cap_user_id", type_=Device.user_id.type) if for_user else None))
 
 
-def _beyond_caps(for_session, for_user, *counted):
-    """Devices beyond the session's cap and the user's, among those meeting ``counted``."""
+def _beyond_caps(session, user, *counted):
+    """Devices beyond the cap of the session ``session`` and of the user ``user`` (SQL
+    expressions of their ids; None: no such owner), among those meeting ``counted``."""
     devices = Device.__table__.c
     beyond = []
-    if for_session:
-        beyond.append(_beyond_newest(
-            "session_cap", devices.session_id == bindparam("cap_session_id"), *counted))
-    if for_user:
+    if session is not None:
+        beyond.append(_beyond_newest("session_cap", devices.session_id == session, *counted))
+    if user is not None:
         # counting only what the session's cap keeps, so no device goes for nothing
-        beyond.append(_beyond_newest("user_cap", devices.user_id == bindparam("cap_user_id"),
+        beyond.append(_beyond_newest("user_cap", devices.user_id == user,
                                      *counted, *(devices.id.not_in(ids) for ids in beyond)))
     if len(beyond) == 1:
         return devices.id.in_(beyond[0])
