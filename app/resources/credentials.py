@@ -58,11 +58,13 @@ def _ended(kinds, lifetimes, cutoff):
     """The ``ended`` condition, each setting's cutoff given by ``cutoff(setting)``: a value
     or a bound parameter."""
     limited = {setting for setting, seconds in lifetimes if seconds}
-    return or_(false(), *(and_(Credential.kind == kind, _over(kind, limited, cutoff))
-                          for kind in kinds))
+    over = ((kind, _limits(kind, limited, cutoff)) for kind in kinds)
+    return or_(false(), *(and_(Credential.kind == kind, or_(*limits))
+                          for kind, limits in over if limits))
 
 
-def _over(kind, limited, cutoff):
+def _limits(kind, limited, cutoff):
+    """The conditions of which any ends a credential of this kind (none: it never ends)."""
     idle, absolute = LIFETIMES[kind]
     limits = []
     if idle in limited:
@@ -72,7 +74,7 @@ def _over(kind, limited, cutoff):
     if kind == CredentialKind.SESSION:
         limits.append(and_(Credential.user_id.is_(None),
                            Credential.created_at < cutoff(ANONYMOUS_MAX_AGE)))
-    return or_(false(), *limits)
+    return limits
 
 
 class Live(NamedTuple):

@@ -17,9 +17,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    cast,
     delete,
-    exists,
     false,
     inspect,
     literal,
@@ -66,6 +64,7 @@ OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason"
                  "invalidated_at", "last_seen_at", "updated_at")
 CLIENT_REPORTED = "ClientReported"
 NEW = "new_"  # the parameters of the values a registration writes (``_upsert_within_caps``)
+MOMENTS = ("created_at", "last_seen_at", "updated_at")  # a new row's: the same moment
 CALLER = "caller_"  # the credential's columns in ``_register_by_secret``'s row
 
 
@@ -189,8 +188,7 @@ def register_by_secret(secret, kinds, channel, raw_token, attributes):
     statement = _register_by_secret(given, frozenset(kinds), credentials.live_by_secret())
     try:
         row = db.session.connection().execute(statement, {
-            **{NEW + name: value for name, value in values.items()}, **_caps(taken=1),
-            **credentials.by_secret(secret, now)}).one_or_none()
+            **_new_parameters(values), **credentials.by_secret(secret, now)}).one_or_none()
     except IntegrityError:
         db.session.rollback()
         if credentials.find_live(secret) is None:  # it went meanwhile (a logout)
@@ -260,7 +258,7 @@ def _upsert_by_token(principal, channel, token, attributes):
     if within_caps:
         statement = _upsert_within_caps(given, principal.session_id is not None,
                                         principal.user_id is not None)
-        row = {NEW + name: value for name, value in row.items()} | _caps(taken=1)
+        row = _new_parameters(row)
     else:
         statement = _upsert(dialect, given)
     # a Core statement: the session's connection runs it without the ORM's execute
@@ -432,8 +430,7 @@ def _upsert_statement(dialect_name, given, values=None):
 def _upsert_within_caps(given, for_session, for_user):
     """``_upsert`` (PostgreSQL) with ``keep_within_caps``'s DELETE beside it in one
     statement."""
-    values = {name: bindparam(NEW + name, type_=column.type)
-              for name, column in _written_columns(given).items()}
+    values = _new_values(given)
     registered, capped = _within_caps(_upsert_statement("postgresql", given, values),
                                       for_session, for_user)
     # a statement its caller commits at once (register): no transaction of its own
@@ -448,9 +445,7 @@ def _register_by_secret(given, kinds, caller):
     credential's columns (named ``CALLER`` + column) beside the device's (all null when
     none was written); no row when no live credential has the secret."""
     caller = caller.cte("caller")
-    # INSERT … SELECT: the SELECT's parameters carry no column type of their own
-    values = {name: cast(bindparam(NEW + name, type_=column.type), column.type)
-              for name, column in _written_columns(given).items()}
+    values = _new_values(given)
     values["user_id"] = caller.c.user_id
     values["session_id"] = case((caller.c.kind == CredentialKind.SESSION, caller.c.id))
     rows = select(*(value.label(name) for name, value in values.items())).where(
@@ -462,13 +457,22 @@ def _register_by_secret(given, kinds, caller):
         capped).execution_options(**{OWN_TRANSACTION: True})
 
 
-def _written_columns(given):
-    """The columns a registration's INSERT writes. Inside a CTE an INSERT takes no values
-    from the execution: each is a parameter, named apart from its column (``NEW``)."""
+def _new_values(given):
+    """The values a registration's INSERT writes, by column. Inside a CTE an INSERT takes
+    no values from the execution: each is a parameter, named apart from its column
+    (``NEW``), typed as its column (psycopg casts it: the SELECT of an INSERT … SELECT
+    gives a parameter no type of its own). The moment of registration is one parameter."""
     table = Device.__table__
-    return {name: table.c[name] for name in dict.fromkeys((
-        "id", "channel", "token", "created_at", "environment", "is_voip", *OWNER_COLUMNS,
-        *given))}
+    now = bindparam(NEW + "now", type_=Device.updated_at.type)
+    return {name: now if name in MOMENTS else bindparam(NEW + name, type_=table.c[name].type)
+            for name in dict.fromkeys(("id", "channel", "token", "created_at", "environment",
+                                       "is_voip", *OWNER_COLUMNS, *given))}
+
+
+def _new_parameters(row):
+    """``_new_values``' parameters for a new row (``_new_row``), with the caps'."""
+    return {NEW + name: value for name, value in row.items() if name not in MOMENTS} | {
+        NEW + "now": row["updated_at"]} | _caps(taken=1)
 
 
 def _within_caps(upsert, for_session, for_user):
@@ -477,15 +481,12 @@ def _within_caps(upsert, for_session, for_user):
     statement: the registered row, newest of its owner's, is left out of the count and
     takes one place under each cap (``_caps(taken=1)``); when no row is registered nothing
     is deleted."""
-    table = Device.__table__
-    registered = upsert.cte("registered")
-    others = table.c.id != select(registered.c.id).scalar_subquery()
-
-    def owner(column, wanted):
-        return select(registered.c[column]).scalar_subquery() if wanted else None
-
-    capped = delete(table).where(exists(select(registered.c.id)), _beyond_caps(
-        owner("session_id", for_session), owner("user_id", for_user), others))
+    registered = upsert.cte("device")  # short: see _beyond_newest
+    # the owners' other devices: each subquery joins the registered row, so none is
+    # deleted when no row is registered
+    capped = delete(Device.__table__).where(_beyond_caps(
+        registered.c.session_id if for_session else None,
+        registered.c.user_id if for_user else None, lambda id_: id_ != registered.c.id))
     return registered, capped.cte("capped")
 
 
@@ -531,29 +532,38 @@ def _caps_delete(for_session, for_user):
         bindparam("cap_user_id", type_=Device.user_id.type) if for_user else None))
 
 
-def _beyond_caps(session, user, *counted):
+def _beyond_caps(session, user, counted=None):
     """Devices beyond the cap of the session ``session`` and of the user ``user`` (SQL
-    expressions of their ids; None: no such owner), among those meeting ``counted``."""
-    devices = Device.__table__.c
+    expressions of their ids; None: no such owner), among those whose id meets
+    ``counted(id)``."""
+    devices = Device.__table__
     beyond = []
     if session is not None:
-        beyond.append(_beyond_newest("session_cap", devices.session_id == session, *counted))
+        beyond.append(_beyond_newest("session_cap", session, counted))
     if user is not None:
-        # counting only what the session's cap keeps, so no device goes for nothing
-        beyond.append(_beyond_newest("user_cap", devices.user_id == user,
-                                     *counted, *(devices.id.not_in(ids) for ids in beyond)))
+        # counting only what the session's cap keeps, so no device goes for nothing: the
+        # session's are named once, as a CTE both read
+        if beyond:
+            beyond[0] = select(beyond[0].cte("beyond_session_cap"))
+        beyond.append(_beyond_newest("user_cap", user, counted, *beyond))
     if len(beyond) == 1:
-        return devices.id.in_(beyond[0])
+        return devices.c.id.in_(beyond[0])
     # One IN of both, never an OR of two: PostgreSQL answers that OR by reading every row
     # of the table (half a second at a million devices, on every registration).
-    firsts = (select(ids.subquery().c.id) for ids in beyond)
-    return devices.id.in_(union_all(*firsts))
+    return devices.c.id.in_(union_all(beyond[0], select(beyond[1].subquery().c.id)))
 
 
-def _beyond_newest(cap, *owned):
-    devices = Device.__table__.c
+def _beyond_newest(cap, owner, counted, *spared):
+    """The owner's devices past its newest ``cap``, not counting those in ``spared``. Its
+    own scan of the table, under a short name of its own: the hottest statement stays
+    within what psycopg caches the conversion of (4,096 characters)."""
+    devices = Device.__table__.alias("d").c
+    owned = devices.session_id == owner if cap == "session_cap" else devices.user_id == owner
+    conditions = [owned, *(devices.id.not_in(ids) for ids in spared)]
+    if counted is not None:
+        conditions.append(counted(devices.id))
     newest_first = (devices.updated_at.desc(), devices.created_at.desc(), devices.id.desc())
-    return select(devices.id).where(*owned).order_by(*newest_first).offset(
+    return select(devices.id).where(*conditions).order_by(*newest_first).offset(
         bindparam(cap, type_=Integer))
 
 
