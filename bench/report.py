@@ -5,7 +5,10 @@ DEVICES = "devices"
 SERVERS = ("service", "bare", "dpn")
 TARGET_PATCH_RATIO = 0.35
 TARGET_PATCH_P99_MS = 30.0
+TARGET_DPN_RATIO = 5.0
+TARGET_PAGE_RATIO = 0.35
 NOISY_SHARE = 0.10
+PSYCOPG_CACHED_LENGTH = 4096  # MAX_CACHED_STATEMENT_LENGTH in psycopg/_queries.py
 
 
 def row_label(row):
@@ -40,7 +43,7 @@ def report(results, args):
             commits = (f"+ {count['commits']} commit(s)" if "commits" in count
                        else "in autocommit (each write commits on its own)")
             print(f"   queries per request, {row}: {count['statements']} statements "
-                  f"{commits}{runs}")
+                  f"{commits}{runs}{_conversion(count)}")
         _print_targets(result, args)
     print("   ÷bare, ÷dpn: the service's requests/s over the bare app's, over DPN's; cpu "
           "ms/req: the server's CPU per request; pg: its PostgreSQL backends'; other: "
@@ -70,12 +73,35 @@ def _print_figure(row, workers, name, servers):
 
 
 def _print_targets(result, args):
-    register = result["rows"].get(REGISTER, {})
-    if "ratio_bare" not in register or args.connections != 16:
+    """The issue's targets, each met or MISSED (at 16 connections, where they are set)."""
+    if args.connections != 16:
         return
-    p99 = register["service"]["latency_us"]["p99"] / 1000
-    ratio = register["ratio_bare"]
-    print(f"   targets (W={result['workers']}): PATCH ratio {ratio:.3f} >= "
-          f"{TARGET_PATCH_RATIO} {'met' if ratio >= TARGET_PATCH_RATIO else 'MISSED'}; "
-          f"p99 {p99:.2f} ms < {TARGET_PATCH_P99_MS:.0f} ms "
-          f"{'met' if p99 < TARGET_PATCH_P99_MS else 'MISSED'}")
+    checks = []
+    register = result["rows"].get(REGISTER, {})
+    if "ratio_bare" in register:
+        checks.append(_check("PATCH ÷bare", register["ratio_bare"], TARGET_PATCH_RATIO))
+        p99 = register["service"]["latency_us"]["p99"] / 1000
+        checks.append(f"PATCH p99 {p99:.2f} ms < {TARGET_PATCH_P99_MS:.0f} ms "
+                      f"{'met' if p99 < TARGET_PATCH_P99_MS else 'MISSED'}")
+    if "ratio_dpn" in register:
+        checks.append(_check("PATCH ÷dpn", register["ratio_dpn"], TARGET_DPN_RATIO))
+    for row, servers in result["rows"].items():
+        if row.startswith("list@") and "ratio_bare" in servers:
+            checks.append(_check(f"{row_label(row)} ÷bare", servers["ratio_bare"],
+                                 TARGET_PAGE_RATIO))
+    if checks:
+        print(f"   targets (W={result['workers']}): " + "; ".join(checks))
+
+
+def _check(name, ratio, target):
+    return f"{name} {ratio:.3f} >= {target} {'met' if ratio >= target else 'MISSED'}"
+
+
+def _conversion(count):
+    """psycopg caches how it converts a query's placeholders only up to this length: a
+    longer statement pays the conversion on every execution."""
+    if "longest" not in count:
+        return ""
+    cached = "within" if count["longest"] <= PSYCOPG_CACHED_LENGTH else "OVER"
+    return (f"; longest statement {count['longest']:,} characters, {cached} psycopg's "
+            f"conversion cache ({PSYCOPG_CACHED_LENGTH:,})")

@@ -181,6 +181,15 @@ def sample_page(base_url, session_id, expect_items=None, times=3):
 
 
 # -- queries per request -------------------------------------------------------------------
+def _sends_commit(connection):
+    """Whether this commit is a round trip: none when the statements ran in autocommit
+    (app/database.py, ``_begin_lazily``)."""
+    from psycopg.pq import TransactionStatus
+
+    status = connection.connection.dbapi_connection.info.transaction_status
+    return int(status != TransactionStatus.IDLE)
+
+
 def count_queries(patch_session=None, list_sessions=()):
     """SQL statements (and commits) one request runs, counted in-process: for the PATCH
     (three new tokens, then one again) and for each list session (twice)."""
@@ -199,7 +208,8 @@ def count_queries(patch_session=None, list_sessions=()):
     event.listen(engine, "before_cursor_execute",
                  lambda _c, _cur, statement, *_: seen["statements"].append(
                      " ".join(statement.split())))
-    event.listen(engine, "commit", lambda _c: seen.__setitem__("commits", seen["commits"] + 1))
+    event.listen(engine, "commit", lambda connection: seen.__setitem__(
+        "commits", seen["commits"] + _sends_commit(connection)))
     client = app.test_client()
 
     def one(method, path, session_id, document=None):
@@ -211,6 +221,7 @@ def count_queries(patch_session=None, list_sessions=()):
         if response.status_code != 200:
             raise BenchError(f"{method} {path} answered {response.status_code} in-process")
         return {"statements": len(seen["statements"]), "commits": seen["commits"],
+                "longest": max(map(len, seen["statements"]), default=0),
                 "sql": list(seen["statements"])}
 
     def summary(runs):
