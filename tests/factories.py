@@ -87,6 +87,17 @@ def register_token(client, session_id, token=None, **attributes):
 # -- rows made directly, for service-level tests (inside an app context) ----------------
 
 
+def stored_credential(app, secret):
+    """The credential row whose secret this is (detached), or None."""
+    with app.app_context():
+        credential = db.session.scalar(
+            select(Credential).where(Credential.secret_digest == digest(secret)))
+        db.session.expunge_all()
+        db.session.remove()
+    return credential
+
+
+
 def make_user(**attributes):
     user = User(id=uuid.uuid4(), phone_number=random_phone(), badges=[], **attributes)
     db.session.add(user)

@@ -14,7 +14,14 @@ from app.models import Credential, Device
 from app.models.types import utcnow
 from app.resources import api_keys
 from app.security import digest
-from tests.factories import bearer, create_session, log_in, new_token, token_document
+from tests.factories import (
+    bearer,
+    create_session,
+    log_in,
+    new_token,
+    stored_credential,
+    token_document,
+)
 from tests.jsonapi_helpers import counted_statements, error_of
 
 TOKENS = "/api/apple_device_tokens"
@@ -39,15 +46,6 @@ def device_count(app):
         count = db.session.scalar(select(func.count()).select_from(Device))
         db.session.remove()
     return count
-
-
-def session_row(app, session_id):
-    with app.app_context():
-        credential = db.session.scalar(
-            select(Credential).where(Credential.secret_digest == digest(session_id)))
-        db.session.expunge_all()
-        db.session.remove()
-    return credential
 
 
 def set_last_use(app, session_id, ago):
@@ -86,7 +84,7 @@ def test_a_session_registers_for_itself_and_its_user(client, app):
     assert response.status_code == 200, response.get_json()
     user, session = stored(app, token)
     assert str(user) == user_id
-    assert session == session_row(app, session_id).id
+    assert session == stored_credential(app, session_id).id
 
 
 def test_an_api_key_with_a_valid_document_registers_nothing(client, app):
@@ -133,7 +131,7 @@ def test_a_stale_last_use_is_recorded_by_a_registration(client, app):
 
     assert patch(client, session_id, new_token()).status_code == 200
 
-    assert utcnow() - session_row(app, session_id).last_used_at < timedelta(minutes=1)
+    assert utcnow() - stored_credential(app, session_id).last_used_at < timedelta(minutes=1)
 
 
 def test_a_malformed_document_is_reported_after_who_is_calling(client, app):

@@ -14,7 +14,13 @@ from app.extensions import db
 from app.models import Credential, Device
 from app.models.types import utcnow
 from app.security import digest
-from tests.factories import bearer, create_session, log_in, register_token
+from tests.factories import (
+    bearer,
+    create_session,
+    log_in,
+    register_token,
+    stored_credential,
+)
 from tests.jsonapi_helpers import counted_statements
 
 DAY = timedelta(days=1)
@@ -45,15 +51,6 @@ def _age(app, session_id, made, idle):
                            .values(created_at=now - made, last_used_at=now - idle))
         db.session.commit()
         db.session.remove()
-
-
-def _credential(app, session_id):
-    with app.app_context():
-        credential = db.session.scalar(
-            select(Credential).where(Credential.secret_digest == digest(session_id)))
-        db.session.expunge_all()
-        db.session.remove()
-    return credential
 
 
 def _without_id(response):
@@ -93,7 +90,7 @@ def test_prune_deletes_ended_sessions_and_keeps_live_ones(client, app):
     ended = [name for name, (_, _, valid) in sessions.items() if not valid]
     assert json.loads(result.output)["sessions"] == len(ended)
     for name, (session_id, token, valid) in sessions.items():
-        assert (_credential(app, session_id) is not None) == valid, name
+        assert (stored_credential(app, session_id) is not None) == valid, name
         owner = _device_owner(app, token)
         if valid:
             assert owner[1] is not None, name  # still its session's
@@ -123,7 +120,7 @@ def _credential_updates(statements):
 def test_last_use_is_written_at_most_once_an_hour(client, app, last_used_ago, updates):
     session_id, _ = log_in(client, app)
     _age(app, session_id, made=30 * DAY, idle=last_used_ago)
-    before = _credential(app, session_id)
+    before = stored_credential(app, session_id)
 
     with counted_statements(app) as statements:
         for _ in range(5):
@@ -131,7 +128,7 @@ def test_last_use_is_written_at_most_once_an_hour(client, app, last_used_ago, up
             assert response.status_code == 200
 
     assert len(_credential_updates(statements)) == updates
-    after = _credential(app, session_id)
+    after = stored_credential(app, session_id)
     assert after.updated_at == before.updated_at  # being used is no change to the session
     if updates:
         assert utcnow() - after.last_used_at < timedelta(minutes=1)
