@@ -43,7 +43,10 @@ def register_token(token):
 @blueprint.post("/apple_device_tokens")
 def create_token():
     """JSON:API clients create with POST and a client-chosen id: the same upsert."""
-    return _register_by_secret(None) or _register(require(USER), None)
+    registered = _register_by_secret(None)
+    if registered is not None:
+        return registered
+    return _register(require(USER), None)
 
 
 def _register(principal, url_token):
