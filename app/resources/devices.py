@@ -65,7 +65,7 @@ OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason"
 CLIENT_REPORTED = "ClientReported"
 NEW = "new_"  # the parameters of the values a registration writes (``_upsert_within_caps``)
 MOMENTS = ("created_at", "last_seen_at", "updated_at")  # a new row's: the same moment
-CALLER = "caller_"  # the credential's columns in ``_register_by_secret``'s row
+CALLER = "caller_"  # the credential's columns in ``_upsert_by_secret``'s row
 
 
 def environment(text):
@@ -185,7 +185,7 @@ def register_by_secret(secret, kinds, channel, raw_token, attributes):
     attributes = _sealed(_for_channel(channel, attributes))
     given = tuple(name for name in UPDATABLE if name in attributes)
     values = _new_row(channel, token, attributes, now, user_id=None, session_id=None)
-    statement = _register_by_secret(given, frozenset(kinds), credentials.live_by_secret())
+    statement = _upsert_by_secret(given, frozenset(kinds), credentials.live_by_secret())
     try:
         row = db.session.connection().execute(statement, {
             **_new_parameters(values), **credentials.by_secret(secret, now)}).one_or_none()
@@ -438,7 +438,7 @@ def _upsert_within_caps(given, for_session, for_user):
 
 
 @functools.lru_cache(maxsize=64)
-def _register_by_secret(given, kinds, caller):
+def _upsert_by_secret(given, kinds, caller):
     """``_upsert_within_caps`` whose owners are the holder of a secret, looked up by the
     ``caller`` select (``credentials.live_by_secret``, one object per configuration): the
     device is written only for a credential of ``kinds``, and the row returned carries the
