@@ -539,13 +539,13 @@ def _beyond_caps(session, user, counted=None):
     devices = Device.__table__
     beyond = []
     if session is not None:
-        beyond.append(_beyond_newest("session_cap", session, counted))
+        beyond.append(_beyond_newest("session_cap", "session_id", session, counted))
     if user is not None:
         # counting only what the session's cap keeps, so no device goes for nothing: the
         # session's are named once, as a CTE both read
         if beyond:
             beyond[0] = select(beyond[0].cte("beyond_session_cap"))
-        beyond.append(_beyond_newest("user_cap", user, counted, *beyond))
+        beyond.append(_beyond_newest("user_cap", "user_id", user, counted, *beyond))
     if len(beyond) == 1:
         return devices.c.id.in_(beyond[0])
     # One IN of both, never an OR of two: PostgreSQL answers that OR by reading every row
@@ -553,13 +553,13 @@ def _beyond_caps(session, user, counted=None):
     return devices.c.id.in_(union_all(beyond[0], select(beyond[1].subquery().c.id)))
 
 
-def _beyond_newest(cap, owner, counted, *spared):
-    """The owner's devices past its newest ``cap``, not counting those in ``spared``. Its
+def _beyond_newest(cap, owner_column, owner, counted, *spared):
+    """The devices whose ``owner_column`` is ``owner`` past the owner's newest ``cap``, not
+    counting those in ``spared``. Its
     own scan of the table, under a short name of its own: the hottest statement stays
     within what psycopg caches the conversion of (4,096 characters)."""
     devices = Device.__table__.alias("d").c
-    owned = devices.session_id == owner if cap == "session_cap" else devices.user_id == owner
-    conditions = [owned, *(devices.id.not_in(ids) for ids in spared)]
+    conditions = [devices[owner_column] == owner, *(devices.id.not_in(ids) for ids in spared)]
     if counted is not None:
         conditions.append(counted(devices.id))
     newest_first = (devices.updated_at.desc(), devices.created_at.desc(), devices.id.desc())
