@@ -401,7 +401,7 @@ def tables_a_refusal_may_change(request, codes):
 def _is_token_logout(request, status):
     """Poparazzi logs out with a token PATCH without a session: 401, the token is detached
     from its session and user, the session ends (its codes with it), and the anonymous
-    write is counted against the client's address (see the README)."""
+    write is counted against the client's address (see docs/operators/rate-limits.md)."""
     return request.method == "PATCH" and request.template == TOKEN_URL and status == 401
 
 

@@ -2,8 +2,8 @@
 
 Every test's docstring quotes the rule it checks, with the spec section in brackets. Every
 response also passes the official JSON:API schema (``JsonApiClient`` in conftest). What the
-service answers differently, and why, is listed in the README; ``UNSUPPORTED_RULES`` below
-names the tests that show each entry.
+service answers differently, and why, is listed in docs/api/jsonapi.md; ``UNSUPPORTED_RULES``
+below names the tests that show each entry.
 """
 
 import json
@@ -36,10 +36,10 @@ from tests.jsonapi_helpers import (
     member_names,
 )
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-README_SECTION = "### JSON:API 1.1 rules not supported, and why"
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "api" / "jsonapi.md"
+DOCS_SECTION = "## JSON:API 1.1 rules not supported, and why"
 
-# Each rule the README lists as answered differently → the tests that show what the
+# Each rule the docs list as answered differently → the tests that show what the
 # service does instead.
 UNSUPPORTED_RULES = {
     "PATCH of a missing resource": ("test_the_token_upsert_deviation_is_what_the_service_does",),
@@ -727,7 +727,7 @@ def test_an_unsupported_update_is_403(client, app):
 
 def test_updating_a_missing_resource_is_404(client, app):
     """"A server MUST return 404 Not Found when processing a request to modify a resource
-    that does not exist." (apple_device_tokens upsert instead: see the README)
+    that does not exist." (apple_device_tokens upsert instead: see docs/api/jsonapi.md)
     [Updating, 404 Not Found]"""
     caller = Caller(client, app)
     missing_user = str(uuid.uuid4())
@@ -915,17 +915,17 @@ def test_error_objects(client, app):
     assert client.put("/api/users", headers=caller.headers, json={}).headers["Allow"]
 
 
-def _readme_rules():
-    text = README.read_text()
-    section = text[text.index(README_SECTION):]
-    section = section[:section.index("\n## ")]
+def _documented_rules():
+    text = DOCS_PAGE.read_text()
+    section = text[text.index(DOCS_SECTION) + len(DOCS_SECTION):]
+    section = re.split(r"^#{1,2} ", section, maxsplit=1, flags=re.MULTILINE)[0]
     return re.findall(r"^- \*\*(.+?)\*\*", section, flags=re.MULTILINE)
 
 
-def test_every_rule_the_readme_lists_has_tests_showing_it():
-    """The README's list of rules answered differently is the one this module checks: each
-    entry has tests here, and no entry here is missing from the README."""
-    rules = _readme_rules()
+def test_every_rule_the_docs_list_has_tests_showing_it():
+    """The docs' list of rules answered differently is the one this module checks: each
+    entry has tests here, and no entry here is missing from the docs."""
+    rules = _documented_rules()
     assert len(rules) == len(set(rules)), rules
     assert set(rules) == set(UNSUPPORTED_RULES)
     for rule, tests in UNSUPPORTED_RULES.items():
