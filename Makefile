@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 # The kitsu (JavaScript) client test's npm packages; npm ci writes this file last.
 JS_DEPS := tests/js/node_modules/.package-lock.json
 NPM     := $(shell command -v npm)
 
 export FLASK_APP := wsgi.py
 
-.PHONY: help install run test lint fuzz chromium bench bench-push clean migrate
+.PHONY: help install run test lint docs fuzz chromium bench bench-push clean migrate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -67,6 +68,15 @@ chromium: ## install Debian's chromium (root, apt-get) when it is missing
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
 
+# The docs tools are an extra of their own, so `make install` (and `make test`) skip them.
+$(DOCS_STAMP): $(STAMP) setup.cfg
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP) ## build the documentation site into site/ (mkdocs --strict: a broken link or anchor fails)
+	@# no --quiet: it silences the warnings --strict counts, and a broken link would pass
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 # BENCH_ARGS passes options to bench/run.py: make bench BENCH_ARGS="--repeat 3"
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
@@ -76,4 +86,4 @@ bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the 
 	$(BIN)/python bench/push_fanout.py --channel fcm
 
 clean: ## remove the virtual environment and local databases
-	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn
+	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn site
