@@ -25,6 +25,7 @@ from tests.live_server import PoparazziClient
 SESSION_ID = "0b7c1c36-6f4b-4a3e-9d1e-2c1f6c9a0b11"
 USER_ID = "5d0e8a1f-3c2b-4e7a-8f90-1a2b3c4d5e6f"
 TOKEN = "ab12" * 16
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz"
 FORGED = '127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET /forged HTTP/1.1" 200 0'
 FORGED_APP_LINE = "2026-01-01 00:00:00,000 ERROR app: forged"
 
@@ -50,23 +51,32 @@ def sha8(value):
      f"/api/apple_device_tokens/{sha8('not-even-a-token')}"),
     # a token-shaped segment or value wherever it is, even in a URL no template names
     (f"/api/apple_device_token/{TOKEN}", "", f"/api/apple_device_token/{sha8(TOKEN)}"),
-    ("/api/devices", f"filter[device]={TOKEN}", f"/api/devices?filter[device]={sha8(TOKEN)}"),
+    # query parameters: only those an allow-list names, their values still redacted
+    ("/api/devices", f"filter[device]={TOKEN}&include={TOKEN}",
+     f"/api/devices?include={sha8(TOKEN)}"),
     ("/api/users", "access_token=abc.def&api_key=k1&filter[username]=ann&page[size]=2",
-     f"/api/users?access_token={sha8('abc.def')}&api_key={sha8('k1')}"
-     "&filter[username]=ann&page[size]=2"),
-    ("/api/users", "code=123456&password=hunter2&token=",
-     "/api/users?code=[redacted]&password=[redacted]&token="),
-    ("/api/users", "Client%5FSecret=a+b", f"/api/users?Client%5FSecret={sha8('a b')}"),
-    # not secrets: left alone
+     "/api/users?page[size]=2"),
+    ("/api/users", "code=123456&password=hunter2&token=", "/api/users"),
+    ("/api/users", "filter[phone_number]=%2B15551234567&sort=-created_at&fields%5Busers%5D=a",
+     "/api/users?sort=-created_at&fields%5Busers%5D=a"),
+    ("/api/users", f"bearer=pat_{'x' * 43}&sid={SESSION_ID}&x={JWT}", "/api/users"),
     ("/api/configs/3.1.23", "", "/api/configs/3.1.23"),
-    (f"/api/users/{USER_ID}", "include=devices", f"/api/users/{USER_ID}?include=devices"),
+    # secrets by shape wherever they are: session ids (any UUID), pat_/psk_, JWTs
+    (f"/api/users/{USER_ID}", "include=devices", f"/api/users/{sha8(USER_ID)}?include=devices"),
     (f"/api/users/{USER_ID}/relationships/devices", "",
-     f"/api/users/{USER_ID}/relationships/devices"),
+     f"/api/users/{sha8(USER_ID)}/relationships/devices"),
+    (f"/v1/devices/{SESSION_ID}", "", f"/v1/devices/{sha8(SESSION_ID)}"),
+    (f"/api/auth_tokens/pat_{'x' * 43}", "", f"/api/auth_tokens/{sha8('pat_' + 'x' * 43)}"),
+    (f"/api/x/%70at_{'y' * 43}", "", f"/api/x/{sha8('pat_' + 'y' * 43)}"),
+    (f"/api/x/{JWT}/y", "", f"/api/x/{sha8(JWT)}/y"),
+    (f"/api/x/a{JWT}", "", f"/api/x/{sha8('a' + JWT)}"),
+    # not secrets: left alone
     ("/api/sessions", "", "/api/sessions"),
     ("/api/apple_device_tokens", "sort=-created_at", "/api/apple_device_tokens?sort=-created_at"),
     # control characters escaped
     ("/api/configs/1\n" + FORGED, "", "/api/configs/1\\n" + FORGED),
-    ("/api/configs/1\r\x1b[2J\u2028", "a=\x00", "/api/configs/1\\r\\x1b[2J\\u2028?a=\\x00"),
+    ("/api/configs/1\r\x1b[2J\u2028", "sort=\x00", "/api/configs/1\\r\\x1b[2J\\u2028?sort=\\x00"),
+    ("/api/configs/\u202e1\u2066\u200f", "", "/api/configs/\\u202e1\\u2066\\u200f"),
 ])
 def test_loggable_path(path, query, expected):
     assert loggable_path(path, query) == expected
@@ -79,9 +89,11 @@ def test_a_decoded_path_and_its_raw_form_give_one_digest():
 
 
 @pytest.mark.parametrize(("url", "expected"), [
-    (f"/api/sessions/{SESSION_ID}?token=t", f"/api/sessions/{sha8(SESSION_ID)}?token={sha8('t')}"),
+    (f"/api/sessions/{SESSION_ID}?token=t", f"/api/sessions/{sha8(SESSION_ID)}"),
     (f"https://app.example/api/sessions/{SESSION_ID}",
      f"https://app.example/api/sessions/{sha8(SESSION_ID)}"),
+    (f"https://pat_{'z' * 43}@app.example/x?include=a", f"https://{sha8('pat_' + 'z' * 43)}"
+     "@app.example/x?include=a"),
     ("/api/configs/3.1.23%0Afake", "/api/configs/3.1.23%0Afake"),
 ])
 def test_loggable_url(url, expected):
@@ -102,7 +114,7 @@ def test_access_log_atoms_hide_credentials_and_secret_urls():
     assert SESSION_ID not in str(atoms) and TOKEN not in str(atoms)
     assert atoms["r"] == f"GET /api/sessions/{sha8(SESSION_ID)}?include=user HTTP/1.1"
     assert atoms["U"] == f"/api/sessions/{sha8(SESSION_ID)}"
-    assert atoms["q"] == f"include=user&api_key={sha8('k')}"
+    assert atoms["q"] == "include=user"
     assert atoms["f"] == f"https://x.example/api/apple_device_tokens/{sha8(TOKEN)}"
     assert atoms["a"] == "curl\\n" + FORGED
     assert atoms["{user-agent}i"] == "curl\\x1b"
