@@ -34,7 +34,7 @@ SECRET_SHAPES = re.compile("|".join((
     r"(?<![0-9a-z])(?:pat|psk)_[0-9a-z_-]{8,}",
     r"eyJ[0-9a-z_-]*\.[0-9a-z_-]+\.[0-9a-z_-]*",
     r"[0-9a-f]{64,}",
-    r"<[0-9a-f]{8}(?: [0-9a-f]{8}){7,}>",
+    r"<[0-9a-f ]{64,}>",
 )), re.IGNORECASE)
 # E.164 phone numbers (also with the + percent-encoded): hidden, not digested, as an
 # unkeyed digest of a phone number is undone by trying them all.
@@ -75,10 +75,14 @@ def loggable_url(url):
 def redact_secrets(text):
     """``text`` with every secret-shaped value digested, phone numbers hidden, and a
     database error's details (the refused row's values, the bound parameters) left out."""
-    text = DATABASE_DETAILS.sub(lambda match: f"{match.group(1) or match.group(2)} {HIDDEN}",
-                                text)
+    text = DATABASE_DETAILS.sub(_without_details, text)
     text = SECRET_SHAPES.sub(lambda match: digest(match.group()), text)
     return PHONE_NUMBER.sub(HIDDEN, text)
+
+
+def _without_details(match):
+    detail, parameters = match.groups()
+    return f"{detail} {HIDDEN}" if detail else f"{parameters} {HIDDEN}]"
 
 
 def loggable_text(text):

@@ -5,18 +5,22 @@ import logging
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.logs import (
     EscapingFormatter,
     format_atoms,
+    json_formatter,
     loggable_atoms,
     loggable_path,
     loggable_url,
+    text_formatter,
 )
 from tests.factories import new_token
 from tests.jsonapi_helpers import cut_database_connections
@@ -226,3 +230,50 @@ def test_a_503_log_line_names_no_secret_and_forges_nothing(live_server, app):
     errors = live_server.logs(since, limit=10**7)
     assert f"on GET /api/sessions/{sha8(secret_segment)}: " in errors
     _assert_clean(errors, [iphone.session_id])
+
+
+def _unique_violation(app, token):
+    """The IntegrityError the database raises for a second row with ``token`` (on
+    PostgreSQL its DETAIL names the token; the engine hides the bound parameters)."""
+    insert = sa.text("INSERT INTO devices (id, channel, token, environment, is_voip, "
+                     "is_invalidated, created_at, updated_at, last_seen_at) VALUES (:id, "
+                     "'ios_push', :token, 'production', false, false, :now, :now, :now)")
+    now = datetime.now(UTC)
+    with app.app_context():
+        with db.session.begin_nested():
+            db.session.execute(insert, {"id": uuid.uuid4().hex, "token": token, "now": now})
+        try:
+            with db.session.begin_nested():
+                db.session.execute(insert, {"id": uuid.uuid4().hex, "token": token,
+                                            "now": now})
+        except sa.exc.IntegrityError:
+            return sys.exc_info()
+    raise AssertionError("the second row was accepted")
+
+
+@pytest.mark.parametrize("formatter", [text_formatter(), json_formatter()],
+                         ids=["text", "json"])
+def test_a_database_errors_details_reach_no_log_line(app, formatter):
+    token = new_token()
+    exc_info = _unique_violation(app, token)
+    record = logging.LogRecord("app", logging.ERROR, __file__, 1, "error on %s: %s",
+                               ("/api/devices", f"{exc_info[1]}\n[parameters: ('{token}',)]"),
+                               exc_info)
+    line = formatter.format(record)
+    assert token not in line.lower() and "IntegrityError" in line
+    assert "[parameters: [redacted]]" in line
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        assert token in str(exc_info[1])  # PostgreSQL's DETAIL: Key (channel, token)=(...)
+        assert "DETAIL: [redacted]" in line
+
+
+@pytest.mark.parametrize("formatter", [text_formatter(), json_formatter()],
+                         ids=["text", "json"])
+def test_every_kind_of_secret_is_redacted_in_a_line(formatter):
+    secrets = [SESSION_ID, f"pat_{'q' * 43}", f"psk_{'r' * 43}", JWT, TOKEN, "+15551234567"]
+    record = logging.LogRecord("app", logging.WARNING, __file__, 1, "%s \u202e %s",
+                               (" ".join(secrets), f"<{TOKEN[:32]} {TOKEN[32:]}>"), None)
+    line = formatter.format(record)
+    for secret in [*secrets, TOKEN[:32]]:
+        assert secret not in line
+    assert "\u202e" not in line and "\\u202e" in line
