@@ -1,6 +1,7 @@
 """Secrets never reach a log, and no client-controlled string can forge a log line."""
 
 import hashlib
+import json
 import logging
 import sys
 import time
@@ -22,9 +23,10 @@ from app.logs import (
     loggable_url,
     text_formatter,
 )
+from tests.conftest import free_port
 from tests.factories import new_token
 from tests.jsonapi_helpers import cut_database_connections
-from tests.live_server import PoparazziClient
+from tests.live_server import LiveServer, PoparazziClient
 
 SESSION_ID = "0b7c1c36-6f4b-4a3e-9d1e-2c1f6c9a0b11"
 USER_ID = "5d0e8a1f-3c2b-4e7a-8f90-1a2b3c4d5e6f"
@@ -277,3 +279,70 @@ def test_every_kind_of_secret_is_redacted_in_a_line(formatter):
     for secret in [*secrets, TOKEN[:32]]:
         assert secret not in line
     assert "\u202e" not in line and "\\u202e" in line
+
+
+@pytest.fixture(scope="module", params=["text", "json"])
+def logged_server(request, service_env, tmp_path_factory):
+    """gunicorn (2 workers) logging in one format, its access log in a file."""
+    log_dir = tmp_path_factory.mktemp(f"logs-{request.param}")
+    env = {**service_env, "LOG_FORMAT": request.param,
+           "GUNICORN_ACCESS_LOG": str(log_dir / "access.log")}
+    server = LiveServer(free_port(), env, log_dir, workers=2)
+    server.start(timeout=90)
+    yield server
+    server.stop()
+
+
+def _every_place(session_id, secrets):
+    """(method, target, headers, body): each secret in the path, the query, the headers
+    and the body, answered 2xx, 400, 401, 404 and 405."""
+    pat, psk, jwt, token, phone = secrets
+    body = json.dumps({"data": {"type": "devices", "attributes": {
+        "channel": "ios_push", "token": token, "phone_number": phone, "key": psk}}})
+    return [
+        ("DELETE", f"/api/auth_tokens/{pat}", {}, None),
+        ("GET", f"/api/users/{session_id}", {}, None),
+        ("GET", f"/v1/devices/{session_id}", {}, None),
+        ("GET", f"/api/users/{jwt}/devices", {}, None),
+        ("GET", f"/api/users?bearer={pat}&sid={session_id}&x={jwt}&include={token}", {}, None),
+        ("GET", f"/api/users?filter[phone_number]=%2B{phone[1:]}&page[size]={psk}", {}, None),
+        ("GET", f"/api/users?filter[phone_number]={phone}", {}, None),
+        ("GET", "/api/configs/3.1.23", {"Referer": f"https://x.example/{pat}?s={session_id}",
+                                        "User-Agent": f"Poparazzi {jwt} \u202e".encode(),
+                                        "X-Request-ID": pat}, None),
+        ("PUT", f"/api/apple_device_tokens/{token}", {"X-Api-Key": psk}, None),
+        ("POST", "/api/devices", {"Authorization": f"Bearer {session_id}"}, body),
+        ("POST", "/api/devices", {"Authorization": f"Bearer {pat}"}, body[:-3]),
+        ("GET", f"/nowhere/{psk}/{phone}", {"Authorization": f"Bearer {jwt}"}, None),
+    ]
+
+
+@pytest.mark.slow
+def test_no_secret_from_any_place_reaches_either_log_format(logged_server):
+    iphone = PoparazziClient(logged_server.url)
+    iphone.create_session()
+    secrets = [f"pat_{uuid.uuid4().hex}{uuid.uuid4().hex[:11]}",
+               f"psk_{uuid.uuid4().hex}{uuid.uuid4().hex[:11]}",
+               f"eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiI{uuid.uuid4().hex}In0.{uuid.uuid4().hex}",
+               new_token(), f"+1555{str(uuid.uuid4().int)[:7]}"]
+    http = requests.Session()
+    http.trust_env = False
+    statuses = set()
+    for method, target, headers, body in _every_place(iphone.session_id, secrets):
+        headers = {"Accept": "application/vnd.api+json",
+                   "Content-Type": "application/vnd.api+json", **headers}
+        statuses.add(http.request(method, logged_server.url + target, headers=headers,
+                                  data=body, timeout=10).status_code)
+    marker = f"/api/configs/{uuid.uuid4().hex}"
+    http.get(logged_server.url + marker, timeout=10)
+    http.close()
+    iphone.close()
+    assert {200, 400, 401, 404, 405} <= statuses, statuses
+    _wait_for_access_line(logged_server, marker if logged_server.env["LOG_FORMAT"] == "text"
+                          else "/api/configs/<bundle_version>")
+
+    logs = _all_logs(logged_server)
+    assert "/api/users" in logs
+    for secret in [iphone.session_id, *secrets[:4], secrets[4][1:]]:
+        assert secret not in logs and secret.upper() not in logs, secret
+    assert "\u202e" not in logs
