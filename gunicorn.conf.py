@@ -20,6 +20,7 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # importing the app below writes
 from app.health import HEALTH_PATHS
 from app.logs import (
     REDACT_TARGETS,
+    EscapingFormatter,
     access_fields,
     format_atoms,
     json_formatter,
@@ -42,17 +43,18 @@ JSON_LOGS = log_format() == "json"
 
 
 class RedactingLogger(Logger):
-    """Session ids and device tokens in URLs digested, credential headers left out, control
-    characters escaped (app/logs.py). In text the access log keeps gunicorn's default
-    format; with LOG_FORMAT=json every line is one JSON object."""
+    """Secrets digested wherever they appear, query parameters outside an allow-list and
+    credential headers left out, control characters escaped (app/logs.py). In text the
+    access log keeps gunicorn's default format; with LOG_FORMAT=json every line is one JSON
+    object."""
 
     def setup(self, cfg):
         super().setup(cfg)
         self.shown_atoms = format_atoms(cfg.access_log_format)
         self.error_log.addFilter(REDACT_TARGETS)  # one instance: a reload adds it once
-        if JSON_LOGS:
-            for handler in (*self.error_log.handlers, *self.access_log.handlers):
-                handler.setFormatter(json_formatter())
+        for handler in (*self.error_log.handlers, *self.access_log.handlers):
+            handler.setFormatter(json_formatter() if JSON_LOGS else EscapingFormatter(
+                handler.formatter._fmt, handler.formatter.datefmt))
 
     def atoms(self, resp, req, environ, request_time):
         return loggable_atoms(super().atoms(resp, req, environ, request_time), self.shown_atoms)

@@ -16,7 +16,12 @@ from app.config import Config
 from app.database import begin_writes_immediately, configure_engine, engine_options
 from app.errors import ServiceError
 from app.extensions import db, migrate
-from app.jsonapi.flask import error_response, no_content, private_by_default
+from app.jsonapi.flask import (
+    error_response,
+    no_content,
+    private_by_default,
+    security_headers,
+)
 from app.logs import RequestFields, json_formatter, text_formatter
 from app.observe import register_request_ids
 from app.request_body import refuse_oversized_chunked_body
@@ -62,6 +67,7 @@ def create_app(config=None):
     register_metrics(app)
     app.before_request(refuse_oversized_chunked_body)
     app.after_request(private_by_default)
+    app.after_request(security_headers)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)

@@ -19,17 +19,37 @@ SECRET_PATH_TEMPLATES = (
     "/api/sessions/{secret}",
     "/api/apple_device_tokens/{secret}",
 )
-# Query parameters whose values are secrets, by name. Guessable values (codes, passwords,
-# PINs) would fall to a dictionary attack on an unkeyed digest: those are hidden outright.
-HIDDEN_PARAMETERS = re.compile(r"code|pass|pin", re.IGNORECASE)
-DIGESTED_PARAMETERS = re.compile(r"token|key|secret|session|auth|jwt|signature", re.IGNORECASE)
+# Query parameters an access line keeps (their values still redacted by shape); every other
+# parameter is left out: a filter may name a phone number, a client may put a credential
+# anywhere. ``page[size]``, ``fields[users]``, ``include``, ``sort``.
+SHOWN_PARAMETERS = re.compile(r"include|sort|(?:page|fields)\[[A-Za-z0-9_.-]*\]")
 # Headers never logged: credentials (Authorization, Cookie, API keys, Apple's Device-Check).
 SECRET_HEADERS = re.compile(r"auth|cookie|token|key|secret|session|device.check", re.IGNORECASE)
 HIDDEN = "[redacted]"
 
+# What our secrets look like, wherever they appear in a line: session ids (UUIDs), auth
+# tokens and API keys, JWTs, APNs device tokens (also as iOS prints them: <abcd ef01 ...>).
+SECRET_SHAPES = re.compile("|".join((
+    r"(?<![0-9a-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9a-z])",
+    r"(?<![0-9a-z])(?:pat|psk)_[0-9a-z_-]{8,}",
+    r"eyJ[0-9a-z_-]*\.[0-9a-z_-]+\.[0-9a-z_-]*",
+    r"[0-9a-f]{64,}",
+    r"<[0-9a-f ]{64,}>",
+)), re.IGNORECASE)
+# E.164 phone numbers (also with the + percent-encoded): hidden, not digested, as an
+# unkeyed digest of a phone number is undone by trying them all.
+PHONE_NUMBER = re.compile(r"(?:\+|%2B)[1-9][0-9]{6,14}(?![0-9])", re.IGNORECASE)
+# What a database error says about the row it refused (PostgreSQL's DETAIL names the
+# values of a violated key) and the statement's bound values (SQLAlchemy's [parameters: ]).
+DATABASE_DETAILS = re.compile(r"^(\s*(?:DETAIL|CONTEXT):).*$|^(\[parameters:).*$",
+                              re.MULTILINE)
+
 DEVICE_TOKEN = re.compile(r"[0-9a-f]{64,}", re.IGNORECASE)
 TOKEN_DECORATION = str.maketrans("", "", "<> ")  # how iOS prints a token: <abcd ef01 ...>
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0, DEL, C1, the Unicode line breaks, and the bidirectional marks, embeddings, overrides
+# and isolates (which make a line read differently from what it holds).
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                     "\u2066-\u2069]")
 NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 ORIGIN = re.compile(r"(?:[a-z][a-z0-9+.-]*://[^/?#]*)?", re.IGNORECASE)
 SECRET, ANY = "{secret}", "*"
@@ -38,16 +58,36 @@ _TEMPLATES = tuple(tuple(template.strip("/").casefold().split("/"))
 
 
 def loggable_path(path, query=""):
-    """A request's path (and query string) as a log may show it."""
-    target = _redact_path(path) + (f"?{_redact_query(query)}" if query else "")
-    return escape_control(target)
+    """A request's path (and the query parameters an access line shows) as a log may show
+    it."""
+    query = _shown_query(query)
+    target = _redact_path(path) + (f"?{query}" if query else "")
+    return escape_control(redact_secrets(target))
 
 
 def loggable_url(url):
     """A request target or whole URL (a request line's, a Referer, a Location)."""
     origin = ORIGIN.match(url).group()
     path, _, query = url[len(origin):].partition("?")
-    return escape_control(origin) + loggable_path(path, query)
+    return escape_control(redact_secrets(origin)) + loggable_path(path, query)
+
+
+def redact_secrets(text):
+    """``text`` with every secret-shaped value digested, phone numbers hidden, and a
+    database error's details (the refused row's values, the bound parameters) left out."""
+    text = DATABASE_DETAILS.sub(_without_details, text)
+    text = SECRET_SHAPES.sub(lambda match: digest(match.group()), text)
+    return PHONE_NUMBER.sub(HIDDEN, text)
+
+
+def _without_details(match):
+    detail, parameters = match.groups()
+    return f"{detail} {HIDDEN}" if detail else f"{parameters} {HIDDEN}]"
+
+
+def loggable_text(text):
+    """One line of ``text`` as a text log may show it."""
+    return escape_control(redact_secrets(text))
 
 
 def digest(value):
@@ -55,7 +95,8 @@ def digest(value):
 
 
 def escape_control(text):
-    """``text`` with each control character escaped: ``\\n``, ``\\x1b``, ``\\u2028``."""
+    """``text`` with each control or bidi character escaped: ``\\n``, ``\\x1b``,
+    ``\\u202e``."""
     return CONTROL.sub(_escaped, text)
 
 
@@ -70,7 +111,7 @@ def _redact_path(path):
     secret = _secret_positions(segments)
     return "/".join(
         digest(unquote(segment))
-        if index in secret or _looks_like_device_token(unquote(segment)) else segment
+        if index in secret or _looks_like_secret(unquote(segment)) else segment
         for index, segment in enumerate(segments))
 
 
@@ -89,32 +130,16 @@ def _secret_positions(segments):
     return positions
 
 
-def _redact_query(query):
-    return "&".join(_redact_parameter(parameter) for parameter in query.split("&"))
+def _shown_query(query):
+    """The parameters an access line shows, as sent; the rest left out."""
+    return "&".join(parameter for parameter in query.split("&")
+                    if SHOWN_PARAMETERS.fullmatch(unquote_plus(parameter.partition("=")[0])))
 
 
-def _redact_parameter(parameter):
-    name, equals, value = parameter.partition("=")
-    if not equals:
-        return _digest_if_token(name)
-    if not value:
-        return parameter
-    decoded_name = unquote_plus(name)
-    if HIDDEN_PARAMETERS.search(decoded_name):
-        return f"{name}={HIDDEN}"
-    if DIGESTED_PARAMETERS.search(decoded_name):
-        return f"{name}={digest(unquote_plus(value))}"
-    return f"{name}={_digest_if_token(value)}"
-
-
-def _digest_if_token(raw):
-    value = unquote_plus(raw)
-    return digest(value) if _looks_like_device_token(value) else raw
-
-
-def _looks_like_device_token(value):
-    """An APNs token wherever it appears, even in a URL no template names."""
-    return DEVICE_TOKEN.fullmatch(value.translate(TOKEN_DECORATION)) is not None
+def _looks_like_secret(value):
+    """A secret (percent-decoded) wherever it appears, even in a URL no template names."""
+    return DEVICE_TOKEN.fullmatch(value.translate(TOKEN_DECORATION)) is not None \
+        or redact_secrets(value) != value
 
 
 # gunicorn's access-log atoms (``%(r)s``, ``%({name}i)s``, ...) that hold paths or URLs.
@@ -152,21 +177,28 @@ def _loggable_atom(key, value):
     if key in PATH_ATOMS:
         return loggable_path(value)
     if key in QUERY_ATOMS:
-        return escape_control(_redact_query(value))
+        return loggable_text(_shown_query(value))
     if key in URL_ATOMS:
         return loggable_url(value)
-    return escape_control(value)
+    return loggable_text(value)
 
 
 class EscapingFormatter(logging.Formatter):
-    """Control characters in a message are escaped; a traceback keeps its lines."""
+    """Secrets redacted (``redact_secrets``) and control characters escaped in every line;
+    a traceback keeps its lines."""
 
     def formatMessage(self, record):
-        return escape_control(super().formatMessage(record))
+        return loggable_text(super().formatMessage(record))
 
     def formatException(self, ei):
-        lines = super().formatException(ei).split("\n")
-        return "\n".join(escape_control(line) for line in lines)
+        return _loggable_lines(super().formatException(ei))
+
+    def formatStack(self, stack_info):
+        return _loggable_lines(super().formatStack(stack_info))
+
+
+def _loggable_lines(text):
+    return "\n".join(map(loggable_text, text.split("\n")))
 
 
 class RedactTargets(logging.Filter):
@@ -194,11 +226,17 @@ def _loggable_argument(argument):
 
 def json_formatter():
     """time, level, logger, message, and whatever fields a record carries (a request's id,
-    method, route, status, duration, client). JSON escapes every control character."""
+    method, route, status, duration, client). JSON escapes every control character (and,
+    ASCII only, every bidi one)."""
     from pythonjsonlogger.json import JsonFormatter
 
-    return JsonFormatter("%(levelname)s %(name)s %(message)s", timestamp="time",
-                         rename_fields={"levelname": "level", "name": "logger"})
+    class RedactingJsonFormatter(JsonFormatter):
+        def process_log_record(self, log_data):
+            return {name: redact_secrets(value) if isinstance(value, str) else value
+                    for name, value in super().process_log_record(log_data).items()}
+
+    return RedactingJsonFormatter("%(levelname)s %(name)s %(message)s", timestamp="time",
+                                  rename_fields={"levelname": "level", "name": "logger"})
 
 
 def text_formatter():

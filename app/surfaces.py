@@ -40,7 +40,7 @@ def render(error):
     """``error`` in the shape of the surface the request's path belongs to; a 5xx is
     logged with an id that the client sees too, where its shape has room for one."""
     if error.status >= 500:
-        error.occurrence_id = str(uuid.uuid4())
+        error.occurrence_id = uuid.uuid4().hex  # not UUID-shaped: logs redact those
         log.error("error %s on %s %s: %s", error.occurrence_id, request.method,
                   loggable_path(request.path), error.detail)
     return _renderer()(error)
@@ -83,7 +83,7 @@ def handle_database_unavailable(exc):
 
 def handle_unexpected(exc):
     error = errors.InternalError()
-    error.occurrence_id = str(uuid.uuid4())
+    error.occurrence_id = uuid.uuid4().hex  # not UUID-shaped: logs redact those
     log.exception("error %s on %s %s", error.occurrence_id, request.method,
                   loggable_path(request.path))
     return _renderer()(error)

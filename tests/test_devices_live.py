@@ -2,7 +2,9 @@
 registered at once through both views by different users, many rounds, on SQLite and
 PostgreSQL; and write-only members that never reach a response or a log line."""
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,31 @@ def test_write_only_members_reach_no_response_and_no_log(live, app, iphones):
         else ""
     assert "/api/devices" in logged  # the requests were logged, the secrets were not
     assert token not in logged.lower() and PUSH_TO_START not in logged, logged[-3000:]
+
+
+CROWD = 10
+
+
+def test_a_crowd_registering_one_new_token_with_fingerprints(live, app, iphones):
+    """Ten users register one new token at once, each from their own installation, ten
+    rounds: every answer is a 200 or 201, one row holds the token, and no log line names
+    the token (a unique violation's DETAIL would)."""
+    crowd = [_logged_in(iphones, app) for _ in range(CROWD)]
+    since = live.log_size()
+    with ThreadPoolExecutor(CROWD) as pool:
+        for round_number in range(CROWD):
+            token = new_token()
+            barrier = threading.Barrier(CROWD, timeout=test_races.TIMEOUT)
+
+            def register(member, token=token, barrier=barrier):
+                (iphone, _user_id), number = member
+                barrier.wait()
+                return iphone.request("POST", "/api/devices", registration(
+                    token, fingerprint=f"phone-{number}"))
+
+            answers = list(pool.map(register, zip(crowd, range(CROWD), strict=True)))
+            statuses = [answer.status_code for answer in answers]
+            assert set(statuses) <= {200, 201}, [(a.status_code, a.text[:300]) for a in answers]
+            assert len(_rows(app, token)) == 1, round_number
+            logged = live.logs(since, limit=10**7)
+            assert token not in logged.lower(), logged[-3000:]

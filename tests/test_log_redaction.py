@@ -1,30 +1,37 @@
 """Secrets never reach a log, and no client-controlled string can forge a log line."""
 
 import hashlib
+import json
 import logging
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from app.extensions import db
 from app.logs import (
     EscapingFormatter,
     format_atoms,
+    json_formatter,
     loggable_atoms,
     loggable_path,
     loggable_url,
+    text_formatter,
 )
+from tests.conftest import free_port
 from tests.factories import new_token
 from tests.jsonapi_helpers import cut_database_connections
-from tests.live_server import PoparazziClient
+from tests.live_server import LiveServer, PoparazziClient
 
 SESSION_ID = "0b7c1c36-6f4b-4a3e-9d1e-2c1f6c9a0b11"
 USER_ID = "5d0e8a1f-3c2b-4e7a-8f90-1a2b3c4d5e6f"
 TOKEN = "ab12" * 16
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLWJ5dGVz"
 FORGED = '127.0.0.1 - - [01/Jan/2026:00:00:00 +0000] "GET /forged HTTP/1.1" 200 0'
 FORGED_APP_LINE = "2026-01-01 00:00:00,000 ERROR app: forged"
 
@@ -50,23 +57,32 @@ def sha8(value):
      f"/api/apple_device_tokens/{sha8('not-even-a-token')}"),
     # a token-shaped segment or value wherever it is, even in a URL no template names
     (f"/api/apple_device_token/{TOKEN}", "", f"/api/apple_device_token/{sha8(TOKEN)}"),
-    ("/api/devices", f"filter[device]={TOKEN}", f"/api/devices?filter[device]={sha8(TOKEN)}"),
+    # query parameters: only those an allow-list names, their values still redacted
+    ("/api/devices", f"filter[device]={TOKEN}&include={TOKEN}",
+     f"/api/devices?include={sha8(TOKEN)}"),
     ("/api/users", "access_token=abc.def&api_key=k1&filter[username]=ann&page[size]=2",
-     f"/api/users?access_token={sha8('abc.def')}&api_key={sha8('k1')}"
-     "&filter[username]=ann&page[size]=2"),
-    ("/api/users", "code=123456&password=hunter2&token=",
-     "/api/users?code=[redacted]&password=[redacted]&token="),
-    ("/api/users", "Client%5FSecret=a+b", f"/api/users?Client%5FSecret={sha8('a b')}"),
-    # not secrets: left alone
+     "/api/users?page[size]=2"),
+    ("/api/users", "code=123456&password=hunter2&token=", "/api/users"),
+    ("/api/users", "filter[phone_number]=%2B15551234567&sort=-created_at&fields%5Busers%5D=a",
+     "/api/users?sort=-created_at&fields%5Busers%5D=a"),
+    ("/api/users", f"bearer=pat_{'x' * 43}&sid={SESSION_ID}&x={JWT}", "/api/users"),
     ("/api/configs/3.1.23", "", "/api/configs/3.1.23"),
-    (f"/api/users/{USER_ID}", "include=devices", f"/api/users/{USER_ID}?include=devices"),
+    # secrets by shape wherever they are: session ids (any UUID), pat_/psk_, JWTs
+    (f"/api/users/{USER_ID}", "include=devices", f"/api/users/{sha8(USER_ID)}?include=devices"),
     (f"/api/users/{USER_ID}/relationships/devices", "",
-     f"/api/users/{USER_ID}/relationships/devices"),
+     f"/api/users/{sha8(USER_ID)}/relationships/devices"),
+    (f"/v1/devices/{SESSION_ID}", "", f"/v1/devices/{sha8(SESSION_ID)}"),
+    (f"/api/auth_tokens/pat_{'x' * 43}", "", f"/api/auth_tokens/{sha8('pat_' + 'x' * 43)}"),
+    (f"/api/x/%70at_{'y' * 43}", "", f"/api/x/{sha8('pat_' + 'y' * 43)}"),
+    (f"/api/x/{JWT}/y", "", f"/api/x/{sha8(JWT)}/y"),
+    (f"/api/x/a{JWT}", "", f"/api/x/{sha8('a' + JWT)}"),
+    # not secrets: left alone
     ("/api/sessions", "", "/api/sessions"),
     ("/api/apple_device_tokens", "sort=-created_at", "/api/apple_device_tokens?sort=-created_at"),
     # control characters escaped
     ("/api/configs/1\n" + FORGED, "", "/api/configs/1\\n" + FORGED),
-    ("/api/configs/1\r\x1b[2J\u2028", "a=\x00", "/api/configs/1\\r\\x1b[2J\\u2028?a=\\x00"),
+    ("/api/configs/1\r\x1b[2J\u2028", "sort=\x00", "/api/configs/1\\r\\x1b[2J\\u2028?sort=\\x00"),
+    ("/api/configs/\u202e1\u2066\u200f", "", "/api/configs/\\u202e1\\u2066\\u200f"),
 ])
 def test_loggable_path(path, query, expected):
     assert loggable_path(path, query) == expected
@@ -79,9 +95,11 @@ def test_a_decoded_path_and_its_raw_form_give_one_digest():
 
 
 @pytest.mark.parametrize(("url", "expected"), [
-    (f"/api/sessions/{SESSION_ID}?token=t", f"/api/sessions/{sha8(SESSION_ID)}?token={sha8('t')}"),
+    (f"/api/sessions/{SESSION_ID}?token=t", f"/api/sessions/{sha8(SESSION_ID)}"),
     (f"https://app.example/api/sessions/{SESSION_ID}",
      f"https://app.example/api/sessions/{sha8(SESSION_ID)}"),
+    (f"https://pat_{'z' * 43}@app.example/x?include=a", f"https://{sha8('pat_' + 'z' * 43)}"
+     "@app.example/x?include=a"),
     ("/api/configs/3.1.23%0Afake", "/api/configs/3.1.23%0Afake"),
 ])
 def test_loggable_url(url, expected):
@@ -102,7 +120,7 @@ def test_access_log_atoms_hide_credentials_and_secret_urls():
     assert SESSION_ID not in str(atoms) and TOKEN not in str(atoms)
     assert atoms["r"] == f"GET /api/sessions/{sha8(SESSION_ID)}?include=user HTTP/1.1"
     assert atoms["U"] == f"/api/sessions/{sha8(SESSION_ID)}"
-    assert atoms["q"] == f"include=user&api_key={sha8('k')}"
+    assert atoms["q"] == "include=user"
     assert atoms["f"] == f"https://x.example/api/apple_device_tokens/{sha8(TOKEN)}"
     assert atoms["a"] == "curl\\n" + FORGED
     assert atoms["{user-agent}i"] == "curl\\x1b"
@@ -181,7 +199,7 @@ def test_the_live_logs_hold_no_secret_and_no_forged_line(live):
     http = requests.Session()
     http.trust_env = False
     http.get(live.url + forged, headers={"Accept": "application/vnd.api+json"}, timeout=10)
-    marker = f"/api/configs/{uuid.uuid4()}"
+    marker = f"/api/configs/{uuid.uuid4().hex}"  # a UUID would be redacted
     http.get(live.url + marker, timeout=10)
     http.close()
     iphone.close()
@@ -214,3 +232,117 @@ def test_a_503_log_line_names_no_secret_and_forges_nothing(live_server, app):
     errors = live_server.logs(since, limit=10**7)
     assert f"on GET /api/sessions/{sha8(secret_segment)}: " in errors
     _assert_clean(errors, [iphone.session_id])
+
+
+def _unique_violation(app, token):
+    """The IntegrityError the database raises for a second row with ``token`` (on
+    PostgreSQL its DETAIL names the token; the engine hides the bound parameters)."""
+    insert = sa.text("INSERT INTO devices (id, channel, token, environment, is_voip, "
+                     "is_invalidated, created_at, updated_at, last_seen_at) VALUES (:id, "
+                     "'ios_push', :token, 'production', false, false, :now, :now, :now)")
+    now = datetime.now(UTC)
+    with app.app_context():
+        with db.session.begin_nested():
+            db.session.execute(insert, {"id": uuid.uuid4().hex, "token": token, "now": now})
+        try:
+            with db.session.begin_nested():
+                db.session.execute(insert, {"id": uuid.uuid4().hex, "token": token,
+                                            "now": now})
+        except sa.exc.IntegrityError:
+            return sys.exc_info()
+    raise AssertionError("the second row was accepted")
+
+
+@pytest.mark.parametrize("formatter", [text_formatter(), json_formatter()],
+                         ids=["text", "json"])
+def test_a_database_errors_details_reach_no_log_line(app, formatter):
+    token = new_token()
+    exc_info = _unique_violation(app, token)
+    record = logging.LogRecord("app", logging.ERROR, __file__, 1, "error on %s: %s",
+                               ("/api/devices", f"{exc_info[1]}\n[parameters: ('{token}',)]"),
+                               exc_info)
+    line = formatter.format(record)
+    assert token not in line.lower() and "IntegrityError" in line
+    assert "[parameters: [redacted]]" in line
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        assert token in str(exc_info[1])  # PostgreSQL's DETAIL: Key (channel, token)=(...)
+        assert "DETAIL: [redacted]" in line
+
+
+@pytest.mark.parametrize("formatter", [text_formatter(), json_formatter()],
+                         ids=["text", "json"])
+def test_every_kind_of_secret_is_redacted_in_a_line(formatter):
+    secrets = [SESSION_ID, f"pat_{'q' * 43}", f"psk_{'r' * 43}", JWT, TOKEN, "+15551234567"]
+    record = logging.LogRecord("app", logging.WARNING, __file__, 1, "%s \u202e %s",
+                               (" ".join(secrets), f"<{TOKEN[:32]} {TOKEN[32:]}>"), None)
+    line = formatter.format(record)
+    for secret in [*secrets, TOKEN[:32]]:
+        assert secret not in line
+    assert "\u202e" not in line and "\\u202e" in line
+
+
+@pytest.fixture(scope="module", params=["text", "json"])
+def logged_server(request, service_env, tmp_path_factory):
+    """gunicorn (2 workers) logging in one format, its access log in a file."""
+    log_dir = tmp_path_factory.mktemp(f"logs-{request.param}")
+    env = {**service_env, "LOG_FORMAT": request.param,
+           "GUNICORN_ACCESS_LOG": str(log_dir / "access.log")}
+    server = LiveServer(free_port(), env, log_dir, workers=2)
+    server.start(timeout=90)
+    yield server
+    server.stop()
+
+
+def _every_place(session_id, secrets):
+    """(method, target, headers, body): each secret in the path, the query, the headers
+    and the body, answered 2xx, 400, 401, 404 and 405."""
+    pat, psk, jwt, token, phone = secrets
+    body = json.dumps({"data": {"type": "devices", "attributes": {
+        "channel": "ios_push", "token": token, "phone_number": phone, "key": psk}}})
+    return [
+        ("DELETE", f"/api/auth_tokens/{pat}", {}, None),
+        ("GET", f"/api/users/{session_id}", {}, None),
+        ("GET", f"/v1/devices/{session_id}", {}, None),
+        ("GET", f"/api/users/{jwt}/devices", {}, None),
+        ("GET", f"/api/users?bearer={pat}&sid={session_id}&x={jwt}&include={token}", {}, None),
+        ("GET", f"/api/users?filter[phone_number]=%2B{phone[1:]}&page[size]={psk}", {}, None),
+        ("GET", f"/api/users?filter[phone_number]={phone}", {}, None),
+        ("GET", "/api/configs/3.1.23", {"Referer": f"https://x.example/{pat}?s={session_id}",
+                                        "User-Agent": f"Poparazzi {jwt} \u202e".encode(),
+                                        "X-Request-ID": pat}, None),
+        ("PUT", f"/api/apple_device_tokens/{token}", {"X-Api-Key": psk}, None),
+        ("POST", "/api/devices", {"Authorization": f"Bearer {session_id}"}, body),
+        ("POST", "/api/devices", {"Authorization": f"Bearer {pat}"}, body[:-3]),
+        ("GET", f"/nowhere/{psk}/{phone}", {"Authorization": f"Bearer {jwt}"}, None),
+    ]
+
+
+@pytest.mark.slow
+def test_no_secret_from_any_place_reaches_either_log_format(logged_server):
+    iphone = PoparazziClient(logged_server.url)
+    iphone.create_session()
+    secrets = [f"pat_{uuid.uuid4().hex}{uuid.uuid4().hex[:11]}",
+               f"psk_{uuid.uuid4().hex}{uuid.uuid4().hex[:11]}",
+               f"eyJhbGciOiJIUzI1NiJ9.eyJqdGkiOiI{uuid.uuid4().hex}In0.{uuid.uuid4().hex}",
+               new_token(), f"+1555{str(uuid.uuid4().int)[:7]}"]
+    http = requests.Session()
+    http.trust_env = False
+    statuses = set()
+    for method, target, headers, body in _every_place(iphone.session_id, secrets):
+        headers = {"Accept": "application/vnd.api+json",
+                   "Content-Type": "application/vnd.api+json", **headers}
+        statuses.add(http.request(method, logged_server.url + target, headers=headers,
+                                  data=body, timeout=10).status_code)
+    marker = f"/api/configs/{uuid.uuid4().hex}"
+    http.get(logged_server.url + marker, timeout=10)
+    http.close()
+    iphone.close()
+    assert {200, 400, 401, 404, 405} <= statuses, statuses
+    _wait_for_access_line(logged_server, marker if logged_server.env["LOG_FORMAT"] == "text"
+                          else "/api/configs/<bundle_version>")
+
+    logs = _all_logs(logged_server)
+    assert "/api/users" in logs
+    for secret in [iphone.session_id, *secrets[:4], secrets[4][1:]]:
+        assert secret not in logs and secret.upper() not in logs, secret
+    assert "\u202e" not in logs

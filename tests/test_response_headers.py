@@ -128,3 +128,38 @@ def test_forwarded_proto_is_honoured_only_from_a_trusted_proxy(database_url, x_p
         with proxied.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+EVERY_SURFACE = {
+    "a JSON:API document": ("GET", "/api/configs/3.1.23", 200),
+    "a JSON:API error": ("GET", "/api/apple_device_tokens", 401),
+    "an unknown path": ("GET", "/nowhere", 404),
+    "a wrong method": ("DELETE", "/api/configs/3.1.23", 405),
+    "a bad body": ("POST", "/api/sessions", 400),
+    "a seed API's error": ("GET", "/v1/devices/1/x", 404),
+    "the OpenAPI document": ("GET", "/openapi.json", 200),
+    "a Swagger UI file": ("GET", "/docs/swagger-ui.css", 200),
+    "OPTIONS": ("OPTIONS", "/api/sessions", 204),
+}
+
+
+@pytest.mark.parametrize("method, path, status", EVERY_SURFACE.values(), ids=EVERY_SURFACE)
+def test_every_response_forbids_framing_sniffing_and_loading(client, method, path, status):
+    response = client.open(path, method=method, data=b"{" if method == "POST" else None)
+    assert response.status_code == status
+    assert response.headers["Content-Security-Policy"] == API_POLICY
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_docs_page_may_run_swagger_ui_and_nothing_else(client):
+    response = client.get("/docs")
+    policy = dict(directive.split(" ", 1) for directive in
+                  response.headers["Content-Security-Policy"].split("; "))
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert policy["script-src"].startswith("'self' 'sha256-")  # its one inline script
+    assert "'unsafe-inline'" not in policy["script-src"]
+    assert "'unsafe-eval'" not in policy["script-src"]
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

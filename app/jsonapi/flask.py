@@ -72,6 +72,19 @@ def private_by_default(response):
     return response
 
 
+API_CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+def security_headers(response):
+    """``after_request``: no response may be framed, sniffed into another type, or (a JSON
+    body opened in a browser) load anything; a page that needs more (``/docs``) sets its
+    own policy."""
+    response.headers.setdefault("Content-Security-Policy", API_CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
 def public_revalidated(response):
     """The same for everyone and cheap to check: any cache may keep it, asking each time
     (its ETag makes the answer a 304 while nothing changed)."""

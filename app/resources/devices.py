@@ -19,6 +19,7 @@ from sqlalchemy import (
     case,
     delete,
     false,
+    func,
     inspect,
     literal,
     or_,
@@ -269,16 +270,38 @@ def _upsert_by_token(principal, channel, token, attributes):
     return device, device.created_at == now, within_caps
 
 
+CLAIM_ATTEMPTS = 3
+
+
 def _claim(principal, channel, token, fingerprint, attributes):
-    """Registration that may move a token between devices, in a SAVEPOINT retried once: a
-    racing insert of the same token or fingerprint makes the first try fail on a unique
-    constraint, and the retry finds its row."""
-    try:
-        with db.session.begin_nested():
-            return _claim_once(principal, channel, token, fingerprint, attributes)
-    except IntegrityError:
-        with db.session.begin_nested():
-            return _claim_once(principal, channel, token, fingerprint, attributes)
+    """Registration that may move a token between devices, in a SAVEPOINT. Claims of one
+    token or one installation wait for each other (``_serialise_claims``), so the one
+    that waited finds the row the other wrote; a one-statement registration of the token
+    (which takes no such lock) may still insert it first: then a unique constraint fails
+    the try, and the next one finds that row."""
+    _serialise_claims(principal, channel, token, fingerprint)
+    for _ in range(CLAIM_ATTEMPTS - 1):
+        try:
+            with db.session.begin_nested():
+                return _claim_once(principal, channel, token, fingerprint, attributes)
+        except IntegrityError:
+            pass  # a racing insert won: the next try finds its row
+    with db.session.begin_nested():
+        return _claim_once(principal, channel, token, fingerprint, attributes)
+
+
+def _serialise_claims(principal, channel, token, fingerprint):
+    """On PostgreSQL, a transaction-scoped advisory lock on the token and on the
+    installation, in one order: without it, of many claims racing for one new token each
+    retry can lose to another's insert again. (SQLite's BEGIN IMMEDIATE already runs one
+    writer at a time.)"""
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    keys = [f"token {channel} {token}" if token is not None else None,
+            f"installation {principal.user_id} {fingerprint}" if fingerprint is not None
+            else None]
+    for key in sorted(key for key in keys if key is not None):
+        db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
 
 
 def _claim_once(principal, channel, token, fingerprint, attributes):
