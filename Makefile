@@ -37,7 +37,8 @@ $(JS_DEPS): tests/js/package-lock.json
 migrate: $(STAMP) ## apply migrations to DATABASE_URL (default: the SQLite file in instance/)
 	$(BIN)/flask db upgrade
 
-# One push worker beside gunicorn (it exits at once, saying so, when APNS_* is not set);
+# One push worker beside gunicorn. Without APNS_* or FCM_CREDENTIALS_FILE it is the
+# development stand-in: each push is recorded, not sent (flask push outbox shows them);
 # Ctrl-C stops both.
 run: migrate ## serve the API with gunicorn on 127.0.0.1:$(PORT), and a push worker
 	@$(BIN)/flask push worker & worker=$$!; \

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
 from app.models.types import utcnow
 from app.push import heartbeat
+from app.push.cli import outbox as push_outbox
 from app.push.cli import worker as push_worker
 from app.resources import api_keys, credentials, devices, notifications, sessions
 from schemas.fields import format_timestamp
@@ -24,6 +25,7 @@ keys = AppGroup("keys", help="API keys for backend services.")
 push = AppGroup("push", help="Push notifications: send, follow, clean up, and the worker "
                                "that sends them.")
 push.add_command(push_worker)
+push.add_command(push_outbox)
 DURATION = re.compile(r"(\d+)([smhd])\Z")
 DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 

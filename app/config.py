@@ -226,8 +226,11 @@ class Config:
         self.DEVICES_PER_USER_MAX = env.int("DEVICES_PER_USER_MAX", 50)
         self.DEVICES_PER_SESSION_MAX = env.int("DEVICES_PER_SESSION_MAX", 10)
 
-        # The push workers (app/push/worker.py); APNs itself is configured by APNS_*.
+        # The push workers (app/push/worker.py), read through app/push/settings.py.
         self.PUSH_QUEUE = env.str("PUSH_QUEUE", "embedded")
+        # "outbox" or "off"; unset: the outbox in development without APNs or FCM
+        # credentials (app/push/outbox.py). Production refuses the outbox.
+        self.PUSH_STANDIN = env.str("PUSH_STANDIN")
         self.PUSH_CHUNK_SIZE = env.int("PUSH_CHUNK_SIZE", 1000)
         self.PUSH_CONCURRENCY = env.int("PUSH_CONCURRENCY", 2)
         self.PUSH_LEASE = env.float("PUSH_LEASE", 120.0)
@@ -247,6 +250,8 @@ class Config:
         self.PUSH_HEARTBEAT_MAX_AGE = env.float("PUSH_HEARTBEAT_MAX_AGE", 60.0)
         self._read_observability(env)
 
+        self._read_apns(env)
+
         # ---- The FCM (Android) channel: app/push/fcm.py, app/push/fcm_auth.py. --------
         # Without FCM_CREDENTIALS_FILE (a service-account key, JSON) the channel is off.
         self.FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE")
@@ -258,6 +263,23 @@ class Config:
         self.FCM_REQUEST_TIMEOUT = env.float("FCM_REQUEST_TIMEOUT", 10.0)
         # ---- end of the FCM block -------------------------------------------------------
 
+    def _read_apns(self, env):
+        """The APNs (iOS) channel: app/push/apns.py. Without APNS_KEY, APNS_KEY_ID,
+        APNS_TEAM_ID and APNS_BUNDLE_ID (or APNS_TOPIC) the channel is off."""
+        self.APNS_KEY = env.str("APNS_KEY")  # the .p8 key's PEM text or file path
+        self.APNS_KEY_ID = env.str("APNS_KEY_ID")
+        self.APNS_TEAM_ID = env.str("APNS_TEAM_ID")
+        self.APNS_BUNDLE_ID = env.str("APNS_BUNDLE_ID")
+        self.APNS_TOPIC = env.str("APNS_TOPIC")  # for devices without a bundle id
+        self.APNS_PRODUCTION_URL = env.str("APNS_PRODUCTION_URL", "https://api.push.apple.com")
+        self.APNS_SANDBOX_URL = env.str("APNS_SANDBOX_URL", "https://api.sandbox.push.apple.com")
+        self.APNS_CA_FILE = env.str("APNS_CA_FILE")  # a CA trusted beside the system's (tests)
+        self.APNS_CONNECTIONS = env.int("APNS_CONNECTIONS", 2)
+        self.APNS_MAX_STREAMS = env.int("APNS_MAX_STREAMS", 100)
+        self.APNS_REQUEST_TIMEOUT = env.float("APNS_REQUEST_TIMEOUT", 10.0)
+        self.APNS_TOKEN_MAX_AGE = env.float("APNS_TOKEN_MAX_AGE", 50 * 60.0)
+        self.APNS_PING_INTERVAL = env.float("APNS_PING_INTERVAL", 60.0)
+
     def validate(self):
         self._validate_formats()
         if self.APP_ENV != "production":
@@ -266,6 +288,10 @@ class Config:
             raise ConfigurationError("production needs SECRET_KEY of at least 32 characters")
         if self.SMS_SENDER == "outbox":
             raise ConfigurationError("production needs SMS_SENDER=http and an SMS gateway")
+        if self.PUSH_STANDIN == "outbox":
+            raise ConfigurationError("production refuses PUSH_STANDIN=outbox: the development "
+                                     "stand-in would swallow every push; configure APNS_* or "
+                                     "FCM_CREDENTIALS_FILE")
         if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             raise ConfigurationError("production needs DATABASE_URL pointing at PostgreSQL")
         if not self.PUBLIC_URL:
@@ -341,6 +367,8 @@ class Config:
                 not self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
             raise ConfigurationError("PUSH_QUEUE=procrastinate needs DATABASE_URL pointing at "
                                      "PostgreSQL")
+        if self.PUSH_STANDIN not in (None, "outbox", "off"):
+            raise ConfigurationError("PUSH_STANDIN is 'outbox' or 'off'")
         if self.PUSH_INVALIDATION_POLICY not in ("mark", "delete"):
             raise ConfigurationError("PUSH_INVALIDATION_POLICY is 'mark' or 'delete'")
         for name in ("PUSH_CHUNK_SIZE", "PUSH_CONCURRENCY", "PUSH_MAX_ATTEMPTS",
@@ -397,6 +425,12 @@ LOG_FORMATS = ("json", "text")
 def metrics_enabled(env=None):
     """Also read by gunicorn.conf.py, before anything imports prometheus_client."""
     return (env or Environment()).bool("METRICS_ENABLED", False)
+
+
+def prometheus_multiproc_dir():
+    """Where prometheus_client's processes share their counts; gunicorn.conf.py sets it
+    (after the Config is read), so it is read when asked."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
 def log_format(env=None):

@@ -3,11 +3,12 @@
 It checks the configuration, the database and its migrations, the push workers, the APNs
 key and ids, FCM's service account, the SMS gateway and the identity providers' keys, and
 says what is wrong in plain words. It is a Flask plugin command (setup.cfg's
-``flask.commands``) so that it runs even when the configuration stops the app from loading.
+``flask.commands``) so that it runs even when the configuration stops the app from loading;
+every check reads the settings through ``Config`` (a setting that does not parse is the
+one problem then, and the checks that need it are skipped).
 """
 
 import json
-import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ from app.config import Config, ConfigurationError
 
 APPLE_ID = re.compile(r"[A-Z0-9]{10}\Z")  # a key id or a team id
 BUNDLE_ID = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z")
-APNS_REQUIRED = ("APNS_KEY", "APNS_KEY_ID", "APNS_TEAM_ID")
 FCM_SETTINGS = ("FCM_CREDENTIALS_FILE", "FCM_PROJECT_ID")
+NOT_CHECKED = "not checked until the configuration is fixed"
 
 
 @dataclass
@@ -60,8 +61,10 @@ def doctor(timeout):
         check_database(report, config)
         check_sms_gateway(report, config, timeout)
         check_identity_providers(report, config, timeout)
-    check_apns(report, os.environ)
-    check_fcm(report, os.environ)
+        check_apns(report, vars(config))
+        check_fcm(report, vars(config))
+    else:
+        report.skipped("push", NOT_CHECKED)
     if report.problems:
         noun = "problem" if len(report.problems) == 1 else "problems"
         raise click.ClickException(f"{len(report.problems)} {noun} found.")
@@ -93,7 +96,7 @@ def check_database(report, config):
     try:
         app = create_app(config)
     except ConfigurationError:
-        report.skipped("database", "not checked until the configuration is fixed")
+        report.skipped("database", NOT_CHECKED)
         return
     readiness = app.extensions["readiness"]
     try:
@@ -123,35 +126,35 @@ def check_database(report, config):
                                   "old")
 
 
-def check_apns(report, environ):
+def check_apns(report, settings):
     from app.push.apns import ApnsSettings
     from app.push.provider_token import ProviderKeyError, load_signing_key
 
-    given = {name: value for name, value in environ.items()
-             if name.startswith("APNS_") and value}
+    given = {name: value for name, value in settings.items()
+             if name in APNS_NAMES and value}
     if not given:
         report.skipped("APNs", "not configured (no APNS_* setting): iOS pushes are not sent")
         return
-    missing = [name for name in APNS_REQUIRED if name not in given]
-    if "APNS_BUNDLE_ID" not in given and "APNS_TOPIC" not in given:
-        missing.append("APNS_BUNDLE_ID")
+    missing = ApnsSettings.missing(settings)
     if missing:
         report.problem("APNs", f"some APNS_* settings are given but not {', '.join(missing)}; "
                                "the push worker will not send")
         return
     problems = _apns_id_problems(given)
+    apns = ApnsSettings.from_config(settings)
     try:
-        settings = ApnsSettings.from_environ(given)
-        load_signing_key(settings.key)
+        load_signing_key(apns.key)
     except ProviderKeyError as exc:
         problems.append(f"{exc} (APNS_KEY)")
-    except ValueError as exc:
-        problems.append(f"an APNS_* number is not a number: {exc}")
     for text in problems:
         report.problem("APNs", text)
     if not problems:
-        report.ok("APNs", f"the key is an EC P-256 key; key id {given['APNS_KEY_ID']}, team "
-                          f"{given['APNS_TEAM_ID']}, topic {_apns_topic(given)}")
+        report.ok("APNs", f"the key is an EC P-256 key; key id {apns.key_id}, team "
+                          f"{apns.team_id}, topic {apns.default_topic}")
+
+
+# the settings an operator gives (the others have defaults)
+APNS_NAMES = ("APNS_KEY", "APNS_KEY_ID", "APNS_TEAM_ID", "APNS_BUNDLE_ID", "APNS_TOPIC")
 
 
 def _apns_id_problems(given):
@@ -163,12 +166,8 @@ def _apns_id_problems(given):
     return problems
 
 
-def _apns_topic(given):
-    return given.get("APNS_TOPIC") or given["APNS_BUNDLE_ID"]
-
-
-def check_fcm(report, environ):
-    given = {name: environ.get(name) for name in FCM_SETTINGS if environ.get(name)}
+def check_fcm(report, settings):
+    given = {name: settings.get(name) for name in FCM_SETTINGS if settings.get(name)}
     if not given:
         report.skipped("FCM", "not configured (no FCM_CREDENTIALS_FILE): Android pushes are "
                               "not sent")

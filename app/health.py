@@ -20,7 +20,7 @@ from flask import Blueprint, current_app, jsonify
 from app.database import configure_engine, engine_options
 from app.models.types import utcnow
 from app.push.heartbeat import newest_beat
-from app.push.worker import apns_environment, fcm_configured
+from app.push.settings import PushSettings
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 OK, FAILING, NOT_CHECKED = "ok", "failing", "not checked"
@@ -51,7 +51,7 @@ class Readiness:
 
     def __post_init__(self):
         self.heads = frozenset(ScriptDirectory(self.migrations_directory).get_heads())
-        self.push_configured = apns_environment() is not None or fcm_configured(self.config)
+        self.push_configured = PushSettings.from_config(self.config).providers_configured
 
     def check(self):
         checks = {"database": {"status": OK}}

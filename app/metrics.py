@@ -10,7 +10,6 @@ import collections
 import hmac
 import ipaddress
 import logging
-import os
 import time
 from datetime import UTC, datetime
 
@@ -31,6 +30,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import Pool
 
+from app.config import prometheus_multiproc_dir
 from app.errors import Forbidden, NotAuthorized
 from app.observe import route_template
 
@@ -159,7 +159,7 @@ def _checked_in(*_):
 def scrape_registry(engine):
     """Every process's counts (or this process's alone), and the ledger read now."""
     registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if prometheus_multiproc_dir():
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from app.config import Config
 from app.push.apns import (
     Action,
     ApnsClient,
@@ -328,11 +329,13 @@ def test_an_unreachable_host_is_not_processed(fake, key_file, clock):
     assert (outcome.action, outcome.outcome_unknown) == (Action.RETRY, False)
 
 
-def test_settings_come_from_apns_variables_with_defaults():
-    settings = ApnsSettings.from_environ({
-        "APNS_BUNDLE_ID": "com.example.app", "APNS_KEY": "/keys/AuthKey.p8",
-        "APNS_KEY_ID": "KEY", "APNS_TEAM_ID": "TEAM", "APNS_CONNECTIONS": "4",
-        "APNS_REQUEST_TIMEOUT": "2.5", "APNS_SANDBOX_URL": ""})
+def test_settings_come_from_apns_variables_with_defaults(monkeypatch):
+    for name, value in {
+            "APNS_BUNDLE_ID": "com.example.app", "APNS_KEY": "/keys/AuthKey.p8",
+            "APNS_KEY_ID": "KEY", "APNS_TEAM_ID": "TEAM", "APNS_CONNECTIONS": "4",
+            "APNS_REQUEST_TIMEOUT": "2.5", "APNS_SANDBOX_URL": ""}.items():
+        monkeypatch.setenv(name, value)
+    settings = ApnsSettings.from_config(vars(Config()))
     assert (settings.bundle_id, settings.key, settings.key_id, settings.team_id) == (
         "com.example.app", "/keys/AuthKey.p8", "KEY", "TEAM")
     assert (settings.connections, settings.request_timeout, settings.max_streams) == (4, 2.5, 100)

@@ -17,11 +17,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from app.config import Config
 from app.extensions import db
 from app.models.notification import ProviderToken
 from app.models.types import utcnow
 from app.push.provider_token import ProviderTokenSigner
-from app.push.worker import apns_environment, run_worker
+from app.push.worker import run_worker
 from app.security import seal
 from tests.fake_apns import Answer, FakeApns, FakeClock
 from tests.live_server import BIN, ROOT
@@ -52,6 +53,16 @@ def apns_environ(fake, key_file, sandbox=None, **overrides):
             **{name: str(value) for name, value in overrides.items()}}
 
 
+def apns_config(environ):
+    """The APNS_* settings ``Config`` reads from a process environment holding ``environ``
+    (none of them when it holds none)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        config = Config()
+    return {name: value for name, value in vars(config).items() if name.startswith("APNS_")}
+
+
 @contextlib.contextmanager
 def rows(app):
     with app.app_context(), db.engine.begin() as connection:
@@ -61,8 +72,8 @@ def rows(app):
 def send_due(app, environ, **config):
     """``flask push worker --burst`` in this process: send everything due, then return."""
     with app.app_context():
-        return asyncio.run(run_worker({**app.config, **config}, db.engine,
-                                      apns_environment(environ), burst=True))
+        return asyncio.run(run_worker({**app.config, **apns_config(environ), **config},
+                                      db.engine, burst=True))
 
 
 def one_notification(app, count=1, push_type="alert", devices=None, expires_at=None,
@@ -477,7 +488,7 @@ def test_sigterm_hands_back_what_is_in_flight_and_exits_0(app, fake, key_file, s
 
 
 def test_without_apns_settings_the_worker_says_so_and_exits(service_env):
-    process = worker_process(service_env, {})
+    process = worker_process(service_env, {"PUSH_STANDIN": "off"})
     _stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0
     assert "push is not configured" in stderr

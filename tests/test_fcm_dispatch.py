@@ -12,7 +12,7 @@ import pytest
 
 from app.extensions import db
 from app.models.types import utcnow
-from app.push.worker import apns_environment, run_worker
+from app.push.worker import run_worker
 from tests.compat_helpers import api_key
 from tests.factories import bearer, register_token
 from tests.fake_apns import Answer
@@ -20,6 +20,7 @@ from tests.fake_fcm import BAD_TOKEN_MESSAGE, FakeFcm, Reply, make_service_accou
 from tests.jsonapi_helpers import Caller, body
 from tests.push_rows import BUNDLE_ID, make_fcm_devices
 from tests.test_dispatch import (  # noqa: F401
+    apns_config,
     apns_environ,
     count_pending,
     fake,
@@ -55,8 +56,8 @@ def fcm_config(fake_fcm, tmp_path):
 def send_due(app, config, apns=None):
     """``flask push worker --burst`` in this process, FCM configured by ``config``."""
     with app.app_context():
-        return asyncio.run(run_worker({**app.config, **config}, db.engine,
-                                      apns and apns_environment(apns), burst=True))
+        return asyncio.run(run_worker({**app.config, **apns_config(apns or {}), **config},
+                                      db.engine, burst=True))
 
 
 def android(app, count=1, content=None, push_type="alert", expires_at=None):

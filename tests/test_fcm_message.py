@@ -7,8 +7,8 @@ import json
 import pytest
 
 from app.push import fcm
-from app.push.apns import Action, Notification, PushType
 from app.push.http2 import Response
+from app.push.message import Action, Notification, PushType
 from tests.fake_fcm import BAD_TOKEN_MESSAGE, Reply
 from tests.jsonapi_helpers import error_of, insert_users
 from tests.test_notifications_api import document, send, service  # noqa: F401

@@ -1,6 +1,7 @@
 """The one data model every wire format is a view of."""
 
 from app.models.credential import Credential, CredentialKind
+from app.models.dev_push import DevPushMessage
 from app.models.device import APNS_CHANNELS, Channel, Device, Environment
 from app.models.heartbeat import WorkerHeartbeat
 from app.models.identity import ProviderIdentity
@@ -25,6 +26,7 @@ __all__ = [
     "CredentialKind",
     "Delivery",
     "DeliveryState",
+    "DevPushMessage",
     "Device",
     "Environment",
     "Notification",

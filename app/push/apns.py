@@ -1,19 +1,18 @@
-"""The APNs provider API over the HTTP/2 core: requests, payloads, and what each answer means.
+"""The APNs transport over the HTTP/2 core: requests, payloads, and what each answer means.
 
 ``ApnsClient.send_many`` sends a batch of (device, notification, apns-id) and returns one
 ``Outcome`` per item, whose ``action`` tells the caller what to do (``Action``). The apns-id
-is the caller's: the same for every attempt of one delivery.
+is the caller's: the same for every attempt of one delivery. ``ApnsClient.address`` is the
+channel's token rule (a device row → where its push goes).
 """
 
+import dataclasses
 import json
-import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Any
 
 from app import metrics
 from app.push.fanout import in_order
@@ -26,7 +25,22 @@ from app.push.http2 import (
     make_ssl_context,
     unindexed,
 )
+from app.push.message import (
+    Action,
+    Address,
+    Notification,
+    NotificationError,
+    Outcome,
+    PayloadTooLarge,
+    PushType,
+    Refusal,
+)
 from app.push.provider_token import DEFAULT_MAX_AGE, ProviderTokenCache, ProviderTokenSigner
+from app.security import unseal
+
+__all__ = ["Action", "ApnsClient", "ApnsSettings", "Device", "Notification",
+           "NotificationError", "Outcome", "PayloadTooLarge", "PushType", "build_payload",
+           "check", "topic_for"]
 
 PRODUCTION_URL = "https://api.push.apple.com"
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
@@ -35,18 +49,7 @@ PAYLOAD_LIMIT = 4096
 VOIP_PAYLOAD_LIMIT = 5120
 COLLAPSE_ID_LIMIT = 64
 HEX_TOKEN = re.compile(r"(?:[0-9a-f]{2}){8,200}")
-
-
-class PushType(StrEnum):
-    ALERT = "alert"
-    BACKGROUND = "background"
-    VOIP = "voip"
-    LIVEACTIVITY = "liveactivity"
-    LOCATION = "location"
-    COMPLICATION = "complication"
-    FILEPROVIDER = "fileprovider"
-    MDM = "mdm"
-    PUSHTOTALK = "pushtotalk"
+REQUIRED_SETTINGS = ("APNS_KEY", "APNS_KEY_ID", "APNS_TEAM_ID")  # and a bundle id or topic
 
 
 TOPIC_SUFFIXES = {
@@ -57,26 +60,6 @@ TOPIC_SUFFIXES = {
     PushType.LOCATION: ".location-query",
     PushType.PUSHTOTALK: ".voip-ptt",
 }
-
-
-class Action(StrEnum):
-    """What the caller does with a delivery after one attempt."""
-
-    SENT = "sent"
-    INVALIDATE = "invalidate"  # the token is dead (see Outcome.unregistered_at)
-    RETRY = "retry"  # later, with backoff, with the same apns-id
-    REMINT_AND_RETRY = "remint_and_retry"  # the provider token expired even after renewal
-    CONFIG_ERROR = "config_error"  # fail the delivery, never touch the token, log loudly
-
-
-class NotificationError(ValueError):
-    """The notification cannot be sent as built; nothing was sent."""
-
-    reason = "InvalidNotification"
-
-
-class PayloadTooLarge(NotificationError):
-    reason = "PayloadTooLarge"
 
 
 def topic_for(bundle_id: str, push_type: PushType) -> str:
@@ -95,38 +78,6 @@ class Device:
     @property
     def sandbox(self) -> bool:
         return self.environment == SANDBOX
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One notification as plain values; ``custom`` keys go beside ``aps``.
-
-    ``alert`` is a string or a dict (``title``, ``subtitle``, ``body``, ``loc_key``,
-    ``loc_args``, ``title_loc_key`` …; underscores become APNs's hyphens). ``priority``
-    defaults to 10, or 5 for background pushes. ``expiration`` is UNIX seconds (0: try once).
-    """
-
-    push_type: PushType = PushType.ALERT
-    alert: str | Mapping[str, Any] | None = None
-    badge: int | None = None
-    sound: str | Mapping[str, Any] | None = None
-    thread_id: str | None = None
-    category: str | None = None
-    content_available: bool = False
-    mutable_content: bool = False
-    interruption_level: str | None = None
-    relevance_score: float | None = None
-    event: str | None = None
-    content_state: Mapping[str, Any] | None = None
-    timestamp: int | None = None
-    stale_date: int | None = None
-    dismissal_date: int | None = None
-    attributes_type: str | None = None
-    attributes: Mapping[str, Any] | None = None
-    custom: Mapping[str, Any] = field(default_factory=dict)
-    priority: int | None = None
-    expiration: int | None = None
-    collapse_id: str | None = None
 
 
 _APS_MEMBERS = (
@@ -212,6 +163,15 @@ def _priority(notification: Notification) -> int:
     return priority
 
 
+def check(notification: Notification):
+    """``NotificationError`` when APNs would refuse ``notification`` whatever the device:
+    its payload, its priority, its collapse id."""
+    build_payload(notification)
+    _priority(notification)
+    if notification.collapse_id is not None:
+        _checked_collapse_id(notification.collapse_id)
+
+
 def _checked_apns_id(apns_id: str) -> str:
     try:
         canonical = str(uuid.UUID(apns_id))
@@ -226,25 +186,6 @@ def _checked_collapse_id(collapse_id: str) -> str:
     if len(collapse_id.encode()) > COLLAPSE_ID_LIMIT:
         raise NotificationError(f"apns-collapse-id is longer than {COLLAPSE_ID_LIMIT} bytes")
     return collapse_id
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One attempt of one delivery.
-
-    ``unregistered_at``: the 410 answer's timestamp; invalidate only a token not registered
-    again since. ``outcome_unknown``: the request may have reached APNs (retrying may show
-    it twice). ``detail``: a transport or local error, for the log.
-    """
-
-    apns_id: str
-    action: Action
-    status: int | None = None
-    reason: str | None = None
-    unregistered_at: datetime | None = None
-    outcome_unknown: bool = False
-    detail: str | None = None
-    retry_after: float | None = None  # seconds the server asked to wait (FCM's Retry-After)
 
 
 _INVALIDATING_REASONS = {"BadDeviceToken", "DeviceTokenNotForTopic"}
@@ -301,19 +242,33 @@ class ApnsSettings:
     token_max_age: float = DEFAULT_MAX_AGE
     ping_interval: float = 60.0
 
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> "ApnsSettings":
-        """From ``APNS_*`` variables; empty ones take the defaults."""
-        def value(name, convert=str):
-            raw = environ.get(f"APNS_{name.upper()}", "")
-            return convert(raw) if raw else None
+    topic: str | None = None  # APNS_TOPIC: for devices registered without a bundle id
 
-        given = {name: value(name) for name in ("bundle_id", "key", "key_id", "team_id")}
-        given |= {name: value(name) for name in ("production_url", "sandbox_url", "ca_file")}
-        given |= {name: value(name, int) for name in ("connections", "max_streams")}
-        given |= {name: value(name, float)
-                  for name in ("request_timeout", "token_max_age", "ping_interval")}
-        return cls(**{name: v for name, v in given.items() if v is not None})
+    @property
+    def default_topic(self) -> str:
+        return self.topic or self.bundle_id
+
+    @staticmethod
+    def missing(config: Mapping) -> list[str]:
+        """The settings APNs needs that ``config`` lacks (none given: all of them)."""
+        missing = [name for name in REQUIRED_SETTINGS if not config.get(name)]
+        if not (config.get("APNS_BUNDLE_ID") or config.get("APNS_TOPIC")):
+            missing.append("APNS_BUNDLE_ID")
+        return missing
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "ApnsSettings | None":
+        """From the ``APNS_*`` settings (``APNS_TOPIC`` standing in for ``APNS_BUNDLE_ID``);
+        None when APNs is not configured."""
+        if cls.missing(config):
+            return None
+        return cls(config["APNS_BUNDLE_ID"] or config["APNS_TOPIC"], config["APNS_KEY"],
+                   config["APNS_KEY_ID"], config["APNS_TEAM_ID"],
+                   config["APNS_PRODUCTION_URL"], config["APNS_SANDBOX_URL"],
+                   config["APNS_CA_FILE"], config["APNS_CONNECTIONS"],
+                   config["APNS_MAX_STREAMS"], config["APNS_REQUEST_TIMEOUT"],
+                   config["APNS_TOKEN_MAX_AGE"], config["APNS_PING_INTERVAL"],
+                   config["APNS_TOPIC"])
 
     def client_settings(self) -> ClientSettings:
         return ClientSettings(connections=self.connections,
@@ -339,6 +294,12 @@ class ApnsClient:
     def capacity(self) -> int:
         """Streams in flight at most, per environment."""
         return self._settings.connections * self._settings.max_streams
+
+    def address(self, device, notification: Notification) -> Address | Refusal:
+        """The token rule: VoIP devices get VoIP pushes, Live Activity pushes go to the
+        (sealed) Live Activity token, the topic is the device's bundle id (or the default
+        topic) with the push type's suffix."""
+        return address(device, notification, self._settings.default_topic)
 
     async def send(self, device: Device, notification: Notification, apns_id: str,
                    templates: dict | None = None) -> Outcome:
@@ -390,3 +351,31 @@ class ApnsClient:
         except OutcomeUnknownError as exc:
             return Outcome(request.apns_id, Action.RETRY, outcome_unknown=True, detail=str(exc))
         return outcome_of(request.apns_id, response)
+
+
+def address(device, notification: Notification, default_topic: str | None
+            ) -> Address | Refusal:
+    """``ApnsClient.address`` for a device row (``token``, ``environment``, ``bundle_id``,
+    ``is_voip``, ``live_activity_token``)."""
+    live_activity = notification.push_type is PushType.LIVEACTIVITY
+    stored_token = token = device.token
+    if live_activity:
+        stored_token = device.live_activity_token
+        if not stored_token:
+            return Refusal("NoLiveActivityToken", "the device has no Live Activity token")
+        try:
+            token = unseal(stored_token)
+        except (ImportError, ValueError) as exc:
+            return Refusal("InvalidLiveActivityToken", f"cannot unseal it: {exc}")
+    elif device.is_voip:
+        notification = dataclasses.replace(notification, push_type=PushType.VOIP)
+    elif notification.push_type is PushType.VOIP:
+        return Refusal("NotVoipDevice", "a VoIP push to a device that did not register a "
+                                        "VoIP token")
+    if not token:
+        return Refusal("NoToken", "the device has no push token")
+    bundle_id = device.bundle_id or default_topic
+    if not bundle_id:
+        return Refusal("MissingTopic", "the device has no bundle id and APNS_TOPIC is not set")
+    return Address(Device(token, device.environment or "production", bundle_id), notification,
+                   topic_for(bundle_id, notification.push_type), stored_token, live_activity)

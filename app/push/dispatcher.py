@@ -1,13 +1,15 @@
-"""The dispatcher: one claimed chunk of deliveries → APNs or FCM → the ledger and the devices.
+"""The dispatcher: one claimed chunk of deliveries → each channel's transport → the ledger
+and the devices.
 
-Each delivery goes to the client of its device's channel (``clients``: channel → client;
-a channel without one fails its deliveries as ``ChannelNotConfigured``). FCM's answers
-come back as the same ``Action``s (``app/push/fcm.py`` maps FCM.md's table onto them).
+Each delivery goes to the transport of its device's channel (``transports``: channel →
+``message.Transport``; a channel without one fails its deliveries as
+``ChannelNotConfigured``). Every transport answers with the same ``Action``s (each maps its
+provider's table onto them: APNS.md's in ``apns.py``, FCM.md's in ``fcm.py``).
 
-For a chunk it loads the notifications and devices in two queries, builds each request
-(host by the device's environment, topic by its bundle id, VoIP devices get VoIP pushes,
-Live Activity pushes go to the Live Activity token), sends them through
-``ApnsClient.send_many`` and applies APNS.md's table to the answers:
+For a chunk it loads the notifications and devices in two queries, has each device's
+transport address it (its token rule: for APNs, host by the device's environment, topic by
+its bundle id, VoIP devices get VoIP pushes, Live Activity pushes go to the Live Activity
+token), sends each channel's batch through its ``send_many`` and applies the table:
 
 - 200: sent.
 - 410 Unregistered / ExpiredToken: invalidate the token unless it was registered again
@@ -37,9 +39,9 @@ from app.models.device import Channel
 from app.models.device import Device as DeviceModel
 from app.models.notification import DeliveryState, Notification
 from app.models.types import utcnow
-from app.push import apns, fcm, ledger
-from app.push.apns import Action, PushType
-from app.security import unseal
+from app.push import fcm, ledger, message
+from app.push.message import Action, Address, Refusal, Transport
+from app.push.queue import NO_QUEUE, Queue
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,6 @@ BAD_TOKEN_REASONS = frozenset({"BadDeviceToken", "INVALID_ARGUMENT"})
 NOT_CONFIGURED = "ChannelNotConfigured"
 EVERY_TOPIC = "*"
 QUARANTINED = "Quarantined"
-NOTIFICATION_FIELDS = frozenset(field.name for field in dataclasses.fields(apns.Notification))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,18 +72,16 @@ class DispatchSettings:
     quarantine_ratio: float = 0.5
     quarantine_min: int = 20
     invalidation_policy: str = "mark"  # or "delete"
-    default_topic: str | None = None  # for devices without a bundle id
 
     @classmethod
-    def from_config(cls, config, default_topic=None) -> "DispatchSettings":
+    def from_config(cls, config) -> "DispatchSettings":
         return cls(
             retry=ledger.RetryPolicy(config["PUSH_RETRY_BASE"], config["PUSH_RETRY_MAX"],
                                      config["PUSH_MAX_ATTEMPTS"]),
             config_error_pause=config["PUSH_CONFIG_ERROR_PAUSE"],
             quarantine_ratio=config["PUSH_QUARANTINE_RATIO"],
             quarantine_min=config["PUSH_QUARANTINE_MIN"],
-            invalidation_policy=config["PUSH_INVALIDATION_POLICY"],
-            default_topic=default_topic)
+            invalidation_policy=config["PUSH_INVALIDATION_POLICY"])
 
 
 class Pauses:
@@ -108,19 +107,19 @@ class Target:
     """One claimed delivery, ready to send."""
 
     claimed: ledger.Claimed
-    device: apns.Device | fcm.Device
-    notification: apns.Notification
-    topic: str
+    address: Address
     device_id: uuid.UUID
-    stored_token: str  # the column value the token came from (sealed for Live Activities)
-    live_activity: bool
     registered_at: datetime
     deadline: datetime | None
-    channel: str = Channel.IOS_PUSH
+    channel: str
+
+    @property
+    def topic(self) -> str:
+        return self.address.topic
 
     @property
     def item(self):
-        return self.device, self.notification, str(self.claimed.apns_id)
+        return self.address.device, self.address.notification, str(self.claimed.apns_id)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,17 +139,16 @@ class Plan:
 
 
 class Dispatcher:
-    def __init__(self, clients: Mapping[str, object] | apns.ApnsClient, engine,
-                 settings: DispatchSettings, pauses: Pauses | None = None):
-        """``clients``: channel → client (an ``ApnsClient`` alone serves ``ios_push``)."""
-        self._clients = clients if isinstance(clients, Mapping) else {
-            Channel.IOS_PUSH: clients}
+    def __init__(self, transports: Mapping[str, Transport], engine,
+                 settings: DispatchSettings, pauses: Pauses | None = None,
+                 queue: Queue = NO_QUEUE):
+        """``transports``: channel → transport. ``queue`` is told of the deliveries put
+        back to pending, in the transaction that does it (a job queue enqueues them)."""
+        self._transports = transports
         self._engine = engine
         self._settings = settings
+        self._queue = queue
         self.pauses = pauses or Pauses()
-        # requeue(connection, {delivery id: due at}): told of the deliveries put back to
-        # pending, in the transaction that does it (a job queue enqueues them there).
-        self.requeue = _nothing_to_enqueue
 
     async def dispatch(self, chunk: list[ledger.Claimed]) -> Counter:
         """Send one claimed chunk and record every outcome; the new states, counted."""
@@ -177,7 +175,7 @@ class Dispatcher:
             by_channel[target.channel].append(target)
 
         async def send(channel, batch):
-            outcomes = await self._clients[channel].send_many([t.item for t in batch])
+            outcomes = await self._transports[channel].send_many([t.item for t in batch])
             return self._judge(batch, outcomes, started)
 
         results, invalidations = [], []
@@ -191,7 +189,7 @@ class Dispatcher:
         now = utcnow()
         with self._engine.begin() as connection:
             ledger.release(connection, [claimed.id for claimed in chunk], now)
-            self.requeue(connection, {claimed.id: now for claimed in chunk})
+            self._queue.requeue(connection, {claimed.id: now for claimed in chunk})
 
     # -- loading and building ------------------------------------------------------------
 
@@ -215,7 +213,7 @@ class Dispatcher:
 
     def _plan(self, chunk, notifications, devices, now) -> Plan:
         plan = Plan()
-        built: dict[uuid.UUID, apns.Notification | str] = {}  # str: why it cannot be built
+        built: dict[uuid.UUID, message.Notification | str] = {}  # str: why it cannot be built
         for claimed in chunk:
             row = notifications[claimed.notification_id]
             if row.id not in built:
@@ -244,49 +242,15 @@ class Dispatcher:
             return fail("DeviceGone", "the device was deleted")
         if device.is_invalidated:
             return fail("DeviceInvalidated", "the device's token was invalidated")
-        if device.channel not in self._clients:
+        transport = self._transports.get(device.channel)
+        if transport is None:
             return fail(NOT_CONFIGURED, f"no client for the device's channel "
                                         f"{device.channel or '(none)'}: is it configured?")
-        if device.channel == Channel.FCM:
-            return self._build_fcm(claimed, row, notification, device, fail)
-        return self._build(claimed, row, notification, device, fail)
-
-    def _build_fcm(self, claimed, row, notification, device, fail) -> Target | ledger.Result:
-        if notification.push_type not in fcm.PUSH_TYPES:
-            return fail("NotForFcm", f"{notification.push_type.value} pushes are APNs's")
-        if not device.token:
-            return fail("NoToken", "the device has no push token")
-        return Target(claimed, fcm.Device(device.token), notification, fcm.TOPIC, device.id,
-                      device.token, False, device.last_seen_at, row.expires_at, Channel.FCM)
-
-    def _build(self, claimed, row, notification, device, fail) -> Target | ledger.Result:
-        live_activity = notification.push_type is PushType.LIVEACTIVITY
-        stored_token = device.token
-        if live_activity:
-            stored_token = device.live_activity_token
-            if not stored_token:
-                return fail("NoLiveActivityToken", "the device has no Live Activity token")
-            try:
-                token = unseal(stored_token)
-            except (ImportError, ValueError) as exc:
-                return fail("InvalidLiveActivityToken", f"cannot unseal it: {exc}")
-        elif device.is_voip:
-            token = device.token
-            notification = dataclasses.replace(notification, push_type=PushType.VOIP)
-        elif notification.push_type is PushType.VOIP:
-            return fail("NotVoipDevice", "a VoIP push to a device that did not register "
-                                         "a VoIP token")
-        else:
-            token = device.token
-        bundle_id = device.bundle_id or self._settings.default_topic
-        if not token or not bundle_id:
-            return fail("NoToken" if not token else "MissingTopic",
-                        "the device has no push token" if not token else
-                        "the device has no bundle id and APNS_TOPIC is not set")
-        return Target(claimed, apns.Device(token, device.environment or "production", bundle_id),
-                      notification, apns.topic_for(bundle_id, notification.push_type),
-                      device.id, stored_token, live_activity, device.last_seen_at,
-                      row.expires_at)
+        address = transport.address(device, notification)
+        if isinstance(address, Refusal):
+            return fail(address.reason, address.detail)
+        return Target(claimed, address, device.id, device.last_seen_at, row.expires_at,
+                      device.channel)
 
     # -- judging the answers -------------------------------------------------------------
 
@@ -340,8 +304,8 @@ class Dispatcher:
                                      "APNs unregistered it: kept"), None
         reason = outcome.reason or "Unregistered"
         return (ledger.Result(claimed_id, DeliveryState.INVALIDATED, outcome.status, reason),
-                Invalidation(target.device_id, target.stored_token, reason, cutoff,
-                             target.live_activity))
+                Invalidation(target.device_id, target.address.stored_token, reason, cutoff,
+                             target.address.live_activity))
 
     def _pause_for(self, refused: Counter):
         for (reason, status, topic), count in refused.items():
@@ -366,7 +330,7 @@ class Dispatcher:
                 ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
                                now, now + timedelta(seconds=seconds))
             self._apply(connection, invalidations, now)
-            self.requeue(connection, _back_to_pending(results, paused, now))
+            self._queue.requeue(connection, _back_to_pending(results, paused, now))
 
     def _apply(self, connection, invalidations, now):
         tokens = [_params(item, now) for item in invalidations if not item.live_activity]
@@ -395,10 +359,6 @@ _FORGET_LIVE_ACTIVITY_TOKEN = update(devices_table).where(
 ).values(live_activity_token=None, updated_at=bindparam("now"))
 
 
-def _nothing_to_enqueue(connection, due):
-    """The embedded queue is the ledger itself."""
-
-
 def _back_to_pending(results, paused, now) -> dict[int, datetime]:
     due = {result.delivery_id: result.next_attempt_at for result in results
            if result.state is DeliveryState.PENDING}
@@ -419,12 +379,9 @@ def _failed(target, outcome) -> ledger.Result:
                          outcome.reason, outcome.detail)
 
 
-def _notification_of(row) -> apns.Notification | str:
-    """The stored content as an ``apns.Notification``; a string says why it cannot be."""
-    content = {key: value for key, value in (row.content or {}).items()
-               if key in NOTIFICATION_FIELDS and value is not None}
+def _notification_of(row) -> message.Notification | str:
+    """The stored notification; a string says why it cannot be built."""
     try:
-        content["push_type"] = PushType(content.get("push_type") or row.push_type)
-        return apns.Notification(**content)
+        return message.from_stored(row.push_type, row.content)
     except (TypeError, ValueError) as exc:
         return f"the stored notification cannot be built: {exc}"

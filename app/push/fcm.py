@@ -2,8 +2,8 @@
 token, and what each answer means.
 
 ``FcmClient.send_many`` sends a batch of (device, notification, message id) and returns one
-``apns.Outcome`` per item, with the same ``Action``s as APNs's so the dispatcher judges both
-channels alike. The message is built from the same ``apns.Notification``: alert title and
+``Outcome`` per item, with the same ``Action``s as APNs's so the dispatcher judges both
+channels alike. The message is built from the same ``message.Notification``: alert title and
 body → ``notification``, custom data → ``data`` (values as strings), collapse id →
 ``android.collapse_key``, expiration → ``android.ttl``, priority → ``android.priority``,
 badge / sound / category → ``android.notification``'s count / sound / click action. The
@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from app.push.apns import Action, NotificationError, Outcome, PayloadTooLarge, PushType
 from app.push.fanout import in_order
 from app.push.fcm_auth import AccessTokenError, CredentialsError, ServiceAccount
 from app.push.http2 import (
@@ -28,6 +27,15 @@ from app.push.http2 import (
     OutcomeUnknownError,
     Response,
     make_ssl_context,
+)
+from app.push.message import (
+    Action,
+    Address,
+    NotificationError,
+    Outcome,
+    PayloadTooLarge,
+    PushType,
+    Refusal,
 )
 
 log = logging.getLogger(__name__)
@@ -259,6 +267,14 @@ class FcmClient:
     @property
     def capacity(self) -> int:
         return self._settings.connections * self._settings.max_streams
+
+    def address(self, device, notification) -> Address | Refusal:
+        """The token rule: the registration token, for the pushes FCM carries."""
+        if notification.push_type not in PUSH_TYPES:
+            return Refusal("NotForFcm", f"{notification.push_type.value} pushes are APNs's")
+        if not device.token:
+            return Refusal("NoToken", "the device has no push token")
+        return Address(Device(device.token), notification, TOPIC, device.token)
 
     async def send_many(self, items: Sequence[tuple[Device, object, str]]) -> list[Outcome]:
         """One attempt per item (two when the access token was refused and renewed),

@@ -8,7 +8,8 @@ and sends nothing twice. Jobs are written in the transaction that writes what th
 
 - accepting a notification enqueues its deliveries in chunks (``enqueue_notification``);
 - a delivery put back to pending (a retry after its backoff, a paused topic, a chunk handed
-  back on shutdown) is enqueued again for when it is due, by the dispatcher's ``requeue``;
+  back on shutdown) is enqueued again for when it is due (``ProcrastinateQueue.requeue``,
+  which the dispatcher calls);
 - a job whose rows are not due yet (a backoff, another worker's lease) defers the rest of
   itself to when they are.
 
@@ -34,7 +35,6 @@ from sqlalchemy import select, text
 
 from app.models.types import utcnow
 from app.push import ledger
-from app.push.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -120,84 +120,92 @@ def worker_app(engine) -> procrastinate.App:
         min_size=1, max_size=4))
 
 
-class ProcrastinateWorker(Worker):
-    """procrastinate's worker on the push queue, each job sent by the dispatcher like an
-    embedded lane's chunk. SIGTERM (procrastinate's handler) stops the fetching; jobs still
-    running after ``shutdown_grace`` are cancelled and hand their deliveries back, enqueued
-    again. ``burst``: return once no job is due."""
+class ProcrastinateQueue:
+    """The ``queue.Queue`` on procrastinate: its worker on the push queue, each job sent by
+    the ``worker.Worker`` like an embedded lane's chunk. SIGTERM (procrastinate's handler)
+    stops the fetching; jobs still running after ``shutdown_grace`` are cancelled and hand
+    their deliveries back, enqueued again. ``burst``: return once no job is due."""
 
-    def __init__(self, dispatcher, engine, options, heartbeat=None):
-        super().__init__(dispatcher, engine, options, heartbeat)
-        dispatcher.requeue = self._requeue
+    def __init__(self, chunk_size: int):
+        self._chunk_size = chunk_size
 
-    async def run(self):
-        app = worker_app(self._engine)
+    def enqueue_notification(self, connection, notification_id):
+        enqueue_notification(connection, notification_id, self._chunk_size)
+
+    def requeue(self, connection, due):
+        enqueue(connection, due, self._chunk_size)
+
+    async def run(self, worker):
+        options, engine = worker.options, worker.engine
+        app = worker_app(engine)
         # A job that failed runs again once the leases it took ran out; one cancelled on
         # shutdown does not: it enqueued what it handed back.
-        retry = procrastinate.RetryStrategy(max_attempts=10, wait=int(self._options.lease) + 1,
+        retry = procrastinate.RetryStrategy(max_attempts=10, wait=int(options.lease) + 1,
                                             retry_exceptions=[Exception])
-        app.task(name=DELIVER, queue=QUEUE, retry=retry)(self._deliver)
+
+        async def deliver(ids: list[int]):
+            await _deliver(worker, ids)
 
         async def sweep(timestamp):
-            await self._sweep(app)
+            await _sweep(app, worker)
 
+        app.task(name=DELIVER, queue=QUEUE, retry=retry)(deliver)
         app.periodic(cron=SWEEP_CRON)(
             app.task(name=SWEEP, queue=QUEUE, priority=SWEEP_PRIORITY)(sweep))
         log.info("push worker (procrastinate) started: %d jobs at once, lease %g s%s",
-                 self._options.concurrency, self._options.lease,
-                 ", until nothing is due" if self._options.burst else "")
-        async with self._beating(), app.open_async():
-            await self._sweep(app)
+                 options.concurrency, options.lease,
+                 ", until nothing is due" if options.burst else "")
+        async with worker.beating(), app.open_async():
+            await _sweep(app, worker)
             await app.run_worker_async(
                 queues=[QUEUE], name=f"push@{socket.gethostname()}:{os.getpid()}",
-                concurrency=self._options.concurrency, wait=not self._options.burst,
-                fetch_job_polling_interval=self._options.poll_interval,
-                shutdown_graceful_timeout=self._options.shutdown_grace,
+                concurrency=options.concurrency, wait=not options.burst,
+                fetch_job_polling_interval=options.poll_interval,
+                shutdown_graceful_timeout=options.shutdown_grace,
                 delete_jobs="successful",
                 # a worker silent for a lease is stalled: its jobs are run again
-                update_heartbeat_interval=min(10.0, self._options.lease / 4),
-                stalled_worker_timeout=self._options.lease)
-        return self.totals
+                update_heartbeat_interval=min(10.0, options.lease / 4),
+                stalled_worker_timeout=options.lease)
 
-    async def _deliver(self, ids: list[int]):
-        claiming = asyncio.ensure_future(asyncio.to_thread(self._claim_ids, ids))
-        try:
-            chunk = await asyncio.shield(claiming)
-        except asyncio.CancelledError:  # shutting down: what the claim took goes back
-            await asyncio.to_thread(self._dispatcher.release, await claiming)
-            raise
-        if chunk:
-            await self._dispatch(chunk)
 
-    def _claim_ids(self, ids):
-        now = utcnow()
-        earliest = now + timedelta(seconds=FOLLOW_UP_GAP)
-        with self._engine.begin() as connection:
-            later = ledger.waiting(connection, ids, now)
-            chunk = ledger.claim_ids(connection, ids, lease=self._options.lease, now=now)
-            enqueue(connection, {id_: max(at, earliest) for id_, at in later.items()},
-                    len(ids))
-        return chunk
+async def _deliver(worker, ids: list[int]):
+    claiming = asyncio.ensure_future(asyncio.to_thread(_claim_ids, worker, ids))
+    try:
+        chunk = await asyncio.shield(claiming)
+    except asyncio.CancelledError:  # shutting down: what the claim took goes back
+        await asyncio.to_thread(worker.dispatcher.release, await claiming)
+        raise
+    if chunk:
+        await worker.dispatch(chunk)
 
-    def _requeue(self, connection, due):
-        enqueue(connection, due, self._options.chunk_size)
 
-    async def _sweep(self, app):
-        stalled = await app.job_manager.get_stalled_jobs(
-            queue=QUEUE, seconds_since_heartbeat=self._options.lease)
-        for job in stalled:
-            await app.job_manager.retry_job(job)
-        if stalled:
-            log.warning("push worker: %d jobs of stopped workers run again", len(stalled))
-        strays = await asyncio.to_thread(self._enqueue_strays)
-        if strays:
-            log.warning("push worker: %d deliveries due with no job were enqueued", strays)
+def _claim_ids(worker, ids):
+    now = utcnow()
+    earliest = now + timedelta(seconds=FOLLOW_UP_GAP)
+    with worker.engine.begin() as connection:
+        later = ledger.waiting(connection, ids, now)
+        chunk = ledger.claim_ids(connection, ids, lease=worker.options.lease, now=now)
+        enqueue(connection, {id_: max(at, earliest) for id_, at in later.items()}, len(ids))
+    return chunk
 
-    def _enqueue_strays(self) -> int:
-        since = utcnow() - timedelta(seconds=self._options.lease)
-        with self._engine.begin() as connection:
-            if _runnable_jobs(connection):
-                return 0
-            strays = ledger.overdue(connection, since, STRAYS_PER_SWEEP)
-            enqueue(connection, dict.fromkeys(strays), self._options.chunk_size)
-        return len(strays)
+
+async def _sweep(app, worker):
+    stalled = await app.job_manager.get_stalled_jobs(
+        queue=QUEUE, seconds_since_heartbeat=worker.options.lease)
+    for job in stalled:
+        await app.job_manager.retry_job(job)
+    if stalled:
+        log.warning("push worker: %d jobs of stopped workers run again", len(stalled))
+    strays = await asyncio.to_thread(_enqueue_strays, worker)
+    if strays:
+        log.warning("push worker: %d deliveries due with no job were enqueued", strays)
+
+
+def _enqueue_strays(worker) -> int:
+    since = utcnow() - timedelta(seconds=worker.options.lease)
+    with worker.engine.begin() as connection:
+        if _runnable_jobs(connection):
+            return 0
+        strays = ledger.overdue(connection, since, STRAYS_PER_SWEEP)
+        enqueue(connection, dict.fromkeys(strays), worker.options.chunk_size)
+    return len(strays)

@@ -1,4 +1,5 @@
-"""The push worker: the embedded queue is the ledger itself.
+"""The push worker: it sends the chunks its queue (``queue.py``) hands it through the
+dispatcher. With the embedded queue (the ledger itself) it runs its own lanes:
 
 An asyncio loop with ``concurrency`` lanes; each claims a chunk of due deliveries, has the
 dispatcher send it, records, and repeats, sleeping ``poll_interval`` when nothing is due
@@ -12,25 +13,19 @@ back leaves leases that run out after ``lease`` seconds, and another worker take
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from collections import Counter
 from dataclasses import dataclass
 
-from app.models.device import Channel
 from app.models.types import utcnow
 from app.push import ledger
-from app.push.apns import ApnsClient, ApnsSettings
 from app.push.dispatcher import Dispatcher, DispatchSettings
-from app.push.fcm import FcmClient, FcmSettings
-from app.push.fcm_auth import ACCESS_TOKEN_MAX_AGE, AccessTokenMinter, ServiceAccount
 from app.push.heartbeat import Heartbeat
-from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner, SharedTokenCache
-from app.push.token_store import DatabaseTokenStore
+from app.push.queue import NO_QUEUE, Queue, queue_for
+from app.push.settings import PushSettings
+from app.push.transports import open_transports
 
 log = logging.getLogger(__name__)
-
-REQUIRED_APNS_SETTINGS = ("APNS_KEY", "APNS_KEY_ID", "APNS_TEAM_ID")
 
 
 @dataclass(frozen=True)
@@ -54,36 +49,42 @@ class WorkerOptions:
 
 class Worker:
     def __init__(self, dispatcher: Dispatcher, engine, options: WorkerOptions,
-                 heartbeat: Heartbeat | None = None):
-        self._dispatcher = dispatcher
+                 heartbeat: Heartbeat | None = None, queue: Queue = NO_QUEUE):
+        self.dispatcher = dispatcher
+        self.engine = engine
+        self.options = options
         self._heartbeat = heartbeat
-        self._engine = engine
-        self._options = options
+        self._queue = queue
         self._stopping = asyncio.Event()
         self._lanes: list[asyncio.Task] = []
         self.totals = Counter()
 
     async def run(self) -> Counter:
+        """Send what the queue hands over until stopped; what was done, counted."""
+        await self._queue.run(self)
+        return self.totals
+
+    async def run_lanes(self):
+        """The embedded queue's loop: lanes claiming due rows from the ledger."""
         log.info("push worker started: %d lanes of %d deliveries, lease %g s%s",
-                 self._options.concurrency, self._options.chunk_size, self._options.lease,
-                 ", until nothing is due" if self._options.burst else "")
+                 self.options.concurrency, self.options.chunk_size, self.options.lease,
+                 ", until nothing is due" if self.options.burst else "")
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
         try:
-            async with self._beating():
+            async with self.beating():
                 self._lanes = [asyncio.create_task(self._lane())
-                               for _ in range(self._options.concurrency)]
+                               for _ in range(self.options.concurrency)]
                 for outcome in await asyncio.gather(*self._lanes, return_exceptions=True):
                     if isinstance(outcome, Exception):
                         log.error("push worker: a lane stopped", exc_info=outcome)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-        return self.totals
 
     @contextlib.asynccontextmanager
-    async def _beating(self):
+    async def beating(self):
         """The heartbeat written while the block runs (none without a ``Heartbeat``)."""
         beating = self._heartbeat and asyncio.create_task(
             self._heartbeat.keep_beating(self.totals))
@@ -99,9 +100,9 @@ class Worker:
         if self._stopping.is_set():
             return
         log.info("push worker stopping: finishing the chunks in flight (at most %g s)",
-                 self._options.shutdown_grace)
+                 self.options.shutdown_grace)
         self._stopping.set()
-        asyncio.get_running_loop().call_later(self._options.shutdown_grace, self._cancel)
+        asyncio.get_running_loop().call_later(self.options.shutdown_grace, self._cancel)
 
     def _cancel(self):
         for lane in self._lanes:
@@ -109,9 +110,9 @@ class Worker:
 
     async def _lane(self):
         while not self._stopping.is_set():
-            paused = self._dispatcher.pauses.remaining()
+            paused = self.dispatcher.pauses.remaining()
             if paused:
-                if self._options.burst:
+                if self.options.burst:
                     return
                 await self._sleep(paused)
                 continue
@@ -119,99 +120,55 @@ class Worker:
                 chunk = await self._claim_chunk()
             except Exception:
                 log.exception("push worker: claiming deliveries failed")
-                await self._sleep(self._options.poll_interval)
+                await self._sleep(self.options.poll_interval)
                 continue
             if not chunk:
-                if self._options.burst:
+                if self.options.burst:
                     return
-                await self._sleep(self._options.poll_interval)
+                await self._sleep(self.options.poll_interval)
                 continue
-            await self._dispatch(chunk)
+            await self.dispatch(chunk)
 
-    async def _dispatch(self, chunk):
+    async def dispatch(self, chunk):
+        """Send one claimed chunk; handed back when cancelled (on shutdown)."""
         try:
-            self.totals.update(await self._dispatcher.dispatch(chunk))
+            self.totals.update(await self.dispatcher.dispatch(chunk))
         except asyncio.CancelledError:
-            await asyncio.shield(asyncio.to_thread(self._dispatcher.release, chunk))
+            await asyncio.shield(asyncio.to_thread(self.dispatcher.release, chunk))
             log.info("push worker: handed back %d deliveries", len(chunk))
             raise
         except Exception:
             # The leases run out and the rows are claimed again, with the same apns-ids.
             log.exception("push worker: a chunk of %d deliveries failed", len(chunk))
-            await self._sleep(self._options.poll_interval)
+            await self._sleep(self.options.poll_interval)
 
     async def _claim_chunk(self):
         claiming = asyncio.ensure_future(asyncio.to_thread(self._claim))
         try:
             return await asyncio.shield(claiming)
         except asyncio.CancelledError:  # shutting down: what the claim took goes back
-            self._dispatcher.release(await claiming)
+            self.dispatcher.release(await claiming)
             raise
 
     def _claim(self):
-        with self._engine.begin() as connection:
-            return ledger.claim(connection, limit=self._options.chunk_size,
-                                lease=self._options.lease, now=utcnow())
+        with self.engine.begin() as connection:
+            return ledger.claim(connection, limit=self.options.chunk_size,
+                                lease=self.options.lease, now=utcnow())
 
     async def _sleep(self, seconds):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
 
-def apns_environment(environ=os.environ) -> dict[str, str] | None:
-    """The APNS_* variables, with ``APNS_TOPIC`` standing in for ``APNS_BUNDLE_ID``; None
-    when push is not configured."""
-    environ = {name: value for name, value in environ.items() if name.startswith("APNS_")}
-    environ.setdefault("APNS_BUNDLE_ID", environ.get("APNS_TOPIC", ""))
-    missing = [name for name in (*REQUIRED_APNS_SETTINGS, "APNS_BUNDLE_ID")
-               if not environ.get(name)]
-    return None if missing else environ
-
-
-async def run_worker(config, engine, environ, **overrides) -> Counter:
-    """Build a client per configured channel (APNs when ``environ`` holds its settings,
-    FCM when ``FCM_CREDENTIALS_FILE`` is set), the dispatcher, and run."""
+async def run_worker(config, engine, **overrides) -> Counter:
+    """Open each channel's transport (``transports.py``), build the dispatcher on the
+    configured queue, and run; ``overrides``: ``WorkerOptions`` fields."""
     options = WorkerOptions.from_config(config, **overrides)
-    async with contextlib.AsyncExitStack() as clients:
-        by_channel, default_topic = {}, None
-        if environ is not None:
-            settings = ApnsSettings.from_environ(environ)
-            by_channel[Channel.IOS_PUSH] = await clients.enter_async_context(
-                _apns_client(settings, engine))
-            default_topic = environ.get("APNS_TOPIC") or settings.bundle_id
-        if fcm_configured(config):
-            by_channel[Channel.FCM] = await clients.enter_async_context(
-                fcm_client(config, engine))
-        dispatcher = Dispatcher(by_channel, engine, DispatchSettings.from_config(
-            config, default_topic=default_topic))
+    queue = queue_for(config)
+    async with contextlib.AsyncExitStack() as stack:
+        transports = await open_transports(PushSettings.from_config(config), config, engine,
+                                           stack)
+        dispatcher = Dispatcher(transports, engine, DispatchSettings.from_config(config),
+                                queue=queue)
         heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
-        return await worker_class(config)(dispatcher, engine, options, heartbeat).run()
-
-
-def _apns_client(settings: ApnsSettings, engine) -> ApnsClient:
-    signer = ProviderTokenSigner.from_key(settings.key, settings.key_id, settings.team_id)
-    tokens = ProviderTokenCache(signer, DatabaseTokenStore(engine, settings.team_id,
-                                                           settings.key_id),
-                                max_age=settings.token_max_age)
-    return ApnsClient(settings, tokens)
-
-
-def fcm_configured(config) -> bool:
-    return bool(config.get("FCM_CREDENTIALS_FILE"))
-
-
-def fcm_client(config, engine) -> FcmClient:
-    """The FCM client, its access token shared by every worker through the database."""
-    account = ServiceAccount.from_file(config["FCM_CREDENTIALS_FILE"])
-    tokens = SharedTokenCache(AccessTokenMinter(account, config["FCM_CA_FILE"]),
-                              DatabaseTokenStore(engine, *account.store_key),
-                              max_age=ACCESS_TOKEN_MAX_AGE)
-    return FcmClient(FcmSettings.from_config(config, account), tokens)
-
-
-def worker_class(config):
-    """The embedded Worker, or procrastinate's (PUSH_QUEUE)."""
-    if config["PUSH_QUEUE"] == "procrastinate":
-        from app.push.procrastinate_queue import ProcrastinateWorker  # the postgres extras
-        return ProcrastinateWorker
-    return Worker
+        return await Worker(dispatcher, engine, options, heartbeat, queue).run()

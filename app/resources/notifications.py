@@ -37,13 +37,14 @@ from app.models import (
     User,
 )
 from app.models.types import UTCDateTime, utcnow
-from app.push import apns, fcm
+from app.push import apns, fcm, message
+from app.push.message import NotificationError, PayloadTooLarge, PushType
+from app.push.queue import queue_for
 from app.resources.listing import Filter, list_page
 from app.upsert import insert_for
 
 # The push types a service may send; the others need tokens the registry does not keep.
-PUSH_TYPES = (apns.PushType.ALERT, apns.PushType.BACKGROUND, apns.PushType.VOIP,
-              apns.PushType.LIVEACTIVITY)
+PUSH_TYPES = (PushType.ALERT, PushType.BACKGROUND, PushType.VOIP, PushType.LIVEACTIVITY)
 PUSH_CHANNELS = (Channel.IOS_PUSH, Channel.FCM)
 LIVE_ACTIVITY_START = "start"
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
@@ -91,13 +92,13 @@ def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
     """Accept a notification for ``users`` (all their reachable devices) and ``devices``
     (by id): (notification, created).
 
-    ``content`` holds ``apns.Notification`` fields by name. ``principal`` is the sending
+    ``content`` holds ``message.Notification`` fields by name. ``principal`` is the sending
     service (None: an operator, with no idempotency). ``environment`` limits the devices
     to those registered in it. Retrying with the same ``idempotency_key`` returns the first
     notification (created False); the same key with other content is a 409.
     """
     notification = validated(content)
-    stored = stored_content(notification)
+    stored = message.stored(notification)
     users, devices = list(users), list(devices)
     _check_recipient_count(users, devices)
     sender_id = None if principal is None else principal.credential_id
@@ -113,13 +114,13 @@ def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
 
 
 def validated(content):
-    """``content`` as an ``apns.Notification`` whose payload and headers APNs will take;
-    errors name the attribute at fault."""
-    push_type = content.get("push_type", apns.PushType.ALERT)
+    """``content`` as a ``message.Notification`` whose payload and headers APNs (and FCM,
+    for the pushes it carries) will take; errors name the attribute at fault."""
+    push_type = content.get("push_type", PushType.ALERT)
     if push_type not in PUSH_TYPES:
         raise InvalidAttribute(f"push_type must be one of {', '.join(PUSH_TYPES)}.",
                                field="push_type")
-    notification = apns.Notification(**{**content, "push_type": apns.PushType(push_type)})
+    notification = message.Notification(**{**content, "push_type": PushType(push_type)})
     _check_priority(notification)
     _check_live_activity(notification)
     _check_payload(notification)
@@ -128,26 +129,14 @@ def validated(content):
     return notification
 
 
-def stored_content(notification):
-    """The notification's fields as the JSON kept in ``notifications.content``."""
-    fields = dataclasses.asdict(notification)
-    fields["push_type"] = notification.push_type.value
-    return json.loads(json.dumps(fields))
-
-
-def apns_notification(content):
-    """The ``apns.Notification`` a stored ``content`` describes (for the dispatcher)."""
-    return apns.Notification(**{**content, "push_type": apns.PushType(content["push_type"])})
-
-
 def _check_priority(notification):
-    if notification.push_type is apns.PushType.BACKGROUND and notification.priority not in (
+    if notification.push_type is PushType.BACKGROUND and notification.priority not in (
             None, 5):
         raise InvalidAttribute("Background pushes must have priority 5.", field="priority")
 
 
 def _check_live_activity(notification):
-    live = notification.push_type is apns.PushType.LIVEACTIVITY
+    live = notification.push_type is PushType.LIVEACTIVITY
     if not live:
         if notification.event is not None:
             raise InvalidAttribute("event is for liveactivity pushes.", field="event")
@@ -166,12 +155,11 @@ def _check_live_activity(notification):
 
 def _check_payload(notification):
     try:
-        apns.build_payload(notification)
-        apns.build_request(apns.Device("00" * 32), notification, str(uuid.uuid4()), "topic")
-    except apns.PayloadTooLarge as exc:
+        apns.check(notification)
+    except PayloadTooLarge as exc:
         raise Unprocessable(f"The APNs payload is too large: {exc}.", field=_bulkiest(
             notification), code="APNS_PAYLOAD_TOO_LARGE") from exc
-    except apns.NotificationError as exc:
+    except NotificationError as exc:
         raise Unprocessable(f"APNs would refuse this notification: {exc}.",
                             where=Where.BODY, code="INVALID_NOTIFICATION") from exc
 
@@ -189,7 +177,7 @@ def _check_fcm_message(notification):
             field="data", code="FCM_RESERVED_DATA_KEY")
     try:
         fcm.build_message(notification, utcnow().timestamp())
-    except apns.PayloadTooLarge as exc:
+    except PayloadTooLarge as exc:
         raise Unprocessable(f"The FCM payload is too large: {exc}.", field=_bulkiest(
             notification), code="FCM_PAYLOAD_TOO_LARGE") from exc
 
@@ -287,11 +275,8 @@ def _insert_deliveries(notification_id, notification, users, devices, environmen
 
 def _enqueue(notification_id):
     """The embedded queue is the ledger; procrastinate's jobs are written beside it."""
-    if current_app.config["PUSH_QUEUE"] == "procrastinate":
-        from app.push import procrastinate_queue  # the postgres extras
-
-        procrastinate_queue.enqueue_notification(
-            db.session.connection(), notification_id, current_app.config["PUSH_CHUNK_SIZE"])
+    queue_for(current_app.config).enqueue_notification(db.session.connection(),
+                                                       notification_id)
 
 
 def _chunks(ids):
@@ -305,8 +290,8 @@ def _reachable(notification, environment):
     take alert and background pushes)."""
     conditions = [Device.channel.in_(PUSH_CHANNELS), Device.token.is_not(None),
                   Device.is_invalidated.is_(False),
-                  Device.is_voip.is_(notification.push_type is apns.PushType.VOIP)]
-    if notification.push_type is apns.PushType.LIVEACTIVITY:
+                  Device.is_voip.is_(notification.push_type is PushType.VOIP)]
+    if notification.push_type is PushType.LIVEACTIVITY:
         conditions.append(Device.live_activity_token.is_not(None))
     if environment is not None:
         conditions.append(Device.environment == environment)

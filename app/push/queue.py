@@ -1,0 +1,49 @@
+"""The queue seam: what tells workers a delivery is due, behind one small interface.
+
+The ledger is always the source of truth (``ledger.py``). The embedded queue is the ledger
+itself: workers claim due rows, so there is nothing to enqueue. procrastinate
+(``procrastinate_queue.py``, ``PUSH_QUEUE=procrastinate``) writes jobs naming deliveries,
+in the transaction that writes the deliveries. The notifications service calls
+``enqueue_notification``, the dispatcher ``requeue``, the worker ``run``.
+"""
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+
+class Queue(Protocol):
+    def enqueue_notification(self, connection, notification_id) -> None:
+        """A notification's deliveries were just written on ``connection``."""
+
+    def requeue(self, connection, due: Mapping[int, datetime | None]) -> None:
+        """Deliveries (id → when due; None: now) went back to pending on ``connection``."""
+
+    async def run(self, worker) -> None:
+        """Feed ``worker`` (``worker.Worker``) chunks until it stops."""
+
+
+class EmbeddedQueue:
+    """Workers claim due rows from the ledger: nothing to enqueue."""
+
+    def enqueue_notification(self, connection, notification_id) -> None:
+        pass
+
+    def requeue(self, connection, due) -> None:
+        pass
+
+    async def run(self, worker) -> None:
+        await worker.run_lanes()
+
+
+NO_QUEUE = EmbeddedQueue()
+
+
+def queue_for(config) -> Queue:
+    """The queue ``PUSH_QUEUE`` names."""
+    if config["PUSH_QUEUE"] == "procrastinate":
+        # imported here: procrastinate is one of the postgres extras
+        from app.push.procrastinate_queue import ProcrastinateQueue
+
+        return ProcrastinateQueue(config["PUSH_CHUNK_SIZE"])
+    return NO_QUEUE

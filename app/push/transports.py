@@ -1,0 +1,51 @@
+"""The registry of transports: channel → the ``message.Transport`` that sends to it.
+
+A channel gets its provider's transport when that provider is configured, else the
+development stand-in (``outbox.py``) when ``PUSH_STANDIN=outbox``, else none (its
+deliveries fail as ``ChannelNotConfigured``). A new channel is one entry here.
+"""
+
+import contextlib
+
+from app.models.device import Channel
+from app.push.apns import ApnsClient, ApnsSettings
+from app.push.fcm import FcmClient, FcmSettings
+from app.push.fcm_auth import ACCESS_TOKEN_MAX_AGE, AccessTokenMinter, ServiceAccount
+from app.push.message import Transport
+from app.push.outbox import OutboxTransport
+from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner, SharedTokenCache
+from app.push.settings import PushSettings
+from app.push.token_store import DatabaseTokenStore
+
+
+async def open_transports(push: PushSettings, config, engine,
+                          stack: contextlib.AsyncExitStack) -> dict[str, Transport]:
+    """Each channel's transport, opened on ``stack`` (closed with it)."""
+    transports = {}
+    if push.apns is not None:
+        transports[Channel.IOS_PUSH] = await stack.enter_async_context(
+            apns_client(push.apns, engine))
+    if push.fcm_credentials_file is not None:
+        transports[Channel.FCM] = await stack.enter_async_context(fcm_client(config, engine))
+    if push.standing_in:
+        for channel in Channel:
+            transports.setdefault(channel, OutboxTransport(engine, channel))
+    return transports
+
+
+def apns_client(settings: ApnsSettings, engine) -> ApnsClient:
+    """The APNs client, its provider token shared by every worker through the database."""
+    signer = ProviderTokenSigner.from_key(settings.key, settings.key_id, settings.team_id)
+    tokens = ProviderTokenCache(signer, DatabaseTokenStore(engine, settings.team_id,
+                                                           settings.key_id),
+                                max_age=settings.token_max_age)
+    return ApnsClient(settings, tokens)
+
+
+def fcm_client(config, engine) -> FcmClient:
+    """The FCM client, its access token shared by every worker through the database."""
+    account = ServiceAccount.from_file(config["FCM_CREDENTIALS_FILE"])
+    tokens = SharedTokenCache(AccessTokenMinter(account, config["FCM_CA_FILE"]),
+                              DatabaseTokenStore(engine, *account.store_key),
+                              max_age=ACCESS_TOKEN_MAX_AGE)
+    return FcmClient(FcmSettings.from_config(config, account), tokens)
