@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from app.cli import keys as keys_command
 from app.extensions import db
 from app.identity import Provider
+from app.identity.providers import FIREBASE_ISSUER_PREFIX
 from app.models import Credential, CredentialKind, Device, User
 from app.models.types import utcnow
 from tests.factories import bearer, create_session, last_code, register_token
@@ -27,6 +28,7 @@ from tests.identity_provider import KeyServer, jwks
 from tests.jsonapi_helpers import Caller, body, error_of
 
 ISSUER = "https://accounts.example.com"
+FIREBASE_PROJECT = "pushreg-test"
 AUDIENCE = "com.example.pushreg"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 STRANGER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -104,6 +106,45 @@ def test_a_verified_phone_number_links_to_the_user_who_owns_it(client, app, prov
     assert issued["relationships"]["user"]["data"]["id"] == caller.user_id
     unverified = issue(client, subject="someone-else", phone_number="+15555550142")
     assert unverified["relationships"]["user"]["data"]["id"] != caller.user_id
+
+
+@pytest.fixture
+def firebase(app, key_server, monkeypatch):
+    """The app trusts a Firebase project whose tokens the test key signs."""
+    provider = Provider(FIREBASE_ISSUER_PREFIX + FIREBASE_PROJECT, (FIREBASE_PROJECT,),
+                        key_server.url("/jwks"))
+    monkeypatch.setitem(app.config, "ID_TOKEN_PROVIDERS", (provider,))
+    app.extensions.pop("id_token_verifier", None)
+    yield
+    app.extensions.pop("id_token_verifier", None)
+
+
+def firebase_auth_token(client, subject, phone_number, sign_in_provider):
+    return issue(client, subject=subject, iss=FIREBASE_ISSUER_PREFIX + FIREBASE_PROJECT,
+                 aud=FIREBASE_PROJECT, phone_number=phone_number,
+                 firebase={"identities": {}, "sign_in_provider": sign_in_provider})
+
+
+def test_a_firebase_phone_sign_in_links_to_the_user_who_owns_the_number(client, app,
+                                                                         firebase):
+    caller = Caller(client, app, phone_number="+15555550143")
+    issued = firebase_auth_token(client, "phone-uid", "+15555550143", "phone")
+    assert issued["relationships"]["user"]["data"]["id"] == caller.user_id
+
+
+@pytest.mark.parametrize("sign_in_provider", ["custom", "anonymous", "password"])
+def test_a_firebase_number_not_proven_by_a_texted_code_reads_nobody_elses_profile(
+        client, app, firebase, sign_in_provider):
+    victim = Caller(client, app, phone_number="+15555550144")
+    issued = firebase_auth_token(client, f"{sign_in_provider}-uid", "+15555550144",
+                                 sign_in_provider)
+    attacker_id = issued["relationships"]["user"]["data"]["id"]
+    assert attacker_id != victim.user_id
+    victims_profile = client.get(f"/api/users/{victim.user_id}",
+                                 headers=bearer(issued["attributes"]["value"]))
+    assert "+15555550144" not in victims_profile.get_data(as_text=True)
+    assert stored_phone(app, victim.user_id) == "+15555550144"
+    assert stored_phone(app, attacker_id) is None
 
 
 def _public_pem():
