@@ -23,7 +23,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from app.errors import NotAuthorized
+from app.errors import Forbidden, NotAuthorized
 from app.models.types import utcnow
 
 SYMMETRIC_KEY_ID = "hs256-secret-key"
@@ -112,6 +112,20 @@ def mint(keys, user_id, credential_id, ttl_seconds):
     key = keys.current
     value = jwt.encode(claims, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
     return Minted(value, jti, expires_at)
+
+
+def issue(keys, principal, ttl_seconds):
+    """A new access token for the credential the caller presented. Only that credential
+    itself mints one: an access token presented here would renew itself for ever, so a
+    stolen one would never end at its ``exp``."""
+    if principal.by_access_token:
+        raise Forbidden("An access token cannot be exchanged for a new one: present the "
+                        "session or auth token it stands for.",
+                        code="ACCESS_TOKEN_NOT_RENEWABLE")
+    if principal.user_id is None:
+        raise Forbidden("This session is anonymous: log in before asking for an access "
+                        "token, which stands for a user.", code="ANONYMOUS_SESSION")
+    return mint(keys, principal.user_id, principal.credential_id, ttl_seconds)
 
 
 def looks_like_jwt(secret):

@@ -251,6 +251,37 @@ def test_an_access_token_never_reveals_the_session_id(client, app):
     error_of(client.get(f"/api/sessions/{caller.session_id}", headers=bearer(access)), 404)
 
 
+def _refused_access_token(client, headers):
+    response = client.post("/api/access_tokens", headers=headers,
+                           json={"data": {"type": "access_tokens"}})
+    assert "access_token" not in response.headers.get("Set-Cookie", "")
+    return error_of(response, 403)
+
+
+def test_an_access_token_does_not_renew_itself(client, app, provider):
+    caller = Caller(client, app)
+    auth_token = issue(client)["attributes"]["value"]
+    for credential in (caller.session_id, auth_token):
+        access = _access_token(client, bearer(credential))
+        client.delete_cookie("access_token")
+        for presented in (bearer(access), {"Authentication": access}):
+            error = _refused_access_token(client, presented)
+            assert error["code"] == "ACCESS_TOKEN_NOT_RENEWABLE"
+            assert "session or auth token" in error["detail"]
+        client.set_cookie("access_token", access)
+        error = _refused_access_token(client, {"Authorization": None})
+        assert error["code"] == "ACCESS_TOKEN_NOT_RENEWABLE"
+        client.delete_cookie("access_token")
+        _access_token(client, bearer(credential))  # the credential itself still mints
+
+
+def test_an_anonymous_session_gets_no_access_token(client):
+    session_id = create_session(client)
+    error = _refused_access_token(client, bearer(session_id))
+    assert error["code"] == "ANONYMOUS_SESSION"
+    assert "log in" in error["detail"]
+
+
 def test_access_tokens_cannot_be_had_without_a_user_credential(client):
     error_of(client.post("/api/access_tokens", headers={"Authorization": None},
                          json={"data": {"type": "access_tokens"}}), 401)
