@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.cli import ScriptInfo
 from sqlalchemy import select, update
 
+from app.auth import signing_keys
 from app.cli import keys as keys_command
 from app.extensions import db
 from app.identity import Provider
@@ -280,6 +281,34 @@ def test_an_anonymous_session_gets_no_access_token(client):
     error = _refused_access_token(client, bearer(session_id))
     assert error["code"] == "ANONYMOUS_SESSION"
     assert "log in" in error["detail"]
+
+
+def test_an_access_token_names_its_credential_by_an_unguessable_id(client, app):
+    caller = Caller(client, app)
+    sid = jwt.decode(_access_token(client, caller.headers),
+                     options={"verify_signature": False})["sid"]
+    with app.app_context():
+        credential = db.session.scalar(select(Credential).where(Credential.public_id == sid))
+    assert credential.user_id == uuid.UUID(caller.user_id)
+    assert sid != str(credential.id) and len(sid) >= 22
+
+
+def test_a_token_forged_with_the_server_key_and_a_guessed_credential_id_is_refused(
+        client, app):
+    """Whoever knows SECRET_KEY signs what they like; the credential's id they must guess."""
+    victim = Caller(client, app, phone_number="+15555550145")
+    with app.app_context():
+        keys = signing_keys()
+        guessed = db.session.scalar(select(Credential.id).where(
+            Credential.user_id == uuid.UUID(victim.user_id)))
+    now = int(time.time())
+    for sid in (guessed, str(guessed)):
+        claims = {"sub": victim.user_id, "sid": sid, "iat": now, "exp": now + 600, "jti": "j"}
+        forged = jwt.encode(claims, keys.current.signing, algorithm=keys.current.algorithm,
+                            headers={"kid": keys.current.kid})
+        response = client.get(f"/api/users/{victim.user_id}", headers=bearer(forged))
+        assert "+15555550145" not in response.get_data(as_text=True)
+        error_of(response, 401)
 
 
 def test_access_tokens_cannot_be_had_without_a_user_credential(client):
