@@ -59,6 +59,7 @@ def create_app(config=None):
     app.config.from_object(config)
     app.json.sort_keys = False
     register_logging(app)
+    warn_of_a_development_key(app)
     register_request_ids(app)
     # Imported here: gunicorn.conf.py imports this package and must first settle
     # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads once, on import.
@@ -84,6 +85,14 @@ def register_logging(app):
                          else text_formatter())
     handler.addFilter(RequestFields())
     logging.basicConfig(level=app.config["LOG_LEVEL"], handlers=[handler])
+
+
+def warn_of_a_development_key(app):
+    key_file = app.config["DEVELOPMENT_KEY_FILE"]
+    if key_file is not None:
+        log.warning("SECRET_KEY is not set: using the development key kept in %s. Set "
+                    "SECRET_KEY wherever more than this machine's own processes serve "
+                    "(production refuses to start without it).", key_file)
 
 
 def register_extensions(app):

@@ -1,6 +1,7 @@
 """Access tokens: short-lived signed JWTs that stand for a user credential.
 
-A token carries ``sub`` (the user), ``sid`` (the credential it was exchanged for), ``iat``,
+A token carries ``sub`` (the user), ``sid`` (the random public id of the credential it was
+exchanged for, never its guessable database id), ``iat``,
 ``exp`` and ``jti``, and names its signing key in the header's ``kid``, so keys rotate by
 adding a new one, signing with it, and removing the old one once its tokens have expired.
 The credential is checked on every use (``app.auth``): revoking it ends its tokens at once.
@@ -8,11 +9,10 @@ The credential is checked on every use (``app.auth``): revoking it ends its toke
 Keys come from ``ACCESS_TOKEN_SIGNING_KEYS`` (a JSON object, key id → PEM private key, EC
 P-256 for ES256 or RSA for RS256; ``ACCESS_TOKEN_KEY_ID`` names the one that signs), whose
 public halves are published at ``/.well-known/jwks.json``. Without it, tokens are HS256
-under a key derived from ``SECRET_KEY`` and no JWKS is published.
+under a key derived from ``SECRET_KEY`` with a label of its own (HKDF) and no JWKS is
+published.
 """
 
-import hashlib
-import hmac
 import json
 import secrets
 import uuid
@@ -23,10 +23,15 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from app.errors import NotAuthorized
+from app.errors import Forbidden, NotAuthorized
 from app.models.types import utcnow
+from app.resources import credentials
+from app.security import derived_key
 
-SYMMETRIC_KEY_ID = "hs256-secret-key"
+# v2: HKDF-derived, and sid a public id (v1 tokens, an integer sid, are refused by kid)
+SYMMETRIC_KEY_ID = "hs256-v2"
+SYMMETRIC_KEY_LABEL = b"pushreg access-token v2"
+MAX_SID_LENGTH = 32  # Credential.public_id
 LEEWAY_SECONDS = 30
 
 
@@ -73,7 +78,7 @@ def keys_from_config(config):
 
 
 def _symmetric(secret_key):
-    key = hmac.new(secret_key.encode(), b"access-token", hashlib.sha256).digest()
+    key = derived_key(secret_key, SYMMETRIC_KEY_LABEL)
     return SigningKey(SYMMETRIC_KEY_ID, "HS256", key, key, None)
 
 
@@ -102,16 +107,31 @@ class Minted:
     expires_at: object
 
 
-def mint(keys, user_id, credential_id, ttl_seconds):
-    """A new access token for a user credential."""
+def mint(keys, user_id, credential_public_id, ttl_seconds):
+    """A new access token for a user credential, named by its public id."""
     now = utcnow()
     expires_at = now + timedelta(seconds=ttl_seconds)
     jti = secrets.token_urlsafe(12)
-    claims = {"sub": str(user_id), "sid": credential_id, "iat": int(now.timestamp()),
+    claims = {"sub": str(user_id), "sid": credential_public_id, "iat": int(now.timestamp()),
               "exp": int(expires_at.timestamp()), "jti": jti}
     key = keys.current
     value = jwt.encode(claims, key.signing, algorithm=key.algorithm, headers={"kid": key.kid})
     return Minted(value, jti, expires_at)
+
+
+def issue(keys, principal, ttl_seconds):
+    """A new access token for the credential the caller presented. Only that credential
+    itself mints one: an access token presented here would renew itself for ever, so a
+    stolen one would never end at its ``exp``."""
+    if principal.by_access_token:
+        raise Forbidden("An access token cannot be exchanged for a new one: present the "
+                        "session or auth token it stands for.",
+                        code="ACCESS_TOKEN_NOT_RENEWABLE")
+    if principal.user_id is None:
+        raise Forbidden("This session is anonymous: log in before asking for an access "
+                        "token, which stands for a user.", code="ANONYMOUS_SESSION")
+    return mint(keys, principal.user_id, credentials.public_id_of(principal.credential_id),
+                ttl_seconds)
 
 
 def looks_like_jwt(secret):
@@ -129,7 +149,7 @@ def verify(keys, token):
                             leeway=LEEWAY_SECONDS,
                             options={"require": ["sub", "sid", "exp", "iat", "jti"]})
         uuid.UUID(claims["sub"])
-        if not isinstance(claims["sid"], int) or isinstance(claims["sid"], bool):
+        if not isinstance(claims["sid"], str) or not 0 < len(claims["sid"]) <= MAX_SID_LENGTH:
             raise jwt.InvalidTokenError("sid")
     except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
         raise NotAuthorized("The access token is not valid or has expired.") from exc

@@ -133,7 +133,7 @@ def _by_access_token(token):
         claims = access_tokens.verify(signing_keys(), token)
     except NotAuthorized:
         return None
-    credential = credentials.find_live_by_id(claims["sid"])
+    credential = credentials.find_live_by_public_id(claims["sid"])
     if credential is None or str(credential.user_id) != claims["sub"]:
         return None  # revoked (logged out, deleted) or no longer the same user's
     return principal_of(credential.id, credential.kind, credential.user_id, None,

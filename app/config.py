@@ -4,10 +4,13 @@ Every setting has a safe development default except the secrets, which productio
 (``APP_ENV=production``) refuses to start without.
 """
 
+import contextlib
 import ipaddress
 import json
 import os
 import re
+import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,7 +18,11 @@ from environs import Env, EnvError
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
-DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
+# Once the default, published in this source: whoever reads it can forge access tokens and
+# digests, so it is refused everywhere. Unset, SECRET_KEY is a random key kept in instance/.
+PUBLISHED_DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
+SECRET_KEY_FILE = INSTANCE_DIR / "secret_key"
+MIN_SECRET_KEY_LENGTH = 32
 
 DEFAULT_CLIENT_CONFIG = {
     "is_live": False,
@@ -125,6 +132,36 @@ def _id_token_providers(env, firebase_project_id):
         raise ConfigurationError(str(exc)) from exc
 
 
+def development_secret_key(path):
+    """The key kept in ``path``: 256 random bits, made by whichever process first needs
+    it. It is written to a temporary file and linked into place, so processes starting at
+    once (gunicorn's workers, the push worker beside them) all read the one that won, and
+    never half of one."""
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _link_new_key(path)
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"SECRET_KEY is not set and no development key can be kept "
+                                 f"in {path}: {exc}") from exc
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(f"{path} does not hold a key: delete it (a new one is made) "
+                                 "or set SECRET_KEY")
+    return key
+
+
+def _link_new_key(path):
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")  # 0600
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+        with contextlib.suppress(FileExistsError):  # another process's came first: the key
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+
+
 def default_database_url():
     return f"sqlite:///{INSTANCE_DIR / 'pushreg.db'}"
 
@@ -153,7 +190,7 @@ class Config:
     def __init__(self):
         env = Environment()
         self.APP_ENV = env.str("APP_ENV", "development")
-        self.SECRET_KEY = env.str("SECRET_KEY", DEVELOPMENT_SECRET)
+        self.SECRET_KEY = self._secret_key(env)
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(
             env.str("DATABASE_URL", default_database_url())
         )
@@ -280,12 +317,21 @@ class Config:
         self.APNS_TOKEN_MAX_AGE = env.float("APNS_TOKEN_MAX_AGE", 50 * 60.0)
         self.APNS_PING_INTERVAL = env.float("APNS_PING_INTERVAL", 60.0)
 
+    def _secret_key(self, env):
+        """``SECRET_KEY``; unset outside production, the development key kept in
+        ``SECRET_KEY_FILE`` (``DEVELOPMENT_KEY_FILE`` says which, for the start-up warning)."""
+        self.DEVELOPMENT_KEY_FILE = None
+        configured = env.str("SECRET_KEY")
+        if configured is not None or self.APP_ENV == "production":
+            return configured
+        self.DEVELOPMENT_KEY_FILE = Path(env.str("SECRET_KEY_FILE", str(SECRET_KEY_FILE)))
+        return development_secret_key(self.DEVELOPMENT_KEY_FILE)
+
     def validate(self):
+        self._validate_secret_key()
         self._validate_formats()
         if self.APP_ENV != "production":
             return
-        if self.SECRET_KEY == DEVELOPMENT_SECRET or len(self.SECRET_KEY) < 32:
-            raise ConfigurationError("production needs SECRET_KEY of at least 32 characters")
         if self.SMS_SENDER == "outbox":
             raise ConfigurationError("production needs SMS_SENDER=http and an SMS gateway")
         if self.PUSH_STANDIN == "outbox":
@@ -298,6 +344,15 @@ class Config:
             raise ConfigurationError("production needs PUBLIC_URL, the service's external URL")
         if self.SMS_SENDER == "http" and not self.SMS_GATEWAY_URL:
             raise ConfigurationError("SMS_SENDER=http needs SMS_GATEWAY_URL")
+
+    def _validate_secret_key(self):
+        if self.SECRET_KEY == PUBLISHED_DEVELOPMENT_SECRET:
+            raise ConfigurationError("SECRET_KEY is the development key published in pushreg's "
+                                     "source: anyone can forge tokens with it. Set a random "
+                                     "one, or unset it outside production.")
+        if self.APP_ENV == "production" and \
+                (not self.SECRET_KEY or len(self.SECRET_KEY) < MIN_SECRET_KEY_LENGTH):
+            raise ConfigurationError("production needs SECRET_KEY of at least 32 characters")
 
     def _validate_formats(self):
         """Settings that would otherwise fail only when a request first reads them."""

@@ -46,11 +46,16 @@ SEAL_VERSION = "v1"
 SEAL_NONCE_BYTES = 12
 
 
-def _sealing_key():
-    """A 256-bit AES key of its own, derived from the server key (HKDF-SHA256)."""
-    secret_key = current_app.config["SECRET_KEY"].encode()
+def derived_key(secret_key, label):
+    """A 256-bit key of its own for one use, derived from the server key (HKDF-SHA256):
+    keys of different labels tell nothing of each other or of ``SECRET_KEY``."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"pushreg seal v1").derive(secret_key)
+                info=label).derive(secret_key.encode())
+
+
+def _sealing_key():
+    """The AES key that seals."""
+    return derived_key(current_app.config["SECRET_KEY"], b"pushreg seal v1")
 
 
 def seal(text):

@@ -19,6 +19,9 @@ from tests.jsonapi_schema import JSONAPI, assert_valid_jsonapi
 from tests.live_server import LiveServer, service_environment
 
 CLIENT_HEADERS = {"Accept": f"{JSONAPI}, application/json", "Content-Type": JSONAPI}
+# Every app the tests make (and the servers and commands they start, through service_env)
+# signs with this key, not a development key generated in the repository's instance/.
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-" + "0123456789" * 4)
 
 
 def pytest_addoption(parser):

@@ -22,7 +22,7 @@ CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
 # Settings the service reads from the environment that must not leak from the developer's
 # shell into the server under test; the fixture sets the ones it needs.
 SERVICE_SETTINGS = (
-    "APP_ENV", "SECRET_KEY", "DATABASE_URL", "REDIS_URL", "CLIENT_CONFIG",
+    "APP_ENV", "SECRET_KEY", "SECRET_KEY_FILE", "DATABASE_URL", "REDIS_URL", "CLIENT_CONFIG",
     "MINIMUM_BUNDLE_VERSION", "PROXY_FIX_X_FOR", "LOG_LEVEL", "APP_NAME", "PORT",
     "WEB_CONCURRENCY", "FLASK_APP", "MAX_CONTENT_LENGTH", "VERIFICATION_CODE_TTL",
     "VERIFICATION_MAX_ATTEMPTS", "ANONYMOUS_WRITE_RATE_LIMIT", "PUBLIC_URL",

@@ -41,19 +41,19 @@ def rsa_pem():
 def test_a_symmetric_token_round_trips_and_publishes_no_keys():
     keys = access_tokens.keys_from_config(_config())
     user_id = uuid.uuid4()
-    token = access_tokens.mint(keys, user_id, 7, 60).value
+    token = access_tokens.mint(keys, user_id, "public-7", 60).value
     claims = access_tokens.verify(keys, token)
-    assert (claims["sub"], claims["sid"]) == (str(user_id), 7)
+    assert (claims["sub"], claims["sid"]) == (str(user_id), "public-7")
     assert keys.jwks() == {"keys": []}
 
 
 def test_asymmetric_keys_rotate_by_key_id(ec_pem, rsa_pem):
     old = access_tokens.keys_from_config(_config(old=ec_pem))
-    token = access_tokens.mint(old, uuid.uuid4(), 1, 60).value
+    token = access_tokens.mint(old, uuid.uuid4(), "public-1", 60).value
     both = access_tokens.keys_from_config({**_config(old=ec_pem, new=rsa_pem),
                                            "ACCESS_TOKEN_KEY_ID": "new"})
-    assert access_tokens.verify(both, token)["sid"] == 1  # old tokens still verify
-    fresh = access_tokens.mint(both, uuid.uuid4(), 2, 60).value
+    assert access_tokens.verify(both, token)["sid"] == "public-1"  # old tokens still verify
+    fresh = access_tokens.mint(both, uuid.uuid4(), "public-2", 60).value
     assert jwt.get_unverified_header(fresh) == {"alg": "RS256", "kid": "new", "typ": "JWT"}
     assert {key["kid"] for key in both.jwks()["keys"]} == {"old", "new"}
     assert all("d" not in key for key in both.jwks()["keys"])  # public halves only
@@ -64,7 +64,7 @@ def test_asymmetric_keys_rotate_by_key_id(ec_pem, rsa_pem):
 
 def test_forged_expired_and_malformed_tokens_are_refused(ec_pem):
     keys = access_tokens.keys_from_config(_config(k=ec_pem))
-    token = access_tokens.mint(keys, uuid.uuid4(), 3, 60).value
+    token = access_tokens.mint(keys, uuid.uuid4(), "public-3", 60).value
     public_pem = keys.current.verifying.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     claims = jwt.decode(token, options={"verify_signature": False})
@@ -74,7 +74,9 @@ def test_forged_expired_and_malformed_tokens_are_refused(ec_pem):
         token[:-4] + "AAAA",
         jwt.encode({**claims, "exp": claims["iat"] - 120}, keys.current.signing,
                    algorithm="ES256", headers={"kid": "k"}),
-        jwt.encode({**claims, "sid": "3"}, keys.current.signing, algorithm="ES256",
+        jwt.encode({**claims, "sid": 3}, keys.current.signing, algorithm="ES256",
+                   headers={"kid": "k"}),
+        jwt.encode({**claims, "sid": "x" * 33}, keys.current.signing, algorithm="ES256",
                    headers={"kid": "k"}),
         jwt.encode(claims, keys.current.signing, algorithm="ES256", headers={"kid": "other"}),
         "not.a.token",
@@ -82,6 +84,20 @@ def test_forged_expired_and_malformed_tokens_are_refused(ec_pem):
     for candidate in forged:
         with pytest.raises(NotAuthorized):
             access_tokens.verify(keys, candidate)
+
+
+def test_the_symmetric_key_is_derived_for_access_tokens_alone():
+    """Not SECRET_KEY itself, nor the key credentials' digests use, nor a plain HMAC of
+    the server key: a token signed with any of those is refused."""
+    keys = access_tokens.keys_from_config(_config())
+    claims = jwt.decode(access_tokens.mint(keys, uuid.uuid4(), "public-4", 60).value,
+                        options={"verify_signature": False})
+    others = [SECRET.encode(), f"credential:{SECRET}".encode(),
+              hmac.new(SECRET.encode(), b"access-token", hashlib.sha256).digest()]
+    for other in others:
+        forged = jwt.encode(claims, other, algorithm="HS256", headers={"kid": keys.current.kid})
+        with pytest.raises(NotAuthorized):
+            access_tokens.verify(keys, forged)
 
 
 def _hs256_signed_with(secret, claims):

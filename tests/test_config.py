@@ -1,9 +1,19 @@
 """Configuration: safe development defaults; production refuses to start without secrets."""
 
+import logging
+import multiprocessing
+import stat
+
 import pytest
 
 from app import create_app
-from app.config import DEFAULT_CLIENT_CONFIG, Config, ConfigurationError
+from app.config import (
+    DEFAULT_CLIENT_CONFIG,
+    PUBLISHED_DEVELOPMENT_SECRET,
+    Config,
+    ConfigurationError,
+    development_secret_key,
+)
 
 PRODUCTION = {
     "APP_ENV": "production",
@@ -157,3 +167,69 @@ def test_the_procrastinate_queue_needs_postgresql(monkeypatch):
                 DATABASE_URL="sqlite:////tmp/pushreg.db").validate()
     _config(monkeypatch, PUSH_QUEUE="procrastinate",
             DATABASE_URL="postgresql://db.internal/pushreg").validate()
+
+
+# -- SECRET_KEY: never a published one --------------------------------------------------
+
+
+@pytest.fixture
+def key_file(monkeypatch, tmp_path):
+    """No SECRET_KEY: the development key is kept in a fresh instance folder."""
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    path = tmp_path / "instance" / "secret_key"
+    monkeypatch.setenv("SECRET_KEY_FILE", str(path))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    return path
+
+
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+def test_the_published_development_key_is_refused_everywhere(monkeypatch, environment):
+    config = _config(monkeypatch, **{**PRODUCTION, "APP_ENV": environment,
+                                     "SECRET_KEY": PUBLISHED_DEVELOPMENT_SECRET})
+    with pytest.raises(ConfigurationError, match="published"):
+        create_app(config)
+
+
+def test_without_a_secret_key_development_makes_a_random_one_and_keeps_it(key_file):
+    first, second = Config(), Config()
+    assert first.SECRET_KEY == second.SECRET_KEY == key_file.read_text().strip()
+    assert len(first.SECRET_KEY) >= 32 and first.SECRET_KEY != PUBLISHED_DEVELOPMENT_SECRET
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert [path.name for path in key_file.parent.iterdir()] == ["secret_key"]  # no leftovers
+
+
+def test_processes_starting_at_once_agree_on_one_development_key(tmp_path):
+    path = tmp_path / "instance" / "secret_key"
+    with multiprocessing.get_context("fork").Pool(8) as pool:
+        keys = pool.map(development_secret_key, [path] * 32)
+    assert len(set(keys)) == 1
+
+
+def test_a_damaged_development_key_stops_the_start(key_file):
+    key_file.parent.mkdir()
+    key_file.write_text("")
+    with pytest.raises(ConfigurationError, match="does not hold a key"):
+        Config()
+
+
+def test_production_makes_no_key_of_its_own(monkeypatch, key_file):
+    config = _config(monkeypatch, **{**PRODUCTION, "SECRET_KEY": ""})
+    with pytest.raises(ConfigurationError, match="SECRET_KEY"):
+        create_app(config)
+    assert not key_file.exists()
+
+
+def test_the_development_key_is_warned_of_at_start(key_file, caplog):
+    with caplog.at_level(logging.WARNING, logger="app"):
+        create_app(Config())
+    warnings = [record.getMessage() for record in caplog.records
+                if record.levelno == logging.WARNING and "SECRET_KEY" in record.getMessage()]
+    assert warnings and str(key_file) in warnings[0]
+    assert Config().SECRET_KEY not in warnings[0]
+
+
+def test_a_configured_key_is_not_warned_of(monkeypatch, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="app"):
+        create_app(_config(monkeypatch, SECRET_KEY="y" * 40,
+                           DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}"))
+    assert not [record for record in caplog.records if "SECRET_KEY" in record.getMessage()]

@@ -17,9 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.cli import ScriptInfo
 from sqlalchemy import select, update
 
+from app.auth import signing_keys
 from app.cli import keys as keys_command
 from app.extensions import db
 from app.identity import Provider
+from app.identity.providers import FIREBASE_ISSUER_PREFIX
 from app.models import Credential, CredentialKind, Device, User
 from app.models.types import utcnow
 from tests.factories import bearer, create_session, last_code, register_token
@@ -27,6 +29,7 @@ from tests.identity_provider import KeyServer, jwks
 from tests.jsonapi_helpers import Caller, body, error_of
 
 ISSUER = "https://accounts.example.com"
+FIREBASE_PROJECT = "pushreg-test"
 AUDIENCE = "com.example.pushreg"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 STRANGER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -104,6 +107,45 @@ def test_a_verified_phone_number_links_to_the_user_who_owns_it(client, app, prov
     assert issued["relationships"]["user"]["data"]["id"] == caller.user_id
     unverified = issue(client, subject="someone-else", phone_number="+15555550142")
     assert unverified["relationships"]["user"]["data"]["id"] != caller.user_id
+
+
+@pytest.fixture
+def firebase(app, key_server, monkeypatch):
+    """The app trusts a Firebase project whose tokens the test key signs."""
+    provider = Provider(FIREBASE_ISSUER_PREFIX + FIREBASE_PROJECT, (FIREBASE_PROJECT,),
+                        key_server.url("/jwks"))
+    monkeypatch.setitem(app.config, "ID_TOKEN_PROVIDERS", (provider,))
+    app.extensions.pop("id_token_verifier", None)
+    yield
+    app.extensions.pop("id_token_verifier", None)
+
+
+def firebase_auth_token(client, subject, phone_number, sign_in_provider):
+    return issue(client, subject=subject, iss=FIREBASE_ISSUER_PREFIX + FIREBASE_PROJECT,
+                 aud=FIREBASE_PROJECT, phone_number=phone_number,
+                 firebase={"identities": {}, "sign_in_provider": sign_in_provider})
+
+
+def test_a_firebase_phone_sign_in_links_to_the_user_who_owns_the_number(client, app,
+                                                                         firebase):
+    caller = Caller(client, app, phone_number="+15555550143")
+    issued = firebase_auth_token(client, "phone-uid", "+15555550143", "phone")
+    assert issued["relationships"]["user"]["data"]["id"] == caller.user_id
+
+
+@pytest.mark.parametrize("sign_in_provider", ["custom", "anonymous", "password"])
+def test_a_firebase_number_not_proven_by_a_texted_code_reads_nobody_elses_profile(
+        client, app, firebase, sign_in_provider):
+    victim = Caller(client, app, phone_number="+15555550144")
+    issued = firebase_auth_token(client, f"{sign_in_provider}-uid", "+15555550144",
+                                 sign_in_provider)
+    attacker_id = issued["relationships"]["user"]["data"]["id"]
+    assert attacker_id != victim.user_id
+    victims_profile = client.get(f"/api/users/{victim.user_id}",
+                                 headers=bearer(issued["attributes"]["value"]))
+    assert "+15555550144" not in victims_profile.get_data(as_text=True)
+    assert stored_phone(app, victim.user_id) == "+15555550144"
+    assert stored_phone(app, attacker_id) is None
 
 
 def _public_pem():
@@ -208,6 +250,65 @@ def test_an_access_token_never_reveals_the_session_id(client, app):
     response = client.get(f"/api/apple_device_tokens/{token}", headers=bearer(access))
     assert caller.session_id not in response.get_data(as_text=True)
     error_of(client.get(f"/api/sessions/{caller.session_id}", headers=bearer(access)), 404)
+
+
+def _refused_access_token(client, headers):
+    response = client.post("/api/access_tokens", headers=headers,
+                           json={"data": {"type": "access_tokens"}})
+    assert "access_token" not in response.headers.get("Set-Cookie", "")
+    return error_of(response, 403)
+
+
+def test_an_access_token_does_not_renew_itself(client, app, provider):
+    caller = Caller(client, app)
+    auth_token = issue(client)["attributes"]["value"]
+    for credential in (caller.session_id, auth_token):
+        access = _access_token(client, bearer(credential))
+        client.delete_cookie("access_token")
+        for presented in (bearer(access), {"Authentication": access}):
+            error = _refused_access_token(client, presented)
+            assert error["code"] == "ACCESS_TOKEN_NOT_RENEWABLE"
+            assert "session or auth token" in error["detail"]
+        client.set_cookie("access_token", access)
+        error = _refused_access_token(client, {"Authorization": None})
+        assert error["code"] == "ACCESS_TOKEN_NOT_RENEWABLE"
+        client.delete_cookie("access_token")
+        _access_token(client, bearer(credential))  # the credential itself still mints
+
+
+def test_an_anonymous_session_gets_no_access_token(client):
+    session_id = create_session(client)
+    error = _refused_access_token(client, bearer(session_id))
+    assert error["code"] == "ANONYMOUS_SESSION"
+    assert "log in" in error["detail"]
+
+
+def test_an_access_token_names_its_credential_by_an_unguessable_id(client, app):
+    caller = Caller(client, app)
+    sid = jwt.decode(_access_token(client, caller.headers),
+                     options={"verify_signature": False})["sid"]
+    with app.app_context():
+        credential = db.session.scalar(select(Credential).where(Credential.public_id == sid))
+    assert credential.user_id == uuid.UUID(caller.user_id)
+    assert sid != str(credential.id) and len(sid) >= 22
+
+
+def test_a_token_forged_with_the_server_key_and_a_guessed_credential_id_is_refused(
+        client, app):
+    """Whoever knows SECRET_KEY signs what they like; the credential's id they must guess."""
+    victim = Caller(client, app, phone_number="+15555550145")
+    with app.app_context():
+        keys = signing_keys()
+        guessed = db.session.scalar(select(Credential.id).where(
+            Credential.user_id == uuid.UUID(victim.user_id)))
+    now = int(time.time())
+    for sid in (guessed, str(guessed)):
+        claims = {"sub": victim.user_id, "sid": sid, "iat": now, "exp": now + 600, "jti": "j"}
+        forged = jwt.encode(claims, keys.current.signing, algorithm=keys.current.algorithm,
+                            headers={"kid": keys.current.kid})
+        response = client.get(f"/api/users/{victim.user_id}", headers=bearer(forged))
+        assert "+15555550145" not in response.get_data(as_text=True)
+        error_of(response, 401)
 
 
 def test_access_tokens_cannot_be_had_without_a_user_credential(client):

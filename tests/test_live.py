@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Credential, Device, SmsMessage
+from tests.conftest import free_port
 from tests.factories import last_code, new_token, random_phone
-from tests.live_server import PoparazziClient, code_from_outbox, contract
+from tests.live_server import LiveServer, PoparazziClient, code_from_outbox, contract
 
 pytestmark = pytest.mark.slow
 
@@ -216,3 +217,28 @@ def test_concurrent_writes_across_workers_all_succeed(live, app):
     assert _count(app, Credential) == count
     assert _count(app, Device) == count
     assert _count(app, SmsMessage) == count
+
+
+def test_workers_without_a_secret_key_share_one_development_key(service_env, tmp_path):
+    """Three workers, each making its app at once: a session one of them made is accepted by
+    every one, on fresh connections that land on any of them."""
+    key_file = tmp_path / "instance" / "secret_key"
+    env = {name: value for name, value in service_env.items() if name != "SECRET_KEY"}
+    server = LiveServer(free_port(), {**env, "SECRET_KEY_FILE": str(key_file)}, tmp_path)
+    server.start()
+    try:
+        session_id = PoparazziClient(server.url).create_session().json()["data"]["id"]
+
+        def read_session(_):
+            client = PoparazziClient(server.url)
+            client.session_id = session_id
+            try:
+                return client.request("GET", f"/api/sessions/{session_id}").status_code
+            finally:
+                client.close()
+
+        assert _run_all(30, read_session) == [200] * 30
+        assert server.logs(limit=10**6).count("SECRET_KEY is not set") >= 3  # each worker
+        assert key_file.read_text().strip() not in server.logs(limit=10**6)
+    finally:
+        server.stop()

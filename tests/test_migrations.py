@@ -122,3 +122,20 @@ def test_sessions_and_what_refers_to_them_survive_the_lifetimes_migration(app_co
     downgrade(revision="0001")
     assert _rows_referring_to_sessions() == ([7], [7])
     upgrade()
+
+
+def test_existing_credentials_get_distinct_random_public_ids(app_context):
+    """0010: what access tokens name a credential by, for the rows that were there."""
+    downgrade(revision="0009")
+    with db.engine.begin() as connection:
+        for number in (1, 2, 3):
+            connection.execute(sa.text(
+                "INSERT INTO credentials (id, kind, secret_digest, is_cookie_based, created_at,"
+                " updated_at, last_used_at) VALUES (:id, 'session', :digest, false, :at, :at,"
+                " :at)"), {"id": number, "digest": str(number) * 64,
+                           "at": utc(2026, 1, 1).replace(tzinfo=None)})
+    upgrade()
+    with db.engine.connect() as connection:
+        public_ids = connection.execute(sa.select(Credential.public_id)).scalars().all()
+    assert len(set(public_ids)) == 3
+    assert all(len(public_id) >= 22 and not public_id.isdigit() for public_id in public_ids)

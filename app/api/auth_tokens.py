@@ -54,14 +54,14 @@ def delete_auth_token(token_id):
 
 @blueprint.post("/access_tokens")
 def create_access_token():
-    """A short-lived JWT for the credential presented; also set as the ``access_token``
-    cookie, which the seed 002 and 003 clients send."""
+    """A short-lived JWT for the session or auth token presented (not for an access
+    token); also set as the ``access_token`` cookie, which the seed 002 and 003 clients
+    send."""
     principal = require(USER)
     query = query_for(ACCESS_TOKENS.type, Capabilities())
     parse_new_resource(request_body(), ACCESS_TOKENS)
     ttl = current_app.config["ACCESS_TOKEN_TTL"]
-    minted = access_tokens.mint(signing_keys(), principal.user_id, principal.credential_id,
-                                ttl)
+    minted = access_tokens.issue(signing_keys(), principal, ttl)
     issued = SimpleNamespace(id=minted.jti, token_type="Bearer", expires_at=minted.expires_at)
     response = resource_response(ACCESS_TOKENS.type, query, issued, principal, 201,
                                  revealed={"value": minted.value}, located=False)

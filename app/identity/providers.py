@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 FIREBASE_ISSUER_PREFIX = "https://securetoken.google.com/"
+APPLE_ISSUER = "https://appleid.apple.com"
+GOOGLE_ISSUERS = frozenset({"https://accounts.google.com", "accounts.google.com"})
 FIREBASE_KEYS_URL = ("https://www.googleapis.com/robot/v1/metadata/x509/"
                      "securetoken@system.gserviceaccount.com")
 # Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, a letter first.
@@ -23,10 +25,53 @@ class Provider:
     keys_url: str
 
     @property
-    def phone_numbers_are_verified(self):
-        """Firebase Authentication puts ``phone_number`` in a token only once the user
-        proved they hold it (a texted code); other providers say so in a claim."""
-        return self.issuer.startswith(FIREBASE_ISSUER_PREFIX)
+    def kind(self):
+        """Which row of ``PHONE_PROOFS`` this issuer's tokens follow."""
+        if self.issuer.startswith(FIREBASE_ISSUER_PREFIX):
+            return "firebase"
+        if self.issuer == APPLE_ISSUER:
+            return "apple"
+        if self.issuer in GOOGLE_ISSUERS:
+            return "google"
+        return "oidc"
+
+    def proves_phone_number(self, claims):
+        """Do these (verified) claims prove the caller holds their ``phone_number``?"""
+        return PHONE_PROOFS[self.kind](claims)
+
+
+def _firebase_phone_sign_in(claims):
+    """Firebase proved the number only if this sign-in was by a texted code: a custom
+    token, an anonymous or password sign-in carries whatever number the Admin SDK or the
+    app's backend set, unchecked."""
+    firebase = claims.get("firebase")
+    return isinstance(firebase, dict) and firebase.get("sign_in_provider") == "phone"
+
+
+def _never(claims):
+    return False
+
+
+def _phone_number_verified_claim(claims):
+    """OpenID Connect's own statement (Core 5.1) that the issuer checked the number."""
+    return claim_is_true(claims, "phone_number_verified")
+
+
+def claim_is_true(claims, name):
+    """Sign in with Apple sends its booleans as the strings "true" and "false"."""
+    return claims.get(name) in (True, "true")
+
+
+# Whose word proves a phone number (a proven number links the identity to the user who
+# owns it; an unproven one is not linked: the identity gets a user of its own).
+PHONE_PROOFS = {
+    "firebase": _firebase_phone_sign_in,
+    # Sign in with Apple and Google Sign-In never vouch for a phone number.
+    "apple": _never,
+    "google": _never,
+    # Any other issuer the operator configured: its phone_number_verified claim.
+    "oidc": _phone_number_verified_claim,
+}
 
 
 def firebase_provider(project_id):

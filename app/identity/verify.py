@@ -8,6 +8,7 @@ import jwt
 
 from app.errors import IdentityProviderUnavailable, InvalidIdToken
 from app.identity.keys import KeysUnavailable, ProviderKeys
+from app.identity.providers import claim_is_true
 from app.resources.verification import E164  # the form users' numbers are kept in
 
 DEFAULT_ALGORITHMS = ("RS256", "ES256")
@@ -157,14 +158,8 @@ def _identity(provider, claims):
     email = claims.get("email") if isinstance(claims.get("email"), str) else None
     phone = claims.get("phone_number")
     phone = phone if isinstance(phone, str) and E164.match(phone) else None
-    phone_verified = provider.phone_numbers_are_verified or \
-        _claims_true(claims, "phone_number_verified")
+    phone_verified = provider.proves_phone_number(claims)
     return Identity(
         issuer=provider.issuer, subject=subject,
-        email=email, email_verified=email is not None and _claims_true(claims, "email_verified"),
+        email=email, email_verified=email is not None and claim_is_true(claims, "email_verified"),
         phone_number=phone, phone_number_verified=phone is not None and phone_verified)
-
-
-def _claims_true(claims, name):
-    """Sign in with Apple sends its booleans as the strings "true" and "false"."""
-    return claims.get(name) in (True, "true")

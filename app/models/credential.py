@@ -1,4 +1,5 @@
 import enum
+import secrets
 import uuid
 from datetime import datetime
 
@@ -13,6 +14,12 @@ class CredentialKind(enum.StrEnum):
     SESSION = "session"
     AUTH_TOKEN = "auth_token"
     API_KEY = "api_key"
+
+
+def new_public_id():
+    """128 random bits: what an access token names its credential by (``sid``), so a
+    forged token cannot guess one, as it could a sequential database id."""
+    return secrets.token_urlsafe(16)
 
 
 class Credential(db.Model):
@@ -31,6 +38,7 @@ class Credential(db.Model):
              values_callable=lambda kinds: [k.value for k in kinds])
     )
     secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, default=new_public_id)
     user_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )

@@ -172,7 +172,9 @@ def credentials():
         jsonapi("DELETE", path, "Revoke an auth token", {204: None}),
         jsonapi("POST", "/api/access_tokens", "A short-lived access token (JWT), also set as "
                 "the access_token cookie", {201: revealed("access_tokens")},
-                body=s.request_document(ACCESS_TOKENS), parameters=single(ACCESS_TOKENS)),
+                body=s.request_document(ACCESS_TOKENS), parameters=single(ACCESS_TOKENS),
+                errors={403: "The credential presented is an access token (only the session "
+                        "or auth token it stands for mints one), or an anonymous session."}),
     ]
 
 

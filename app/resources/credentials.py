@@ -152,10 +152,14 @@ def note_use(credential, now):
                  "or an active one would reach its idle timeout")
 
 
-def find_live_by_id(credential_id):
-    """A credential by its database id (an access token names it), if it has not ended;
+def find_live_by_public_id(public_id):
+    """A credential by its public id (an access token names it), if it has not ended;
     its use noted like a presented secret's."""
-    return _find_live("id", credential_id)
+    return _find_live("public_id", public_id)
+
+
+def public_id_of(credential_id):
+    return db.session.scalar(select(Credential.public_id).where(Credential.id == credential_id))
 
 
 def prune_ended(now):
