@@ -2,6 +2,8 @@
 notifications to the delivery ledger, one delivery per reachable device; GET shows their
 status and counts, and pages their deliveries."""
 
+import base64
+import json
 import secrets
 import threading
 import uuid
@@ -407,6 +409,22 @@ def test_another_services_notification_is_404(client, app, service):
                  f"/api/deliveries/{apns_id}", "/api/notifications/not-a-uuid"):
         assert error_of(client.get(path, headers=stranger), 404)["code"] == "NOT_FOUND", path
     assert client.get(f"/api/notifications/{sent['id']}", headers=service).status_code == 200
+
+
+def test_ids_and_cursors_that_are_not_ascii_or_too_large_name_nothing(client, app, service):
+    (alice,) = insert_users(app, 1)
+    device_rows(app, alice)
+    sent = body(send(client, service, document(users=[alice])), 202)["data"]
+    apns_id = str(deliveries_of(app, sent["id"])[0].apns_id)
+    arabic_indic = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+    for path in (f"/api/notifications/{sent['id'].translate(arabic_indic)}",
+                 f"/api/deliveries/{apns_id.translate(arabic_indic)}"):
+        assert error_of(client.get(path, headers=service), 404)["code"] == "NOT_FOUND", path
+    huge_id = base64.urlsafe_b64encode(json.dumps(
+        ["2024-01-01T00:00:00+00:00", str(2**63)]).encode()).decode().rstrip("=")
+    error = error_of(client.get(f"/api/notifications/{sent['id']}/deliveries"
+                                f"?page[after]={huge_id}", headers=service), 400)
+    assert error["source"] == {"parameter": "page[after]"}
 
 
 def test_expiration_sets_when_the_notification_expires(client, app, service):
