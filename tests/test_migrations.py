@@ -10,8 +10,10 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
-from app.models import Credential, Device
+from app.models import Credential, Device, Notification
 from app.models.types import UTCDateTime
+from app.resources import api_keys
+from tests.factories import bearer
 from tests.jsonapi_helpers import utc
 
 pytestmark = pytest.mark.committed  # changes the schema under the app
@@ -122,3 +124,34 @@ def test_sessions_and_what_refers_to_them_survive_the_lifetimes_migration(app_co
     downgrade(revision="0001")
     assert _rows_referring_to_sessions() == ([7], [7])
     upgrade()
+
+
+def _poisoned_notification(sender_id, **times):
+    """A notification as unbounded input stored it, before revision 0009."""
+    content = {"push_type": "liveactivity", "alert": None, "event": "start",
+               "attributes_type": "A", "attributes": {}, "content_state": {}, **times}
+    with db.engine.begin() as connection:
+        connection.execute(sa.insert(Notification).values(
+            id=(notification_id := uuid.uuid4()), sender_id=sender_id,
+            push_type="liveactivity", content=content, created_at=utc(2026, 12, 1),
+            updated_at=utc(2026, 12, 1)))
+    return notification_id
+
+
+def test_notification_times_no_one_could_read_are_clamped(app_context, client):
+    """0009: times past 9999 or before 1970 in UTC (a 500 on every read before) become
+    the nearest moment that can be shown; times in range are left as they were."""
+    key, secret = api_keys.create("migrated-service", ["notifications:send"])
+    db.session.commit()
+    downgrade(revision="0008")
+    poisoned = _poisoned_notification(key.id, timestamp=10**15, stale_date=253402351199,
+                                      dismissal_date=-62135647200, expiration=None)
+    healthy = _poisoned_notification(key.id, timestamp=1_900_000_000, stale_date=0)
+    upgrade()
+    shown = [client.get(f"/api/notifications/{notification_id}",
+                        headers=bearer(secret)).get_json()["data"]["attributes"]
+             for notification_id in (poisoned, healthy)]
+    assert [(each["timestamp"], each["stale_date"], each.get("dismissal_date"))
+            for each in shown] == [
+        ("9999-12-31T23:59:59.000Z", "9999-12-31T23:59:59.000Z", 0),
+        ("2030-03-17T17:46:40.000Z", 0, None)]
