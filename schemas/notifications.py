@@ -4,6 +4,7 @@ The attributes are APNs's (``aps`` members with underscores for hyphens) and ``d
 custom keys sent beside ``aps``. Times are ISO 8601 timestamps or UNIX seconds.
 """
 
+import math
 from datetime import UTC, datetime
 
 from marshmallow import ValidationError, validate
@@ -22,9 +23,16 @@ SHORT_TEXT = validate.Length(min=1, max=255)
 COLLAPSE_ID_BYTES = 64
 
 
+# The last second every part of the service can show and store (datetime's year 9999).
+LATEST_PUSH_TIME = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+
+
 class PushTime(plain.Field):
     """A moment as APNs takes it, UNIX seconds; sent as an ISO 8601 timestamp with a zone
-    or as UNIX seconds (``expiration`` 0: try once, now). Shown as an ISO timestamp."""
+    or as UNIX seconds (``expiration`` 0: try once, now). Shown as an ISO timestamp.
+
+    Only moments from 1970 to the end of 9999 in UTC are taken: beyond them no datetime
+    shows them, and a notification stored with one could never be read back."""
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None or value == 0:
@@ -32,16 +40,27 @@ class PushTime(plain.Field):
         return format_timestamp(datetime.fromtimestamp(value, UTC))
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        if isinstance(value, str):
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                moment = None
-            if moment is not None and moment.tzinfo is not None:
-                return int(moment.timestamp())
-        raise ValidationError("Send an ISO 8601 timestamp with a zone, or UNIX seconds.")
+        seconds = _unix_seconds(value)
+        if seconds is None:
+            raise ValidationError("Send an ISO 8601 timestamp with a zone, or UNIX seconds.")
+        if not 0 <= seconds <= LATEST_PUSH_TIME:
+            raise ValidationError("Send a moment from 1970 to 9999-12-31T23:59:59Z "
+                                  f"(UNIX seconds 0 to {LATEST_PUSH_TIME}).")
+        return seconds
+
+
+def _unix_seconds(value):
+    """``value`` (UNIX seconds, or an ISO 8601 timestamp with a zone) as UNIX seconds, or
+    None when it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else math.floor(moment.timestamp())
 
 
 class StrictNumber(plain.Float):

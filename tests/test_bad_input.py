@@ -446,6 +446,19 @@ def _nul_in_url_cases():
                parameter="filter[username]", query="filter[username]=%00")
 
 
+# item 19.5: ids and numbers Python reads but no client writes
+ARABIC_INDIC = str.maketrans("0123456789", "".join(chr(0x660 + digit) for digit in range(10)))
+
+
+def _not_a_number_cases():
+    for name, size in (("superscript", "\u00b2"), ("arabic-indic", "\u0665"),
+                       ("5000-digits", "9" * 5000), ("plus", "%2B5")):
+        yield Case(f"tokens-page-size-{name}", "tokens", 400, "INVALID_QUERY_PARAMETER",
+                   parameter="page[size]", query=f"page[size]={size}")
+    yield Case("user-get-arabic-indic-id", "user_patch", 404, "NOT_FOUND", method="GET",
+               url=lambda w: f"/api/users/{w.user_id.translate(ARABIC_INDIC)}")
+
+
 NUL_IN_ATTRIBUTES = [  # item 10: stored on SQLite, a 500 on PostgreSQL before
     Case("token-nul-in-bundle-version", "token", 400, "INVALID_DOCUMENT",
          pointer="/data/attributes/bundle_version", body=attributes(bundle_version="3.1\x00")),
@@ -460,7 +473,7 @@ NUL_IN_ATTRIBUTES = [  # item 10: stored on SQLite, a 500 on PostgreSQL before
 ]
 
 CASES = [*_generic_cases(), *SPECIFIC, *NUL_IN_ATTRIBUTES, *_nul_in_url_cases(),
-         *_cursor_cases()]
+         *_cursor_cases(), *_not_a_number_cases()]
 
 
 # -- the world every row runs against ---------------------------------------------------

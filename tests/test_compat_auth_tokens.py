@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from tests.test_credentials import auth_token_document, id_token, key_server, provider  # noqa: F401
+from tests.test_credentials import (  # noqa: F401
+    NOT_IDS,
+    auth_token_document,
+    id_token,
+    key_server,
+    provider,
+)
 
 PLAIN = {"Content-Type": "application/json", "Accept": "application/json"}
 BASE = "/api/v1/auth_tokens"
@@ -80,3 +86,13 @@ def test_another_users_token_is_not_found(client, provider):  # noqa: F811
     error(client.get(f"{BASE}/{theirs['id']}", headers=headers), 404, "NotFound")
     error(client.delete(f"{BASE}/{theirs['id']}", headers=headers), 404, "NotFound")
     error(client.get(f"{BASE}/not-a-number", headers=headers), 404, "NotFound")
+
+
+@pytest.mark.parametrize("token_id", NOT_IDS)
+def test_a_token_id_that_is_not_one_is_not_found(client, provider, token_id):  # noqa: F811
+    made = create(client)
+    headers = plain({"Authentication": made["value"]})
+    for method in ("GET", "DELETE"):
+        response = client.open(f"{BASE}/{token_id}", method=method, headers=headers)
+        assert error(response, 404, "NotFound")["field"] == "id"
+    assert client.get(f"{BASE}/{made['id']}", headers=headers).status_code == 200

@@ -209,6 +209,23 @@ def test_auth_tokens_are_their_users_own(client, app, provider):
                       ).status_code == 200
 
 
+# Ids Python's int() reads but no client writes, and ids no database column holds: each
+# names no token. "\u0661" (Arabic-Indic one) would have read as auth token 1.
+NOT_IDS = ("\u00b2", "\u0661", "\u0661\u0660", "2147483648", "9223372036854775808",
+           "9" * 30, "9" * 5000, "0", "-1", "+1", "1_0", "%201", "1.0")
+
+
+@pytest.mark.parametrize("token_id", NOT_IDS)
+def test_an_auth_token_id_that_is_not_one_is_404(client, provider, token_id):
+    issued = issue(client)
+    headers = bearer(issued["attributes"]["value"])
+    for method in ("GET", "DELETE"):
+        response = client.open(f"/api/auth_tokens/{token_id}", method=method,
+                               headers=headers)
+        assert error_of(response, 404)["code"] == "NOT_FOUND"
+    assert client.get(f"/api/auth_tokens/{issued['id']}", headers=headers).status_code == 200
+
+
 def test_deleting_an_auth_token_ends_it_and_its_access_tokens(client, provider):
     issued = issue(client)
     value = issued["attributes"]["value"]

@@ -306,6 +306,17 @@ def test_a_malformed_or_unknown_device_id_is_refused(client, app, device_url_id,
                              headers=caller.headers), status)
 
 
+
+def test_a_device_id_in_unicode_digits_is_no_id(client, app):
+    """uuid.UUID reads Arabic-Indic digits as 0-9: the id a client never wrote is a 404."""
+    caller = Caller(client, app)
+    made = post(client, caller, iphone(fingerprint="phone-1"), 201)["data"]
+    arabic_indic = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+    url = f"{DEVICES}/{made['id'].translate(arabic_indic)}"
+    for method in ("GET", "DELETE"):
+        error_of(client.open(url, method=method, headers=caller.headers), 404)
+    assert body(client.get(f"{DEVICES}/{made['id']}", headers=caller.headers), 200)
+
 # -- bad registrations: refused cleanly, nothing changes ---------------------------------
 
 

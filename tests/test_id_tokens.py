@@ -5,6 +5,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -229,6 +230,18 @@ def test_an_expired_token_is_refused(verify, clock):
 def test_a_token_from_the_future_is_refused(verify, clock, claim):
     refused(verify, token(clock, **{claim: int(clock()) + 120}), "not valid yet")
 
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf", "auth_time"])
+def test_a_time_that_is_no_number_is_refused(verify, clock, claim, value):
+    """JSON as PyJWT reads it takes NaN and Infinity: an exp of NaN never expired."""
+    refused(verify, token(clock, **{claim: value}), f"{claim} claim is not a time")
+
+
+def test_a_time_of_400_digits_is_a_number_still(verify, clock):
+    assert verify(token(clock, exp=10**400)).subject == "user-1"
+    refused(verify, token(clock, iat=10**400), "not valid yet")
 
 def test_another_issuers_token_is_refused(verify, clock):
     refused(verify, token(clock, iss="https://evil.example.com"), "issuer")

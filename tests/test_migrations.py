@@ -10,8 +10,10 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
-from app.models import Credential, Device
+from app.models import Credential, Device, Notification
 from app.models.types import UTCDateTime
+from app.resources import api_keys
+from tests.factories import bearer
 from tests.jsonapi_helpers import utc
 
 pytestmark = pytest.mark.committed  # changes the schema under the app
@@ -139,3 +141,34 @@ def test_existing_credentials_get_distinct_random_public_ids(app_context):
         public_ids = connection.execute(sa.select(Credential.public_id)).scalars().all()
     assert len(set(public_ids)) == 3
     assert all(len(public_id) >= 22 and not public_id.isdigit() for public_id in public_ids)
+
+
+def _poisoned_notification(sender_id, **times):
+    """A notification as unbounded input stored it, before revision 0011."""
+    content = {"push_type": "liveactivity", "alert": None, "event": "start",
+               "attributes_type": "A", "attributes": {}, "content_state": {}, **times}
+    with db.engine.begin() as connection:
+        connection.execute(sa.insert(Notification).values(
+            id=(notification_id := uuid.uuid4()), sender_id=sender_id,
+            push_type="liveactivity", content=content, created_at=utc(2026, 12, 1),
+            updated_at=utc(2026, 12, 1)))
+    return notification_id
+
+
+def test_notification_times_no_one_could_read_are_clamped(app_context, client):
+    """0011: times past 9999 or before 1970 in UTC (a 500 on every read before) become
+    the nearest moment that can be shown; times in range are left as they were."""
+    key, secret = api_keys.create("migrated-service", ["notifications:send"])
+    db.session.commit()
+    downgrade(revision="0010")
+    poisoned = _poisoned_notification(key.id, timestamp=10**15, stale_date=253402351199,
+                                      dismissal_date=-62135647200, expiration=None)
+    healthy = _poisoned_notification(key.id, timestamp=1_900_000_000, stale_date=0)
+    upgrade()
+    shown = [client.get(f"/api/notifications/{notification_id}",
+                        headers=bearer(secret)).get_json()["data"]["attributes"]
+             for notification_id in (poisoned, healthy)]
+    assert [(each["timestamp"], each["stale_date"], each.get("dismissal_date"))
+            for each in shown] == [
+        ("9999-12-31T23:59:59.000Z", "9999-12-31T23:59:59.000Z", 0),
+        ("2030-03-17T17:46:40.000Z", 0, None)]

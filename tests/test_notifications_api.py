@@ -2,6 +2,8 @@
 notifications to the delivery ledger, one delivery per reachable device; GET shows their
 status and counts, and pages their deliveries."""
 
+import base64
+import json
 import secrets
 import threading
 import uuid
@@ -288,6 +290,19 @@ BAD_INPUT = {
                                "/data/attributes/expiration"),
     "expiration not a time": ({"expiration": "tomorrow"}, None, 400,
                               "/data/attributes/expiration"),
+    # item 19.5: times no datetime can show (a stored one was never readable again)
+    "expiration of 10**15 seconds": ({"expiration": 10**15}, None, 400,
+                                     "/data/attributes/expiration"),
+    "expiration past 9999 in UTC": ({"expiration": "9999-12-31T23:59:59-14:00"}, None, 400,
+                                    "/data/attributes/expiration"),
+    "huge timestamp": ({**LIVE_START, "timestamp": 10**15}, None, 400,
+                       "/data/attributes/timestamp"),
+    "timestamp before 1970": ({**LIVE_START, "timestamp": "1969-12-31T23:59:59.5Z"}, None,
+                              400, "/data/attributes/timestamp"),
+    "stale date past 9999 in UTC": ({**LIVE_START, "stale_date": "9999-12-31T23:59:59-14:00"},
+                                    None, 400, "/data/attributes/stale_date"),
+    "huge dismissal date": ({**LIVE_START, "dismissal_date": 2**63}, None, 400,
+                            "/data/attributes/dismissal_date"),
     "live activity update": ({**LIVE_START, "event": "update"}, None, 422,
                              "/data/attributes/event"),
     "live activity start without timestamp": ({**LIVE_START, "timestamp": None}, None, 400,
@@ -327,6 +342,23 @@ def test_bad_input_is_refused_with_a_pointer_and_nothing_is_written(
     error = error_of(response, status)
     assert error["source"] == {"pointer": pointer}, error
     assert row_count(app, Notification) == 0 and row_count(app, Delivery) == 0
+
+
+def test_a_retry_of_a_refused_time_is_refused_again_and_nothing_is_kept(client, app,
+                                                                          service):
+    (alice,) = insert_users(app, 1)
+    device_rows(app, alice, 1, live_activity_token="sealed")
+    huge = document(users=[alice], **{**LIVE_START, "timestamp": 10**15})
+    for _ in range(2):
+        error = error_of(send(client, service, huge, key="k-huge"), 400)
+        assert error["source"] == {"pointer": "/data/attributes/timestamp"}
+    assert row_count(app, Notification) == 0
+    latest = document(users=[alice], **{**LIVE_START, "timestamp": "9999-12-31T23:59:59Z",
+                                        "stale_date": 0})
+    sent = body(send(client, service, latest, key="k-huge"), 202)["data"]
+    assert sent["attributes"]["timestamp"] == "9999-12-31T23:59:59.000Z"
+    shown = body(client.get(f"/api/notifications/{sent['id']}", headers=service), 200)
+    assert shown["data"]["attributes"] == sent["attributes"]
 
 
 def test_a_bad_idempotency_key_names_the_header(client, app, service):
@@ -407,6 +439,22 @@ def test_another_services_notification_is_404(client, app, service):
                  f"/api/deliveries/{apns_id}", "/api/notifications/not-a-uuid"):
         assert error_of(client.get(path, headers=stranger), 404)["code"] == "NOT_FOUND", path
     assert client.get(f"/api/notifications/{sent['id']}", headers=service).status_code == 200
+
+
+def test_ids_and_cursors_that_are_not_ascii_or_too_large_name_nothing(client, app, service):
+    (alice,) = insert_users(app, 1)
+    device_rows(app, alice)
+    sent = body(send(client, service, document(users=[alice])), 202)["data"]
+    apns_id = str(deliveries_of(app, sent["id"])[0].apns_id)
+    arabic_indic = str.maketrans("0123456789", "".join(chr(0x660 + d) for d in range(10)))
+    for path in (f"/api/notifications/{sent['id'].translate(arabic_indic)}",
+                 f"/api/deliveries/{apns_id.translate(arabic_indic)}"):
+        assert error_of(client.get(path, headers=service), 404)["code"] == "NOT_FOUND", path
+    huge_id = base64.urlsafe_b64encode(json.dumps(
+        ["2024-01-01T00:00:00+00:00", str(2**63)]).encode()).decode().rstrip("=")
+    error = error_of(client.get(f"/api/notifications/{sent['id']}/deliveries"
+                                f"?page[after]={huge_id}", headers=service), 400)
+    assert error["source"] == {"parameter": "page[after]"}
 
 
 def test_expiration_sets_when_the_notification_expires(client, app, service):

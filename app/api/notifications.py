@@ -45,8 +45,10 @@ def send_notification():
         refuse_changes_to_read_only(parsed, None, NOTIFICATIONS, None)
     notification, _ = notifications.accept(principal, parsed.attributes,
                                             idempotency_key=_idempotency_key(), **recipients)
+    # rendered before the commit: a notification the answer cannot show is never kept
+    response = _response(query, notification, principal, 202)
     db.session.commit()
-    return _response(query, notification, principal, 202)
+    return response
 
 
 @blueprint.get("/notifications/<notification_id>")

@@ -1,6 +1,7 @@
 """Checking an identity provider's ID token: which provider by its ``iss``, then its
 signature with that provider's key, its algorithm, audience, times and subject."""
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -146,9 +147,17 @@ def _decode_failure(exc):
 
 def _number(claims, name):
     value = claims[name]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not _is_time(value):
         raise InvalidIdToken(f"The ID token's {name} claim is not a time.")
     return value
+
+
+def _is_time(value):
+    """NaN and Infinity, which the JSON PyJWT reads may hold, are no times: an exp of NaN
+    would never expire."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _identity(provider, claims):

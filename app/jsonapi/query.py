@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass, field
 
 from app.errors import InvalidQueryParameter
+from app.ids import whole_number
 from app.resources.listing import Listing, PageRequest
 
 # A legal member name (spec "Member Names"): globally allowed characters at both ends,
@@ -120,10 +121,11 @@ def _page(query, name, member, value, capabilities, _registry, config):
 
 
 def _page_size(name, value, maximum):
-    if not value.isdigit() or not 1 <= int(value) <= maximum:
+    size = whole_number(value, maximum)
+    if not size:
         raise InvalidQueryParameter(f"page[size] is a whole number from 1 to {maximum}.",
                                     field=name)
-    return int(value)
+    return size
 
 
 def _filter(query, name, member, value, capabilities, *_):

@@ -5,6 +5,7 @@ from sqlalchemy import delete, or_, select
 
 from app.errors import Conflict, InvalidAttribute, NotFound
 from app.extensions import db
+from app.ids import integer_id
 from app.models import Credential, CredentialKind
 from app.security import digest, new_secret
 
@@ -35,8 +36,9 @@ def list_all():
 
 def revoke(name_or_id):
     match = Credential.name == name_or_id
-    if name_or_id.isdigit():
-        match = or_(match, Credential.id == int(name_or_id))
+    key = integer_id(name_or_id, Credential.id)
+    if key is not None:
+        match = or_(match, Credential.id == key)
     deleted = db.session.execute(delete(Credential).where(
         Credential.kind == CredentialKind.API_KEY, match)).rowcount
     if not deleted:

@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 from app import identity
 from app.errors import InvalidAttribute, NotFound, Where
 from app.extensions import db
+from app.ids import integer_id
 from app.models import Credential, CredentialKind
 from app.resources import devices, identities
 from app.security import digest, new_secret
@@ -40,10 +41,11 @@ def list_own(principal):
 
 
 def get_own(principal, token_id):
-    token = None
-    if str(token_id).isdigit():
-        token = db.session.scalar(select(Credential).where(
-            Credential.id == int(token_id), *_of(principal)))
+    """The caller's auth token ``token_id`` (as written in the URL); anything else,
+    an id that is not one too, is not found."""
+    key = integer_id(token_id, Credential.id)
+    token = None if key is None else db.session.scalar(
+        select(Credential).where(Credential.id == key, *_of(principal)))
     if token is None:
         raise NotFound("You have no such auth token.", field="id", where=Where.URL)
     return token
@@ -51,7 +53,6 @@ def get_own(principal, token_id):
 
 def revoke(principal, token_id):
     """Delete one of the caller's auth tokens; its access tokens stop working with it."""
-    get_own(principal, token_id)
-    db.session.execute(delete(Credential).where(Credential.id == int(token_id),
-                                                *_of(principal)))
+    token = get_own(principal, token_id)
+    db.session.execute(delete(Credential).where(Credential.id == token.id, *_of(principal)))
     db.session.commit()

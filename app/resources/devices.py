@@ -35,6 +35,7 @@ from app import policies, security
 from app.database import OWN_TRANSACTION
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized, NotFound, Where
 from app.extensions import db
+from app.ids import uuid_id
 from app.models import (
     APNS_CHANNELS,
     Channel,
@@ -661,12 +662,12 @@ _NO_SUCH_DEVICE = "You have no such device."
 def _device_id(raw, *, field="id", where=Where.URL):
     """A device id as a UUID. In a URL a malformed one names no device of the caller's:
     404, like another user's; in a list of ids it names its item."""
-    try:
-        return uuid.UUID(raw)
-    except (ValueError, TypeError, AttributeError) as exc:
-        if where == Where.URL:
-            raise NotFound(_NO_SUCH_DEVICE) from exc
-        raise InvalidAttribute("Not a device id.", field=field, where=where) from exc
+    key = uuid_id(raw)
+    if key is not None:
+        return key
+    if where == Where.URL:
+        raise NotFound(_NO_SUCH_DEVICE)
+    raise InvalidAttribute("Not a device id.", field=field, where=where)
 
 
 def get_owned_by_id(principal, raw_id, *, load=()):

@@ -15,6 +15,7 @@ from sqlalchemy import and_, false, func, inspect, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
 from app.errors import InvalidQueryParameter, Where
+from app.ids import column_maximum, whole_number
 
 # Also bounds a forged cursor's nesting (under 200 levels) well below the recursion limit.
 MAX_CURSOR_LENGTH = 512
@@ -191,14 +192,15 @@ def _decode(text, order, name):
         values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         if not isinstance(values, list) or len(values) != len(order):
             raise ValueError("wrong shape")
-        return [_typed(column.type.python_type, value)
+        return [_typed(column, value)
                 for (column, _), value in zip(order, values, strict=True)]
     except (ValueError, TypeError, OverflowError, binascii.Error, RecursionError) as exc:
         raise InvalidQueryParameter("The page cursor is not one this server issued.",
                                     field=name, where=Where.PAGE) from exc
 
 
-def _typed(python_type, value):
+def _typed(column, value):
+    python_type = column.type.python_type
     if not isinstance(value, str) or UNCOMPARABLE.search(value):
         raise TypeError("cursor values are strings a database can compare")
     if python_type is datetime:
@@ -206,4 +208,13 @@ def _typed(python_type, value):
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
         return parsed.astimezone(UTC)  # OverflowError past year 9999 in UTC
+    if python_type is int:
+        return _cursor_integer(column, value)
     return python_type(value)
+
+
+def _cursor_integer(column, value):
+    number = whole_number(value, column_maximum(column))
+    if number is None:
+        raise ValueError("not an id this server issued")
+    return number

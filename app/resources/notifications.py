@@ -27,6 +27,7 @@ from app.errors import (
     Where,
 )
 from app.extensions import db
+from app.ids import uuid_id
 from app.models import (
     Channel,
     Delivery,
@@ -322,11 +323,8 @@ def get(principal, notification_id):
 
 def find(notification_id):
     """Any notification by id, or None (for operators)."""
-    try:
-        key = uuid.UUID(str(notification_id))
-    except ValueError:
-        return None
-    return db.session.get(Notification, key)
+    key = uuid_id(str(notification_id))
+    return None if key is None else db.session.get(Notification, key)
 
 
 def counts(notification):
@@ -373,10 +371,7 @@ def list_deliveries(principal, notification, listing):
 
 def get_delivery(principal, apns_id):
     """One delivery of the caller's notifications, by its apns-id."""
-    try:
-        key = uuid.UUID(str(apns_id))
-    except ValueError:
-        key = None
+    key = uuid_id(str(apns_id))
     delivery = None if key is None else db.session.execute(
         select(Delivery).join(Notification).where(Delivery.apns_id == key)
         .add_columns(Notification.sender_id)).one_or_none()

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from app import policies
 from app.errors import Conflict, NotFound, Where
 from app.extensions import db
+from app.ids import uuid_id
 from app.models import User
 from app.models.types import utcnow
 from app.resources.listing import Filter, eager_loading, list_page
@@ -19,19 +20,12 @@ DEFAULT_ORDER = (("created_at", False),)
 
 
 def get_user(user_id, load=()):
-    parsed = _parse_id(user_id)
+    parsed = uuid_id(user_id)
     user = None if parsed is None else db.session.get(
         User, parsed, options=eager_loading(User, load))
     if user is None:
         raise NotFound(f"There is no user {user_id}.", field="id", where=Where.URL)
     return user
-
-
-def _parse_id(user_id):
-    try:
-        return uuid.UUID(user_id)
-    except ValueError:
-        return None
 
 
 def owner_of_phone(phone_number):
