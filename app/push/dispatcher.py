@@ -35,6 +35,7 @@ from sqlalchemy import and_, bindparam, delete, select, update
 from app import metrics
 from app.models.device import Channel
 from app.models.device import Device as DeviceModel
+from app.models.device import is_bundle_id
 from app.models.notification import DeliveryState, Notification
 from app.models.types import utcnow
 from app.push import apns, fcm, ledger
@@ -283,6 +284,9 @@ class Dispatcher:
             return fail("NoToken" if not token else "MissingTopic",
                         "the device has no push token" if not token else
                         "the device has no bundle id and APNS_TOPIC is not set")
+        if not is_bundle_id(bundle_id):  # a row stored before bundle ids were checked
+            return fail("InvalidBundleId", "the bundle id is not reverse-DNS (letters, "
+                                           "digits, - and .); it is not sent as a topic")
         return Target(claimed, apns.Device(token, device.environment or "production", bundle_id),
                       notification, apns.topic_for(bundle_id, notification.push_type),
                       device.id, stored_token, live_activity, device.last_seen_at,
