@@ -20,6 +20,7 @@ from app.push.fanout import in_order
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
+    InvalidHeaderError,
     NotProcessedError,
     OutcomeUnknownError,
     Response,
@@ -35,6 +36,7 @@ PAYLOAD_LIMIT = 4096
 VOIP_PAYLOAD_LIMIT = 5120
 COLLAPSE_ID_LIMIT = 64
 HEX_TOKEN = re.compile(r"(?:[0-9a-f]{2}){8,200}")
+INVALID_HEADER = "InvalidHeader"  # a header value HTTP/2 forbids: refused before sending
 
 
 class PushType(StrEnum):
@@ -389,4 +391,7 @@ class ApnsClient:
             return Outcome(request.apns_id, Action.RETRY, detail=str(exc))
         except OutcomeUnknownError as exc:
             return Outcome(request.apns_id, Action.RETRY, outcome_unknown=True, detail=str(exc))
+        except InvalidHeaderError as exc:
+            return Outcome(request.apns_id, Action.CONFIG_ERROR, reason=INVALID_HEADER,
+                           detail=str(exc))
         return outcome_of(request.apns_id, response)

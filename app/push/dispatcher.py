@@ -33,9 +33,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, delete, select, update
 
 from app import metrics
-from app.models.device import Channel
+from app.models.device import Channel, is_bundle_id
 from app.models.device import Device as DeviceModel
-from app.models.device import is_bundle_id
 from app.models.notification import DeliveryState, Notification
 from app.models.types import utcnow
 from app.push import apns, fcm, ledger

@@ -18,12 +18,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from app.push.apns import Action, NotificationError, Outcome, PayloadTooLarge, PushType
+from app.push.apns import (
+    INVALID_HEADER,
+    Action,
+    NotificationError,
+    Outcome,
+    PayloadTooLarge,
+    PushType,
+)
 from app.push.fanout import in_order
 from app.push.fcm_auth import AccessTokenError, CredentialsError, ServiceAccount
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
+    InvalidHeaderError,
     NotProcessedError,
     OutcomeUnknownError,
     Response,
@@ -305,6 +313,9 @@ class FcmClient:
             return Outcome(message_id, Action.RETRY, detail=str(exc))
         except OutcomeUnknownError as exc:
             return Outcome(message_id, Action.RETRY, outcome_unknown=True, detail=str(exc))
+        except InvalidHeaderError as exc:
+            return Outcome(message_id, Action.CONFIG_ERROR, reason=INVALID_HEADER,
+                           detail=str(exc))
         return outcome_of(message_id, response)
 
     async def _access_token(self) -> str:
