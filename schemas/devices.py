@@ -14,7 +14,6 @@ from schemas.users import validate_time_zone
 
 SHORT_TEXT = validate.Length(max=32)
 MODEL_TEXT = validate.Length(max=64)
-LONG_TEXT = validate.Length(max=255)
 TOKEN_TEXT = validate.Length(max=1024)
 
 
