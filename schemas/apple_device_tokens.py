@@ -1,6 +1,7 @@
 from marshmallow import validate
 from marshmallow_jsonapi import Schema, fields
 
+from schemas.devices import BUNDLE_ID
 from schemas.fields import ProductionFlag, StrictBoolean, Timestamp
 
 SHORT_TEXT = validate.Length(max=32)
@@ -12,7 +13,7 @@ class AppleDeviceTokenSchema(Schema):
 
     id = fields.Str(attribute="token", dump_only=True)
     bundle_version = fields.Str(attribute="app_version", allow_none=True, validate=SHORT_TEXT)
-    bundle_id = fields.Str(allow_none=True, validate=validate.Length(max=255))
+    bundle_id = fields.Str(allow_none=True, validate=BUNDLE_ID)
     build_number = fields.Str(allow_none=True, validate=SHORT_TEXT)
     is_production = ProductionFlag(attribute="environment")
     is_voip = StrictBoolean()

@@ -3,18 +3,40 @@
 The token and the Live Activity push-to-start token are write-only: loaded, never dumped.
 """
 
-from marshmallow import validate
+from marshmallow import ValidationError, validate
 from marshmallow_jsonapi import Schema, fields
 
 from app.models import Channel, Environment
+from app.models.device import MAX_BUNDLE_ID_LENGTH, is_bundle_id
+from app.resources.devices import apns_token
 from schemas.fields import StrictBoolean, Timestamp
 from schemas.users import validate_time_zone
 
 SHORT_TEXT = validate.Length(max=32)
 MODEL_TEXT = validate.Length(max=64)
-LONG_TEXT = validate.Length(max=255)
 TOKEN_TEXT = validate.Length(max=1024)
-SECRET_TEXT = validate.Length(min=1, max=1024)
+
+
+def validate_bundle_id(value):
+    if value is not None and not is_bundle_id(value):
+        raise ValidationError(f"A bundle id is reverse-DNS, as Apple allows: 1 to "
+                              f"{MAX_BUNDLE_ID_LENGTH} letters, digits, hyphens and dots.")
+
+
+BUNDLE_ID = [validate.Length(max=MAX_BUNDLE_ID_LENGTH), validate_bundle_id]
+
+
+class PushToStartToken(fields.Str):
+    """A Live Activity push-to-start token: APNs pushes to it as to a device token, so the
+    device token's rule applies, and it is loaded in the same canonical form (lowercase hex
+    without spaces or ``<>``)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return apns_token(text, what="A push-to-start token")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class DeviceSchema(Schema):
@@ -25,16 +47,15 @@ class DeviceSchema(Schema):
     token = fields.Str(load_only=True, allow_none=True, validate=TOKEN_TEXT)
     fingerprint = fields.Str(allow_none=True, validate=validate.Length(min=1, max=255))
     environment = fields.Str(validate=validate.OneOf(tuple(Environment)))
-    bundle_id = fields.Str(allow_none=True, validate=LONG_TEXT)
+    bundle_id = fields.Str(allow_none=True, validate=BUNDLE_ID)
     app_version = fields.Str(allow_none=True, validate=SHORT_TEXT)
     build_number = fields.Str(allow_none=True, validate=SHORT_TEXT)
     device_model = fields.Str(allow_none=True, validate=MODEL_TEXT)
     os_version = fields.Str(allow_none=True, validate=MODEL_TEXT)
     time_zone = fields.Str(allow_none=True, validate=[MODEL_TEXT, validate_time_zone])
     is_voip = StrictBoolean()
-    live_activity_push_to_start_token = fields.Str(
-        attribute="live_activity_token", load_only=True, allow_none=True,
-        validate=SECRET_TEXT)
+    live_activity_push_to_start_token = PushToStartToken(
+        attribute="live_activity_token", load_only=True, allow_none=True)
     is_invalidated = fields.Bool(dump_only=True)
     invalidated_reason = fields.Str(dump_only=True)
     invalidated_at = Timestamp(dump_only=True)

@@ -221,6 +221,22 @@ def test_a_malformed_apns_id_or_token_is_refused_unsent(fake, key_file, clock):
     assert fake.log == []
 
 
+@pytest.mark.parametrize("topic", ["com.example.app\r\nx-injected: 1", "com.example.app ",
+                                   "com.example.app\n"])
+def test_a_header_value_http2_forbids_fails_only_its_own_push(fake, key_file, clock, topic):
+    good = batch(5)
+    poisoned = (Device("cd" * 32, bundle_id=topic), Notification(alert="hi"), new_id())
+    items = [poisoned, *good]
+
+    outcomes = send(fake, key_file, clock, items, connections=1)
+
+    assert (outcomes[0].action, outcomes[0].reason) == (Action.CONFIG_ERROR, "InvalidHeader")
+    assert "apns-topic" in outcomes[0].detail
+    assert [outcome.action for outcome in outcomes[1:]] == [Action.SENT] * 5
+    assert sorted(entry.apns_id for entry in fake.log) == sorted(id_ for *_, id_ in good)
+    assert {entry.connection for entry in fake.log} == {1}  # the connection survived
+
+
 def test_an_expired_provider_token_is_reminted_once_for_a_burst(fake, key_file, clock):
     settings = settings_for(fake, key_file)
     client_clock = FakeClock(clock.now)

@@ -11,7 +11,7 @@ from tests.factories import bearer, create_session, log_in, new_token, register_
 
 PATH = "/api/v1/notifications/device-token"
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
-PUSH_TO_START = "push_to_start_token_value"
+PUSH_TO_START = "5a" * 40
 
 
 def body(**changes):
@@ -69,11 +69,11 @@ def test_a_null_token_changes_only_the_time_zone_and_push_to_start_token(client,
     succeeded(send(client, "POST", PATH, sent, bearer(jwt)))
     [before] = device_rows(app, fingerprint="iphone-14-pro")
     succeeded(send(client, "POST", PATH, body(token=None, timezone="Asia/Tokyo",
-                                              liveActivityPushToStartToken="la-2"),
+                                              liveActivityPushToStartToken="6b" * 40),
                    bearer(jwt)))
     [after] = device_rows(app, fingerprint="iphone-14-pro")
     assert (after.id, after.token, after.time_zone) == (before.id, sent["token"], "Asia/Tokyo")
-    assert unsealed(app, after.live_activity_token) == "la-2"
+    assert unsealed(app, after.live_activity_token) == "6b" * 40
     assert (after.is_invalidated, after.session_id) == (before.is_invalidated,
                                                         before.session_id)
 

@@ -78,18 +78,22 @@ def matches(response, status, capture):
 
 # -- seed 002 ---------------------------------------------------------------------------
 
+def with_a_push_to_start_token(request):
+    """A captured request whose placeholder push-to-start token is a real one (hex)."""
+    return {**request, "liveActivityPushToStartToken": "5a" * 40}
+
+
 def test_allmine_captures_are_matched_live(people, app):
     alice = people()
-    request = captured("allmine/device_token.post.request.json")
+    request = with_a_push_to_start_token(captured("allmine/device_token.post.request.json"))
     sample = matches(alice.plain("POST", DEVICE_TOKEN, request, alice.bearer()), 400,
                      "allmine/device_token.post.response.400.json")
     assert sample["errors"][0] == "Validation failed"  # "sample" is not an APNs token
     token = new_token()
     matches(alice.plain("POST", DEVICE_TOKEN, {**request, "token": token}, alice.bearer()),
             200, "allmine/device_token.post.response.200.json")
-    matches(alice.plain("POST", DEVICE_TOKEN,
-                        captured("allmine/device_token.post.request.null_token.json"),
-                        alice.bearer()),
+    matches(alice.plain("POST", DEVICE_TOKEN, with_a_push_to_start_token(
+                captured("allmine/device_token.post.request.null_token.json")), alice.bearer()),
             200, "allmine/device_token.post.response.200.json")
     [device] = device_rows(app, token=token)
     assert (device.fingerprint, device.time_zone) == ("iphone-14-pro", "Europe/Istanbul")

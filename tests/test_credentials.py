@@ -395,7 +395,7 @@ def test_no_secret_is_kept_in_clear(client, app, provider):
     access = _access_token(client, caller.headers)
     key = json.loads(_create_key(app, "--name", "at-rest",
                                  "--scope", "notifications:send").output)["key"]
-    push_to_start = "live-activity-" + uuid.uuid4().hex
+    push_to_start = uuid.uuid4().hex * 2
     client.post("/api/devices", headers=caller.headers, json={"data": {
         "type": "devices", "attributes": {
             "channel": "ios_push", "token": "ab" * 32, "fingerprint": "at-rest",

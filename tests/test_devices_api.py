@@ -20,7 +20,7 @@ from tests.jsonapi_helpers import Caller, body, device_id, error_of
 from tests.test_bad_input import LEAKS, snapshot
 
 DEVICES = "/api/devices"
-PUSH_TO_START = "la-" + "7f" * 40  # a Live Activity push-to-start token
+PUSH_TO_START = "7f" * 40  # a Live Activity push-to-start token
 
 
 def device_document(**attributes):

@@ -21,7 +21,7 @@ iphones, race = test_races.iphones, test_races.race  # the race tests' fixtures
 pytestmark = pytest.mark.slow
 
 ROUNDS = 40
-PUSH_TO_START = "la-" + "5e" * 40
+PUSH_TO_START = "5e" * 40
 
 
 def registration(token, **attributes):

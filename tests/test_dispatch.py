@@ -243,6 +243,26 @@ def test_a_device_without_bundle_id_takes_apns_topic(app, fake, key_file):
     assert fake.log[0].topic == BUNDLE_ID
 
 
+@pytest.mark.parametrize("poison", ["\r\nx-injected: 1", "\n", "\r", " ", ".app/evil"])
+def test_a_poisoned_stored_bundle_id_fails_only_its_own_delivery(app, fake, key_file, poison):
+    with rows(app) as connection:  # an old row, stored before bundle ids were checked
+        bad = make_devices(connection, 1, bundle_id=BUNDLE_ID + poison)
+        good = make_devices(connection, 5)
+    _, deliveries = one_notification(app, devices=[*bad, *good])
+
+    totals = send_due(app, apns_environ(fake, key_file))
+
+    assert totals["sent"] == 5
+    assert sorted(entry.token for entry in fake.log) == sorted(d["token"] for d in good)
+    assert [entry.status for entry in fake.log] == [200] * 5  # each once: nothing dropped
+    states = state_of(app)
+    failed = states[str(deliveries[0]["apns_id"])]
+    assert (failed.state, failed.last_reason) == ("failed", "InvalidBundleId")
+    assert not device_now(app, bad[0]).is_invalidated
+    assert [(states[str(d["apns_id"])].state, states[str(d["apns_id"])].attempts)
+            for d in deliveries[1:]] == [("sent", 1)] * 5
+
+
 def test_live_activity_pushes_go_to_the_live_activity_token(app, fake, key_file):
     start_token, dead_token = "cd" * 32, "ef" * 32
     with app.app_context():

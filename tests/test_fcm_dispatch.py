@@ -213,6 +213,29 @@ def test_a_revoked_access_token_is_refreshed_once_and_the_push_resent(app, fake_
     assert sum(1 for sent in fake_fcm.log if sent.status == 401) <= 20
 
 
+class FakeFcmWithBadTokens(FakeFcm):
+    """A token endpoint answering an access token no HTTP header may carry."""
+
+    def issue(self, form):
+        status, answer = super().issue(form)
+        return status, {**answer, "access_token": answer["access_token"] + "\r\nx-injected: 1"}
+
+
+def test_an_access_token_no_header_may_carry_fails_the_deliveries_unsent(
+        app, fcm_key, tmp_path):
+    with FakeFcmWithBadTokens(private_key=fcm_key) as fake_fcm:
+        config = {"FCM_CREDENTIALS_FILE": str(fake_fcm.write_credentials(tmp_path / "sa.json")),
+                  "FCM_URL": fake_fcm.url, "FCM_CA_FILE": fake_fcm.ca_file,
+                  "FCM_REQUEST_TIMEOUT": 5.0}
+        _, deliveries = android(app, 3)
+
+        send_due(app, config)
+
+        assert fake_fcm.log == []
+        assert {(outcome(app, d).state, outcome(app, d).last_reason) for d in deliveries} == {
+            ("failed", "InvalidHeader")}
+
+
 def test_the_access_token_is_not_fetched_again_within_its_lifetime(app, fake_fcm, fcm_config):
     for _ in range(3):
         android(app, 5)

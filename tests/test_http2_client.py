@@ -8,6 +8,7 @@ from hpack import Decoder
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
+    InvalidHeaderError,
     MemoEncoder,
     NotProcessedError,
     OutcomeUnknownError,
@@ -53,6 +54,23 @@ def test_a_connection_that_stops_answering_pings_is_dropped(fake):
             return (await client.request("GET", "/", timeout=5)).status
 
     assert asyncio.run(request_on_a_stalled_connection()) == 405
+
+
+@pytest.mark.parametrize("value", ["secret\r\nx-injected: 1", "secret\n", "secret\r",
+                                   "secret\0", " secret", "secret\t"])
+def test_a_malformed_header_value_fails_only_its_own_request(fake, value):
+    async def a_bad_request_between_good_ones():
+        async with client_for(fake) as client:
+            first = await client.request("GET", "/", timeout=5)
+            with pytest.raises(InvalidHeaderError, match="x-topic") as refused:
+                await client.request("GET", "/", [("x-topic", value)], timeout=5)
+            second = await client.request("GET", "/", [("x-topic", "a b")], timeout=5)
+            return first.status, second.status, str(refused.value)
+
+    *statuses, message = asyncio.run(a_bad_request_between_good_ones())
+    assert statuses == [405, 405]
+    assert "secret" not in message  # a header value may be a credential
+    assert [entry.connection for entry in fake.log] == [1, 1]  # nothing sent, nothing lost
 
 
 def test_requests_time_out_waiting_for_a_stream_and_for_the_answer(fake):

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app import metrics
+from app.models.device import is_bundle_id
 from app.push.fanout import in_order
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
+    InvalidHeaderError,
     NotProcessedError,
     OutcomeUnknownError,
     Response,
@@ -26,6 +28,7 @@ from app.push.http2 import (
     unindexed,
 )
 from app.push.message import (
+    INVALID_HEADER,
     Action,
     Address,
     Notification,
@@ -350,6 +353,9 @@ class ApnsClient:
             return Outcome(request.apns_id, Action.RETRY, detail=str(exc))
         except OutcomeUnknownError as exc:
             return Outcome(request.apns_id, Action.RETRY, outcome_unknown=True, detail=str(exc))
+        except InvalidHeaderError as exc:
+            return Outcome(request.apns_id, Action.CONFIG_ERROR, reason=INVALID_HEADER,
+                           detail=str(exc))
         return outcome_of(request.apns_id, response)
 
 
@@ -377,5 +383,8 @@ def address(device, notification: Notification, default_topic: str | None
     bundle_id = device.bundle_id or default_topic
     if not bundle_id:
         return Refusal("MissingTopic", "the device has no bundle id and APNS_TOPIC is not set")
+    if not is_bundle_id(bundle_id):  # a row stored before bundle ids were checked
+        return Refusal("InvalidBundleId", "the bundle id is not reverse-DNS (letters, digits, "
+                                          "- and .); it is not sent as a topic")
     return Address(Device(token, device.environment or "production", bundle_id), notification,
                    topic_for(bundle_id, notification.push_type), stored_token, live_activity)

@@ -23,12 +23,14 @@ from app.push.fcm_auth import AccessTokenError, CredentialsError, ServiceAccount
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
+    InvalidHeaderError,
     NotProcessedError,
     OutcomeUnknownError,
     Response,
     make_ssl_context,
 )
 from app.push.message import (
+    INVALID_HEADER,
     Action,
     Address,
     NotificationError,
@@ -321,6 +323,9 @@ class FcmClient:
             return Outcome(message_id, Action.RETRY, detail=str(exc))
         except OutcomeUnknownError as exc:
             return Outcome(message_id, Action.RETRY, outcome_unknown=True, detail=str(exc))
+        except InvalidHeaderError as exc:
+            return Outcome(message_id, Action.CONFIG_ERROR, reason=INVALID_HEADER,
+                           detail=str(exc))
         return outcome_of(message_id, response)
 
     async def _access_token(self) -> str:

@@ -11,6 +11,7 @@ Nothing here knows about APNs or FCM.
 """
 
 import asyncio
+import re
 import ssl
 from collections import deque
 from collections.abc import Iterable
@@ -30,10 +31,18 @@ __all__ = ["ClientSettings", "Http2Client", "MemoEncoder", "NotProcessedError",
 Headers = Iterable[tuple[str, str]]
 
 _PING_PAYLOAD = b"pushping"
+# What RFC 9113 (8.2.1) forbids in a field value. With h2's checks off, this one check keeps
+# a value made from stored input (a bundle id in a topic) from reaching the wire malformed:
+# the server would end the whole connection, and every other request on it.
+_MALFORMED_VALUE = re.compile(r"[\0\r\n]|\A[ \t]|[ \t]\Z")
 
 
 class TransportError(Exception):
     """The request got no HTTP answer."""
+
+
+class InvalidHeaderError(ValueError):
+    """A request header's value is not allowed by HTTP/2: the request was not sent."""
 
 
 class NotProcessedError(TransportError):
@@ -83,6 +92,15 @@ def make_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_alpn_protocols(["h2"])
     return context
+
+
+def _check_values(*headers: tuple[str, str]):
+    """``InvalidHeaderError`` naming the first header whose value HTTP/2 does not allow
+    (never showing the value: it may be a credential)."""
+    for name, value in headers:
+        if _MALFORMED_VALUE.search(value):
+            raise InvalidHeaderError(f"the {name} header's value has a NUL, CR or LF, or "
+                                     "whitespace at either end; the request was not sent")
 
 
 def _give_up_waiting(waiter: asyncio.Future):
@@ -394,9 +412,12 @@ class Http2Client:
 
         ``timeout`` bounds each attempt (waiting for a stream, then the answer). Raises
         ``NotProcessedError`` when it was never processed (after the configured retries)
-        and ``OutcomeUnknownError`` (``RequestTimeout`` on timeout) when it may have been.
+        and ``OutcomeUnknownError`` (``RequestTimeout`` on timeout) when it may have been;
+        ``InvalidHeaderError`` (sending nothing) for a header value HTTP/2 does not allow.
         """
         path_header = (":path", path) if index_path else unindexed(":path", path)
+        headers = tuple(headers)
+        _check_values(path_header, *headers)
         retries = self._settings.not_processed_retries
         for attempt in range(retries + 1):
             try:

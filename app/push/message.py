@@ -134,6 +134,10 @@ class Address:
     live_activity: bool = False
 
 
+# A header value HTTP/2 forbids, refused before sending (any transport on app.push.http2).
+INVALID_HEADER = "InvalidHeader"
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a delivery cannot go to its device: it fails with ``reason``."""

@@ -89,13 +89,14 @@ DEFAULT_ORDER = (("created_at", False),)
 LATEST_SEEN_FIRST = (("last_seen_at", True),)
 
 
-def _apns_token(raw):
-    """Apple's variable-length hex token in canonical form: no spaces or ``<>``, lowercase."""
+def apns_token(raw, what="A device token"):
+    """Apple's variable-length hex token in canonical form: no spaces or ``<>``, lowercase.
+    ``what`` names the kind of token in the error."""
     token = raw.translate({ord(c): None for c in " <>"}).lower()
     if not HEX.match(token) or len(token) % 2:
-        raise ValueError("A device token is an even number of hexadecimal digits.")
+        raise ValueError(f"{what} is an even number of hexadecimal digits.")
     if not MIN_APNS_TOKEN_LENGTH <= len(token) <= MAX_APNS_TOKEN_LENGTH:
-        raise ValueError(f"A device token has {MIN_APNS_TOKEN_LENGTH} to "
+        raise ValueError(f"{what} has {MIN_APNS_TOKEN_LENGTH} to "
                          f"{MAX_APNS_TOKEN_LENGTH} hex digits.")
     return token
 
@@ -110,7 +111,7 @@ def _fcm_token(raw):
     return raw
 
 
-TOKEN_RULES = {Channel.IOS_PUSH: _apns_token, Channel.FCM: _fcm_token}
+TOKEN_RULES = {Channel.IOS_PUSH: apns_token, Channel.FCM: _fcm_token}
 
 
 def normalise_token(channel, raw, *, field="token", where=Where.ATTRIBUTE):

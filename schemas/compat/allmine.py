@@ -3,7 +3,7 @@
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app.models import Channel
-from schemas.devices import MODEL_TEXT, SECRET_TEXT, TOKEN_TEXT
+from schemas.devices import MODEL_TEXT, TOKEN_TEXT, PushToStartToken
 from schemas.users import validate_time_zone
 
 # The seed's platforms, each the channel it names; another is a 400 until its channel exists.
@@ -20,8 +20,8 @@ class DeviceToken(Schema):
                              validate=validate.Length(min=1, max=255))
     time_zone = fields.Str(data_key="timezone", allow_none=True,
                            validate=[MODEL_TEXT, validate_time_zone])
-    live_activity_token = fields.Str(data_key="liveActivityPushToStartToken",
-                                     allow_none=True, validate=SECRET_TEXT)
+    live_activity_token = PushToStartToken(data_key="liveActivityPushToStartToken",
+                                           allow_none=True)
 
     class Meta:
         unknown = EXCLUDE
