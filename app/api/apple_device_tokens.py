@@ -36,6 +36,7 @@ def register_token(token):
         return registered
     if current_principal() is None:
         sessions.log_out_device(APNS, token, request.remote_addr)
+        db.session.commit()
         raise NotAuthorized()
     # the document's id must be this token: a malformed one is reported there
     return _register(require(USER), body_token(token))

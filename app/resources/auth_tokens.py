@@ -25,7 +25,7 @@ def issue(id_token=None, device_fingerprint=None):
     token = Credential(kind=CredentialKind.AUTH_TOKEN, secret_digest=digest(secret),
                        user_id=user.id, device_id=device.id)
     db.session.add(token)
-    db.session.commit()
+    db.session.flush()
     return token, secret
 
 
@@ -54,4 +54,3 @@ def revoke(principal, token_id):
     get_own(principal, token_id)
     db.session.execute(delete(Credential).where(Credential.id == int(token_id),
                                                 *_of(principal)))
-    db.session.commit()

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
 
-from app.database import OWN_TRANSACTION, commit_early
+from app.database import OWN_TRANSACTION, EarlyCommit, commit_early
 from app.extensions import db
 from app.models import Credential, CredentialKind
 from app.models.types import utcnow
@@ -148,8 +148,7 @@ def note_use(credential, now):
         # being used is no change to the session: updated_at keeps its value
         .values(last_used_at=now, updated_at=Credential.updated_at)
         .execution_options(synchronize_session=False))
-    commit_early("a read-only request must still record that the credential is in use, "
-                 "or an active one would reach its idle timeout")
+    commit_early(EarlyCommit.CREDENTIAL_IN_USE)
 
 
 def find_live_by_id(credential_id):
