@@ -104,7 +104,7 @@ class Pauses:
         return max(0.0, until - now)
 
 
-@dataclasses.dataclass(slots=True)  # one per push: unfrozen ones cost a third to build
+@dataclasses.dataclass(slots=True)  # one per push: unfrozen ones are cheaper to build
 class Target:
     """One claimed delivery, ready to send."""
 

@@ -92,7 +92,7 @@ def _live(key, lifetimes):
     """The credential with this ``key`` column value that has not ended: built once per
     configuration (its cutoffs are parameters), so no request builds or hashes it again.
     A Core row of what a caller's identity needs, not a mapped object: every request
-    authenticates, and loading an instance cost a third more than the round trip."""
+    authenticates, and loading an instance costs more CPU than the round trip itself."""
     condition = _ended(tuple(CredentialKind), lifetimes, bindparam)
     columns = Credential.__table__.c
     return select(*(columns[name] for name in Live._fields)).where(
