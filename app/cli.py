@@ -84,6 +84,7 @@ def _delete(model, condition):
 def create_key(name, scopes):
     """Make an API key and print it, once: only its digest is kept."""
     key, secret = _or_fail(api_keys.create, name, scopes)
+    db.session.commit()
     click.echo(json.dumps({"id": key.id, "name": key.name, "scopes": key.scopes.split(),
                            "key": secret}))
 
@@ -103,6 +104,7 @@ def list_keys():
 def revoke_key(name_or_id):
     """Delete an API key (by name or id): it stops working at once."""
     _or_fail(api_keys.revoke, name_or_id)
+    db.session.commit()
     click.echo(json.dumps({"revoked": name_or_id}))
 
 

@@ -13,6 +13,8 @@ request's write is committed, what it still reads (to render its answer) begins 
 so the write lock is not held while the response is rendered.
 """
 
+import enum
+import logging
 from contextvars import ContextVar
 
 from sqlalchemy import event
@@ -20,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from app.extensions import db
 
+log = logging.getLogger(__name__)
 _write_transactions = ContextVar("write_transactions", default=False)
 
 
@@ -112,13 +115,29 @@ def _configure_sqlite(engine, busy_timeout_ms):
         begin_writes_immediately(False)
 
 
-def commit_early(why):
-    """Commit before the function a view, command or job called has finished.
+class EarlyCommit(enum.Enum):
+    """Every commit made before the view, command or job that called a service has
+    finished: each names what would go wrong if the commit waited. A new early commit is
+    a new member here, for review beside the others."""
 
-    The rule is that only that function commits; these are the exceptions, each naming
-    (in ``why``) what would go wrong if the commit waited.
+    CREDENTIAL_IN_USE = ("a read-only request must still record that the credential is in "
+                         "use, or an active one would reach its idle timeout")
+    CODE_BEFORE_GATEWAY = ("the code and the rate-limit hits are kept before the gateway is "
+                           "called, so no lock is held while it answers")
+    UNSENT_CODE_VOID = "a code that was never texted must not stay valid"
+    WRONG_TRY_COUNTS = "a wrong try counts although the request fails"
+
+
+def commit_early(why):
+    """Commit before the view, command or job that called the service has finished.
+
+    The rule is that only that caller commits; the exceptions are ``EarlyCommit``'s
+    members, and ``why`` must be one. Each is logged at DEBUG, so a trace of a request
+    shows where its work was committed.
     """
-    del why  # the reason is for the reader of the call site
+    if not isinstance(why, EarlyCommit):
+        raise TypeError(f"commit_early takes an EarlyCommit, not {why!r}")
+    log.debug("early commit: %s", why.name)
     writes = _write_transactions.get()
     db.session.commit()
     begin_writes_immediately(writes)  # the request goes on writing

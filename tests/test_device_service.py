@@ -263,7 +263,7 @@ def test_a_fingerprint_needs_a_user(app_context):
 def test_a_registration_names_what_it_lacks(app_context, attributes, field):
     _session, principal = make_session(make_user())
     with pytest.raises(InvalidAttribute) as caught:
-        devices.register_from(principal, attributes)
+        devices.register_from_attributes(principal, attributes)
     assert caught.value.field == field
 
 

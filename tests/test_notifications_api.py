@@ -37,6 +37,7 @@ def make_key(app, scopes=(SCOPE,)):
     """An API key's secret, and the database id of its credential."""
     with app.app_context():
         key, secret = api_keys.create(f"service-{uuid.uuid4()}", scopes)
+        db.session.commit()  # as `flask keys create` does
         key_id = key.id
         db.session.remove()
     return secret, key_id

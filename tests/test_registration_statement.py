@@ -90,6 +90,7 @@ def test_a_session_registers_for_itself_and_its_user(client, app):
 def test_an_api_key_with_a_valid_document_registers_nothing(client, app):
     with app.app_context():
         _, key = api_keys.create("sender", ["notifications:send"])
+        db.session.commit()  # as `flask keys create` does
         db.session.remove()
     token = new_token()
     before = device_count(app)

@@ -10,6 +10,7 @@ from app.api import jsonapi_blueprint
 from app.api.types import APNS, APPLE_DEVICE_TOKENS, TOKEN_FILTERS
 from app.auth import USER, current_principal, require, resolved, unresolved_bearer_secret
 from app.errors import NotAuthorized, NotFound, ServiceError, Where
+from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
     collection_response,
@@ -35,6 +36,7 @@ def register_token(token):
         return registered
     if current_principal() is None:
         sessions.log_out_device(APNS, token, request.remote_addr)
+        db.session.commit()
         raise NotAuthorized()
     # the document's id must be this token: a malformed one is reported there
     return _register(require(USER), body_token(token))
@@ -55,6 +57,7 @@ def _register(principal, url_token):
         refuse_changes_to_read_only(parsed, renderer(query, principal), APPLE_DEVICE_TOKENS,
                                     _current(principal, parsed.id))
     device, created = devices.register(principal, APNS, parsed.id, parsed.attributes)
+    db.session.commit()
     return _registered(query, principal, device, created, url_token)
 
 
@@ -64,7 +67,7 @@ def _register_by_secret(raw_url_token):
     itself. None when ``_register``'s path must answer instead, and say what is wrong in
     its order: who is calling first, then the document."""
     secret = unresolved_bearer_secret()
-    if secret is None or not devices.registers_by_secret():
+    if secret is None or not devices.can_authenticate_and_register():
         return None
     try:
         url_token = None if raw_url_token is None else body_token(raw_url_token)
@@ -73,11 +76,12 @@ def _register_by_secret(raw_url_token):
         return None
     if parsed.echoes_members:
         return None
-    credential, device, created = devices.register_by_secret(
+    credential, device, created = devices.authenticate_and_register(
         secret, USER, APNS, parsed.id, parsed.attributes)
     principal = resolved(secret, credential)
     if device is None:  # no user's credential, or a token to move
         return None
+    db.session.commit()
     return _registered(query, principal, device, created, url_token)
 
 
@@ -119,4 +123,5 @@ def get_token(token):
 @blueprint.delete("/apple_device_tokens/<token>")
 def delete_token(token):
     devices.delete_owned(require(USER), APNS, token)
+    db.session.commit()
     return no_content()

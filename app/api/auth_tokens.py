@@ -8,6 +8,7 @@ from app import access_tokens
 from app.api import jsonapi_blueprint
 from app.api.types import ACCESS_TOKENS, AUTH_TOKENS
 from app.auth import ACCESS_TOKEN_COOKIE, USER, principal_of, require, signing_keys
+from app.extensions import db
 from app.jsonapi.document import parse_new_resource
 from app.jsonapi.flask import no_content, query_for, request_body, resource_response
 from app.jsonapi.query import Capabilities
@@ -26,6 +27,7 @@ def create_auth_token():
     query = _query()
     parsed = parse_new_resource(request_body(), AUTH_TOKENS)
     token, secret = auth_tokens.issue(**parsed.attributes)
+    db.session.commit()
     holder = principal_of(token.id, token.kind, token.user_id, secret)
     return resource_response(AUTH_TOKENS.type, query, token, holder, 201,
                              revealed={"value": secret})
@@ -49,6 +51,7 @@ def get_auth_token(token_id):
 @blueprint.delete("/auth_tokens/<token_id>")
 def delete_auth_token(token_id):
     auth_tokens.revoke(require(USER), token_id)
+    db.session.commit()
     return no_content()
 
 

@@ -6,6 +6,7 @@ from app.api import jsonapi_blueprint
 from app.api.types import DEVICE_CHANGES, DEVICES
 from app.auth import require_principal
 from app.errors import Forbidden, Where
+from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
     collection_response,
@@ -34,7 +35,8 @@ def register_device():
     if parsed.id is not None:
         raise Forbidden("Device ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
-    device, created = devices.register_from(principal, parsed.attributes)
+    device, created = devices.register_from_attributes(principal, parsed.attributes)
+    db.session.commit()
     metrics.registered(metrics.JSONAPI_DEVICES)
     return resource_response(TYPE, query, device, principal, 201 if created else 200)
 
@@ -65,10 +67,12 @@ def update_device(device_id):
         refuse_changes_to_read_only(parsed, renderer(query, principal), DEVICES,
                                     devices.find_owned_by_id(principal, device_id))
     device = devices.update_owned(principal, device_id, parsed.attributes)
+    db.session.commit()
     return resource_response(TYPE, query, device, principal)
 
 
 @blueprint.delete("/devices/<device_id>")
 def delete_device(device_id):
     devices.delete_owned_by_id(require_principal(), device_id)
+    db.session.commit()
     return no_content()

@@ -10,6 +10,7 @@ from flask import request
 from app.api import jsonapi_blueprint, types  # noqa: F401  (types fill the registry)
 from app.auth import USER, require
 from app.errors import Forbidden, InvalidQueryParameter, MethodNotAllowed, NotFound
+from app.extensions import db
 from app.jsonapi.document import load_body
 from app.jsonapi.errors import InvalidDocument, relationship_read_only, type_mismatch
 from app.jsonapi.flask import (
@@ -106,6 +107,7 @@ def remove_from_relationship(type_name, resource_id, name):
     if relationship.remove is None:
         raise _read_only(type_name, name)
     relationship.remove(principal, parent, _identifier_ids(relationship))
+    db.session.commit()
     return no_content()
 
 

@@ -4,6 +4,7 @@ from app.api import jsonapi_blueprint
 from app.api.types import SESSIONS
 from app.auth import USER, principal_of, require
 from app.errors import Forbidden, Where
+from app.extensions import db
 from app.jsonapi.document import (
     parse_new_resource,
     parse_resource,
@@ -41,6 +42,7 @@ def create_session():
                         code="CLIENT_ID_NOT_ALLOWED")
     session, secret = sessions.create_session(**parsed.attributes,
                                               client_address=request.remote_addr)
+    db.session.commit()
     holder = principal_of(session.id, session.kind, session.user_id, secret)
     return resource_response(TYPE, query, session, holder, 201)
 
@@ -62,10 +64,12 @@ def update_session(session_id):
                                     sessions.held_session(principal, session_id))
     session = sessions.update_session(principal, session_id, client_address=request.remote_addr,
                                       **parsed.attributes)
+    db.session.commit()
     return resource_response(TYPE, query, session, principal)
 
 
 @blueprint.delete("/sessions/<session_id>")
 def delete_session(session_id):
     sessions.delete_session(require(USER), session_id)
+    db.session.commit()
     return no_content()

@@ -1,6 +1,7 @@
 from app.api import jsonapi_blueprint
 from app.api.types import USERS
 from app.auth import USER, require
+from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
     collection_response,
@@ -39,4 +40,5 @@ def update_user(user_id):
         refuse_changes_to_read_only(parsed, renderer(query, principal), USERS,
                                     users.get_user(user_id))
     user = users.update_user(principal, user_id, parsed.attributes)
+    db.session.commit()
     return resource_response(TYPE, query, user, principal)

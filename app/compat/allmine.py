@@ -11,6 +11,7 @@ header alone.
 from app import metrics
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.extensions import db
 from app.models.types import utcnow
 from app.resources import devices
 from schemas.compat.allmine import PLATFORMS, DeviceToken
@@ -58,7 +59,9 @@ def register_device_token():
     fingerprint = body.pop("fingerprint")
     if token is None:
         devices.update_installation(principal, fingerprint, body)
+        db.session.commit()
     else:
         devices.register(principal, channel, token, body, fingerprint)
+        db.session.commit()
         metrics.registered(metrics.ALLMINE)
     return envelope(200, {"success": True})

@@ -9,6 +9,7 @@ from flask import jsonify
 
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.extensions import db
 from app.observe import request_id
 from app.resources import auth_tokens
 from schemas.compat.auth_tokens_v1 import AuthToken, CreateAuthToken
@@ -38,6 +39,7 @@ _token = AuthToken()
 def create():
     """The ID token is the proof of identity the seed's "requires authentication" asks."""
     token, secret = auth_tokens.issue(**json_object(_create))
+    db.session.commit()
     return json_response({**_token.dump(token), "value": secret}, 201)
 
 
@@ -54,4 +56,5 @@ def get_token(token_id):
 @blueprint.delete("/<token_id>")
 def delete_token(token_id):
     auth_tokens.revoke(require(USER), token_id)
+    db.session.commit()
     return jsonify({})

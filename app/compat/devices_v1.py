@@ -12,6 +12,7 @@ from flask import current_app
 from app import metrics
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.extensions import db
 from app.observe import request_id
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
@@ -46,6 +47,7 @@ def register_device():
     principal = require(USER)
     body = json_object(_registration)
     device, _ = devices.register(principal, body.pop("channel"), body.pop("token"), body)
+    db.session.commit()
     metrics.registered(metrics.DEVICES_V1)
     return json_response({"device": _device.dump(device)}, 201)
 
@@ -67,4 +69,5 @@ def _every_push_endpoint():
 @blueprint.delete("/<device_id>")
 def delete_device(device_id):
     devices.delete_owned_by_id(require(USER), device_id)
+    db.session.commit()
     return json_response({"id": device_id})

@@ -101,10 +101,10 @@ def jsonapi_response(document, status=200, headers=None):
 
 
 def encoded(document):
-    """``document`` as compact UTF-8 JSON. orjson writes what ``json.dumps`` would, several
-    times faster (a page of 100 resources is 120 kB), but refuses a lone surrogate, which
-    client text echoed in an error may hold, and an integer beyond 64 bits: ``json`` writes
-    those, the surrogate replaced (never fail to answer)."""
+    """``document`` as compact UTF-8 JSON. orjson writes what ``json.dumps`` would, faster
+    (a page of resources is large), but refuses a lone surrogate, which client text echoed
+    in an error may hold, and an integer beyond 64 bits: ``json`` writes those, the
+    surrogate replaced (never fail to answer)."""
     try:
         return orjson.dumps(document)
     except orjson.JSONEncodeError:

@@ -32,7 +32,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import select
 
 from app import metrics
 from app.models.device import Channel
@@ -42,6 +42,7 @@ from app.models.types import utcnow
 from app.push import fcm, ledger, message
 from app.push.message import Action, Address, Refusal, Transport
 from app.push.queue import NO_QUEUE, Queue
+from app.resources.devices import Invalidation, invalidate
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Pauses:
         return max(0.0, until - now)
 
 
-@dataclasses.dataclass(slots=True)  # one per push: unfrozen ones cost a third to build
+@dataclasses.dataclass(slots=True)  # one per push: unfrozen ones are cheaper to build
 class Target:
     """One claimed delivery, ready to send."""
 
@@ -120,15 +121,6 @@ class Target:
     @property
     def item(self):
         return self.address.device, self.address.notification, str(self.claimed.apns_id)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Invalidation:
-    device_id: uuid.UUID
-    stored_token: str
-    reason: str
-    registered_before: datetime  # a registration after this keeps the token
-    live_activity: bool
 
 
 @dataclasses.dataclass
@@ -329,45 +321,14 @@ class Dispatcher:
             for seconds in set(paused.values()):
                 ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
                                now, now + timedelta(seconds=seconds))
-            self._apply(connection, invalidations, now)
+            invalidate(connection, invalidations, now, self._settings.invalidation_policy)
             self._queue.requeue(connection, _back_to_pending(results, paused, now))
-
-    def _apply(self, connection, invalidations, now):
-        tokens = [_params(item, now) for item in invalidations if not item.live_activity]
-        live_activities = [_params(item, now) for item in invalidations if item.live_activity]
-        if tokens:
-            connection.execute(self._invalidation_statement(), tokens)
-        if live_activities:
-            connection.execute(_FORGET_LIVE_ACTIVITY_TOKEN, live_activities)
-
-    def _invalidation_statement(self):
-        if self._settings.invalidation_policy == "delete":
-            return delete(devices_table).where(_STILL_THE_SAME_TOKEN)
-        return update(devices_table).where(_STILL_THE_SAME_TOKEN).values(
-            is_invalidated=True, invalidated_reason=bindparam("reason"),
-            invalidated_at=bindparam("now"), updated_at=bindparam("now"))
-
-
-# A device registered again after the answer's moment, or moved to another token, is kept.
-_STILL_THE_SAME_TOKEN = and_(devices_table.c.id == bindparam("device_id"),
-                             devices_table.c.token == bindparam("stored_token"),
-                             devices_table.c.last_seen_at <= bindparam("cutoff"))
-_FORGET_LIVE_ACTIVITY_TOKEN = update(devices_table).where(
-    devices_table.c.id == bindparam("device_id"),
-    devices_table.c.live_activity_token == bindparam("stored_token"),
-    devices_table.c.last_seen_at <= bindparam("cutoff"),
-).values(live_activity_token=None, updated_at=bindparam("now"))
 
 
 def _back_to_pending(results, paused, now) -> dict[int, datetime]:
     due = {result.delivery_id: result.next_attempt_at for result in results
            if result.state is DeliveryState.PENDING}
     return due | {id_: now + timedelta(seconds=seconds) for id_, seconds in paused.items()}
-
-
-def _params(item: Invalidation, now: datetime) -> dict:
-    return {"device_id": item.device_id, "stored_token": item.stored_token,
-            "cutoff": item.registered_before, "reason": item.reason, "now": now}
 
 
 def _bad_token(outcome) -> bool:

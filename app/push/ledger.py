@@ -126,7 +126,7 @@ def overdue(connection, since: datetime, limit: int) -> list[int]:
 
 def _take(connection, condition, limit, lease, now) -> list[Claimed]:
     # Ordered by the due index alone: a tie-breaker column would make PostgreSQL sort every
-    # due row under the row locks (27 ms a claim at 100,000 pending, against 0.3 ms).
+    # due row under the row locks, on every claim: the claim would grow with the backlog.
     due = (select(deliveries.c.id).where(condition)
            .order_by(deliveries.c.next_attempt_at).limit(limit))
     if connection.dialect.name == "postgresql":

@@ -25,7 +25,7 @@ def create(name, scopes):
     key = Credential(kind=CredentialKind.API_KEY, secret_digest=digest(secret), name=name,
                      scopes=" ".join(sorted(set(scopes))))
     db.session.add(key)
-    db.session.commit()
+    db.session.flush()
     return key, secret
 
 
@@ -43,4 +43,3 @@ def revoke(name_or_id):
         Credential.kind == CredentialKind.API_KEY, match)).rowcount
     if not deleted:
         raise NotFound(f"There is no API key '{name_or_id}'.")
-    db.session.commit()

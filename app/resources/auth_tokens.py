@@ -26,7 +26,7 @@ def issue(id_token=None, device_fingerprint=None):
     token = Credential(kind=CredentialKind.AUTH_TOKEN, secret_digest=digest(secret),
                        user_id=user.id, device_id=device.id)
     db.session.add(token)
-    db.session.commit()
+    db.session.flush()
     return token, secret
 
 
@@ -55,4 +55,3 @@ def revoke(principal, token_id):
     """Delete one of the caller's auth tokens; its access tokens stop working with it."""
     token = get_own(principal, token_id)
     db.session.execute(delete(Credential).where(Credential.id == token.id, *_of(principal)))
-    db.session.commit()

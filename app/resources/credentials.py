@@ -16,7 +16,7 @@ from typing import NamedTuple
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
 
-from app.database import OWN_TRANSACTION, commit_early
+from app.database import OWN_TRANSACTION, EarlyCommit, commit_early
 from app.extensions import db
 from app.models import Credential, CredentialKind
 from app.models.types import utcnow
@@ -92,7 +92,7 @@ def _live(key, lifetimes):
     """The credential with this ``key`` column value that has not ended: built once per
     configuration (its cutoffs are parameters), so no request builds or hashes it again.
     A Core row of what a caller's identity needs, not a mapped object: every request
-    authenticates, and loading an instance cost a third more than the round trip."""
+    authenticates, and loading an instance costs more CPU than the round trip itself."""
     condition = _ended(tuple(CredentialKind), lifetimes, bindparam)
     columns = Credential.__table__.c
     return select(*(columns[name] for name in Live._fields)).where(
@@ -148,8 +148,7 @@ def note_use(credential, now):
         # being used is no change to the session: updated_at keeps its value
         .values(last_used_at=now, updated_at=Credential.updated_at)
         .execution_options(synchronize_session=False))
-    commit_early("a read-only request must still record that the credential is in use, "
-                 "or an active one would reach its idle timeout")
+    commit_early(EarlyCommit.CREDENTIAL_IN_USE)
 
 
 def find_live_by_public_id(public_id):

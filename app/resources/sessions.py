@@ -29,7 +29,7 @@ def create_session(is_cookie_based=False, phone_number=None, verification_code=N
     secret = new_session_id()
     session = Credential(kind=CredentialKind.SESSION, secret_digest=digest(secret))
     db.session.add(session)
-    db.session.commit()
+    db.session.flush()
     return session, secret
 
 
@@ -76,7 +76,7 @@ def update_session(principal, public_id, *, phone_number=None, verification_code
         verification.send_code(session, phone_number, client_address)
     elif verification_code is not None:
         log_in(session, verification.check_code(session, verification_code))
-    db.session.commit()
+    db.session.flush()
     return session
 
 
@@ -88,12 +88,13 @@ def log_in(session, user):
 def delete_session(principal, public_id):
     """Log out: the session goes, and its devices stop belonging to its user."""
     end_sessions(Credential.id == held_session(principal, public_id).id)
-    db.session.commit()
 
 
 def log_out_device(channel, raw_token, client_address):
     """Poparazzi's logout (the token PATCH without a session): the device leaves its user,
-    and the session it was registered with ends, as if deleted by its holder."""
+    and the session it was registered with ends, as if deleted by its holder. The caller
+    commits even though the request fails: the rate-limit hit counts whatever the token
+    named."""
     ratelimit.spend(f"anonymous:write:{ratelimit.address_key(client_address)}",
                     "ANONYMOUS_WRITE_RATE_LIMIT", "Too many requests; try again later.")
     device = devices.find(channel, raw_token)
@@ -101,7 +102,6 @@ def log_out_device(channel, raw_token, client_address):
         end_sessions(Credential.id == device.session_id)
     elif device is not None:
         devices.detach(Device.id == device.id)
-    db.session.commit()  # the rate-limit hit too, whatever the token named
 
 
 def end_sessions(*conditions):

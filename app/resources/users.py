@@ -54,7 +54,7 @@ def update_user(principal, user_id, changes):
     for name, value in changes.items():
         setattr(user, name, value)
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError as exc:
         db.session.rollback()
         raise Conflict("That username is taken.", field="username",

@@ -6,7 +6,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.database import commit_early
+from app.database import EarlyCommit, commit_early
 from app.errors import BadGateway, InvalidAttribute, Unprocessable
 from app.extensions import db
 from app.models import VerificationCode
@@ -40,8 +40,7 @@ def send_code(session, phone_number, client_address):
         expires_at=utcnow() + timedelta(seconds=config["VERIFICATION_CODE_TTL"]),
     )
     db.session.add(pending)
-    commit_early("the code and the rate-limit hits are kept before the gateway is called, "
-                 "so no lock is held while it answers")
+    commit_early(EarlyCommit.CODE_BEFORE_GATEWAY)
     body = (f"Your {config['APP_NAME']} verification code is: {code}. "
             "Don't share this code with anyone; we will never ask for it.")
     try:
@@ -51,7 +50,7 @@ def send_code(session, phone_number, client_address):
     except SmsDeliveryError as exc:
         db.session.rollback()
         db.session.delete(pending)
-        commit_early("a code that was never texted must not stay valid")
+        commit_early(EarlyCommit.UNSENT_CODE_VOID)
         raise BadGateway("The verification code could not be texted; try again.",
                          code="SMS_DELIVERY_FAILED") from exc
     _retire_codes_before(pending)
@@ -85,7 +84,7 @@ def check_code(session, code):
     if not _claim_try(pending):
         raise _exhausted()
     if not same_digest(pending.code_digest, _salted(pending.phone_number, code), PURPOSE):
-        commit_early("a wrong try counts although the request fails")
+        commit_early(EarlyCommit.WRONG_TRY_COUNTS)
         raise Unprocessable("The verification code is not right.", field=CODE_FIELD,
                             code="VERIFICATION_CODE_INVALID")
     consumed = db.session.execute(
