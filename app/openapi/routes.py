@@ -15,6 +15,7 @@ from app.api.types import (
     SESSIONS,
     USERS,
 )
+from app.compat.schemas import auth_tokens_v1, devices_v1, notifications_device_token_v1
 from app.jsonapi.registry import registry
 from app.openapi import schemas as s
 from app.openapi.operations import (
@@ -29,7 +30,6 @@ from app.openapi.operations import (
     Operation,
     Parameter,
 )
-from schemas.compat import allmine, auth_tokens_v1, devices_v1
 
 
 def _names(names, sign=""):
@@ -297,7 +297,7 @@ def seed_002():
     return [Operation("POST", "/api/v1/notifications/device-token",
                       "Register a device token (or change its time zone)", SEED_002,
                       {200: s.ref("seed002.envelope")},
-                      body=s.loadable(allmine.DeviceToken))]
+                      body=s.loadable(notifications_device_token_v1.DeviceToken))]
 
 
 def seed_003():

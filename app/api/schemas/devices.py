@@ -6,9 +6,9 @@ The token and the Live Activity push-to-start token are write-only: loaded, neve
 from marshmallow import validate
 from marshmallow_jsonapi import Schema, fields
 
+from app.api.schemas.fields import StrictBoolean, Timestamp
+from app.api.schemas.users import validate_time_zone
 from app.models import Channel, Environment
-from schemas.fields import StrictBoolean, Timestamp
-from schemas.users import validate_time_zone
 
 SHORT_TEXT = validate.Length(max=32)
 MODEL_TEXT = validate.Length(max=64)

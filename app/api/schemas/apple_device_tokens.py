@@ -1,7 +1,7 @@
 from marshmallow import validate
 from marshmallow_jsonapi import Schema, fields
 
-from schemas.fields import ProductionFlag, StrictBoolean, Timestamp
+from app.api.schemas.fields import ProductionFlag, StrictBoolean, Timestamp
 
 SHORT_TEXT = validate.Length(max=32)
 
