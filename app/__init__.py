@@ -116,13 +116,13 @@ def register_extensions(app):
 def register_blueprints(app):
     from app import openapi
     from app.api import register_api
-    from app.compat import allmine, auth_tokens_v1, devices_v1
+    from app.compat import auth_tokens_v1, devices_v1, notifications_device_token_v1
     from app.health import register_health
 
     register_api(app)
     app.register_blueprint(openapi.blueprint)
     register_health(app, _migrations_directory())
-    for compat in (auth_tokens_v1, allmine, devices_v1):
+    for compat in (auth_tokens_v1, notifications_device_token_v1, devices_v1):
         app.register_blueprint(compat.blueprint)
 
 

@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, select
 
+from app.api.schemas.fields import format_timestamp
 from app.errors import ServiceError
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
@@ -18,7 +19,6 @@ from app.push import heartbeat
 from app.push.cli import outbox as push_outbox
 from app.push.cli import worker as push_worker
 from app.resources import api_keys, credentials, devices, notifications, sessions
-from schemas.fields import format_timestamp
 
 sms = AppGroup("sms", help="Verification texts.")
 keys = AppGroup("keys", help="API keys for backend services.")

@@ -7,18 +7,12 @@ characters a client sent (``%0A`` in a path, a raw one in a header) are escaped,
 client-controlled string can start a forged log line.
 """
 
+import functools
 import hashlib
 import logging
 import re
 from urllib.parse import unquote, unquote_plus
 
-# Paths that carry secrets: ``{secret}`` marks a secret segment, ``*`` matches any segment.
-# A template matches the start of a path, letters in any case. A route that takes a
-# credential in its URL adds its template here.
-SECRET_PATH_TEMPLATES = (
-    "/api/sessions/{secret}",
-    "/api/apple_device_tokens/{secret}",
-)
 # Query parameters an access line keeps (their values still redacted by shape); every other
 # parameter is left out: a filter may name a phone number, a client may put a credential
 # anywhere. ``page[size]``, ``fields[users]``, ``include``, ``sort``.
@@ -53,8 +47,16 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u
 NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 ORIGIN = re.compile(r"(?:[a-z][a-z0-9+.-]*://[^/?#]*)?", re.IGNORECASE)
 SECRET, ANY = "{secret}", "*"
-_TEMPLATES = tuple(tuple(template.strip("/").casefold().split("/"))
-                   for template in SECRET_PATH_TEMPLATES)
+
+
+@functools.cache
+def secret_path_templates():
+    """Paths that carry secrets, as the routes declare them (``secret_path`` in
+    ``app/api/contract.py``): ``{secret}`` marks a secret segment, ``*`` matches any
+    segment. A template matches the start of a path, letters in any case."""
+    from app.api.contract import secret_path_templates as declared
+
+    return tuple(tuple(template.strip("/").casefold().split("/")) for template in declared())
 
 
 def loggable_path(path, query=""):
@@ -121,7 +123,7 @@ def _secret_positions(segments):
     present = [(index, unquote(segment).casefold())
                for index, segment in enumerate(segments) if segment not in ("", ".")]
     positions = set()
-    for template in _TEMPLATES:
+    for template in secret_path_templates():
         if len(present) >= len(template) and all(
                 part in (SECRET, ANY) or part == value
                 for part, (_, value) in zip(template, present, strict=False)):

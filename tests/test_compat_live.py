@@ -10,7 +10,7 @@ import pytest
 import requests
 from flask import Flask
 
-from app.compat import allmine
+from app.compat import notifications_device_token_v1
 from app.errors import Conflict
 from tests.compat_helpers import api_key, device_rows
 from tests.factories import last_code, new_token, random_phone
@@ -110,7 +110,8 @@ def test_allmine_conflict_has_the_captured_shape(app):
     """No registration conflicts today (every one is an upsert), so no request reaches a
     409 on this path; its rendering is checked directly."""
     with Flask(__name__).test_request_context(DEVICE_TOKEN, method="POST"):
-        response = allmine.render_error(Conflict("That device is being changed."))
+        response = notifications_device_token_v1.render_error(
+            Conflict("That device is being changed."))
     assert response.status_code == 409
     document = response.get_json()
     assert_same_shape(captured("allmine/device_token.post.response.409.json"), document)

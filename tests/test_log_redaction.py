@@ -13,6 +13,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from app.api import contract
 from app.extensions import db
 from app.logs import (
     EscapingFormatter,
@@ -23,6 +24,7 @@ from app.logs import (
     loggable_url,
     text_formatter,
 )
+from app.openapi.operations import PATH_PARAMETER
 from tests.conftest import free_port
 from tests.factories import new_token
 from tests.jsonapi_helpers import cut_database_connections
@@ -346,3 +348,14 @@ def test_no_secret_from_any_place_reaches_either_log_format(logged_server):
     for secret in [iphone.session_id, *secrets[:4], secrets[4][1:]]:
         assert secret not in logs and secret.upper() not in logs, secret
     assert "\u202e" not in logs
+
+
+def test_a_route_declaring_a_secret_in_its_path_has_it_digested_whatever_its_shape():
+    """A route whose URL carries a credential says so in its contract (``secret_path``),
+    and logs show that segment digested even when it looks like no known secret."""
+    declared = [each for each in contract.routes() if each.secret_path]
+    assert {"/api/sessions/{session_id}", "/api/apple_device_tokens/{token}"} <= {
+        each.path for each in declared}
+    for each in declared:
+        path = PATH_PARAMETER.sub("plain-looking", each.path)
+        assert loggable_path(path) == path.replace("plain-looking", sha8("plain-looking"))

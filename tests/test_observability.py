@@ -16,8 +16,8 @@ from app.logs import RequestFields, json_formatter
 from app.metrics import ALLMINE, APPLE_DEVICE_TOKENS, DEVICES_V1, JSONAPI_DEVICES
 from tests.compat_helpers import access_token, send
 from tests.factories import bearer, create_session, log_in, register_token
-from tests.test_compat_allmine import body as allmine_registration
 from tests.test_compat_devices_v1 import registration as devices_v1_registration
+from tests.test_compat_notifications_device_token_v1 import body as allmine_registration
 from tests.test_devices_api import iphone
 from tests.test_openapi import undocumented_routes
 from tests.test_rate_limit import second_app  # noqa: F401  (a fixture)

@@ -10,6 +10,7 @@ import pytest
 from openapi_spec_validator import validate
 from werkzeug.exceptions import HTTPException
 
+from app.api import contract
 from app.openapi.operations import PATH_PARAMETER
 
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}  # every rule answers them (app.Pushreg)
@@ -61,8 +62,21 @@ def undocumented_routes(app, document):
 
 def test_every_route_of_the_service_is_documented(app, document):
     missing = undocumented_routes(app, document)
-    assert not missing, ("routes missing from the OpenAPI document: add an entry for each to "
+    assert not missing, ("routes missing from the OpenAPI document: declare each JSON:API "
+                         "route with @route (app/api/contract.py), describe any other in "
                          "app/openapi/routes.py:\n  " + "\n  ".join(missing))
+
+
+def test_each_declared_route_asks_for_the_credentials_it_documents(app, document):
+    """The contract a view declares is the one it keeps: an operation documented with
+    credentials answers 401 to a caller without one; a public one lets them in."""
+    client = app.test_client()
+    for declared in contract.routes():
+        operation = document["paths"][declared.path][declared.method.lower()]
+        response = client.open(PATH_PARAMETER.sub("x1", declared.path),
+                               method=declared.method)
+        assert (response.status_code == 401) == bool(operation["security"]), (
+            declared.method, declared.path, response.status_code)
 
 
 def test_every_operation_names_its_credentials_and_error_shape(document):

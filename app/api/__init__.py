@@ -1,10 +1,17 @@
-"""One blueprint per JSON:API resource type, all under /api."""
+"""One blueprint per JSON:API resource type, all under /api; each route's contract is
+declared with its view (``app/api/contract.py``)."""
+
+import importlib
 
 from flask import Blueprint
 
 from app import surfaces
 from app.errors import ServiceError
 from app.jsonapi.flask import conditional_get, negotiate
+
+VIEW_MODULES = ("sessions", "users", "apple_device_tokens", "devices", "auth_tokens",
+                "access_tokens", "configs", "well_known", "notifications", "deliveries",
+                "relationships")
 
 
 def jsonapi_blueprint(name, import_name):
@@ -15,19 +22,10 @@ def jsonapi_blueprint(name, import_name):
     return blueprint
 
 
-def register_api(app):
-    from app.api import (
-        apple_device_tokens,
-        auth_tokens,
-        configs,
-        devices,
-        notifications,
-        relationships,
-        sessions,
-        users,
-        well_known,
-    )
+def view_modules():
+    return [importlib.import_module(f"{__name__}.{name}") for name in VIEW_MODULES]
 
-    for module in (sessions, users, apple_device_tokens, devices, auth_tokens, configs,
-                   well_known, notifications, relationships):
+
+def register_api(app):
+    for module in view_modules():
         app.register_blueprint(module.blueprint)

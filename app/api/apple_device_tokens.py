@@ -7,13 +7,13 @@ from flask import request
 
 from app import metrics
 from app.api import jsonapi_blueprint
+from app.api.contract import COLLECTION, MANY, ONE, SINGLE, route
 from app.api.types import APNS, APPLE_DEVICE_TOKENS, TOKEN_FILTERS
 from app.auth import USER, current_principal, require, resolved, unresolved_bearer_secret
 from app.errors import NotAuthorized, NotFound, ServiceError, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
-    collection_response,
     no_content,
     query_for,
     renderer,
@@ -26,9 +26,15 @@ from app.resources import devices, sessions
 blueprint = jsonapi_blueprint("apple_device_tokens", __name__)
 TYPE = APPLE_DEVICE_TOKENS.type
 body_token = partial(devices.normalise_token, APNS, field="id", where=Where.ID)
+TOKEN = "/apple_device_tokens/<token>"
+# The upserts resolve the caller and parse the query themselves: a bearer secret registers in
+# one statement, before anyone is resolved (the hot path).
+UPSERT = dict(prepared=False, query=SINGLE, body=APPLE_DEVICE_TOKENS, id_required=True)
 
 
-@blueprint.patch("/apple_device_tokens/<token>")
+@route(blueprint, "PATCH", TOKEN, "Register or refresh an APNs token (Poparazzi's upsert)",
+       APPLE_DEVICE_TOKENS, secret_path=True, **UPSERT,
+       description="Without a credential: the device logged out (401).")
 def register_token(token):
     """Upsert (Poparazzi creates tokens with PATCH). Without a session it is a logout."""
     registered = _register_by_secret(token)
@@ -42,7 +48,8 @@ def register_token(token):
     return _register(require(USER), body_token(token))
 
 
-@blueprint.post("/apple_device_tokens")
+@route(blueprint, "POST", "/apple_device_tokens", "Register an APNs token", APPLE_DEVICE_TOKENS,
+       responses={200: ONE, 201: ONE}, **UPSERT)
 def create_token():
     """JSON:API clients create with POST and a client-chosen id: the same upsert."""
     registered = _register_by_secret(None)
@@ -104,24 +111,23 @@ def _current(principal, token):
         return None
 
 
-@blueprint.get("/apple_device_tokens")
-def list_tokens():
-    principal = require(USER)
-    query = query_for(TYPE, APPLE_DEVICE_TOKENS.collection)
-    page = devices.list_owned(principal, APNS, query.listing, TOKEN_FILTERS)
-    return collection_response(TYPE, query, page, principal)
+@route(blueprint, "GET", "/apple_device_tokens", "The caller's APNs tokens",
+       APPLE_DEVICE_TOKENS, query=COLLECTION, responses={200: MANY})
+def list_tokens(call):
+    return call.respond_page(devices.list_owned(call.principal, APNS, call.query.listing,
+                                                TOKEN_FILTERS))
 
 
-@blueprint.get("/apple_device_tokens/<token>")
-def get_token(token):
-    principal = require(USER)
-    query = query_for(TYPE, Capabilities())
-    device = devices.get_owned(principal, APNS, token, load=query.include)
-    return resource_response(TYPE, query, device, principal)
+@route(blueprint, "GET", TOKEN, "One of the caller's APNs tokens", APPLE_DEVICE_TOKENS,
+       query=SINGLE, secret_path=True)
+def get_token(call, token):
+    return call.respond(devices.get_owned(call.principal, APNS, token,
+                                          load=call.query.include))
 
 
-@blueprint.delete("/apple_device_tokens/<token>")
-def delete_token(token):
-    devices.delete_owned(require(USER), APNS, token)
+@route(blueprint, "DELETE", TOKEN, "Forget an APNs token", APPLE_DEVICE_TOKENS,
+       responses={204: None}, secret_path=True)
+def delete_token(call, token):
+    devices.delete_owned(call.principal, APNS, token)
     db.session.commit()
     return no_content()

@@ -3,76 +3,56 @@ its own ids. The token and the Live Activity push-to-start token are write-only.
 
 from app import metrics
 from app.api import jsonapi_blueprint
+from app.api.contract import COLLECTION, MANY, ONE, SINGLE, route
 from app.api.types import DEVICE_CHANGES, DEVICES
-from app.auth import require_principal
 from app.errors import Forbidden, Where
 from app.extensions import db
-from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
-from app.jsonapi.flask import (
-    collection_response,
-    no_content,
-    query_for,
-    renderer,
-    request_body,
-    resource_response,
-)
-from app.jsonapi.query import Capabilities
+from app.jsonapi.flask import no_content
 from app.resources import devices
 
 blueprint = jsonapi_blueprint("devices", __name__)
-TYPE = DEVICES.type
+DEVICE = "/devices/<device_id>"
 
 
-@blueprint.post("/devices")
-def register_device():
+@route(blueprint, "POST", "/devices", "Register or refresh a device", DEVICES, query=SINGLE,
+       body=DEVICES, responses={200: ONE, 201: ONE})
+def register_device(call):
     """Register or refresh: 201 when a device was made, 200 when one was found (by its
     token, else by its fingerprint among the caller's user's devices)."""
-    principal = require_principal()
-    query = query_for(TYPE, Capabilities())
-    parsed = parse_resource(request_body(), DEVICES)
-    if parsed.echoes_members:  # a registration names no device yet: nothing to echo
-        refuse_changes_to_read_only(parsed, None, DEVICES, None)
+    parsed = call.new_resource()  # a registration names no device yet: nothing to echo
     if parsed.id is not None:
         raise Forbidden("Device ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
-    device, created = devices.register_from_attributes(principal, parsed.attributes)
+    device, created = devices.register_from_attributes(call.principal, parsed.attributes)
     db.session.commit()
     metrics.registered(metrics.JSONAPI_DEVICES)
-    return resource_response(TYPE, query, device, principal, 201 if created else 200)
+    return call.respond(device, 201 if created else 200)
 
 
-@blueprint.get("/devices")
-def list_devices():
-    principal = require_principal()
-    query = query_for(TYPE, DEVICES.collection)
-    return collection_response(TYPE, query, devices.list_devices(principal, query.listing),
-                               principal)
+@route(blueprint, "GET", "/devices", "The caller's devices", DEVICES, query=COLLECTION,
+       responses={200: MANY})
+def list_devices(call):
+    return call.respond_page(devices.list_devices(call.principal, call.query.listing))
 
 
-@blueprint.get("/devices/<device_id>")
-def get_device(device_id):
-    principal = require_principal()
-    query = query_for(TYPE, Capabilities())
-    device = devices.get_owned_by_id(principal, device_id, load=query.include)
-    return resource_response(TYPE, query, device, principal)
+@route(blueprint, "GET", DEVICE, "One of the caller's devices", DEVICES, query=SINGLE)
+def get_device(call, device_id):
+    return call.respond(devices.get_owned_by_id(call.principal, device_id,
+                                                load=call.query.include))
 
 
-@blueprint.patch("/devices/<device_id>")
-def update_device(device_id):
-    principal = require_principal()
-    query = query_for(TYPE, Capabilities())
-    parsed = parse_resource(request_body(), DEVICE_CHANGES, url_id=device_id,
-                            id_required=True)
-    if parsed.echoes_members:
-        refuse_changes_to_read_only(parsed, renderer(query, principal), DEVICES,
-                                    devices.find_owned_by_id(principal, device_id))
-    device = devices.update_owned(principal, device_id, parsed.attributes)
+@route(blueprint, "PATCH", DEVICE, "Change a device's metadata", DEVICES, query=SINGLE,
+       body=DEVICE_CHANGES, id_required=True)
+def update_device(call, device_id):
+    parsed = call.changes(device_id,
+                          lambda: devices.find_owned_by_id(call.principal, device_id))
+    device = devices.update_owned(call.principal, device_id, parsed.attributes)
     db.session.commit()
-    return resource_response(TYPE, query, device, principal)
+    return call.respond(device)
 
 
-@blueprint.delete("/devices/<device_id>")
-def delete_device(device_id):
-    devices.delete_owned_by_id(require_principal(), device_id)
+@route(blueprint, "DELETE", DEVICE, "Forget a device", DEVICES, responses={204: None})
+def delete_device(call, device_id):
+    devices.delete_owned_by_id(call.principal, device_id)
     db.session.commit()
     return no_content()

@@ -1,6 +1,7 @@
 """Notifications backend services send (with an API key holding ``notifications:send``),
-and their deliveries. The recipients are the to-many relationships ``users`` and
-``devices`` of the document a service POSTs: here linkage is the input."""
+and their deliveries (each also at ``/api/deliveries/<apns_id>``). The recipients are the
+to-many relationships ``users`` and ``devices`` of the document a service POSTs: here
+linkage is the input."""
 
 import uuid
 from types import SimpleNamespace
@@ -8,71 +9,73 @@ from types import SimpleNamespace
 from flask import request
 
 from app.api import jsonapi_blueprint
+from app.api.contract import (
+    COLLECTION,
+    LINKAGE,
+    LINKAGE_DOCUMENT,
+    MANY,
+    ONE,
+    SENDERS,
+    SINGLE,
+    route,
+)
 from app.api.types import DELIVERIES, NOTIFICATIONS
-from app.auth import SERVICES, require
 from app.errors import InvalidAttribute, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.errors import InvalidDocument, at, type_mismatch
-from app.jsonapi.flask import (
-    collection_response,
-    jsonapi_response,
-    query_for,
-    renderer,
-    request_body,
-    resource_response,
-)
+from app.jsonapi.flask import jsonapi_response, request_body
 from app.jsonapi.media import JSONAPI_OBJECT
-from app.jsonapi.query import Capabilities
 from app.resources import notifications
 
 blueprint = jsonapi_blueprint("notifications", __name__)
 TYPE = NOTIFICATIONS.type
-SCOPE = "notifications:send"
+NOTIFICATION = "/notifications/<notification_id>"
 RECIPIENTS = {"users": "users", "devices": "devices"}  # relationship → type of its members
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
-@blueprint.post("/notifications")
-def send_notification():
+@route(blueprint, "POST", "/notifications", "Send a notification to users or devices",
+       NOTIFICATIONS, credentials=SENDERS, query=SINGLE, body=NOTIFICATIONS,
+       body_linkage=RECIPIENTS, responses={202: ONE},
+       headers={notifications.IDEMPOTENCY_KEY_HEADER: "The same key sends the notification "
+                "once (1 to 255 characters)."},
+       description="Needs an API key with the notifications:send scope.")
+def send_notification(call):
     """202: accepted into the ledger; the dispatcher sends it."""
-    principal = require(SERVICES, SCOPE)
-    query = query_for(TYPE, Capabilities())
     parsed = parse_resource(request_body(), NOTIFICATIONS)
     recipients = {name: _identifiers(name, parsed.linkage.pop(name))
                   for name in RECIPIENTS if name in parsed.linkage}
     if parsed.echoes_members:
         refuse_changes_to_read_only(parsed, None, NOTIFICATIONS, None)
-    notification, _ = notifications.accept(principal, parsed.attributes,
+    notification, _ = notifications.accept(call.principal, parsed.attributes,
                                             idempotency_key=_idempotency_key(), **recipients)
     # rendered before the commit: a notification the answer cannot show is never kept
-    response = _response(query, notification, principal, 202)
+    response = _response(call, notification, 202)
     db.session.commit()
     return response
 
 
-@blueprint.get("/notifications/<notification_id>")
-def get_notification(notification_id):
-    principal = require(SERVICES, SCOPE)
-    query = query_for(TYPE, Capabilities())
-    return _response(query, notifications.get(principal, notification_id), principal)
+@route(blueprint, "GET", NOTIFICATION, "A notification, its status and counts", NOTIFICATIONS,
+       credentials=SENDERS, query=SINGLE)
+def get_notification(call, notification_id):
+    return _response(call, notifications.get(call.principal, notification_id))
 
 
-@blueprint.get("/notifications/<notification_id>/deliveries")
-def list_deliveries(notification_id):
-    principal = require(SERVICES, SCOPE)
-    query = query_for(DELIVERIES.type, DELIVERIES.collection)
-    notification = notifications.get(principal, notification_id)
-    page = notifications.list_deliveries(principal, notification, query.listing)
-    return collection_response(DELIVERIES.type, query, page, principal)
+@route(blueprint, "GET", f"{NOTIFICATION}/deliveries", "A notification's deliveries",
+       DELIVERIES, credentials=SENDERS, query=COLLECTION, responses={200: MANY})
+def list_deliveries(call, notification_id):
+    notification = notifications.get(call.principal, notification_id)
+    return call.respond_page(
+        notifications.list_deliveries(call.principal, notification, call.query.listing))
 
 
-@blueprint.get("/notifications/<notification_id>/relationships/deliveries")
-def delivery_linkage(notification_id):
-    principal = require(SERVICES, SCOPE)
-    query = query_for(DELIVERIES.type, Capabilities())
-    shown = _shown(notifications.get(principal, notification_id))
-    render = renderer(query, principal)
+@route(blueprint, "GET", f"{NOTIFICATION}/relationships/deliveries", "A notification's "
+       "deliveries, as linkage", DELIVERIES, credentials=SENDERS, query=LINKAGE,
+       responses={200: LINKAGE_DOCUMENT})
+def delivery_linkage(call, notification_id):
+    shown = _shown(notifications.get(call.principal, notification_id))
+    render = call.renderer()
     relationship = NOTIFICATIONS.relationships["deliveries"]
     document = {"jsonapi": JSONAPI_OBJECT,
                 "links": render.relationship_links(TYPE, str(shown.id), "deliveries"),
@@ -80,18 +83,10 @@ def delivery_linkage(notification_id):
     return jsonapi_response(document)
 
 
-@blueprint.get("/deliveries/<apns_id>")
-def get_delivery(apns_id):
-    principal = require(SERVICES, SCOPE)
-    query = query_for(DELIVERIES.type, Capabilities())
-    return resource_response(DELIVERIES.type, query,
-                             notifications.get_delivery(principal, apns_id), principal)
-
-
-def _response(query, notification, principal, status=200):
+def _response(call, notification, status=200):
     """The notification; its document's ``self`` (and a 202's ``Content-Location``) is
     where it is read again."""
-    render = renderer(query, principal)
+    render = call.renderer()
     render.self_url = render.resource_url(TYPE, str(notification.id))
     headers = {"Content-Location": render.self_url} if status == 202 else None
     return jsonapi_response(render.document(TYPE, _shown(notification)), status, headers)

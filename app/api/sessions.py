@@ -1,42 +1,25 @@
 from flask import request
 
 from app.api import jsonapi_blueprint
+from app.api.contract import ANYONE, ONE, SINGLE, route
 from app.api.types import SESSIONS
-from app.auth import USER, principal_of, require
+from app.auth import principal_of
 from app.errors import Forbidden, Where
 from app.extensions import db
-from app.jsonapi.document import (
-    parse_new_resource,
-    parse_resource,
-    refuse_changes_to_read_only,
-)
-from app.jsonapi.flask import (
-    no_content,
-    query_for,
-    renderer,
-    request_body,
-    resource_response,
-)
-from app.jsonapi.query import Capabilities
+from app.jsonapi.flask import no_content
 from app.resources import sessions
 
 blueprint = jsonapi_blueprint("sessions", __name__)
-TYPE = SESSIONS.type
-DEFAULT_INCLUDE = (("user",),)
+# Sessions come with their user unless the client asks for other includes.
+ONE_SESSION = dict(query=SINGLE, default_include=(("user",),))
+SESSION = "/sessions/<session_id>"
 
 
-def _query():
-    """Sessions come with their user unless the client asks for other includes."""
-    query = query_for(TYPE, Capabilities())
-    if not query.include_requested:
-        query.include, query.include_requested = DEFAULT_INCLUDE, True
-    return query
-
-
-@blueprint.post("/sessions")
-def create_session():
-    query = _query()
-    parsed = parse_new_resource(request_body(), SESSIONS)
+@route(blueprint, "POST", "/sessions", "Start a session (anonymous until verified)", SESSIONS,
+       credentials=ANYONE, body=SESSIONS, responses={201: ONE}, **ONE_SESSION,
+       description="The session's id is its bearer secret, shown to its holder.")
+def create_session(call):
+    parsed = call.new_resource()
     if parsed.id is not None:
         raise Forbidden("Session ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
@@ -44,32 +27,29 @@ def create_session():
                                               client_address=request.remote_addr)
     db.session.commit()
     holder = principal_of(session.id, session.kind, session.user_id, secret)
-    return resource_response(TYPE, query, session, holder, 201)
+    return call.respond(session, 201, principal=holder)
 
 
-@blueprint.get("/sessions/<session_id>")
-def get_session(session_id):
-    principal = require(USER)
-    return resource_response(TYPE, _query(), sessions.held_session(principal, session_id),
-                             principal)
+@route(blueprint, "GET", SESSION, "The caller's session", SESSIONS, secret_path=True,
+       **ONE_SESSION)
+def get_session(call, session_id):
+    return call.respond(sessions.held_session(call.principal, session_id))
 
 
-@blueprint.patch("/sessions/<session_id>")
-def update_session(session_id):
-    principal = require(USER)
-    query = _query()
-    parsed = parse_resource(request_body(), SESSIONS, url_id=session_id, id_required=True)
-    if parsed.echoes_members:
-        refuse_changes_to_read_only(parsed, renderer(query, principal), SESSIONS,
-                                    sessions.held_session(principal, session_id))
-    session = sessions.update_session(principal, session_id, client_address=request.remote_addr,
-                                      **parsed.attributes)
+@route(blueprint, "PATCH", SESSION, "Send a phone number, then the texted code, to log in",
+       SESSIONS, body=SESSIONS, id_required=True, secret_path=True, **ONE_SESSION)
+def update_session(call, session_id):
+    parsed = call.changes(session_id,
+                          lambda: sessions.held_session(call.principal, session_id))
+    session = sessions.update_session(call.principal, session_id,
+                                      client_address=request.remote_addr, **parsed.attributes)
     db.session.commit()
-    return resource_response(TYPE, query, session, principal)
+    return call.respond(session)
 
 
-@blueprint.delete("/sessions/<session_id>")
-def delete_session(session_id):
-    sessions.delete_session(require(USER), session_id)
+@route(blueprint, "DELETE", SESSION, "Log out", SESSIONS, responses={204: None},
+       secret_path=True)
+def delete_session(call, session_id):
+    sessions.delete_session(call.principal, session_id)
     db.session.commit()
     return no_content()

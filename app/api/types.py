@@ -3,18 +3,18 @@
 import dataclasses
 
 from app import policies
+from app.api.schemas.apple_device_tokens import AppleDeviceTokenSchema
+from app.api.schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
+from app.api.schemas.configs import ConfigSchema
+from app.api.schemas.devices import DeviceChangeSchema, DeviceSchema
+from app.api.schemas.notifications import DeliverySchema, NotificationSchema
+from app.api.schemas.sessions import SessionSchema
+from app.api.schemas.users import UserSchema
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
 from app.resources import auth_tokens, devices, notifications, sessions, users
 from app.resources.listing import Filter, boolean
-from schemas.apple_device_tokens import AppleDeviceTokenSchema
-from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
-from schemas.configs import ConfigSchema
-from schemas.devices import DeviceChangeSchema, DeviceSchema
-from schemas.notifications import DeliverySchema, NotificationSchema
-from schemas.sessions import SessionSchema
-from schemas.users import UserSchema
 
 APNS = Channel.IOS_PUSH
 # Poparazzi filters tokens by is_production, its view of the environment.

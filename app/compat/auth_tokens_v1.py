@@ -9,10 +9,10 @@ from flask import jsonify
 
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.compat.schemas.auth_tokens_v1 import AuthToken, CreateAuthToken
 from app.extensions import db
 from app.observe import request_id
 from app.resources import auth_tokens
-from schemas.compat.auth_tokens_v1 import AuthToken, CreateAuthToken
 
 NAMES = {400: "InvalidRequest", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
          405: "MethodNotAllowed", 409: "Conflict", 413: "RequestTooLarge",

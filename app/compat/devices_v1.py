@@ -12,11 +12,11 @@ from flask import current_app
 from app import metrics
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.compat.schemas.devices_v1 import Device, Registration
 from app.extensions import db
 from app.observe import request_id
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
-from schemas.compat.devices_v1 import Device, Registration
 
 
 def render_error(error):

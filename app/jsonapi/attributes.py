@@ -1,6 +1,6 @@
 """Attributes in and out through marshmallow-jsonapi: the one module that uses the library.
 
-The schemas in ``schemas/`` declare each type's attributes — JSON types, validation, which
+The schemas in ``app/api/schemas/`` declare each type's attributes — JSON types, validation, which
 are read-only — and the library loads and dumps them. Ids, relationships, links and
 compound documents are drawn by ``render.py`` instead, because what they show depends on
 the caller: a session's id only to its holder, a user's devices only to the user, to-many

@@ -1,20 +1,12 @@
-"""Every operation the service answers, one entry each. A new route is one more entry here
-(``tests/test_openapi.py`` fails, naming the route, until it has one)."""
+"""Every operation the service answers. The JSON:API routes are drawn from the contracts
+their views declare (``app/api/contract.py``) and the relationship URLs from the type
+registry; the service's own paths and the seed formats are one entry each here
+(``tests/test_openapi.py`` fails, naming the route, until a route is described)."""
 
 from flask import current_app
 
-from app.api.types import (
-    ACCESS_TOKENS,
-    APPLE_DEVICE_TOKENS,
-    AUTH_TOKENS,
-    CONFIGS,
-    DELIVERIES,
-    DEVICE_CHANGES,
-    DEVICES,
-    NOTIFICATIONS,
-    SESSIONS,
-    USERS,
-)
+from app.api import contract
+from app.compat.schemas import auth_tokens_v1, devices_v1, notifications_device_token_v1
 from app.jsonapi.registry import registry
 from app.openapi import schemas as s
 from app.openapi.operations import (
@@ -29,7 +21,9 @@ from app.openapi.operations import (
     Operation,
     Parameter,
 )
-from schemas.compat import allmine, auth_tokens_v1, devices_v1
+
+# The security schemes that present each kind of caller a route accepts.
+SCHEMES = {contract.ANYONE: PUBLIC, contract.PEOPLE: USER, contract.SENDERS: SERVICE}
 
 
 def _names(names, sign=""):
@@ -96,125 +90,52 @@ def jsonapi(method, path, summary, responses, *, credentials=USER, body=None,
                      tuple(parameters), errors or {}, description)
 
 
-def sessions():
-    path = "/api/sessions/{session_id}"
-    return [
-        jsonapi("POST", "/api/sessions", "Start a session (anonymous until verified)",
-                {201: one("sessions")}, credentials=PUBLIC, parameters=single(SESSIONS),
-                body=s.request_document(SESSIONS),
-                description="The session's id is its bearer secret, shown to its holder."),
-        jsonapi("GET", path, "The caller's session", {200: one("sessions")},
-                parameters=single(SESSIONS)),
-        jsonapi("PATCH", path, "Send a phone number, then the texted code, to log in",
-                {200: one("sessions")}, parameters=single(SESSIONS),
-                body=s.request_document(SESSIONS, id_required=True)),
-        jsonapi("DELETE", path, "Log out", {204: None}),
-    ]
+def declared():
+    """The JSON:API routes, each drawn from the contract its view declares
+    (``app/api/contract.py``)."""
+    return [_declared(each) for each in contract.routes()]
 
 
-def users():
-    return [
-        jsonapi("GET", "/api/users", "Users", {200: many("users")}, parameters=listing(USERS)),
-        jsonapi("GET", "/api/users/{user_id}", "A user", {200: one("users")},
-                parameters=single(USERS)),
-        jsonapi("PATCH", "/api/users/{user_id}", "Change one's own profile",
-                {200: one("users")}, parameters=single(USERS),
-                body=s.request_document(USERS, id_required=True)),
-    ]
+def _declared(route):
+    responses = {status: _body_shown(kind, route.resource_type.type)
+                 for status, kind in route.responses.items()}
+    return jsonapi(route.method, route.path, route.summary, responses,
+                   credentials=SCHEMES[route.credentials], body=_request_body(route),
+                   parameters=_parameters(route), errors=route.errors,
+                   description=route.description)
 
 
-def apple_device_tokens():
-    path = "/api/apple_device_tokens/{token}"
-    body = s.request_document(APPLE_DEVICE_TOKENS, id_required=True)
-    return [
-        jsonapi("PATCH", path, "Register or refresh an APNs token (Poparazzi's upsert)",
-                {200: one("apple_device_tokens")}, body=body,
-                parameters=single(APPLE_DEVICE_TOKENS),
-                description="Without a credential: the device logged out (401)."),
-        jsonapi("POST", "/api/apple_device_tokens", "Register an APNs token",
-                {200: one("apple_device_tokens"), 201: one("apple_device_tokens")},
-                body=body, parameters=single(APPLE_DEVICE_TOKENS)),
-        jsonapi("GET", "/api/apple_device_tokens", "The caller's APNs tokens",
-                {200: many("apple_device_tokens")}, parameters=listing(APPLE_DEVICE_TOKENS)),
-        jsonapi("GET", path, "One of the caller's APNs tokens",
-                {200: one("apple_device_tokens")}, parameters=single(APPLE_DEVICE_TOKENS)),
-        jsonapi("DELETE", path, "Forget an APNs token", {204: None}),
-    ]
+def _body_shown(kind, type_name):
+    if kind is None:
+        return None
+    if kind == contract.LINKAGE_DOCUMENT:
+        return s.ref("linkage.document")
+    return {contract.ONE: one, contract.MANY: many, contract.REVEALED: revealed}[kind](
+        type_name)
 
 
-def devices():
-    path = "/api/devices/{device_id}"
-    return [
-        jsonapi("POST", "/api/devices", "Register or refresh a device",
-                {200: one("devices"), 201: one("devices")}, parameters=single(DEVICES),
-                body=s.request_document(DEVICES)),
-        jsonapi("GET", "/api/devices", "The caller's devices", {200: many("devices")},
-                parameters=listing(DEVICES)),
-        jsonapi("GET", path, "One of the caller's devices", {200: one("devices")},
-                parameters=single(DEVICES)),
-        jsonapi("PATCH", path, "Change a device's metadata", {200: one("devices")},
-                parameters=single(DEVICES),
-                body=s.request_document(DEVICE_CHANGES, id_required=True)),
-        jsonapi("DELETE", path, "Forget a device", {204: None}),
-    ]
+def _request_body(route):
+    if route.body is None:
+        return None
+    linkage = {name: s.identifiers_document(type_name)
+               for name, type_name in route.body_linkage.items()}
+    return s.request_document(route.body, id_required=route.id_required,
+                              relationships=linkage or None)
 
 
-def credentials():
-    path = "/api/auth_tokens/{token_id}"
-    return [
-        jsonapi("POST", "/api/auth_tokens", "Trade an identity provider's ID token for an "
-                "auth token", {201: revealed("auth_tokens")}, credentials=PUBLIC,
-                body=s.request_document(AUTH_TOKENS), parameters=single(AUTH_TOKENS)),
-        jsonapi("GET", "/api/auth_tokens", "The caller's auth tokens",
-                {200: many("auth_tokens")}, parameters=single(AUTH_TOKENS)),
-        jsonapi("GET", path, "One of the caller's auth tokens", {200: one("auth_tokens")},
-                parameters=single(AUTH_TOKENS)),
-        jsonapi("DELETE", path, "Revoke an auth token", {204: None}),
-        jsonapi("POST", "/api/access_tokens", "A short-lived access token (JWT), also set as "
-                "the access_token cookie", {201: revealed("access_tokens")},
-                body=s.request_document(ACCESS_TOKENS), parameters=single(ACCESS_TOKENS),
-                errors={403: "The credential presented is an access token (only the session "
-                        "or auth token it stands for mints one), or an anonymous session."}),
-    ]
-
-
-def configs():
-    path = "/api/configs/{bundle_version}"
-    return [
-        jsonapi("GET", path, "The app configuration for a bundle version",
-                {200: one("configs")}, credentials=PUBLIC, parameters=single(CONFIGS)),
-        jsonapi("PATCH", path, "Refused: configuration comes from the service's settings",
-                {}, credentials=PUBLIC, errors={403: "Always: configs are read-only."}),
-    ]
-
-
-def notifications():
-    recipients = {name: s.identifiers_document(name) for name in ("users", "devices")}
-    path = "/api/notifications/{notification_id}"
-    return [
-        jsonapi("POST", "/api/notifications", "Send a notification to users or devices",
-                {202: one("notifications")}, credentials=SERVICE,
-                body=s.request_document(NOTIFICATIONS, relationships=recipients),
-                parameters=(*single(NOTIFICATIONS), Parameter(
-                    "Idempotency-Key", "header", "The same key sends the notification once "
-                    "(1 to 255 characters).")),
-                description="Needs an API key with the notifications:send scope."),
-        jsonapi("GET", path, "A notification, its status and counts",
-                {200: one("notifications")}, credentials=SERVICE,
-                parameters=single(NOTIFICATIONS)),
-        jsonapi("GET", f"{path}/deliveries", "A notification's deliveries",
-                {200: many("deliveries")}, credentials=SERVICE,
-                parameters=listing(DELIVERIES)),
-        jsonapi("GET", f"{path}/relationships/deliveries", "A notification's deliveries, "
-                "as linkage", {200: s.ref("linkage.document")}, credentials=SERVICE),
-        jsonapi("GET", "/api/deliveries/{apns_id}", "One delivery, by its apns-id",
-                {200: one("deliveries")}, credentials=SERVICE, parameters=single(DELIVERIES)),
-    ]
+def _parameters(route):
+    query = route.query
+    if query is None or not query.documented:
+        shown = ()
+    else:
+        shown = (listing if query.collection else single)(route.resource_type)
+    return (*shown, *(Parameter(name, "header", description)
+                      for name, description in route.headers.items()))
 
 
 def relationships():
     """The relationship and related-resource URLs of every relationship of every type
-    (``app/api/relationships.py``), but those ``notifications()`` lists itself."""
+    (``app/api/relationships.py``), but those ``app/api/notifications.py`` declares."""
     listed = {("notifications", "deliveries")}
     operations = []
     for resource_type in registry.values():
@@ -299,7 +220,7 @@ def seed_002():
     return [Operation("POST", "/api/v1/notifications/device-token",
                       "Register a device token (or change its time zone)", SEED_002,
                       {200: s.ref("seed002.envelope")},
-                      body=s.loadable(allmine.DeviceToken))]
+                      body=s.loadable(notifications_device_token_v1.DeviceToken))]
 
 
 def seed_003():
@@ -325,6 +246,5 @@ def metrics():
 
 
 def operations():
-    return [*sessions(), *users(), *apple_device_tokens(), *devices(), *credentials(),
-            *configs(), *notifications(), *relationships(), *service(), *seed_001(),
-            *seed_002(), *seed_003()]
+    return [*declared(), *relationships(), *service(), *seed_001(), *seed_002(),
+            *seed_003()]

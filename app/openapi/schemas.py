@@ -9,9 +9,9 @@ or privacy leave any of them out), so response attributes are never ``required``
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from app.api.schemas.fields import Timestamp
+from app.api.schemas.notifications import PushTime, TextOrObject
 from app.jsonapi.media import JSONAPI_OBJECT
-from schemas.fields import Timestamp
-from schemas.notifications import PushTime, TextOrObject
 
 OPENAPI_VERSION = "3.1.0"
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}

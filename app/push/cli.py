@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from app.api.schemas.fields import format_timestamp
 from app.extensions import db
 from app.metrics import serve_for_push_worker
 from app.models import DevPushMessage
@@ -18,7 +19,6 @@ from app.push.fcm_auth import CredentialsError
 from app.push.provider_token import ProviderKeyError
 from app.push.settings import PushSettings
 from app.push.worker import run_worker
-from schemas.fields import format_timestamp
 
 log = logging.getLogger(__name__)
 

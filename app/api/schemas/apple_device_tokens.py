@@ -1,8 +1,8 @@
 from marshmallow import validate
 from marshmallow_jsonapi import Schema, fields
 
-from schemas.devices import BUNDLE_ID
-from schemas.fields import ProductionFlag, StrictBoolean, Timestamp
+from app.api.schemas.devices import BUNDLE_ID
+from app.api.schemas.fields import ProductionFlag, StrictBoolean, Timestamp
 
 SHORT_TEXT = validate.Length(max=32)
 

@@ -2,9 +2,9 @@
 
 from marshmallow import EXCLUDE, Schema, fields, post_load, validate
 
+from app.api.schemas.devices import MODEL_TEXT, SHORT_TEXT, TOKEN_TEXT
+from app.api.schemas.fields import Timestamp
 from app.models import APNS_CHANNELS, Channel, Environment
-from schemas.devices import MODEL_TEXT, SHORT_TEXT, TOKEN_TEXT
-from schemas.fields import Timestamp
 
 
 def environment(value):

@@ -1,7 +1,7 @@
 from marshmallow import validate
 from marshmallow_jsonapi import Schema, fields
 
-from schemas.fields import StrictBoolean, Timestamp
+from app.api.schemas.fields import StrictBoolean, Timestamp
 
 
 class SessionSchema(Schema):

@@ -9,13 +9,13 @@ header alone.
 """
 
 from app import metrics
+from app.api.schemas.fields import format_timestamp
 from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
+from app.compat.schemas.notifications_device_token_v1 import PLATFORMS, DeviceToken
 from app.extensions import db
 from app.models.types import utcnow
 from app.resources import devices
-from schemas.compat.allmine import PLATFORMS, DeviceToken
-from schemas.fields import format_timestamp
 
 MESSAGES = {400: "Validation failed", 401: "Authentication required",
             403: "Insufficient permissions", 404: "Resource not found",
@@ -45,7 +45,8 @@ def _detail(error):
     return error.detail if error.field is None else f"{error.field}: {error.detail}"
 
 
-blueprint = compat_blueprint("allmine", __name__, "/api/v1/notifications", render_error)
+blueprint = compat_blueprint("notifications_device_token_v1", __name__, "/api/v1/notifications",
+                             render_error)
 _device_token = DeviceToken()
 
 

@@ -6,11 +6,11 @@ The token and the Live Activity push-to-start token are write-only: loaded, neve
 from marshmallow import ValidationError, validate
 from marshmallow_jsonapi import Schema, fields
 
+from app.api.schemas.fields import StrictBoolean, Timestamp
+from app.api.schemas.users import validate_time_zone
 from app.models import Channel, Environment
 from app.models.device import MAX_BUNDLE_ID_LENGTH, is_bundle_id
 from app.resources.devices import apns_token
-from schemas.fields import StrictBoolean, Timestamp
-from schemas.users import validate_time_zone
 
 SHORT_TEXT = validate.Length(max=32)
 MODEL_TEXT = validate.Length(max=64)

@@ -1,6 +1,6 @@
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from schemas.fields import Timestamp
+from app.api.schemas.fields import Timestamp
 
 
 class CreateAuthToken(Schema):

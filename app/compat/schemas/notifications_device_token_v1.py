@@ -2,9 +2,9 @@
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from app.api.schemas.devices import MODEL_TEXT, TOKEN_TEXT, PushToStartToken
+from app.api.schemas.users import validate_time_zone
 from app.models import Channel
-from schemas.devices import MODEL_TEXT, TOKEN_TEXT, PushToStartToken
-from schemas.users import validate_time_zone
 
 # The seed's platforms, each the channel it names; another is a 400 until its channel exists.
 PLATFORMS = {"ios": Channel.IOS_PUSH, "android": Channel.FCM}

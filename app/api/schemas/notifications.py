@@ -11,7 +11,7 @@ from marshmallow import ValidationError, validate
 from marshmallow import fields as plain
 from marshmallow_jsonapi import Schema, fields
 
-from schemas.fields import StrictBoolean, StrictInteger, Timestamp, format_timestamp
+from app.api.schemas.fields import StrictBoolean, StrictInteger, Timestamp, format_timestamp
 
 PUSH_TYPES = ("alert", "background", "voip", "liveactivity")
 ALERT_KEYS = frozenset({

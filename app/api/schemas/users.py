@@ -4,7 +4,7 @@ from importlib.resources import files
 from marshmallow import ValidationError, validate
 from marshmallow_jsonapi import Schema, fields
 
-from schemas.fields import StrictBoolean, Timestamp, validate_public_host
+from app.api.schemas.fields import StrictBoolean, Timestamp, validate_public_host
 
 USERNAME = re.compile(r"[a-z0-9_.]{2,30}\Z")  # \Z: $ would let a trailing "\n" through
 NAME_LENGTH = validate.Length(min=1, max=30)
