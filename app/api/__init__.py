@@ -21,6 +21,7 @@ def register_api(app):
         auth_tokens,
         configs,
         devices,
+        live_activities,
         notifications,
         relationships,
         sessions,
@@ -29,5 +30,5 @@ def register_api(app):
     )
 
     for module in (sessions, users, apple_device_tokens, devices, auth_tokens, configs,
-                   well_known, notifications, relationships):
+                   well_known, notifications, live_activities, relationships):
         app.register_blueprint(module.blueprint)

@@ -6,12 +6,13 @@ from app import policies
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
-from app.resources import auth_tokens, devices, notifications, sessions, users
+from app.resources import auth_tokens, devices, live_activities, notifications, sessions, users
 from app.resources.listing import Filter, boolean
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
 from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from schemas.configs import ConfigSchema
 from schemas.devices import DeviceChangeSchema, DeviceSchema
+from schemas.live_activities import LiveActivitySchema
 from schemas.notifications import DeliverySchema, NotificationSchema
 from schemas.sessions import SessionSchema
 from schemas.users import UserSchema
@@ -129,4 +130,14 @@ DELIVERIES = registry.add(ResourceType(
     id_of=lambda delivery, principal: str(delivery.apns_id),
     collection=Capabilities(collection=True, sortable=tuple(notifications.DELIVERY_ORDERS),
                             filterable=tuple(notifications.DELIVERY_FILTERS)),
+))
+
+LIVE_ACTIVITIES = registry.add(ResourceType(
+    type="live_activities",
+    schema=LiveActivitySchema,
+    load=lambda principal, activity_id, include: live_activities.get(principal, activity_id),
+    collection=Capabilities(collection=True, sortable=tuple(live_activities.ORDERS),
+                            filterable=tuple(live_activities.FILTERS)),
+    relationships={"device": Relationship("device", "devices", key="device_id"),
+                   "user": Relationship("user", "users", key="user_id")},
 ))

@@ -1,6 +1,7 @@
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from flask import current_app
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,3 +38,10 @@ class LiveActivity(db.Model):
     ended_reason: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def state(self) -> str:
+        """running, or ended (explicitly, or by age past ``LIVE_ACTIVITY_MAX_AGE``)."""
+        age = timedelta(seconds=current_app.config["LIVE_ACTIVITY_MAX_AGE"])
+        return "running" if self.ended_at is None and self.created_at > utcnow() - age \
+            else "ended"

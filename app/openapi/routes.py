@@ -11,6 +11,7 @@ from app.api.types import (
     DELIVERIES,
     DEVICE_CHANGES,
     DEVICES,
+    LIVE_ACTIVITIES,
     NOTIFICATIONS,
     SESSIONS,
     USERS,
@@ -189,7 +190,8 @@ def configs():
 
 
 def notifications():
-    recipients = {name: s.identifiers_document(name) for name in ("users", "devices")}
+    recipients = {name: s.identifiers_document(name)
+                  for name in ("users", "devices", "live_activities")}
     path = "/api/notifications/{notification_id}"
     return [
         jsonapi("POST", "/api/notifications", "Send a notification to users or devices",
@@ -209,6 +211,28 @@ def notifications():
                 "as linkage", {200: s.ref("linkage.document")}, credentials=SERVICE),
         jsonapi("GET", "/api/deliveries/{apns_id}", "One delivery, by its apns-id",
                 {200: one("deliveries")}, credentials=SERVICE, parameters=single(DELIVERIES)),
+    ]
+
+
+def live_activities():
+    path = "/api/live_activities/{activity_id}"
+    device = {"device": s.obj({"data": s.obj({"type": s.STRING, "id": s.STRING},
+                                             ("type", "id"))}, ("data",))}
+    readers = (*USER, *SERVICE)
+    return [
+        jsonapi("POST", "/api/live_activities", "Register a running Live Activity, or rotate "
+                "its push token", {200: one("live_activities"), 201: one("live_activities")},
+                parameters=single(LIVE_ACTIVITIES),
+                body=s.request_document(LIVE_ACTIVITIES, relationships=device),
+                description="The activity's push token (or the broadcast channel it listens "
+                            "on) and the caller's device it runs on."),
+        jsonapi("GET", "/api/live_activities", "Live Activities: the caller's, or all of "
+                "them for an API key with notifications:send", {200: many("live_activities")},
+                credentials=readers, parameters=listing(LIVE_ACTIVITIES)),
+        jsonapi("GET", path, "A Live Activity", {200: one("live_activities")},
+                credentials=readers, parameters=single(LIVE_ACTIVITIES)),
+        jsonapi("DELETE", path, "End and forget one of the caller's Live Activities",
+                {204: None}),
     ]
 
 
@@ -326,5 +350,5 @@ def metrics():
 
 def operations():
     return [*sessions(), *users(), *apple_device_tokens(), *devices(), *credentials(),
-            *configs(), *notifications(), *relationships(), *service(), *seed_001(),
+            *configs(), *notifications(), *live_activities(), *relationships(), *service(), *seed_001(),
             *seed_002(), *seed_003()]
