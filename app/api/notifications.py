@@ -29,7 +29,8 @@ from app.resources import notifications
 blueprint = jsonapi_blueprint("notifications", __name__)
 TYPE = NOTIFICATIONS.type
 SCOPE = "notifications:send"
-RECIPIENTS = {"users": "users", "devices": "devices"}  # relationship → type of its members
+# relationship → type of its members
+RECIPIENTS = {"users": "users", "devices": "devices", "live_activities": "live_activities"}
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 

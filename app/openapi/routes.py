@@ -350,5 +350,5 @@ def metrics():
 
 def operations():
     return [*sessions(), *users(), *apple_device_tokens(), *devices(), *credentials(),
-            *configs(), *notifications(), *live_activities(), *relationships(), *service(), *seed_001(),
-            *seed_002(), *seed_003()]
+            *configs(), *notifications(), *live_activities(), *relationships(), *service(),
+            *seed_001(), *seed_002(), *seed_003()]
