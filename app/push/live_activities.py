@@ -72,9 +72,9 @@ def addressed(claimed, notification, devices, running, now: datetime, max_age: t
         return None
     # the activity's token where Live Activity pushes are taken from; a 410 is judged
     # against when that token was registered, and the device's own token does not matter
-    return types.SimpleNamespace(**device._mapping, **{
-        "live_activity_token": activity.token, "last_seen_at": activity.updated_at,
-        "is_invalidated": False})
+    return types.SimpleNamespace(**{
+        **device._mapping, "live_activity_token": activity.token,
+        "last_seen_at": activity.updated_at, "is_invalidated": False})
 
 
 def _to_activity(notification) -> bool:
