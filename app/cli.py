@@ -18,7 +18,14 @@ from app.models.types import utcnow
 from app.push import heartbeat
 from app.push.cli import outbox as push_outbox
 from app.push.cli import worker as push_worker
-from app.resources import api_keys, credentials, devices, notifications, sessions
+from app.resources import (
+    api_keys,
+    credentials,
+    devices,
+    live_activities,
+    notifications,
+    sessions,
+)
 
 sms = AppGroup("sms", help="Verification texts.")
 keys = AppGroup("keys", help="API keys for backend services.")
@@ -68,6 +75,7 @@ def prune(days):
                                        RateLimitCounter.expires_at <= int(time.time())),
         # left by workers that died without removing theirs
         "worker_heartbeats": _delete(WorkerHeartbeat, WorkerHeartbeat.beat_at < cutoff),
+        "live_activities": live_activities.prune(now, live_activities.max_age(), cutoff),
     }
     db.session.commit()
     click.echo(json.dumps(removed))

@@ -280,6 +280,9 @@ class Config:
         self.PUSH_QUARANTINE_MIN = env.int("PUSH_QUARANTINE_MIN", 20)
         self.PUSH_INVALIDATION_POLICY = env.str("PUSH_INVALIDATION_POLICY", "mark")
         self.PUSH_SHUTDOWN_GRACE = env.float("PUSH_SHUTDOWN_GRACE", 15.0)
+        # A Live Activity older than this is no target (Apple: 8 hours running, then up to
+        # 4 on the Lock Screen); `flask prune` deletes it.
+        self.LIVE_ACTIVITY_MAX_AGE = env.int("LIVE_ACTIVITY_MAX_AGE", 12 * 3600)
 
         # Health (app/health.py): what /readyz waits for and how old a worker's beat may be.
         self.READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", 2.0)

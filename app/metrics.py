@@ -53,6 +53,9 @@ REGISTRATIONS = Counter("pushreg_device_registrations",
 DELIVERIES = Counter("pushreg_push_deliveries",
                      "Push delivery attempts judged, by outcome and APNs (or our) reason",
                      ["outcome", "reason"])
+LIVE_ACTIVITY_REFUSED = Counter(
+    "pushreg_live_activity_updates_refused",
+    "Live Activity updates refused when accepted: the activity had ended", ["event"])
 APNS_SECONDS = Histogram("pushreg_apns_request_duration_seconds",
                          "Time for APNs to answer one push (or the transport to fail)")
 PROVIDER_TOKENS = Counter("pushreg_apns_provider_tokens_minted",

@@ -15,6 +15,7 @@ from app.api.schemas import (
     configs,
     devices,
     fields,
+    live_activities,
     notifications,
     sessions,
     users,
@@ -23,7 +24,7 @@ from app.compat import schemas as compat
 from app.compat.schemas import auth_tokens_v1, devices_v1, notifications_device_token_v1
 
 __all__ = ["apple_device_tokens", "auth_tokens", "compat", "configs", "devices", "fields",
-           "notifications", "sessions", "users"]
+           "live_activities", "notifications", "sessions", "users"]
 
 for _name, _module in {**{name: globals()[name] for name in __all__},
                        "compat.auth_tokens_v1": auth_tokens_v1,

@@ -63,6 +63,12 @@ class Logged:
     connection: int
     stream_id: int
     status: int | None = None  # None: never answered (held, hung, dropped by GOAWAY)
+    headers: dict | None = None  # the request's headers and body (None: keep_log off)
+    body: bytes | None = None
+
+    @property
+    def payload(self) -> dict:
+        return json.loads(self.body)
 
 
 @dataclass
@@ -453,7 +459,9 @@ class FakeApns:
         match = DEVICE_PATH.fullmatch(headers.get(":path", ""))
         return Logged(headers.get("apns-id"), match and match.group(1).lower(),
                       headers.get("apns-topic"), headers.get("apns-push-type"),
-                      conn.number, stream_id)
+                      conn.number, stream_id,
+                      headers=dict(headers) if self.keep_log else None,
+                      body=body if self.keep_log else None)
 
     def _scripted(self, token: str) -> Answer:
         answers = self.script.get(token)
@@ -491,7 +499,8 @@ class FakeApns:
         if topic != self.bundle_id + SUFFIXES.get(push_type, ""):
             return 400, "BadTopic"
         priority = headers.get("apns-priority", "10")
-        if priority not in ("1", "5", "10") or (push_type == "background" and priority != "5"):
+        if priority not in ("1", "5", "10") or (push_type == "background" and priority != "5") \
+                or (push_type == "liveactivity" and priority == "1"):
             return 400, "BadPriority"
         if "apns-id" in headers and not _is_uuid(headers["apns-id"]):
             return 400, "BadMessageId"
@@ -500,12 +509,37 @@ class FakeApns:
         return None
 
 
+# The aps members each Live Activity event needs, and those it must not carry. APNs itself
+# answers 200 and the device drops such a push: the fake refuses it, so a test sees it.
+LIVE_ACTIVITY_MEMBERS = {
+    "start": ({"timestamp", "event", "content-state", "attributes-type", "attributes"},
+              {"dismissal-date"}),
+    "update": ({"timestamp", "event", "content-state"},
+               {"dismissal-date", "attributes-type", "attributes"}),
+    "end": ({"timestamp", "event", "content-state"}, {"attributes-type", "attributes"}),
+}
+BAD_LIVE_ACTIVITY = "BadLiveActivityPayload"  # the fake's own reason (see above)
+
+
 def _check_body(headers: dict, body: bytes) -> tuple[int, str] | None:
     limit = 5120 if headers.get("apns-push-type") == "voip" else 4096
     if len(body) > limit:
         return 413, "PayloadTooLarge"
     if not body:
         return 400, "PayloadEmpty"
+    if headers.get("apns-push-type") == "liveactivity":
+        return _check_live_activity(body)
+    return None
+
+
+def _check_live_activity(body: bytes) -> tuple[int, str] | None:
+    try:
+        aps = json.loads(body)["aps"]
+        needed, refused = LIVE_ACTIVITY_MEMBERS[aps["event"]]
+    except (ValueError, KeyError, TypeError):
+        return 400, BAD_LIVE_ACTIVITY
+    if not needed <= set(aps) or refused & set(aps) or not isinstance(aps["timestamp"], int):
+        return 400, BAD_LIVE_ACTIVITY
     return None
 
 

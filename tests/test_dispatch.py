@@ -271,7 +271,9 @@ def test_live_activity_pushes_go_to_the_live_activity_token(app, fake, key_file)
         live, dead = (make_devices(connection, 1, live_activity_token=sealed[token])[0]
                       for token in (start_token, dead_token))
     one_notification(app, push_type="liveactivity", devices=[live, dead],
-                     content={"event": "start", "content_state": {"score": 1}})
+                     content={"event": "start", "content_state": {"score": 1},
+                              "timestamp": 1_900_000_000, "attributes_type": "Match",
+                              "attributes": {}})
     fake.answer(dead_token, Answer(410, "Unregistered", timestamp=now_ms()))
 
     assert send_due(app, apns_environ(fake, key_file))["sent"] == 1

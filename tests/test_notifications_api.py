@@ -304,8 +304,21 @@ BAD_INPUT = {
                                     None, 400, "/data/attributes/stale_date"),
     "huge dismissal date": ({**LIVE_START, "dismissal_date": 2**63}, None, 400,
                             "/data/attributes/dismissal_date"),
-    "live activity update": ({**LIVE_START, "event": "update"}, None, 422,
-                             "/data/attributes/event"),
+    "live activity update with start's attributes": (
+        {**LIVE_START, "event": "update"}, None, 400, "/data/attributes/attributes_type"),
+    "live activity update to users": (
+        {"push_type": "liveactivity", "event": "update", "content_state": {"eta": 5}}, None,
+        422, "/data/relationships/users"),
+    "live activity update without content state": (
+        {"push_type": "liveactivity", "event": "update"}, None, 400,
+        "/data/attributes/content_state"),
+    "dismissal date on an update": (
+        {"push_type": "liveactivity", "event": "update", "content_state": {},
+         "dismissal_date": 1}, None, 400, "/data/attributes/dismissal_date"),
+    "live activity audience on an alert": ({"live_activity_audience": {
+        "attributes_type": "Match"}}, None, 422, "/data/attributes/live_activity_audience"),
+    "malformed live activity audience": ({"live_activity_audience": {"activity_id": "x"}},
+                                         None, 400, "/data/attributes/live_activity_audience"),
     "live activity start without timestamp": ({**LIVE_START, "timestamp": None}, None, 400,
                                                "/data/attributes/timestamp"),
     "read-only status": ({"status": "done"}, None, 403, "/data/attributes/status"),

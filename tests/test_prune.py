@@ -62,7 +62,7 @@ def test_prune_removes_only_what_has_ended(client, app, runner):
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {
         "sessions": 0, "credentials": 0, "verification_codes": 1, "sms_outbox": 1,
-        "rate_limit_counters": 2, "worker_heartbeats": 0}
+        "rate_limit_counters": 2, "worker_heartbeats": 0, "live_activities": 0}
     assert _count(app, VerificationCode) == 1
     assert _count(app, SmsMessage) == 1
     assert _count(app, RateLimitCounter) == live_windows + 1

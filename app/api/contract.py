@@ -36,15 +36,29 @@ class Credentials:
     """Who may call: a credential of one of ``kinds`` (holding ``scope``), or anyone."""
 
     kinds: frozenset | None
-    scope: str | None = None
+    scope: str | None = None  # what an API key must hold (people's credentials have none)
 
     def resolve(self):
-        return None if self.kinds is None else require(self.kinds, self.scope)
+        if self.kinds is None:
+            return None
+        principal = require(self.kinds)
+        if self.scope is not None and principal.kind in SERVICES:
+            require(SERVICES, self.scope)
+        return principal
 
 
 ANYONE = Credentials(None)
 PEOPLE = Credentials(USER)
 SENDERS = Credentials(SERVICES, "notifications:send")
+PEOPLE_OR_SENDERS = Credentials(USER | SERVICES, "notifications:send")
+
+
+@dataclass(frozen=True)
+class ToOne:
+    """A body's to-one relationship (``body_linkage`` values are type names otherwise:
+    to-many)."""
+
+    type_name: str
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from app.resources import notifications
 blueprint = jsonapi_blueprint("notifications", __name__)
 TYPE = NOTIFICATIONS.type
 NOTIFICATION = "/notifications/<notification_id>"
-RECIPIENTS = {"users": "users", "devices": "devices"}  # relationship → type of its members
+# relationship → type of its members
+RECIPIENTS = {"users": "users", "devices": "devices", "live_activities": "live_activities"}
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -107,11 +108,11 @@ def _identifiers(name, linkage):
     if not isinstance(linkage, list):
         raise InvalidDocument(f"'{name}' takes an array of resource identifiers.",
                               pointer=pointer)
-    return [_identifier_id(RECIPIENTS[name], item, f"{pointer}/{index}")
+    return [identifier_id(RECIPIENTS[name], item, f"{pointer}/{index}")
             for index, item in enumerate(linkage)]
 
 
-def _identifier_id(type_name, identifier, pointer):
+def identifier_id(type_name, identifier, pointer):
     if not isinstance(identifier, dict) or not isinstance(identifier.get("id"), str):
         raise InvalidDocument("A resource identifier needs a 'type' and a string 'id'.",
                               pointer=pointer)

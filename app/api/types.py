@@ -7,13 +7,14 @@ from app.api.schemas.apple_device_tokens import AppleDeviceTokenSchema
 from app.api.schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from app.api.schemas.configs import ConfigSchema
 from app.api.schemas.devices import DeviceChangeSchema, DeviceSchema
+from app.api.schemas.live_activities import LiveActivitySchema
 from app.api.schemas.notifications import DeliverySchema, NotificationSchema
 from app.api.schemas.sessions import SessionSchema
 from app.api.schemas.users import UserSchema
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
-from app.resources import auth_tokens, devices, notifications, sessions, users
+from app.resources import auth_tokens, devices, live_activities, notifications, sessions, users
 from app.resources.listing import Filter, boolean
 
 APNS = Channel.IOS_PUSH
@@ -129,4 +130,14 @@ DELIVERIES = registry.add(ResourceType(
     id_of=lambda delivery, principal: str(delivery.apns_id),
     collection=Capabilities(collection=True, sortable=tuple(notifications.DELIVERY_ORDERS),
                             filterable=tuple(notifications.DELIVERY_FILTERS)),
+))
+
+LIVE_ACTIVITIES = registry.add(ResourceType(
+    type="live_activities",
+    schema=LiveActivitySchema,
+    load=lambda principal, activity_id, include: live_activities.get(principal, activity_id),
+    collection=Capabilities(collection=True, sortable=tuple(live_activities.ORDERS),
+                            filterable=tuple(live_activities.FILTERS)),
+    relationships={"device": Relationship("device", "devices", key="device_id"),
+                   "user": Relationship("user", "users", key="user_id")},
 ))

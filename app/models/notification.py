@@ -78,6 +78,9 @@ class Delivery(db.Model):
     device_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("devices.id", ondelete="SET NULL"), index=True)
     channel: Mapped[str] = mapped_column(String(32))
+    # a Live Activity update or end: the activity it goes to (its token, not the device's)
+    live_activity_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("live_activities.id", ondelete="SET NULL"), index=True)
     apns_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,7 +23,8 @@ from app.openapi.operations import (
 )
 
 # The security schemes that present each kind of caller a route accepts.
-SCHEMES = {contract.ANYONE: PUBLIC, contract.PEOPLE: USER, contract.SENDERS: SERVICE}
+SCHEMES = {contract.ANYONE: PUBLIC, contract.PEOPLE: USER, contract.SENDERS: SERVICE,
+           contract.PEOPLE_OR_SENDERS: (*USER, *SERVICE)}
 
 
 def _names(names, sign=""):
@@ -117,8 +118,9 @@ def _body_shown(kind, type_name):
 def _request_body(route):
     if route.body is None:
         return None
-    linkage = {name: s.identifiers_document(type_name)
-               for name, type_name in route.body_linkage.items()}
+    linkage = {name: s.identifier_document(members.type_name)
+               if isinstance(members, contract.ToOne) else s.identifiers_document(members)
+               for name, members in route.body_linkage.items()}
     return s.request_document(route.body, id_required=route.id_required,
                               relationships=linkage or None)
 

@@ -156,6 +156,11 @@ def request_document(resource_type, *, id_required=False, relationships=None):
     return obj({"data": data}, ("data",))
 
 
+def identifier_document(type_name):
+    return obj({"data": obj({"type": {"const": type_name}, "id": STRING}, ("type", "id"))},
+               ("data",))
+
+
 def identifiers_document(type_name):
     return obj({"data": array(obj({"type": {"const": type_name}, "id": STRING},
                                   ("type", "id")))}, ("data",))

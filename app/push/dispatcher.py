@@ -40,9 +40,12 @@ from app.models.device import Device as DeviceModel
 from app.models.notification import DeliveryState, Notification
 from app.models.types import utcnow
 from app.push import fcm, ledger, message
+from app.push import live_activities as activities
 from app.push.message import Action, Address, Refusal, Transport
 from app.push.queue import NO_QUEUE, Queue
 from app.resources.devices import Invalidation, invalidate
+from app.resources.live_activities import Ending
+from app.resources.live_activities import end as end_activities
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ class DispatchSettings:
     quarantine_ratio: float = 0.5
     quarantine_min: int = 20
     invalidation_policy: str = "mark"  # or "delete"
+    live_activity_max_age: timedelta = timedelta(hours=12)
 
     @classmethod
     def from_config(cls, config) -> "DispatchSettings":
@@ -82,7 +86,8 @@ class DispatchSettings:
             config_error_pause=config["PUSH_CONFIG_ERROR_PAUSE"],
             quarantine_ratio=config["PUSH_QUARANTINE_RATIO"],
             quarantine_min=config["PUSH_QUARANTINE_MIN"],
-            invalidation_policy=config["PUSH_INVALIDATION_POLICY"])
+            invalidation_policy=config["PUSH_INVALIDATION_POLICY"],
+            live_activity_max_age=timedelta(seconds=config["LIVE_ACTIVITY_MAX_AGE"]))
 
 
 class Pauses:
@@ -113,6 +118,7 @@ class Target:
     registered_at: datetime
     deadline: datetime | None
     channel: str
+    live_activity_id: uuid.UUID | None = None
 
     @property
     def topic(self) -> str:
@@ -145,8 +151,8 @@ class Dispatcher:
     async def dispatch(self, chunk: list[ledger.Claimed]) -> Counter:
         """Send one claimed chunk and record every outcome; the new states, counted."""
         clock = time.perf_counter()
-        notifications, devices = await asyncio.to_thread(self._load, chunk)
-        plan = self._plan(chunk, notifications, devices, utcnow())
+        notifications, devices, running = await asyncio.to_thread(self._load, chunk)
+        plan = self._plan(chunk, notifications, devices, running, utcnow())
         loaded, started = time.perf_counter(), utcnow()
         results, invalidations = await self._send(plan.targets, started)
         metrics.count_deliveries(plan.results + results)
@@ -201,17 +207,19 @@ class Dispatcher:
                        devices_table.c.last_seen_at)
                 .where(ledger.among(connection, devices_table.c.id, device_ids)))} \
                 if device_ids else {}
-        return notifications, devices
+            running = activities.load(connection, chunk)
+        return notifications, devices, running
 
-    def _plan(self, chunk, notifications, devices, now) -> Plan:
+    def _plan(self, chunk, notifications, devices, running, now) -> Plan:
         plan = Plan()
         built: dict[uuid.UUID, message.Notification | str] = {}  # str: why it cannot be built
         for claimed in chunk:
             row = notifications[claimed.notification_id]
             if row.id not in built:
                 built[row.id] = _notification_of(row)
-            outcome = self._target(claimed, row, built[row.id], devices.get(claimed.device_id),
-                                   now)
+            device = activities.addressed(claimed, built[row.id], devices, running, now,
+                                          self._settings.live_activity_max_age)
+            outcome = self._target(claimed, row, built[row.id], device, now)
             if isinstance(outcome, ledger.Result):
                 plan.results.append(outcome)
             elif paused := max(self.pauses.remaining(outcome.topic),
@@ -230,6 +238,9 @@ class Dispatcher:
                                  detail="the notification expired before it was sent")
         if isinstance(notification, str):
             return fail("InvalidNotification", notification)
+        if isinstance(device, activities.NotSent):
+            return ledger.Result(claimed.id, device.state, reason=device.reason,
+                                 detail=device.detail)
         if device is None:
             return fail("DeviceGone", "the device was deleted")
         if device.is_invalidated:
@@ -242,7 +253,7 @@ class Dispatcher:
         if isinstance(address, Refusal):
             return fail(address.reason, address.detail)
         return Target(claimed, address, device.id, device.last_seen_at, row.expires_at,
-                      device.channel)
+                      device.channel, claimed.live_activity_id)
 
     # -- judging the answers -------------------------------------------------------------
 
@@ -256,6 +267,8 @@ class Dispatcher:
                     invalidations.append(invalidation)
             elif outcome.action is Action.SENT:
                 result = ledger.Result(target.claimed.id, DeliveryState.SENT, 200)
+                if activities.ends(target):
+                    invalidations.append(Ending(target.live_activity_id, activities.ENDED))
             elif outcome.action is Action.CONFIG_ERROR:
                 refused[(outcome.reason, outcome.status, target.topic)] += 1
                 result = _failed(target, outcome)
@@ -295,6 +308,9 @@ class Dispatcher:
                                      outcome.reason, "the token was registered again after "
                                      "APNs unregistered it: kept"), None
         reason = outcome.reason or "Unregistered"
+        if target.live_activity_id is not None:  # the activity's token: only it ends
+            return (ledger.Result(claimed_id, DeliveryState.INVALIDATED, outcome.status, reason),
+                    Ending(target.live_activity_id, reason, target.address.stored_token))
         return (ledger.Result(claimed_id, DeliveryState.INVALIDATED, outcome.status, reason),
                 Invalidation(target.device_id, target.address.stored_token, reason, cutoff,
                              target.address.live_activity))
@@ -321,7 +337,11 @@ class Dispatcher:
             for seconds in set(paused.values()):
                 ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
                                now, now + timedelta(seconds=seconds))
-            invalidate(connection, invalidations, now, self._settings.invalidation_policy)
+            invalidate(connection, [item for item in invalidations
+                                    if isinstance(item, Invalidation)],
+                       now, self._settings.invalidation_policy)
+            end_activities(connection, [item for item in invalidations
+                                        if isinstance(item, Ending)], now)
             self._queue.requeue(connection, _back_to_pending(results, paused, now))
 
 

@@ -30,6 +30,7 @@ class Claimed:
     device_id: uuid.UUID | None
     apns_id: uuid.UUID
     attempts: int  # including the one just claimed
+    live_activity_id: uuid.UUID | None = None  # an update or end to a running activity
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,8 @@ def _take(connection, condition, limit, lease, now) -> list[Claimed]:
         .values(state=DeliveryState.SENDING, lease_until=now + timedelta(seconds=lease),
                 attempts=deliveries.c.attempts + 1, updated_at=now)
         .returning(deliveries.c.id, deliveries.c.notification_id, deliveries.c.device_id,
-                   deliveries.c.apns_id, deliveries.c.attempts))
+                   deliveries.c.apns_id, deliveries.c.attempts,
+                   deliveries.c.live_activity_id))
     rows = connection.execute(statement).all()
     return sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
 

@@ -17,12 +17,13 @@ from flask import current_app
 from sqlalchemy import case, delete, exists, func, literal, or_, select
 from sqlalchemy.types import Uuid
 
-from app import policies
+from app import metrics, policies
 from app.errors import (
     Conflict,
     ErrorList,
     InvalidAttribute,
     NotFound,
+    ServiceError,
     Unprocessable,
     Where,
 )
@@ -33,6 +34,7 @@ from app.models import (
     Delivery,
     DeliveryState,
     Device,
+    LiveActivity,
     Notification,
     NotificationStatus,
     User,
@@ -41,6 +43,7 @@ from app.models.types import UTCDateTime, utcnow
 from app.push import apns, fcm, message
 from app.push.message import NotificationError, PayloadTooLarge, PushType
 from app.push.queue import queue_for
+from app.resources import live_activities
 from app.resources.listing import Filter, list_page
 from app.upsert import insert_for
 
@@ -48,6 +51,8 @@ from app.upsert import insert_for
 PUSH_TYPES = (PushType.ALERT, PushType.BACKGROUND, PushType.VOIP, PushType.LIVEACTIVITY)
 PUSH_CHANNELS = (Channel.IOS_PUSH, Channel.FCM)
 LIVE_ACTIVITY_START = "start"
+ACTIVITY_EVENTS = ("update", "end")  # sent to running activities' own tokens
+LIVE_ACTIVITY_UPDATE_PRIORITY = 5
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -88,30 +93,62 @@ def _by_state(counts):
 # -- accepting -----------------------------------------------------------------------
 
 
-def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
-           environment=None):
+def accept(principal, content, *, users=(), devices=(), live_activities=(),
+           idempotency_key=None, environment=None):
     """Accept a notification for ``users`` (all their reachable devices) and ``devices``
-    (by id): (notification, created).
+    (by id), or, for a Live Activity update or end, for ``live_activities`` (by id) and
+    the running activities its ``live_activity_audience`` matches: (notification,
+    created).
 
     ``content`` holds ``message.Notification`` fields by name. ``principal`` is the sending
     service (None: an operator, with no idempotency). ``environment`` limits the devices
     to those registered in it. Retrying with the same ``idempotency_key`` returns the first
     notification (created False); the same key with other content is a 409.
     """
+    content = dict(content)
+    audience = content.pop("live_activity_audience", None)
     notification = validated(content)
     stored = message.stored(notification)
-    users, devices = list(users), list(devices)
-    _check_recipient_count(users, devices)
+    recipients = Recipients(list(users), list(devices), list(live_activities), audience)
+    _check_recipients(notification, recipients)
     sender_id = None if principal is None else principal.credential_id
     now = utcnow()
     notification_id = _insert(sender_id, idempotency_key, notification, stored, now)
     if notification_id is None:
-        return _earlier(sender_id, idempotency_key, stored), False
-    _require_existing(User, users, "users")
-    _require_existing(Device, devices, "devices")
-    _insert_deliveries(notification_id, notification, users, devices, environment, now)
+        return _earlier(sender_id, idempotency_key, stored, content), False
+    _require_existing(User, recipients.users, "users")
+    _require_existing(Device, recipients.devices, "devices")
+    _require_running(notification, recipients.live_activities)
+    _insert_deliveries(notification_id, notification, recipients.users, recipients.devices,
+                       environment, now)
+    _insert_activity_deliveries(notification_id, recipients.live_activities, audience,
+                                environment, now)
     _enqueue(notification_id)
     return db.session.get(Notification, notification_id), True
+
+
+@dataclass(frozen=True)
+class Recipients:
+    users: list
+    devices: list
+    live_activities: list
+    audience: dict | None
+
+    @property
+    def to_activities(self):
+        return bool(self.live_activities or self.audience)
+
+    @property
+    def to_devices(self):
+        return bool(self.users or self.devices)
+
+
+def _require_running(notification, ids):
+    try:
+        live_activities.require_running(ids)
+    except ServiceError:
+        metrics.LIVE_ACTIVITY_REFUSED.labels(notification.event).inc()
+        raise
 
 
 def validated(content):
@@ -122,6 +159,7 @@ def validated(content):
         raise InvalidAttribute(f"push_type must be one of {', '.join(PUSH_TYPES)}.",
                                field="push_type")
     notification = message.Notification(**{**content, "push_type": PushType(push_type)})
+    notification = _with_live_activity_defaults(notification)
     _check_priority(notification)
     _check_live_activity(notification)
     _check_payload(notification)
@@ -136,22 +174,54 @@ def _check_priority(notification):
         raise InvalidAttribute("Background pushes must have priority 5.", field="priority")
 
 
+def _with_live_activity_defaults(notification):
+    """An update or end is stamped with the moment it was accepted (a device ignores one
+    older than what it shows) and goes at priority 5 unless told (Apple budgets 10)."""
+    if notification.push_type is not PushType.LIVEACTIVITY or \
+            notification.event not in ACTIVITY_EVENTS:
+        return notification
+    return dataclasses.replace(
+        notification, timestamp=notification.timestamp or int(utcnow().timestamp()),
+        priority=notification.priority or LIVE_ACTIVITY_UPDATE_PRIORITY)
+
+
 def _check_live_activity(notification):
     live = notification.push_type is PushType.LIVEACTIVITY
     if not live:
         if notification.event is not None:
             raise InvalidAttribute("event is for liveactivity pushes.", field="event")
         return
+    if notification.priority not in (None, 5, 10):
+        raise InvalidAttribute("Live Activity pushes go at priority 5 or 10.",
+                               field="priority")
+    if notification.event in ACTIVITY_EVENTS:
+        _check_activity_event(notification)
+        return
     if notification.event != LIVE_ACTIVITY_START:
-        raise Unprocessable(
-            "Only Live Activity start pushes can be sent here (to devices' push-to-start "
-            "tokens): update and end go to a running activity's own token, which the "
-            "registry does not keep.", field="event", code="UNSUPPORTED_EVENT")
+        raise InvalidAttribute("A Live Activity push needs event: start, update or end.",
+                               field="event")
     missing = [name for name in ("timestamp", "attributes_type", "attributes", "content_state")
                if getattr(notification, name) is None]
     if missing:
         raise ErrorList([InvalidAttribute(f"A Live Activity start push needs {name}.",
                                           field=name) for name in missing])
+
+
+def _check_activity_event(notification):
+    """update and end: a content-state; attributes only start an activity; a dismissal
+    date only ends one."""
+    errors = []
+    if notification.content_state is None:
+        errors.append(InvalidAttribute(f"A Live Activity {notification.event} push needs "
+                                       "content_state.", field="content_state"))
+    errors += [InvalidAttribute(f"{name} is for start pushes.", field=name)
+               for name in ("attributes_type", "attributes")
+               if getattr(notification, name) is not None]
+    if notification.dismissal_date is not None and notification.event != "end":
+        errors.append(InvalidAttribute("dismissal_date is for end pushes.",
+                                       field="dismissal_date"))
+    if errors:
+        raise ErrorList(errors)
 
 
 def _check_payload(notification):
@@ -202,11 +272,34 @@ def _expires_at(notification):
     return datetime.fromtimestamp(notification.expiration, UTC)
 
 
-def _check_recipient_count(users, devices):
-    if not users and not devices:
-        raise Unprocessable("Name at least one recipient: users or devices.", field="users",
+def _check_recipients(notification, recipients):
+    """update and end go to running activities (named, or an audience); every other push
+    to users and devices."""
+    to_activities = notification.push_type is PushType.LIVEACTIVITY and \
+        notification.event in ACTIVITY_EVENTS
+    if to_activities and recipients.to_devices:
+        raise Unprocessable("Live Activity updates and ends go to running activities: name "
+                            "live_activities or a live_activity_audience, not users or "
+                            "devices.", field="users" if recipients.users else "devices",
+                            where=Where.RELATIONSHIP, code="WRONG_RECIPIENTS")
+    if not to_activities and recipients.to_activities:
+        field = "live_activities" if recipients.live_activities else "live_activity_audience"
+        raise Unprocessable("Only Live Activity update and end pushes go to running "
+                            "activities; the others go to users and devices.", field=field,
+                            where=Where.RELATIONSHIP if recipients.live_activities
+                            else Where.ATTRIBUTE, code="WRONG_RECIPIENTS")
+    if not (recipients.to_activities if to_activities else recipients.to_devices):
+        names = "live_activities or a live_activity_audience" if to_activities \
+            else "users or devices"
+        raise Unprocessable(f"Name at least one recipient: {names}.",
+                            field="live_activities" if to_activities else "users",
                             where=Where.RELATIONSHIP, code="NO_RECIPIENTS")
-    for name, ids in (("users", users), ("devices", devices)):
+    _check_recipient_count(recipients.users, recipients.devices, recipients.live_activities)
+
+
+def _check_recipient_count(users, devices, live_activities):
+    for name, ids in (("users", users), ("devices", devices),
+                      ("live_activities", live_activities)):
         if len(ids) > MAX_RECIPIENTS:
             raise Unprocessable(f"At most {MAX_RECIPIENTS} {name} in one notification.",
                                 field=name, where=Where.RELATIONSHIP,
@@ -225,10 +318,12 @@ def _insert(sender_id, idempotency_key, notification, stored, now):
     return db.session.execute(statement).scalar_one_or_none()
 
 
-def _earlier(sender_id, idempotency_key, stored):
+def _earlier(sender_id, idempotency_key, stored, content):
     earlier = db.session.scalars(select(Notification).where(
         Notification.sender_id == sender_id,
         Notification.idempotency_key == idempotency_key)).one()
+    if "timestamp" not in content:  # stamped when accepted: the retry's own moment differs
+        stored = {**stored, "timestamp": earlier.content.get("timestamp")}
     if earlier.content != stored:
         raise Conflict(f"This {IDEMPOTENCY_KEY_HEADER} was used for another notification "
                        "with other content.", field=IDEMPOTENCY_KEY_HEADER,
@@ -252,17 +347,8 @@ def _insert_deliveries(notification_id, notification, users, devices, environmen
     """One pending delivery per reachable device: an ``INSERT … SELECT`` per
     ``RECIPIENTS_PER_STATEMENT`` users or devices, so no statement grows without bound
     (1,000 users of 100 devices take ten statements, not 100,000)."""
-    values = {
-        "notification_id": literal(notification_id, Uuid()),
-        "device_id": Device.id,
-        "channel": Device.channel,
-        "apns_id": _random_uuid(db.session.get_bind().dialect.name),
-        "state": literal(DeliveryState.PENDING.value),
-        "attempts": literal(0),
-        "next_attempt_at": literal(now, UTCDateTime()),
-        "created_at": literal(now, UTCDateTime()),
-        "updated_at": literal(now, UTCDateTime()),
-    }
+    values = {**_pending(notification_id, now), "device_id": Device.id,
+              "channel": Device.channel}
     reachable = _reachable(notification, environment)
     # a device named twice (as itself and through its user) gets one delivery
     not_through_users = [or_(Device.user_id.is_(None), Device.user_id.not_in(set(users)))] \
@@ -272,6 +358,41 @@ def _insert_deliveries(notification_id, notification, users, devices, environmen
         for chunk in _chunks(sorted(set(ids))):
             rows = select(*values.values()).where(chosen(chunk), *reachable, *extra)
             db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
+
+
+def _pending(notification_id, now):
+    """The columns every new delivery shares, as the values an ``INSERT … SELECT`` writes."""
+    return {
+        "notification_id": literal(notification_id, Uuid()),
+        "apns_id": _random_uuid(db.session.get_bind().dialect.name),
+        "state": literal(DeliveryState.PENDING.value),
+        "attempts": literal(0),
+        "next_attempt_at": literal(now, UTCDateTime()),
+        "created_at": literal(now, UTCDateTime()),
+        "updated_at": literal(now, UTCDateTime()),
+    }
+
+
+def _insert_activity_deliveries(notification_id, ids, audience, environment, now):
+    """One pending delivery per running activity named or matched by the audience (those
+    with a token of their own: a channel's listeners are reached by a broadcast)."""
+    if not ids and not audience:
+        return
+    values = {**_pending(notification_id, now), "device_id": LiveActivity.device_id,
+              "channel": Device.channel, "live_activity_id": LiveActivity.id}
+    reachable = select(*values.values()).join(Device, Device.id == LiveActivity.device_id) \
+        .where(*live_activities.running(now, live_activities.max_age()),
+               live_activities.with_token(), Device.channel == Channel.IOS_PUSH,
+               *([Device.environment == environment] if environment else []))
+    for chunk in _chunks(sorted(set(ids))):
+        _insert_from(values, reachable.where(LiveActivity.id.in_(chunk)))
+    if audience:
+        named = [LiveActivity.id.not_in(set(ids))] if ids else []
+        _insert_from(values, reachable.where(live_activities.audience(**audience), *named))
+
+
+def _insert_from(values, rows):
+    db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
 
 
 def _enqueue(notification_id):

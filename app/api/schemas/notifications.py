@@ -98,6 +98,28 @@ def not_aps(value):
         raise ValidationError("Custom keys go beside aps: 'aps' itself cannot be one.")
 
 
+class Audience(plain.Field):
+    """Running Live Activities by what they are: ``attributes_type`` (required) and an
+    ``activity_id`` (optional: every activity of that type when left out)."""
+
+    KEYS = {"attributes_type": 255, "activity_id": 128}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError("Send an object: attributes_type, and optionally "
+                                  "activity_id.")
+        unknown = sorted(set(value) - set(self.KEYS))
+        if unknown:
+            raise ValidationError(f"Unknown keys {unknown}; known: {sorted(self.KEYS)}.")
+        if "attributes_type" not in value:
+            raise ValidationError("attributes_type is required.")
+        for key, longest in self.KEYS.items():
+            if key in value and not (isinstance(value[key], str)
+                                     and 1 <= len(value[key]) <= longest):
+                raise ValidationError(f"{key} is a string of 1 to {longest} characters.")
+        return value
+
+
 class NotificationSchema(Schema):
     id = fields.Str(dump_only=True)
     push_type = fields.Str(validate=validate.OneOf(PUSH_TYPES))
@@ -122,6 +144,7 @@ class NotificationSchema(Schema):
     timestamp = PushTime(allow_none=True)
     stale_date = PushTime(allow_none=True)
     dismissal_date = PushTime(allow_none=True)
+    live_activity_audience = Audience(load_only=True)
     status = fields.Str(dump_only=True)
     counts = fields.Dict(dump_only=True)
     created_at = Timestamp(dump_only=True)
