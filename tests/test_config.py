@@ -8,12 +8,12 @@ import pytest
 
 from app import create_app
 from app.config import (
-    DEFAULT_CLIENT_CONFIG,
     PUBLISHED_DEVELOPMENT_SECRET,
     Config,
     ConfigurationError,
     development_secret_key,
 )
+from app.formats.settings import DEFAULT_CLIENT_CONFIG
 
 PRODUCTION = {
     "APP_ENV": "production",
@@ -233,3 +233,12 @@ def test_a_configured_key_is_not_warned_of(monkeypatch, tmp_path, caplog):
         create_app(_config(monkeypatch, SECRET_KEY="y" * 40,
                            DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}"))
     assert not [record for record in caplog.records if "SECRET_KEY" in record.getMessage()]
+
+
+@pytest.mark.parametrize("environment, complaint", [
+    ({"ACCESS_TOKEN_SIGNING_KEYS": "not json"}, "ACCESS_TOKEN_SIGNING_KEYS"),
+    ({"ACCESS_TOKEN_SIGNING_KEYS": '{"a": "no key"}'}, r"ACCESS_TOKEN_SIGNING_KEYS\[a\]"),
+])
+def test_unusable_signing_keys_stop_the_start(monkeypatch, environment, complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
+        create_app(_config(monkeypatch, **environment))

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from app.doctor import doctor
+from app.ops.doctor import doctor
 from tests.conftest import free_port
 from tests.identity_provider import KeyServer, jwks
 from tests.live_server import BIN, ROOT
@@ -180,3 +180,8 @@ def test_identity_provider_keys_that_cannot_be_fetched_are_a_problem(healthy, ke
     assert problems(output) == [
         f"its keys at {key_server.url('/gone')}: fetching the keys failed: HTTPError",
         f"its keys at {providers[1]['keys_url']}: fetching the keys failed: ConnectionError"]
+
+
+def test_unusable_signing_keys_are_a_configuration_problem(healthy):
+    output = examine({**healthy, "ACCESS_TOKEN_SIGNING_KEYS": "not json"}, exit_code=1)
+    assert "PROBLEM  configuration: ACCESS_TOKEN_SIGNING_KEYS must be a JSON object" in output

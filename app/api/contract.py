@@ -4,7 +4,7 @@
 which query parameters and body it takes, what it answers and whether its URL carries a
 secret. Three readers draw on the one statement: the decorator itself, which resolves the
 caller and parses the query before the view runs (the view gets a ``Call``); the OpenAPI
-document (``app/openapi/routes.py``); and the log redaction (``app/logs.py``), for the
+document (``app/openapi/routes.py``); and the log redaction (``app/observability/logs.py``), for the
 paths that carry a secret.
 """
 
@@ -12,7 +12,6 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from app.auth import SERVICES, USER, require
 from app.jsonapi.document import (
     parse_new_resource,
     parse_resource,
@@ -27,6 +26,8 @@ from app.jsonapi.flask import (
 )
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import ResourceType
+from app.observability import logs
+from app.web.auth import SERVICES, USER, require
 
 URL_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -112,8 +113,8 @@ class Route:
 
     @property
     def secret_path_template(self):
-        """The path up to its secret, as ``app/logs.py`` matches it: ``{secret}`` for the
-        secret segment, ``*`` for any other variable."""
+        """The path up to its secret, as ``app/observability/logs.py`` matches it:
+        ``{secret}`` for the secret segment, ``*`` for any other variable."""
         head = self.rule[:self.rule.rindex("<")]
         return "/api" + URL_VARIABLE.sub("*", head) + "{secret}"
 
@@ -133,6 +134,8 @@ def route(blueprint, method, rule, summary, resource_type, *, prepared=True, **c
     ``prepared=False`` leaves both to the view, which then takes only the URL's values."""
     declared = Route(method, rule, summary, resource_type, **contract)
     ROUTES.append(declared)
+    if declared.secret_path:
+        logs.declare_secret_path(declared.secret_path_template)
 
     def register(view):
         blueprint.add_url_rule(rule, view.__name__,
@@ -159,11 +162,6 @@ def routes():
 
     view_modules()
     return tuple(ROUTES)
-
-
-def secret_path_templates():
-    return tuple(sorted({each.secret_path_template for each in routes()
-                         if each.secret_path}))
 
 
 class Call:

@@ -2,7 +2,6 @@
 
 import dataclasses
 
-from app import policies
 from app.api.schemas.apple_device_tokens import AppleDeviceTokenSchema
 from app.api.schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from app.api.schemas.configs import ConfigSchema
@@ -16,6 +15,7 @@ from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
 from app.resources import auth_tokens, devices, live_activities, notifications, sessions, users
 from app.resources.listing import Filter, boolean
+from app.security import policies
 
 APNS = Channel.IOS_PUSH
 # Poparazzi filters tokens by is_production, its view of the environment.

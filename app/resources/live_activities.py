@@ -14,16 +14,15 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 
-from app.auth import SERVICES
+from app.database.upsert import insert_for
 from app.errors import ErrorList, NotFound, Unprocessable, Where
 from app.extensions import db
-from app.ids import uuid_id
-from app.models import Channel, Device, LiveActivity
+from app.formats.ids import uuid_id
+from app.models import Channel, CredentialKind, Device, LiveActivity
 from app.models.types import utcnow
 from app.resources import devices
 from app.resources.listing import Filter, list_page
-from app.security import seal
-from app.upsert import insert_for
+from app.security.crypto import seal
 
 ENDED_BY_END = "End"  # an ``end`` was sent: the activity is over for good
 ENDED_BY_OWNER = "Deleted"
@@ -145,7 +144,7 @@ def _activity_id(raw):
 
 def get(principal, raw_id):
     """For its owner, or for any API key holding ``notifications:send``."""
-    if principal.kind not in SERVICES:
+    if principal.kind != CredentialKind.API_KEY:
         return get_owned(principal, raw_id)
     activity = db.session.get(LiveActivity, _activity_id(raw_id))
     if activity is None:
@@ -155,7 +154,7 @@ def get(principal, raw_id):
 
 def list_activities(principal, listing):
     """The caller's activities (a user), or every activity (an API key), filtered."""
-    owned = () if principal.kind in SERVICES else (_owned_by(principal),)
+    owned = () if principal.kind == CredentialKind.API_KEY else (_owned_by(principal),)
     return list_page(db.session, select(LiveActivity).where(*owned), listing,
                      filters=FILTERS, orders=ORDERS, default_order=DEFAULT_ORDER,
                      unique=LiveActivity.id)

@@ -7,7 +7,6 @@ characters a client sent (``%0A`` in a path, a raw one in a header) are escaped,
 client-controlled string can start a forged log line.
 """
 
-import functools
 import hashlib
 import logging
 import re
@@ -49,14 +48,18 @@ ORIGIN = re.compile(r"(?:[a-z][a-z0-9+.-]*://[^/?#]*)?", re.IGNORECASE)
 SECRET, ANY = "{secret}", "*"
 
 
-@functools.cache
-def secret_path_templates():
-    """Paths that carry secrets, as the routes declare them (``secret_path`` in
-    ``app/api/contract.py``): ``{secret}`` marks a secret segment, ``*`` matches any
-    segment. A template matches the start of a path, letters in any case."""
-    from app.api.contract import secret_path_templates as declared
+_SECRET_PATHS = []  # declared by the routes that carry a secret (``declare_secret_path``)
 
-    return tuple(tuple(template.strip("/").casefold().split("/")) for template in declared())
+
+def declare_secret_path(template):
+    """A path that carries a secret: ``{secret}`` marks the secret segment, ``*`` matches
+    any segment. A template matches the start of a path, letters in any case. Routes
+    declare theirs as they are defined (``secret_path`` in ``app/api/contract.py``)."""
+    _SECRET_PATHS.append(tuple(template.strip("/").casefold().split("/")))
+
+
+def secret_path_templates():
+    return tuple(_SECRET_PATHS)
 
 
 def loggable_path(path, query=""):
@@ -251,7 +254,7 @@ class RequestFields(logging.Filter):
     def filter(self, record):
         from flask import has_request_context, request
 
-        from app.observe import request_id, route_template
+        from app.observability.request_ids import request_id, route_template
 
         if has_request_context():
             record.request_id = request_id()
@@ -266,7 +269,7 @@ def access_fields(status, environ, seconds):
     message names the route template; the path (its secrets digested) is shown only when a
     route matched it, as only then is it known which of its segments are secrets. The
     client is the one ProxyFix settled on."""
-    from app.observe import ROUTE, UNMATCHED, request_id
+    from app.observability.request_ids import ROUTE, UNMATCHED, request_id
 
     method = escape_control(environ.get("REQUEST_METHOD", ""))
     route = environ.get(ROUTE, UNMATCHED)
