@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from environs import Env, EnvError
 
+from app.formats.bundle_ids import is_bundle_id
 from app.formats.settings import (
     DEFAULT_CLIENT_CONFIG,
     client_config,
@@ -363,6 +364,10 @@ class Config:
                 not self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
             raise ConfigurationError("PUSH_QUEUE=procrastinate needs DATABASE_URL pointing at "
                                      "PostgreSQL")
+        for name in ("APNS_BUNDLE_ID", "APNS_TOPIC"):
+            if getattr(self, name) and not is_bundle_id(getattr(self, name)):
+                raise ConfigurationError(f"{name} must be a bundle id as Apple allows it: up "
+                                         "to 155 letters, digits, hyphens and dots")
         if self.PUSH_STANDIN not in (None, "outbox", "off"):
             raise ConfigurationError("PUSH_STANDIN is 'outbox' or 'off'")
         if self.PUSH_INVALIDATION_POLICY not in ("mark", "delete"):

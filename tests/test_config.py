@@ -93,6 +93,9 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
     ("PUSH_CONCURRENCY", "two"),
     ("PUSH_LEASE", "0"),
     ("PUSH_QUARANTINE_RATIO", "1.5"),
+    ("APNS_BUNDLE_ID", "com.example.app\r\nx-injected: 1"),
+    ("APNS_TOPIC", "com.example.app "),
+    ("APNS_TOPIC", "com/example"),
 ])
 def test_malformed_settings_stop_the_start_not_a_later_request(monkeypatch, name, value):
     with pytest.raises(ConfigurationError, match=name):

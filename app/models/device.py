@@ -1,5 +1,4 @@
 import enum
-import re
 import uuid
 from datetime import datetime
 
@@ -20,17 +19,6 @@ class Channel(enum.StrEnum):
 
 # Channels where the APNs-only attributes (environment, VoIP, Live Activity token) apply.
 APNS_CHANNELS = frozenset({Channel.IOS_PUSH})
-
-
-# What Apple allows in a bundle id (reverse-DNS: letters, digits, hyphens and dots, at most
-# 155 characters). It becomes the ``apns-topic`` header: anything else (a CR, LF or space)
-# would put a malformed header on a connection other users' pushes share.
-MAX_BUNDLE_ID_LENGTH = 155
-BUNDLE_ID = re.compile(rf"[A-Za-z0-9.-]{{1,{MAX_BUNDLE_ID_LENGTH}}}")
-
-
-def is_bundle_id(text):
-    return isinstance(text, str) and BUNDLE_ID.fullmatch(text) is not None
 
 
 class Environment(enum.StrEnum):

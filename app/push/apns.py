@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app.models.device import is_bundle_id
+from app.formats.bundle_ids import is_bundle_id
 from app.observability import metrics
 from app.push.fanout import in_order
 from app.push.http2 import (

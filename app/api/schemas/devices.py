@@ -8,8 +8,8 @@ from marshmallow_jsonapi import Schema, fields
 
 from app.api.schemas.fields import StrictBoolean, Timestamp
 from app.api.schemas.users import validate_time_zone
+from app.formats.bundle_ids import MAX_BUNDLE_ID_LENGTH, is_bundle_id
 from app.models import Channel, Environment
-from app.models.device import MAX_BUNDLE_ID_LENGTH, is_bundle_id
 from app.resources.devices import apns_token
 
 SHORT_TEXT = validate.Length(max=32)
