@@ -296,6 +296,24 @@ def test_a_live_activity_push_without_its_token_fails_unsent(app, fake, key_file
     assert (row.state, row.last_reason) == ("failed", "NoLiveActivityToken")
 
 
+def test_a_push_to_start_token_stored_unchecked_fails_its_delivery_unsent(app, fake, key_file):
+    """Rows stored before push-to-start tokens were checked (upper case, not hex)."""
+    with app.app_context():
+        sealed = seal("NOT-HEX-" + "AB" * 32)
+    with rows(app) as connection:
+        device = make_devices(connection, 1, live_activity_token=sealed)[0]
+    (_device,), (delivery,) = one_notification(
+        app, push_type="liveactivity", devices=[device],
+        content={"event": "start", "content_state": {"score": 1}, "timestamp": 1_900_000_000,
+                 "attributes_type": "Match", "attributes": {}})
+
+    send_due(app, apns_environ(fake, key_file))
+
+    assert fake.log == []
+    row = state_of(app)[str(delivery["apns_id"])]
+    assert (row.state, row.last_reason) == ("failed", "InvalidLiveActivityToken")
+
+
 def test_the_provider_token_is_reminted_once_after_expired_provider_token(
         app, public_key, key_file):
     clock = FakeClock()

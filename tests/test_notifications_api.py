@@ -296,6 +296,7 @@ BAD_INPUT = {
                                      "/data/attributes/expiration"),
     "expiration past 9999 in UTC": ({"expiration": "9999-12-31T23:59:59-14:00"}, None, 400,
                                     "/data/attributes/expiration"),
+    "badge past a 32-bit integer": ({"badge": 10**30}, None, 400, "/data/attributes/badge"),
     "huge timestamp": ({**LIVE_START, "timestamp": 10**15}, None, 400,
                        "/data/attributes/timestamp"),
     "timestamp before 1970": ({**LIVE_START, "timestamp": "1969-12-31T23:59:59.5Z"}, None,

@@ -373,6 +373,9 @@ def address(device, notification: Notification, default_topic: str | None
             token = unseal(stored_token)
         except (ImportError, ValueError) as exc:
             return Refusal("InvalidLiveActivityToken", f"cannot unseal it: {exc}")
+        if not HEX_TOKEN.fullmatch(token):  # stored before push-to-start tokens were checked
+            return Refusal("InvalidLiveActivityToken", "it is not an even number of lowercase "
+                                                       "hex digits")
     elif device.is_voip:
         notification = dataclasses.replace(notification, push_type=PushType.VOIP)
     elif notification.push_type is PushType.VOIP:

@@ -124,7 +124,7 @@ class NotificationSchema(Schema):
     id = fields.Str(dump_only=True)
     push_type = fields.Str(validate=validate.OneOf(PUSH_TYPES))
     alert = TextOrObject(ALERT_KEYS, allow_none=True)
-    badge = StrictInteger(allow_none=True, validate=validate.Range(min=0))
+    badge = StrictInteger(allow_none=True, validate=validate.Range(min=0, max=2**31 - 1))
     sound = TextOrObject(SOUND_KEYS, allow_none=True)
     thread_id = fields.Str(allow_none=True, validate=SHORT_TEXT)
     category = fields.Str(allow_none=True, validate=SHORT_TEXT)
