@@ -43,7 +43,7 @@ from app.models.types import UTCDateTime, utcnow
 from app.push import apns, fcm, message
 from app.push.message import NotificationError, PayloadTooLarge, PushType
 from app.push.queue import queue_for
-from app.resources import live_activities
+from app.resources import live_activities, live_activity_channels
 from app.resources.listing import Filter, list_page
 from app.upsert import insert_for
 
@@ -93,12 +93,12 @@ def _by_state(counts):
 # -- accepting -----------------------------------------------------------------------
 
 
-def accept(principal, content, *, users=(), devices=(), live_activities=(),
+def accept(principal, content, *, users=(), devices=(), live_activities=(), channel=None,
            idempotency_key=None, environment=None):
     """Accept a notification for ``users`` (all their reachable devices) and ``devices``
     (by id), or, for a Live Activity update or end, for ``live_activities`` (by id) and
-    the running activities its ``live_activity_audience`` matches: (notification,
-    created).
+    the running activities its ``live_activity_audience`` matches, or for a broadcast
+    ``channel`` (by id: one delivery, one request to APNs): (notification, created).
 
     ``content`` holds ``message.Notification`` fields by name. ``principal`` is the sending
     service (None: an operator, with no idempotency). ``environment`` limits the devices
@@ -109,7 +109,8 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(),
     audience = content.pop("live_activity_audience", None)
     notification = validated(content)
     stored = message.stored(notification)
-    recipients = Recipients(list(users), list(devices), list(live_activities), audience)
+    recipients = Recipients(list(users), list(devices), list(live_activities), audience,
+                            channel)
     _check_recipients(notification, recipients)
     sender_id = None if principal is None else principal.credential_id
     now = utcnow()
@@ -119,10 +120,13 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(),
     _require_existing(User, recipients.users, "users")
     _require_existing(Device, recipients.devices, "devices")
     _require_running(notification, recipients.live_activities)
+    broadcast_to = channel and live_activity_channels.require_open(channel)
     _insert_deliveries(notification_id, notification, recipients.users, recipients.devices,
                        environment, now)
     _insert_activity_deliveries(notification_id, recipients.live_activities, audience,
                                 environment, now)
+    if broadcast_to:
+        _insert_broadcast(notification_id, broadcast_to, now)
     _enqueue(notification_id)
     return db.session.get(Notification, notification_id), True
 
@@ -133,10 +137,11 @@ class Recipients:
     devices: list
     live_activities: list
     audience: dict | None
+    channel: uuid.UUID | None = None
 
     @property
     def to_activities(self):
-        return bool(self.live_activities or self.audience)
+        return bool(self.live_activities or self.audience or self.channel)
 
     @property
     def to_devices(self):
@@ -283,11 +288,18 @@ def _check_recipients(notification, recipients):
                             "devices.", field="users" if recipients.users else "devices",
                             where=Where.RELATIONSHIP, code="WRONG_RECIPIENTS")
     if not to_activities and recipients.to_activities:
-        field = "live_activities" if recipients.live_activities else "live_activity_audience"
+        field = "live_activities" if recipients.live_activities else "channel" \
+            if recipients.channel else "live_activity_audience"
         raise Unprocessable("Only Live Activity update and end pushes go to running "
-                            "activities; the others go to users and devices.", field=field,
-                            where=Where.RELATIONSHIP if recipients.live_activities
-                            else Where.ATTRIBUTE, code="WRONG_RECIPIENTS")
+                            "activities or channels; the others go to users and devices.",
+                            field=field, where=Where.ATTRIBUTE
+                            if field == "live_activity_audience" else Where.RELATIONSHIP,
+                            code="WRONG_RECIPIENTS")
+    if recipients.channel and (recipients.live_activities or recipients.audience):
+        raise Unprocessable("A broadcast reaches every activity on its channel: name the "
+                            "channel alone, without live_activities or an audience.",
+                            field="channel", where=Where.RELATIONSHIP,
+                            code="WRONG_RECIPIENTS")
     if not (recipients.to_activities if to_activities else recipients.to_devices):
         names = "live_activities or a live_activity_audience" if to_activities \
             else "users or devices"
@@ -389,6 +401,14 @@ def _insert_activity_deliveries(notification_id, ids, audience, environment, now
     if audience:
         named = [LiveActivity.id.not_in(set(ids))] if ids else []
         _insert_from(values, reachable.where(live_activities.audience(**audience), *named))
+
+
+def _insert_broadcast(notification_id, channel, now):
+    """One delivery for the whole channel, whatever its audience: APNs fans it out."""
+    db.session.execute(Delivery.__table__.insert().values(
+        notification_id=notification_id, apns_id=uuid.uuid4(), channel=Channel.IOS_PUSH,
+        live_activity_channel_id=channel.id, state=DeliveryState.PENDING.value, attempts=0,
+        next_attempt_at=now, created_at=now, updated_at=now))
 
 
 def _insert_from(values, rows):
