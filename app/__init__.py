@@ -11,9 +11,8 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import surfaces
 from app.config import Config
-from app.database import begin_writes_immediately, configure_engine, engine_options
+from app.database.engine import begin_writes_immediately, configure_engine, engine_options
 from app.errors import ServiceError
 from app.extensions import db, migrate
 from app.jsonapi.flask import (
@@ -22,9 +21,10 @@ from app.jsonapi.flask import (
     private_by_default,
     security_headers,
 )
-from app.logs import RequestFields, json_formatter, text_formatter
-from app.observe import register_request_ids
-from app.request_body import refuse_oversized_chunked_body
+from app.observability.logs import RequestFields, json_formatter, text_formatter
+from app.observability.request_ids import register_request_ids
+from app.web import surfaces
+from app.web.request_body import refuse_oversized_chunked_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ class NoCookieSession(SessionInterface):
 def create_app(config=None):
     config = config or Config()
     config.validate()
+    from app.web.access_tokens import check_signing_keys  # after config: see register_metrics
+
+    check_signing_keys(config)
     app = Pushreg(__name__, static_folder=None)
     app.session_interface = NoCookieSession()
     # "//" in a path is a 404 like any other unknown path, not an HTML redirect.
@@ -63,7 +66,7 @@ def create_app(config=None):
     register_request_ids(app)
     # Imported here: gunicorn.conf.py imports this package and must first settle
     # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads once, on import.
-    from app.metrics import register_metrics
+    from app.observability.metrics import register_metrics
 
     register_metrics(app)
     app.before_request(refuse_oversized_chunked_body)
@@ -117,7 +120,7 @@ def register_blueprints(app):
     from app import openapi
     from app.api import register_api
     from app.compat import auth_tokens_v1, devices_v1, notifications_device_token_v1
-    from app.health import register_health
+    from app.ops.health import register_health
 
     register_api(app)
     app.register_blueprint(openapi.blueprint)
@@ -136,7 +139,7 @@ def register_errorhandlers(app):
 
 
 def register_commands(app):
-    from app.cli import register_cli
+    from app.ops.cli.commands import register_cli
 
     register_cli(app)
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Device, LiveActivity, Notification
-from app.security import unseal
+from app.security.crypto import unseal
 from tests.compat_helpers import api_key
 from tests.factories import bearer, new_token
 from tests.fake_apns import Answer

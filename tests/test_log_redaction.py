@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from app.api import contract
 from app.extensions import db
-from app.logs import (
+from app.observability.logs import (
     EscapingFormatter,
     format_atoms,
     json_formatter,

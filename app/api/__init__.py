@@ -5,9 +5,9 @@ import importlib
 
 from flask import Blueprint
 
-from app import surfaces
 from app.errors import ServiceError
 from app.jsonapi.flask import conditional_get, negotiate
+from app.web import surfaces
 
 VIEW_MODULES = ("sessions", "users", "apple_device_tokens", "devices", "auth_tokens",
                 "access_tokens", "configs", "well_known", "notifications", "deliveries",

@@ -4,11 +4,11 @@ from types import SimpleNamespace
 
 from flask import current_app, request
 
-from app import access_tokens
 from app.api import jsonapi_blueprint
 from app.api.contract import REVEALED, SINGLE, route
 from app.api.types import ACCESS_TOKENS
-from app.auth import ACCESS_TOKEN_COOKIE, signing_keys
+from app.web import access_tokens
+from app.web.auth import ACCESS_TOKEN_COOKIE, signing_keys
 
 blueprint = jsonapi_blueprint("access_tokens", __name__)
 

@@ -3,10 +3,10 @@
 from app.api import jsonapi_blueprint
 from app.api.contract import ANYONE, MANY, REVEALED, SINGLE, route
 from app.api.types import AUTH_TOKENS
-from app.auth import principal_of
 from app.extensions import db
 from app.jsonapi.flask import no_content
 from app.resources import auth_tokens
+from app.web.auth import principal_of
 
 blueprint = jsonapi_blueprint("auth_tokens", __name__)
 AUTH_TOKEN = "/auth_tokens/<token_id>"

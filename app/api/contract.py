@@ -4,7 +4,7 @@
 which query parameters and body it takes, what it answers and whether its URL carries a
 secret. Three readers draw on the one statement: the decorator itself, which resolves the
 caller and parses the query before the view runs (the view gets a ``Call``); the OpenAPI
-document (``app/openapi/routes.py``); and the log redaction (``app/logs.py``), for the
+document (``app/openapi/routes.py``); and the log redaction (``app/observability/logs.py``), for the
 paths that carry a secret.
 """
 
@@ -12,7 +12,6 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from app.auth import SERVICES, USER, require
 from app.jsonapi.document import (
     parse_new_resource,
     parse_resource,
@@ -27,6 +26,7 @@ from app.jsonapi.flask import (
 )
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import ResourceType
+from app.web.auth import SERVICES, USER, require
 
 URL_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -113,7 +113,7 @@ class Route:
 
     @property
     def secret_path_template(self):
-        """The path up to its secret, as ``app/logs.py`` matches it: ``{secret}`` for the
+        """The path up to its secret, as ``app/observability/logs.py`` matches it: ``{secret}`` for the
         secret segment, ``*`` for any other variable."""
         head = self.rule[:self.rule.rindex("<")]
         return "/api" + URL_VARIABLE.sub("*", head) + "{secret}"

@@ -1,13 +1,13 @@
 """App installations and their push endpoints on every channel: the device registry with
 its own ids. The token and the Live Activity push-to-start token are write-only."""
 
-from app import metrics
 from app.api import jsonapi_blueprint
 from app.api.contract import COLLECTION, MANY, ONE, SINGLE, route
 from app.api.types import DEVICE_CHANGES, DEVICES
 from app.errors import Forbidden, Where
 from app.extensions import db
 from app.jsonapi.flask import no_content
+from app.observability import metrics
 from app.resources import devices
 
 blueprint = jsonapi_blueprint("devices", __name__)

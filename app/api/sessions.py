@@ -3,11 +3,11 @@ from flask import request
 from app.api import jsonapi_blueprint
 from app.api.contract import ANYONE, ONE, SINGLE, route
 from app.api.types import SESSIONS
-from app.auth import principal_of
 from app.errors import Forbidden, Where
 from app.extensions import db
 from app.jsonapi.flask import no_content
 from app.resources import sessions
+from app.web.auth import principal_of
 
 blueprint = jsonapi_blueprint("sessions", __name__)
 # Sessions come with their user unless the client asks for other includes.

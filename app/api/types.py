@@ -2,7 +2,6 @@
 
 import dataclasses
 
-from app import policies
 from app.api.schemas.apple_device_tokens import AppleDeviceTokenSchema
 from app.api.schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from app.api.schemas.configs import ConfigSchema
@@ -25,6 +24,7 @@ from app.resources import (
     users,
 )
 from app.resources.listing import Filter, boolean
+from app.security import policies
 
 APNS = Channel.IOS_PUSH
 # Poparazzi filters tokens by is_production, its view of the environment.

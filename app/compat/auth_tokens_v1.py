@@ -7,12 +7,12 @@ Errors are ``{"error": <Name>, "message": …}`` with the seed's names (``NotAut
 
 from flask import jsonify
 
-from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.compat.schemas.auth_tokens_v1 import AuthToken, CreateAuthToken
 from app.extensions import db
-from app.observe import request_id
+from app.observability.request_ids import request_id
 from app.resources import auth_tokens
+from app.web.auth import USER, require
 
 NAMES = {400: "InvalidRequest", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",
          405: "MethodNotAllowed", 409: "Conflict", 413: "RequestTooLarge",

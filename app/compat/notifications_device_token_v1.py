@@ -8,14 +8,14 @@ zone."``). The envelope has no room for more: a request's id is in its ``X-Reque
 header alone.
 """
 
-from app import metrics
 from app.api.schemas.fields import format_timestamp
-from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.compat.schemas.notifications_device_token_v1 import PLATFORMS, DeviceToken
 from app.extensions import db
 from app.models.types import utcnow
+from app.observability import metrics
 from app.resources import devices
+from app.web.auth import USER, require
 
 MESSAGES = {400: "Validation failed", 401: "Authentication required",
             403: "Insufficient permissions", 404: "Resource not found",

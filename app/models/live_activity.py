@@ -32,7 +32,7 @@ class LiveActivity(db.Model):
         ForeignKey("users.id", ondelete="CASCADE"), index=True)
     activity_id: Mapped[str] = mapped_column(String(MAX_ACTIVITY_ID_LENGTH))
     attributes_type: Mapped[str] = mapped_column(String(255))
-    token: Mapped[str | None] = mapped_column(Text)  # sealed (``app.security.seal``)
+    token: Mapped[str | None] = mapped_column(Text)  # sealed (``app.security.crypto.seal``)
     channel_id: Mapped[str | None] = mapped_column(String(255))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ended_reason: Mapped[str | None] = mapped_column(String(64))

@@ -14,16 +14,16 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 
-from app.auth import SERVICES
+from app.database.upsert import insert_for
 from app.errors import ErrorList, NotFound, Unprocessable, Where
 from app.extensions import db
-from app.ids import uuid_id
+from app.formats.ids import uuid_id
 from app.models import Channel, Device, LiveActivity
 from app.models.types import utcnow
 from app.resources import devices
 from app.resources.listing import Filter, list_page
-from app.security import seal
-from app.upsert import insert_for
+from app.security.crypto import seal
+from app.web.auth import SERVICES
 
 ENDED_BY_END = "End"  # an ``end`` was sent: the activity is over for good
 ENDED_BY_OWNER = "Deleted"

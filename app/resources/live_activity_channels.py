@@ -11,10 +11,10 @@ import uuid
 from flask import current_app
 from sqlalchemy import bindparam, delete, select, update
 
-from app.database import EarlyCommit, commit_early
+from app.database.engine import EarlyCommit, commit_early
 from app.errors import BadGateway, NotFound, ServiceUnavailable, Unprocessable, Where
 from app.extensions import db
-from app.ids import uuid_id
+from app.formats.ids import uuid_id
 from app.models import LiveActivityChannel
 from app.push.channels import ChannelManager
 from app.push.settings import PushSettings
