@@ -267,6 +267,13 @@ class Config:
         self.APNS_REQUEST_TIMEOUT = env.float("APNS_REQUEST_TIMEOUT", 10.0)
         self.APNS_TOKEN_MAX_AGE = env.float("APNS_TOKEN_MAX_AGE", 50 * 60.0)
         self.APNS_PING_INTERVAL = env.float("APNS_PING_INTERVAL", 60.0)
+        # broadcast channels are made and deleted on their own hosts and ports
+        self.APNS_BROADCAST_MANAGE_PRODUCTION_URL = env.str(
+            "APNS_BROADCAST_MANAGE_PRODUCTION_URL",
+            "https://api-manage-broadcast.push.apple.com:2196")
+        self.APNS_BROADCAST_MANAGE_SANDBOX_URL = env.str(
+            "APNS_BROADCAST_MANAGE_SANDBOX_URL",
+            "https://api-manage-broadcast.sandbox.push.apple.com:2195")
 
     def _secret_key(self, env):
         """``SECRET_KEY``; unset outside production, the development key kept in

@@ -8,6 +8,7 @@ key, serves, and prints one JSON line with the URL, CA file and key to use.
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -39,6 +40,9 @@ SUFFIXES = {"voip": ".voip", "liveactivity": ".push-type.liveactivity",
             "complication": ".complication", "fileprovider": ".pushkit.fileprovider",
             "location": ".location-query", "pushtotalk": ".voip-ptt"}
 DEVICE_PATH = re.compile(r"/3/device/([0-9a-fA-F]+)")
+BROADCAST_PATH = re.compile(r"/4/broadcasts/apps/([^/]+)")
+CHANNELS_PATH = re.compile(r"/1/apps/([^/]+)/(channels|all-channels)")
+CHANNEL_LIMIT = 10_000  # per app and environment
 TOKEN_LIFETIME = 3600
 TOKEN_UPDATE_INTERVAL = 20 * 60
 
@@ -52,6 +56,8 @@ class Answer:
     timestamp: int | None = None  # 410: milliseconds since the epoch
     delay: float = 0.0
     hang: bool = False
+    headers: tuple = ()  # extra answer headers (a new channel's apns-channel-id)
+    body: bytes | None = None  # a success's body (a channel read)
 
 
 @dataclass
@@ -163,9 +169,10 @@ class _ServerH2(h2.connection.H2Connection):
 
 
 class _ServerConnection(asyncio.Protocol):
-    def __init__(self, fake: "FakeApns", number: int):
+    def __init__(self, fake: "FakeApns", number: int, manages: bool = False):
         self._fake = fake
         self.number = number
+        self.manages = manages  # on the channel management port
         self._loop = asyncio.get_running_loop()
         self._h2 = _ServerH2(config=fake.h2_config)
         self._h2.encoder = MemoEncoder()
@@ -284,6 +291,7 @@ class FakeApns:
             normalize_outbound_headers=False, validate_outbound_headers=False)
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
+        self.manage_log: list[Logged] = []  # channel management requests
         self.answered = 0
         # Per stream-limit setting (the first, then one per change): the most streams open
         # on one connection when a new one arrived.
@@ -291,6 +299,10 @@ class FakeApns:
         self._tokens = _ProviderTokens(public_key, key_id, team_id, clock)
         self._connections: set[_ServerConnection] = set()
         self._connection_count = 0
+        self.channels: dict[str, int] = {}  # channel id → its message storage policy
+        self.channel_limit = CHANNEL_LIMIT
+        self.manage_url = None
+        self._manage_server = None
         self._holding = False
         self._held: list[_Held] = []
         self._received = threading.Condition()
@@ -341,6 +353,7 @@ class FakeApns:
         started.set()
         self._loop.run_forever()
         self._server.close()
+        self._manage_server.close()
         for conn in list(self._connections):
             conn.abort()
         self._loop.run_until_complete(asyncio.sleep(0))
@@ -352,6 +365,10 @@ class FakeApns:
         self._server = await asyncio.get_running_loop().create_server(
             self._new_connection, host, port, ssl=self._ssl_context(host))
         self.url = f"https://{host}:{self._server.sockets[0].getsockname()[1]}"
+        # channel management: its own port, as APNs has its own hosts and ports for it
+        self._manage_server = await asyncio.get_running_loop().create_server(
+            lambda: self._new_connection(manages=True), host, 0, ssl=self._ssl_context(host))
+        self.manage_url = f"https://{host}:{self._manage_server.sockets[0].getsockname()[1]}"
 
     def _ssl_context(self, host):
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -359,9 +376,9 @@ class FakeApns:
         context.set_alpn_protocols(["h2"])
         return context
 
-    def _new_connection(self):
+    def _new_connection(self, manages=False):
         self._connection_count += 1
-        return _ServerConnection(self, self._connection_count)
+        return _ServerConnection(self, self._connection_count, manages)
 
     # -- controls (any thread) ---------------------------------------------------------
 
@@ -438,10 +455,13 @@ class FakeApns:
         entry = self._entry(conn, stream_id, headers, body)
         if self.keep_log:
             with self._received:
-                self.log.append(entry)
+                (self.manage_log if conn.manages else self.log).append(entry)
                 self._received.notify_all()
-        problem = self._check(headers, body, entry)
-        answer = self.Answer(*problem) if problem else self._scripted(entry.token)
+        if conn.manages:
+            answer = self._manage(headers, body)
+        else:
+            problem = self._check(headers, body, entry)
+            answer = self.Answer(*problem) if problem else self._scripted(entry.token)
         if answer.hang:
             return
         if self._holding:
@@ -457,7 +477,8 @@ class FakeApns:
 
     def _entry(self, conn, stream_id: int, headers: dict, body: bytes) -> Logged:
         match = DEVICE_PATH.fullmatch(headers.get(":path", ""))
-        return Logged(headers.get("apns-id"), match and match.group(1).lower(),
+        return Logged(headers.get("apns-id") or headers.get("apns-request-id"),
+                      match and match.group(1).lower(),
                       headers.get("apns-topic"), headers.get("apns-push-type"),
                       conn.number, stream_id,
                       headers=dict(headers) if self.keep_log else None,
@@ -470,23 +491,100 @@ class FakeApns:
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
     def _respond(self, conn, stream_id, entry: Logged, answer: Answer):
-        body = b""
-        if answer.status != 200:
+        body = answer.body or b""
+        if answer.status >= 300:
             error = {"reason": answer.reason}
             if answer.timestamp is not None:
                 error["timestamp"] = answer.timestamp
             body = json.dumps(error).encode()
-        if conn.respond(stream_id, answer.status, entry.apns_id, body):
+        if conn.respond(stream_id, answer.status, entry.apns_id, body, answer.headers):
             entry.status = answer.status
             self.answered += 1
 
     def _check(self, headers: dict, body: bytes, entry) -> tuple[int, str] | None:
         if headers.get(":method") != "POST":
             return 405, "MethodNotAllowed"
+        if BROADCAST_PATH.fullmatch(headers.get(":path", "")):
+            return self._tokens.check(headers.get("authorization")) or \
+                self._check_broadcast(headers, body)
         if not entry.token:
             return 404, "BadPath"
         return (self._tokens.check(headers.get("authorization"))
                 or self._check_headers(headers) or _check_body(headers, body))
+
+    # -- broadcasts and channel management (iOS 18) -------------------------------------
+
+    def _check_broadcast(self, headers: dict, body: bytes) -> tuple[int, str] | None:
+        """``POST /4/broadcasts/apps/<bundle id>`` naming the channel in apns-channel-id."""
+        if BROADCAST_PATH.fullmatch(headers[":path"]).group(1) != self.bundle_id:
+            return 400, "BadTopic"
+        channel_id = headers.get("apns-channel-id")
+        if not channel_id:
+            return 400, "MissingChannelId"
+        if channel_id not in self.channels:
+            return 400, "ChannelNotRegistered"
+        if headers.get("apns-push-type") != "liveactivity":
+            return 400, "InvalidPushType"
+        if headers.get("apns-priority", "10") not in ("5", "10"):
+            return 400, "BadPriority"
+        if self.channels[channel_id] == 0 and headers.get("apns-expiration", "0") != "0":
+            return 400, "BadExpirationDate"  # a channel storing nothing takes no expiry
+        if "apns-request-id" in headers and not _is_uuid(headers["apns-request-id"]):
+            return 400, "BadMessageId"
+        return _check_body(headers, body)
+
+    def _manage(self, headers: dict, body: bytes) -> Answer:
+        """The channel management API: create, read, list and delete channels."""
+        match = CHANNELS_PATH.fullmatch(headers.get(":path", ""))
+        if match is None:
+            return self.Answer(404, "BadPath")
+        problem = self._tokens.check(headers.get("authorization"))
+        if problem:
+            return self.Answer(*problem)
+        if match.group(1) != self.bundle_id:
+            return self.Answer(400, "BadTopic")
+        method, listing = headers.get(":method"), match.group(2) == "all-channels"
+        if listing:
+            return self._json(200, {"channels": sorted(self.channels)}) if method == "GET" \
+                else self.Answer(405, "MethodNotAllowed")
+        if method == "POST":
+            return self._create_channel(body)
+        if method not in ("GET", "DELETE"):
+            return self.Answer(405, "MethodNotAllowed")
+        channel_id = headers.get("apns-channel-id")
+        if not channel_id:
+            return self.Answer(400, "MissingChannelId")
+        if channel_id not in self.channels:
+            return self.Answer(404, "ChannelNotRegistered")
+        if method == "DELETE":
+            del self.channels[channel_id]
+            return self.Answer(204)
+        return self._json(200, {"message-storage-policy": self.channels[channel_id],
+                                "push-type": "LiveActivity"})
+
+    def _create_channel(self, body: bytes) -> Answer:
+        try:
+            config = json.loads(body)
+        except ValueError:
+            return self.Answer(400, "BadRequestBody")
+        if not isinstance(config, dict) or "push-type" not in config:
+            return self.Answer(400, "MissingPushType")
+        if config["push-type"] != "LiveActivity":
+            return self.Answer(400, "InvalidPushType")
+        if config.get("message-storage-policy") not in (0, 1):
+            return self.Answer(400, "BadMessageStoragePolicy")
+        if len(self.channels) >= self.channel_limit:
+            return self.Answer(400, "CannotCreateChannelConfig")
+        channel_id = base64.b64encode(uuid.uuid4().bytes).decode()
+        self.channels[channel_id] = config["message-storage-policy"]
+        return self.Answer(201, headers=(("apns-channel-id", channel_id),))
+
+    def delete_channel(self, channel_id: str):
+        """As if another system (or Apple) deleted it: broadcasts to it are refused."""
+        self._call(self.channels.pop, channel_id, None)
+
+    def _json(self, status: int, document) -> Answer:
+        return self.Answer(status, body=json.dumps(document).encode())
 
     def _check_headers(self, headers: dict) -> tuple[int, str] | None:
         topic, push_type = headers.get("apns-topic"), headers.get("apns-push-type")

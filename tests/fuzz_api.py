@@ -99,7 +99,8 @@ class Person:
         self.access_token = self.created("POST", "/api/access_tokens", {
             "data": {"type": "access_tokens"}})["attributes"]["value"]
         self.api_key = json.loads(flask_cli(env, "keys", "create", "--name", "fuzz",
-                                            "--scope", "notifications:send"))["key"]
+                                            "--scope", "notifications:send", "--scope",
+                                            "live_activities:manage"))["key"]
 
     def created(self, method, path, document, headers=None, status=201):
         response = self.client.request(method, path, document, extra_headers=headers)

@@ -41,8 +41,6 @@ MAX_LINES = 500
 LONG_FILES = {
     "app/push/http2.py": (580, "one HTTP/2 connection's state machine; its codec is "
                                "already in http2_codec.py"),
-    "app/resources/notifications.py": (520, "accepting and reading notifications; its "
-                                            "content rules move out with the audiences"),
 }
 ENVIRONMENT_READER = "app/config.py"
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Device, LiveActivity
+from app.models import Device, LiveActivity, Notification
 from app.security.crypto import unseal
 from tests.compat_helpers import api_key
 from tests.factories import bearer, new_token
@@ -267,3 +267,59 @@ def test_prune_deletes_ended_and_too_old_activities(client, app, monkeypatch):
     with app.app_context():
         assert [activity.id for activity in db.session.scalars(select(LiveActivity))] == [
             uuid.UUID(kept["id"])]
+
+
+# -- flask push send --live-activity-event ------------------------------------------------
+
+
+def push_send(app, *args, exit_code=0):
+    result = app.test_cli_runner().invoke(args=["push", "send", *args])
+    assert result.exit_code == exit_code, result.output
+    return json.loads(result.output) if exit_code == 0 else result.output
+
+
+def test_push_send_updates_named_activities_and_an_audience(client, app):
+    caller = Caller(client, app)
+    device_id, _ = register_device(client, caller)
+    named = register(client, caller, device_id, new_token(), activity_id="named")
+    register(client, caller, device_id, new_token(), activity_id="final")
+    register(client, caller, device_id, new_token(), activity_id="semi")
+
+    sent = push_send(app, "--live-activity-event", "update", "--live-activity", named["id"],
+                     "--content-state", '{"eta": 5}', "--priority", "10")
+    assert sent["deliveries"] == 1
+    with app.app_context():
+        content = db.session.get(Notification, uuid.UUID(sent["id"])).content
+        db.session.remove()
+    assert (content["event"], content["content_state"], content["priority"]) == (
+        "update", {"eta": 5}, 10)
+    assert push_send(app, "--live-activity-event", "end", "--attributes-type",
+                     "MatchAttributes", "--activity-id", "final", "--content-state",
+                     "{}")["deliveries"] == 1
+    assert push_send(app, "--live-activity-event", "update", "--attributes-type",
+                     "MatchAttributes", "--content-state", "{}")["deliveries"] == 3
+
+
+def test_push_send_starts_an_activity_on_push_to_start_tokens(client, app):
+    caller = Caller(client, app)
+    register_device(client, caller, push_to_start=new_token())
+    sent = push_send(app, "--live-activity-event", "start", "--user", caller.user_id,
+                     "--attributes-type", "MatchAttributes", "--attributes", '{"home": "A"}',
+                     "--content-state", '{"score": "0-0"}')
+    assert sent["deliveries"] == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--live-activity-event", "update", "--content-state", "[1]"], "not a JSON object"),
+    (["--live-activity-event", "update", "--content-state", "{}"], "at least one recipient"),
+    (["--live-activity-event", "update", "--content-state", "{}", "--live-activity",
+      str(uuid.uuid4())], "There is no live activity"),
+    (["--live-activity-event", "start", "--user", str(uuid.uuid4())], "content_state"),
+    (["--user", str(uuid.uuid4())], "Give --alert"),
+])
+def test_push_send_refuses_a_live_activity_push_that_cannot_be_sent(app, args, message):
+    output = push_send(app, *args, exit_code=1 if "recipient" in message or "There is"
+                       in message or "content_state" in message else 2)
+    assert message in output
+    with app.app_context():
+        assert db.session.scalars(select(Notification)).all() == []

@@ -52,6 +52,7 @@ ANYONE = Credentials(None)
 PEOPLE = Credentials(USER)
 SENDERS = Credentials(SERVICES, "notifications:send")
 PEOPLE_OR_SENDERS = Credentials(USER | SERVICES, "notifications:send")
+CHANNEL_MANAGERS = Credentials(SERVICES, "live_activities:manage")
 
 
 @dataclass(frozen=True)

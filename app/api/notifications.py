@@ -17,6 +17,7 @@ from app.api.contract import (
     ONE,
     SENDERS,
     SINGLE,
+    ToOne,
     route,
 )
 from app.api.types import DELIVERIES, NOTIFICATIONS
@@ -33,12 +34,14 @@ TYPE = NOTIFICATIONS.type
 NOTIFICATION = "/notifications/<notification_id>"
 # relationship → type of its members
 RECIPIENTS = {"users": "users", "devices": "devices", "live_activities": "live_activities"}
+CHANNEL = "channel"  # a broadcast: one request to every activity subscribed to the channel
+CHANNEL_TYPE = "live_activity_channels"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 @route(blueprint, "POST", "/notifications", "Send a notification to users or devices",
        NOTIFICATIONS, credentials=SENDERS, query=SINGLE, body=NOTIFICATIONS,
-       body_linkage=RECIPIENTS, responses={202: ONE},
+       body_linkage={**RECIPIENTS, CHANNEL: ToOne(CHANNEL_TYPE)}, responses={202: ONE},
        headers={notifications.IDEMPOTENCY_KEY_HEADER: "The same key sends the notification "
                 "once (1 to 255 characters)."},
        description="Needs an API key with the notifications:send scope.")
@@ -47,6 +50,8 @@ def send_notification(call):
     parsed = parse_resource(request_body(), NOTIFICATIONS)
     recipients = {name: _identifiers(name, parsed.linkage.pop(name))
                   for name in RECIPIENTS if name in parsed.linkage}
+    if CHANNEL in parsed.linkage:
+        recipients[CHANNEL] = _channel(parsed.linkage.pop(CHANNEL))
     if parsed.echoes_members:
         refuse_changes_to_read_only(parsed, None, NOTIFICATIONS, None)
     notification, _ = notifications.accept(call.principal, parsed.attributes,
@@ -110,6 +115,12 @@ def _identifiers(name, linkage):
                               pointer=pointer)
     return [identifier_id(RECIPIENTS[name], item, f"{pointer}/{index}")
             for index, item in enumerate(linkage)]
+
+
+def _channel(linkage):
+    if linkage is None:
+        return None
+    return identifier_id(CHANNEL_TYPE, linkage, f"/data/relationships/{CHANNEL}/data")
 
 
 def identifier_id(type_name, identifier, pointer):

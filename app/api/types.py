@@ -7,13 +7,22 @@ from app.api.schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from app.api.schemas.configs import ConfigSchema
 from app.api.schemas.devices import DeviceChangeSchema, DeviceSchema
 from app.api.schemas.live_activities import LiveActivitySchema
+from app.api.schemas.live_activity_channels import LiveActivityChannelSchema
 from app.api.schemas.notifications import DeliverySchema, NotificationSchema
 from app.api.schemas.sessions import SessionSchema
 from app.api.schemas.users import UserSchema
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
-from app.resources import auth_tokens, devices, live_activities, notifications, sessions, users
+from app.resources import (
+    auth_tokens,
+    devices,
+    live_activities,
+    live_activity_channels,
+    notifications,
+    sessions,
+    users,
+)
 from app.resources.listing import Filter, boolean
 from app.security import policies
 
@@ -140,4 +149,13 @@ LIVE_ACTIVITIES = registry.add(ResourceType(
                             filterable=tuple(live_activities.FILTERS)),
     relationships={"device": Relationship("device", "devices", key="device_id"),
                    "user": Relationship("user", "users", key="user_id")},
+))
+
+LIVE_ACTIVITY_CHANNELS = registry.add(ResourceType(
+    type="live_activity_channels",
+    schema=LiveActivityChannelSchema,
+    load=lambda principal, channel_id, include:
+        live_activity_channels.get_owned(principal, channel_id),
+    collection=Capabilities(collection=True, sortable=tuple(live_activity_channels.ORDERS),
+                            filterable=tuple(live_activity_channels.FILTERS)),
 ))

@@ -126,6 +126,9 @@ class EarlyCommit(enum.Enum):
                            "called, so no lock is held while it answers")
     UNSENT_CODE_VOID = "a code that was never texted must not stay valid"
     WRONG_TRY_COUNTS = "a wrong try counts although the request fails"
+    BEFORE_CHANNEL_MANAGEMENT = ("no lock is held while APNs's channel management API "
+                                 "answers, and the provider token it may renew is stored on "
+                                 "a connection of its own, which the lock would block")
 
 
 def commit_early(why):

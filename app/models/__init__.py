@@ -5,7 +5,7 @@ from app.models.dev_push import DevPushMessage
 from app.models.device import APNS_CHANNELS, Channel, Device, Environment
 from app.models.heartbeat import WorkerHeartbeat
 from app.models.identity import ProviderIdentity
-from app.models.live_activity import LiveActivity
+from app.models.live_activity import LiveActivity, LiveActivityChannel
 from app.models.notification import (
     FINAL_STATES,
     Delivery,
@@ -31,6 +31,7 @@ __all__ = [
     "Device",
     "Environment",
     "LiveActivity",
+    "LiveActivityChannel",
     "Notification",
     "NotificationStatus",
     "ProviderIdentity",

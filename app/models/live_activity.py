@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -45,3 +45,28 @@ class LiveActivity(db.Model):
         age = timedelta(seconds=current_app.config["LIVE_ACTIVITY_MAX_AGE"])
         return "running" if self.ended_at is None and self.created_at > utcnow() - age \
             else "ended"
+
+
+class LiveActivityChannel(db.Model):
+    """An iOS 18 broadcast channel, made at APNs's channel management API for one app and
+    environment: the ``channel_id`` APNs gave it is what the app subscribes its activities
+    to. Owned by the API key that made it (``owner_id``); ``ended_at`` is set when it was
+    found gone at APNs (a broadcast answered ``ChannelNotRegistered``)."""
+
+    __tablename__ = "live_activity_channels"
+    __table_args__ = (UniqueConstraint("environment", "channel_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("credentials.id", ondelete="SET NULL"), index=True)
+    channel_id: Mapped[str] = mapped_column(String(255))
+    environment: Mapped[str] = mapped_column(String(16))
+    message_storage_policy: Mapped[int] = mapped_column(Integer)  # APNs's 0 or 1
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def state(self) -> str:
+        return "open" if self.ended_at is None else "ended"

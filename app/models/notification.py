@@ -81,6 +81,9 @@ class Delivery(db.Model):
     # a Live Activity update or end: the activity it goes to (its token, not the device's)
     live_activity_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("live_activities.id", ondelete="SET NULL"), index=True)
+    # a broadcast: the one request to a channel, whatever its audience
+    live_activity_channel_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("live_activity_channels.id", ondelete="SET NULL"), index=True)
     apns_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -32,7 +32,8 @@ SECURITY_SCHEMES = {
                           "description": "The access token as the cookie it is set as."},
     "apiKey": {"type": "http", "scheme": "bearer",
                "description": "An API key (`flask keys create`); notifications need the "
-                              "notifications:send scope."},
+                              "notifications:send scope, broadcast channels "
+                              "live_activities:manage."},
     "metricsToken": {"type": "http", "scheme": "bearer",
                      "description": "METRICS_TOKEN, unless the caller's address is within "
                                     "METRICS_ALLOW."},

@@ -24,7 +24,7 @@ from app.openapi.operations import (
 
 # The security schemes that present each kind of caller a route accepts.
 SCHEMES = {contract.ANYONE: PUBLIC, contract.PEOPLE: USER, contract.SENDERS: SERVICE,
-           contract.PEOPLE_OR_SENDERS: (*USER, *SERVICE)}
+           contract.CHANNEL_MANAGERS: SERVICE, contract.PEOPLE_OR_SENDERS: (*USER, *SERVICE)}
 
 
 def _names(names, sign=""):

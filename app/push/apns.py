@@ -47,6 +47,9 @@ __all__ = ["Action", "ApnsClient", "ApnsSettings", "Device", "Notification",
 
 PRODUCTION_URL = "https://api.push.apple.com"
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
+# Channel management (iOS 18 broadcast channels) has its own hosts and ports.
+MANAGE_PRODUCTION_URL = "https://api-manage-broadcast.push.apple.com:2196"
+MANAGE_SANDBOX_URL = "https://api-manage-broadcast.sandbox.push.apple.com:2195"
 SANDBOX = "sandbox"
 PAYLOAD_LIMIT = 4096
 VOIP_PAYLOAD_LIMIT = 5120
@@ -72,11 +75,17 @@ def topic_for(bundle_id: str, push_type: PushType) -> str:
 @dataclass(frozen=True)
 class Device:
     """A device token (even-length hex), the APNs environment it was registered in, and
-    its app's bundle id (the topic; the client's configured ``bundle_id`` when None)."""
+    its app's bundle id (the topic; the client's configured ``bundle_id`` when None).
+
+    A broadcast channel is addressed the same way: ``channel_id`` set, ``token`` empty,
+    and ``expiration_zero`` when the channel stores no message (APNs then wants
+    ``apns-expiration: 0``)."""
 
     token: str
     environment: str = "production"
     bundle_id: str | None = None
+    channel_id: str | None = None
+    expiration_zero: bool = False
 
     @property
     def sandbox(self) -> bool:
@@ -128,6 +137,8 @@ def build_request(device: Device, notification: Notification, apns_id: str,
     """The request for one device. ``templates``: a dict the caller keeps while
     ``notification`` lives, where the headers and payload every device shares are built
     once per notification and topic."""
+    if device.channel_id is not None:
+        return _broadcast_request(device, notification, apns_id, bundle_id)
     token = device.token
     if not HEX_TOKEN.fullmatch(token):
         raise NotificationError("the device token is not lowercase, even-length hex")
@@ -141,6 +152,23 @@ def build_request(device: Device, notification: Notification, apns_id: str,
         headers, body = shared
     return ApnsRequest(apns_id, f"/3/device/{token}",
                        (*headers, unindexed("apns-id", _checked_apns_id(apns_id))), body)
+
+
+def _broadcast_request(channel: Device, notification: Notification, apns_id: str,
+                       bundle_id: str) -> ApnsRequest:
+    """One broadcast to every activity subscribed to the channel: the bundle id in the path,
+    the channel in ``apns-channel-id``, no topic; the delivery's id as ``apns-request-id``."""
+    if notification.push_type is not PushType.LIVEACTIVITY:
+        raise NotificationError("only Live Activity pushes are broadcast on channels")
+    expiration = 0 if channel.expiration_zero else notification.expiration
+    headers = [("apns-push-type", notification.push_type.value),
+               ("apns-channel-id", channel.channel_id),
+               ("apns-priority", str(_priority(notification)))]
+    if expiration is not None:
+        headers.append(("apns-expiration", str(int(expiration))))
+    return ApnsRequest(apns_id, f"/4/broadcasts/apps/{bundle_id}",
+                       (*headers, unindexed("apns-request-id", _checked_apns_id(apns_id))),
+                       build_payload(notification))
 
 
 def _shared_part(notification: Notification, bundle_id: str
@@ -192,13 +220,17 @@ def _checked_collapse_id(collapse_id: str) -> str:
 
 
 _INVALIDATING_REASONS = {"BadDeviceToken", "DeviceTokenNotForTopic"}
+# A broadcast's channel is gone (deleted, or never made in this environment): judged by the
+# reason whatever the status, as Apple's page gives no status we could check.
+CHANNEL_GONE = "ChannelNotRegistered"
 
 
 def classify(status: int, reason: str | None) -> Action:
     """The action for one APNs answer (APNS.md's table)."""
     if status == 200:
         return Action.SENT
-    if status == 410 or (status == 400 and reason in _INVALIDATING_REASONS):
+    if status == 410 or (status == 400 and reason in _INVALIDATING_REASONS) \
+            or reason == CHANNEL_GONE:
         return Action.INVALIDATE
     if status == 403 and reason == "ExpiredProviderToken":
         return Action.REMINT_AND_RETRY
@@ -246,6 +278,8 @@ class ApnsSettings:
     ping_interval: float = 60.0
 
     topic: str | None = None  # APNS_TOPIC: for devices registered without a bundle id
+    manage_production_url: str = MANAGE_PRODUCTION_URL
+    manage_sandbox_url: str = MANAGE_SANDBOX_URL
 
     @property
     def default_topic(self) -> str:
@@ -271,7 +305,9 @@ class ApnsSettings:
                    config["APNS_CA_FILE"], config["APNS_CONNECTIONS"],
                    config["APNS_MAX_STREAMS"], config["APNS_REQUEST_TIMEOUT"],
                    config["APNS_TOKEN_MAX_AGE"], config["APNS_PING_INTERVAL"],
-                   config["APNS_TOPIC"])
+                   config["APNS_TOPIC"],
+                   config.get("APNS_BROADCAST_MANAGE_PRODUCTION_URL") or MANAGE_PRODUCTION_URL,
+                   config.get("APNS_BROADCAST_MANAGE_SANDBOX_URL") or MANAGE_SANDBOX_URL)
 
     def client_settings(self) -> ClientSettings:
         return ClientSettings(connections=self.connections,
@@ -297,6 +333,10 @@ class ApnsClient:
     def capacity(self) -> int:
         """Streams in flight at most, per environment."""
         return self._settings.connections * self._settings.max_streams
+
+    def broadcast_address(self, channel, notification: Notification) -> Address | Refusal:
+        """Where a broadcast goes: a ``live_activity_channels`` row → its channel at APNs."""
+        return broadcast_address(channel, notification, self._settings.bundle_id)
 
     def address(self, device, notification: Notification) -> Address | Refusal:
         """The token rule: VoIP devices get VoIP pushes, Live Activity pushes go to the
@@ -357,6 +397,18 @@ class ApnsClient:
             return Outcome(request.apns_id, Action.CONFIG_ERROR, reason=INVALID_HEADER,
                            detail=str(exc))
         return outcome_of(request.apns_id, response)
+
+
+def broadcast_address(channel, notification: Notification, bundle_id: str
+                      ) -> Address | Refusal:
+    """``ApnsClient.broadcast_address`` for a channel row (``channel_id``, ``environment``,
+    ``message_storage_policy``)."""
+    if notification.push_type is not PushType.LIVEACTIVITY:
+        return Refusal("NotLiveActivity", "only Live Activity pushes go to channels")
+    target = Device("", channel.environment, bundle_id, channel.channel_id,
+                    expiration_zero=channel.message_storage_policy == 0)
+    return Address(target, notification, topic_for(bundle_id, PushType.LIVEACTIVITY),
+                   channel.channel_id, live_activity=True)
 
 
 def address(device, notification: Notification, default_topic: str | None

@@ -43,6 +43,7 @@ from app.push import fcm, ledger, message
 from app.push import live_activities as activities
 from app.push.message import Action, Address, Refusal, Transport
 from app.push.queue import NO_QUEUE, Queue
+from app.resources import live_activity_channels as channels
 from app.resources.devices import Invalidation, invalidate
 from app.resources.live_activities import Ending
 from app.resources.live_activities import end as end_activities
@@ -90,6 +91,14 @@ class DispatchSettings:
             live_activity_max_age=timedelta(seconds=config["LIVE_ACTIVITY_MAX_AGE"]))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChannelEnding:
+    """A broadcast channel APNs answered is gone: it takes no more broadcasts."""
+
+    channel_id: uuid.UUID
+    reason: str
+
+
 class Pauses:
     """Topics (or every topic) not to send to until a moment: after a configuration error,
     the deliveries behind it wait instead of failing one by one."""
@@ -119,6 +128,7 @@ class Target:
     deadline: datetime | None
     channel: str
     live_activity_id: uuid.UUID | None = None
+    live_activity_channel_id: uuid.UUID | None = None  # a broadcast
 
     @property
     def topic(self) -> str:
@@ -151,8 +161,9 @@ class Dispatcher:
     async def dispatch(self, chunk: list[ledger.Claimed]) -> Counter:
         """Send one claimed chunk and record every outcome; the new states, counted."""
         clock = time.perf_counter()
-        notifications, devices, running = await asyncio.to_thread(self._load, chunk)
-        plan = self._plan(chunk, notifications, devices, running, utcnow())
+        notifications, devices, running, broadcast = await asyncio.to_thread(self._load,
+                                                                             chunk)
+        plan = self._plan(chunk, notifications, devices, running, broadcast, utcnow())
         loaded, started = time.perf_counter(), utcnow()
         results, invalidations = await self._send(plan.targets, started)
         metrics.count_deliveries(plan.results + results)
@@ -208,18 +219,24 @@ class Dispatcher:
                 .where(ledger.among(connection, devices_table.c.id, device_ids)))} \
                 if device_ids else {}
             running = activities.load(connection, chunk)
-        return notifications, devices, running
+            broadcast = channels.load(connection, {
+                claimed.live_activity_channel_id for claimed in chunk
+                if claimed.live_activity_channel_id})
+        return notifications, devices, running, broadcast
 
-    def _plan(self, chunk, notifications, devices, running, now) -> Plan:
+    def _plan(self, chunk, notifications, devices, running, broadcast, now) -> Plan:
         plan = Plan()
         built: dict[uuid.UUID, message.Notification | str] = {}  # str: why it cannot be built
         for claimed in chunk:
             row = notifications[claimed.notification_id]
             if row.id not in built:
                 built[row.id] = _notification_of(row)
-            device = activities.addressed(claimed, built[row.id], devices, running, now,
-                                          self._settings.live_activity_max_age)
-            outcome = self._target(claimed, row, built[row.id], device, now)
+            if claimed.live_activity_channel_id:
+                outcome = self._broadcast(claimed, row, built[row.id], broadcast, now)
+            else:
+                device = activities.addressed(claimed, built[row.id], devices, running, now,
+                                              self._settings.live_activity_max_age)
+                outcome = self._target(claimed, row, built[row.id], device, now)
             if isinstance(outcome, ledger.Result):
                 plan.results.append(outcome)
             elif paused := max(self.pauses.remaining(outcome.topic),
@@ -231,13 +248,10 @@ class Dispatcher:
 
     def _target(self, claimed, row, notification, device, now) -> Target | ledger.Result:
         def fail(reason, detail):
-            return ledger.Result(claimed.id, DeliveryState.FAILED, reason=reason, detail=detail)
+            return _failed_before_sending(claimed, reason, detail)
 
-        if row.expires_at is not None and row.expires_at <= now:
-            return ledger.Result(claimed.id, DeliveryState.EXPIRED, reason="Expired",
-                                 detail="the notification expired before it was sent")
-        if isinstance(notification, str):
-            return fail("InvalidNotification", notification)
+        if unsendable := _unsendable(claimed, row, notification, now):
+            return unsendable
         if isinstance(device, activities.NotSent):
             return ledger.Result(claimed.id, device.state, reason=device.reason,
                                  detail=device.detail)
@@ -254,6 +268,28 @@ class Dispatcher:
             return fail(address.reason, address.detail)
         return Target(claimed, address, device.id, device.last_seen_at, row.expires_at,
                       device.channel, claimed.live_activity_id)
+
+    def _broadcast(self, claimed, row, notification, broadcast, now
+                   ) -> Target | ledger.Result:
+        """A broadcast's target: the channel at APNs (gone or ended: it fails)."""
+        def fail(reason, detail):
+            return _failed_before_sending(claimed, reason, detail)
+
+        if unsendable := _unsendable(claimed, row, notification, now):
+            return unsendable
+        channel = broadcast.get(claimed.live_activity_channel_id)
+        if channel is None:
+            return fail("ChannelGone", "the live activity channel was deleted")
+        if channel.ended_at is not None:
+            return fail("ChannelEnded", "APNs said the channel is gone")
+        transport = self._transports.get(Channel.IOS_PUSH)
+        if not hasattr(transport, "broadcast_address"):
+            return fail(NOT_CONFIGURED, "broadcasts need APNs: is it configured?")
+        address = transport.broadcast_address(channel, notification)
+        if isinstance(address, Refusal):
+            return fail(address.reason, address.detail)
+        return Target(claimed, address, None, channel.created_at, row.expires_at,
+                      Channel.IOS_PUSH, live_activity_channel_id=channel.id)
 
     # -- judging the answers -------------------------------------------------------------
 
@@ -308,6 +344,9 @@ class Dispatcher:
                                      outcome.reason, "the token was registered again after "
                                      "APNs unregistered it: kept"), None
         reason = outcome.reason or "Unregistered"
+        if target.live_activity_channel_id is not None:  # the channel is gone at APNs
+            return (ledger.Result(claimed_id, DeliveryState.INVALIDATED, outcome.status, reason),
+                    ChannelEnding(target.live_activity_channel_id, reason))
         if target.live_activity_id is not None:  # the activity's token: only it ends
             return (ledger.Result(claimed_id, DeliveryState.INVALIDATED, outcome.status, reason),
                     Ending(target.live_activity_id, reason, target.address.stored_token))
@@ -342,6 +381,8 @@ class Dispatcher:
                        now, self._settings.invalidation_policy)
             end_activities(connection, [item for item in invalidations
                                         if isinstance(item, Ending)], now)
+            channels.end(connection, [(item.channel_id, item.reason) for item in invalidations
+                                      if isinstance(item, ChannelEnding)], now)
             self._queue.requeue(connection, _back_to_pending(results, paused, now))
 
 
@@ -349,6 +390,20 @@ def _back_to_pending(results, paused, now) -> dict[int, datetime]:
     due = {result.delivery_id: result.next_attempt_at for result in results
            if result.state is DeliveryState.PENDING}
     return due | {id_: now + timedelta(seconds=seconds) for id_, seconds in paused.items()}
+
+
+def _failed_before_sending(claimed, reason, detail) -> ledger.Result:
+    return ledger.Result(claimed.id, DeliveryState.FAILED, reason=reason, detail=detail)
+
+
+def _unsendable(claimed, row, notification, now) -> ledger.Result | None:
+    """Whatever the target: the notification expired, or cannot be built."""
+    if row.expires_at is not None and row.expires_at <= now:
+        return ledger.Result(claimed.id, DeliveryState.EXPIRED, reason="Expired",
+                             detail="the notification expired before it was sent")
+    if isinstance(notification, str):
+        return _failed_before_sending(claimed, "InvalidNotification", notification)
+    return None
 
 
 def _bad_token(outcome) -> bool:

@@ -31,6 +31,7 @@ class Claimed:
     apns_id: uuid.UUID
     attempts: int  # including the one just claimed
     live_activity_id: uuid.UUID | None = None  # an update or end to a running activity
+    live_activity_channel_id: uuid.UUID | None = None  # a broadcast on a channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ def _take(connection, condition, limit, lease, now) -> list[Claimed]:
                 attempts=deliveries.c.attempts + 1, updated_at=now)
         .returning(deliveries.c.id, deliveries.c.notification_id, deliveries.c.device_id,
                    deliveries.c.apns_id, deliveries.c.attempts,
-                   deliveries.c.live_activity_id))
+                   deliveries.c.live_activity_id, deliveries.c.live_activity_channel_id))
     rows = connection.execute(statement).all()
     return sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
 

@@ -10,7 +10,7 @@ from app.models import Credential, CredentialKind
 from app.security.crypto import digest, new_secret
 
 PREFIX = "psk_"
-SCOPES = frozenset({"notifications:send"})
+SCOPES = frozenset({"notifications:send", "live_activities:manage"})
 
 
 def create(name, scopes):

@@ -8,7 +8,6 @@ notification: the database decides, by its unique constraint on (sender, key).
 """
 
 import dataclasses
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,6 @@ from app.database.upsert import insert_for
 from app.errors import (
     Conflict,
     ErrorList,
-    InvalidAttribute,
     NotFound,
     ServiceError,
     Unprocessable,
@@ -41,26 +39,21 @@ from app.models import (
 )
 from app.models.types import UTCDateTime, utcnow
 from app.observability import metrics
-from app.push import apns, fcm, message
-from app.push.message import NotificationError, PayloadTooLarge, PushType
+from app.push import message
+from app.push.message import PushType
 from app.push.queue import queue_for
-from app.resources import live_activities
+from app.resources import live_activities, live_activity_channels
 from app.resources.listing import Filter, list_page
+from app.resources.notification_content import ACTIVITY_EVENTS, validated
 from app.security import policies
 
 # The push types a service may send; the others need tokens the registry does not keep.
-PUSH_TYPES = (PushType.ALERT, PushType.BACKGROUND, PushType.VOIP, PushType.LIVEACTIVITY)
 PUSH_CHANNELS = (Channel.IOS_PUSH, Channel.FCM)
-LIVE_ACTIVITY_START = "start"
-ACTIVITY_EVENTS = ("update", "end")  # sent to running activities' own tokens
-LIVE_ACTIVITY_UPDATE_PRIORITY = 5
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 PENDING_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
 # The parts of a payload a sender controls in bulk: the largest is named when it is too big.
-BULKY_FIELDS = {"alert": "alert", "custom": "data", "content_state": "content_state",
-                "attributes": "attributes"}
 
 DELIVERY_FILTERS = {"state": Filter("state", Delivery.state)}
 DELIVERY_ORDERS = {"created_at": Delivery.created_at}
@@ -94,12 +87,12 @@ def _by_state(counts):
 # -- accepting -----------------------------------------------------------------------
 
 
-def accept(principal, content, *, users=(), devices=(), live_activities=(),
+def accept(principal, content, *, users=(), devices=(), live_activities=(), channel=None,
            idempotency_key=None, environment=None):
     """Accept a notification for ``users`` (all their reachable devices) and ``devices``
     (by id), or, for a Live Activity update or end, for ``live_activities`` (by id) and
-    the running activities its ``live_activity_audience`` matches: (notification,
-    created).
+    the running activities its ``live_activity_audience`` matches, or for a broadcast
+    ``channel`` (by id: one delivery, one request to APNs): (notification, created).
 
     ``content`` holds ``message.Notification`` fields by name. ``principal`` is the sending
     service (None: an operator, with no idempotency). ``environment`` limits the devices
@@ -110,7 +103,8 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(),
     audience = content.pop("live_activity_audience", None)
     notification = validated(content)
     stored = message.stored(notification)
-    recipients = Recipients(list(users), list(devices), list(live_activities), audience)
+    recipients = Recipients(list(users), list(devices), list(live_activities), audience,
+                            channel)
     _check_recipients(notification, recipients)
     sender_id = None if principal is None else principal.credential_id
     now = utcnow()
@@ -120,10 +114,13 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(),
     _require_existing(User, recipients.users, "users")
     _require_existing(Device, recipients.devices, "devices")
     _require_running(notification, recipients.live_activities)
+    broadcast_to = channel and live_activity_channels.require_open(channel)
     _insert_deliveries(notification_id, notification, recipients.users, recipients.devices,
                        environment, now)
     _insert_activity_deliveries(notification_id, recipients.live_activities, audience,
                                 environment, now)
+    if broadcast_to:
+        _insert_broadcast(notification_id, broadcast_to, now)
     _enqueue(notification_id)
     return db.session.get(Notification, notification_id), True
 
@@ -134,10 +131,11 @@ class Recipients:
     devices: list
     live_activities: list
     audience: dict | None
+    channel: uuid.UUID | None = None
 
     @property
     def to_activities(self):
-        return bool(self.live_activities or self.audience)
+        return bool(self.live_activities or self.audience or self.channel)
 
     @property
     def to_devices(self):
@@ -150,121 +148,6 @@ def _require_running(notification, ids):
     except ServiceError:
         metrics.LIVE_ACTIVITY_REFUSED.labels(notification.event).inc()
         raise
-
-
-def validated(content):
-    """``content`` as a ``message.Notification`` whose payload and headers APNs (and FCM,
-    for the pushes it carries) will take; errors name the attribute at fault."""
-    push_type = content.get("push_type", PushType.ALERT)
-    if push_type not in PUSH_TYPES:
-        raise InvalidAttribute(f"push_type must be one of {', '.join(PUSH_TYPES)}.",
-                               field="push_type")
-    notification = message.Notification(**{**content, "push_type": PushType(push_type)})
-    notification = _with_live_activity_defaults(notification)
-    _check_priority(notification)
-    _check_live_activity(notification)
-    _check_payload(notification)
-    _check_fcm_message(notification)
-    _check_expiration(notification)
-    return notification
-
-
-def _check_priority(notification):
-    if notification.push_type is PushType.BACKGROUND and notification.priority not in (
-            None, 5):
-        raise InvalidAttribute("Background pushes must have priority 5.", field="priority")
-
-
-def _with_live_activity_defaults(notification):
-    """An update or end is stamped with the moment it was accepted (a device ignores one
-    older than what it shows) and goes at priority 5 unless told (Apple budgets 10)."""
-    if notification.push_type is not PushType.LIVEACTIVITY or \
-            notification.event not in ACTIVITY_EVENTS:
-        return notification
-    return dataclasses.replace(
-        notification, timestamp=notification.timestamp or int(utcnow().timestamp()),
-        priority=notification.priority or LIVE_ACTIVITY_UPDATE_PRIORITY)
-
-
-def _check_live_activity(notification):
-    live = notification.push_type is PushType.LIVEACTIVITY
-    if not live:
-        if notification.event is not None:
-            raise InvalidAttribute("event is for liveactivity pushes.", field="event")
-        return
-    if notification.priority not in (None, 5, 10):
-        raise InvalidAttribute("Live Activity pushes go at priority 5 or 10.",
-                               field="priority")
-    if notification.event in ACTIVITY_EVENTS:
-        _check_activity_event(notification)
-        return
-    if notification.event != LIVE_ACTIVITY_START:
-        raise InvalidAttribute("A Live Activity push needs event: start, update or end.",
-                               field="event")
-    missing = [name for name in ("timestamp", "attributes_type", "attributes", "content_state")
-               if getattr(notification, name) is None]
-    if missing:
-        raise ErrorList([InvalidAttribute(f"A Live Activity start push needs {name}.",
-                                          field=name) for name in missing])
-
-
-def _check_activity_event(notification):
-    """update and end: a content-state; attributes only start an activity; a dismissal
-    date only ends one."""
-    errors = []
-    if notification.content_state is None:
-        errors.append(InvalidAttribute(f"A Live Activity {notification.event} push needs "
-                                       "content_state.", field="content_state"))
-    errors += [InvalidAttribute(f"{name} is for start pushes.", field=name)
-               for name in ("attributes_type", "attributes")
-               if getattr(notification, name) is not None]
-    if notification.dismissal_date is not None and notification.event != "end":
-        errors.append(InvalidAttribute("dismissal_date is for end pushes.",
-                                       field="dismissal_date"))
-    if errors:
-        raise ErrorList(errors)
-
-
-def _check_payload(notification):
-    try:
-        apns.check(notification)
-    except PayloadTooLarge as exc:
-        raise Unprocessable(f"The APNs payload is too large: {exc}.", field=_bulkiest(
-            notification), code="APNS_PAYLOAD_TOO_LARGE") from exc
-    except NotificationError as exc:
-        raise Unprocessable(f"APNs would refuse this notification: {exc}.",
-                            where=Where.BODY, code="INVALID_NOTIFICATION") from exc
-
-
-def _check_fcm_message(notification):
-    """What FCM would refuse of a push it may carry (alert, background), refused now: a
-    reserved data key, too large a payload."""
-    if notification.push_type not in fcm.PUSH_TYPES:
-        return
-    reserved = sorted(key for key in notification.custom if fcm.reserved_data_key(key))
-    if reserved:
-        raise InvalidAttribute(
-            f"FCM reserves the data keys {', '.join(map(repr, reserved))} (from, gcm, "
-            "message_type, and any key starting with google or gcm): rename them.",
-            field="data", code="FCM_RESERVED_DATA_KEY")
-    try:
-        fcm.build_message(notification, utcnow().timestamp())
-    except PayloadTooLarge as exc:
-        raise Unprocessable(f"The FCM payload is too large: {exc}.", field=_bulkiest(
-            notification), code="FCM_PAYLOAD_TOO_LARGE") from exc
-
-
-def _bulkiest(notification):
-    sizes = {name: len(json.dumps(getattr(notification, field), ensure_ascii=False).encode())
-             for field, name in BULKY_FIELDS.items()}
-    return max(sizes, key=sizes.get)
-
-
-def _check_expiration(notification):
-    expiration = notification.expiration
-    if expiration and expiration <= utcnow().timestamp():
-        raise InvalidAttribute("expiration is in the past (0 means: try once, now).",
-                               field="expiration")
 
 
 def _expires_at(notification):
@@ -284,11 +167,18 @@ def _check_recipients(notification, recipients):
                             "devices.", field="users" if recipients.users else "devices",
                             where=Where.RELATIONSHIP, code="WRONG_RECIPIENTS")
     if not to_activities and recipients.to_activities:
-        field = "live_activities" if recipients.live_activities else "live_activity_audience"
+        field = "live_activities" if recipients.live_activities else "channel" \
+            if recipients.channel else "live_activity_audience"
         raise Unprocessable("Only Live Activity update and end pushes go to running "
-                            "activities; the others go to users and devices.", field=field,
-                            where=Where.RELATIONSHIP if recipients.live_activities
-                            else Where.ATTRIBUTE, code="WRONG_RECIPIENTS")
+                            "activities or channels; the others go to users and devices.",
+                            field=field, where=Where.ATTRIBUTE
+                            if field == "live_activity_audience" else Where.RELATIONSHIP,
+                            code="WRONG_RECIPIENTS")
+    if recipients.channel and (recipients.live_activities or recipients.audience):
+        raise Unprocessable("A broadcast reaches every activity on its channel: name the "
+                            "channel alone, without live_activities or an audience.",
+                            field="channel", where=Where.RELATIONSHIP,
+                            code="WRONG_RECIPIENTS")
     if not (recipients.to_activities if to_activities else recipients.to_devices):
         names = "live_activities or a live_activity_audience" if to_activities \
             else "users or devices"
@@ -390,6 +280,14 @@ def _insert_activity_deliveries(notification_id, ids, audience, environment, now
     if audience:
         named = [LiveActivity.id.not_in(set(ids))] if ids else []
         _insert_from(values, reachable.where(live_activities.audience(**audience), *named))
+
+
+def _insert_broadcast(notification_id, channel, now):
+    """One delivery for the whole channel, whatever its audience: APNs fans it out."""
+    db.session.execute(Delivery.__table__.insert().values(
+        notification_id=notification_id, apns_id=uuid.uuid4(), channel=Channel.IOS_PUSH,
+        live_activity_channel_id=channel.id, state=DeliveryState.PENDING.value, attempts=0,
+        next_attempt_at=now, created_at=now, updated_at=now))
 
 
 def _insert_from(values, rows):

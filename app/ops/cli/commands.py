@@ -138,23 +138,77 @@ class Duration(click.ParamType):
         return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
 
 
+class JsonObject(click.ParamType):
+    """A JSON object given on the command line."""
+
+    name = "json"
+
+    def convert(self, value, param, ctx):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            self.fail("not a JSON object", param, ctx)
+        return parsed
+
+
 @push.command("send")
 @click.option("--user", "users", multiple=True, type=click.UUID,
               help="A user id: all their reachable devices (repeat).")
 @click.option("--device", "device_ids", multiple=True, type=click.UUID,
               help="A device id (repeat).")
-@click.option("--alert", required=True, help="The alert text.")
+@click.option("--alert", help="The alert text (needed unless --live-activity-event).")
 @click.option("--sandbox-only", is_flag=True,
               help="Only devices registered in the sandbox environment (development builds).")
-def send(users, device_ids, alert, sandbox_only):
-    """Accept an alert notification for sending, as an operator (no sender), and print its
-    id and how many deliveries it has. The push workers send it."""
+@click.option("--live-activity-event", type=click.Choice(("start", "update", "end")),
+              help="A Live Activity push: start goes to the push-to-start tokens of --user "
+                   "and --device; update and end to --live-activity, an audience "
+                   "(--attributes-type, optionally --activity-id) or a --channel.")
+@click.option("--live-activity", "activity_ids", multiple=True, type=click.UUID,
+              help="A running live activity's id (repeat).")
+@click.option("--attributes-type", help="The ActivityAttributes type: a start's, or the "
+                                        "audience of an update or end.")
+@click.option("--activity-id", help="With --attributes-type: only activities of this id.")
+@click.option("--channel", "channel_id", type=click.UUID,
+              help="A broadcast channel's id (live_activity_channels): one broadcast.")
+@click.option("--content-state", type=JsonObject(), help="aps.content-state, a JSON object.")
+@click.option("--attributes", type=JsonObject(), help="A start's aps.attributes (JSON).")
+@click.option("--priority", type=click.Choice(("5", "10")), help="apns-priority.")
+def send(users, device_ids, alert, sandbox_only, live_activity_event, activity_ids,
+         attributes_type, activity_id, channel_id, content_state, attributes, priority):
+    """Accept a notification for sending, as an operator (no sender), and print its id and
+    how many deliveries it has. The push workers send it."""
+    if live_activity_event is None:
+        if alert is None:
+            raise click.UsageError("Give --alert (or --live-activity-event).")
+        content = {"alert": alert}
+    else:
+        content = _live_activity_content(live_activity_event, alert, attributes_type,
+                                         activity_id, content_state, attributes, priority)
     notification, _ = _or_fail(lambda: notifications.accept(
-        None, {"alert": alert}, users=users, devices=device_ids,
-        environment="sandbox" if sandbox_only else None))
+        None, content, users=users, devices=device_ids, live_activities=activity_ids,
+        channel=channel_id, environment="sandbox" if sandbox_only else None))
     db.session.commit()
     click.echo(json.dumps({"id": str(notification.id),
                            "deliveries": notifications.counts(notification).pending}))
+
+
+def _live_activity_content(event, alert, attributes_type, activity_id, content_state,
+                           attributes, priority):
+    """A Live Activity notification's attributes: a start names its attributes type, an
+    update or end may name its audience with it."""
+    content = {"push_type": "liveactivity", "event": event, "alert": alert,
+               "content_state": content_state,
+               "priority": int(priority) if priority else None}
+    if event == "start":  # stamped now, as the API stamps an update or end it accepts
+        content |= {"attributes_type": attributes_type, "attributes": attributes,
+                    "timestamp": int(time.time())}
+    elif attributes_type:
+        content["live_activity_audience"] = {"attributes_type": attributes_type,
+                                             **({"activity_id": activity_id}
+                                                if activity_id else {})}
+    return {key: value for key, value in content.items() if value is not None}
 
 
 @push.command("status")
