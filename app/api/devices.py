@@ -36,9 +36,11 @@ def register_device():
         raise Forbidden("Device ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
     device, created = devices.register_from_attributes(principal, parsed.attributes)
+    secret = devices.issue_signing_secret(device)
     db.session.commit()
     metrics.registered(metrics.JSONAPI_DEVICES)
-    return resource_response(TYPE, query, device, principal, 201 if created else 200)
+    return resource_response(TYPE, query, device, principal, 201 if created else 200,
+                             revealed=secret and {"signing_secret": secret})
 
 
 @blueprint.get("/devices")

@@ -46,7 +46,7 @@ from app.upsert import insert_for
 
 # The push types a service may send; the others need tokens the registry does not keep.
 PUSH_TYPES = (PushType.ALERT, PushType.BACKGROUND, PushType.VOIP, PushType.LIVEACTIVITY)
-PUSH_CHANNELS = (Channel.IOS_PUSH, Channel.FCM)
+PUSH_CHANNELS = tuple(Channel)  # every channel a notification reaches
 LIVE_ACTIVITY_START = "start"
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
