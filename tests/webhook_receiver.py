@@ -94,7 +94,7 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.connections += 1
 
-            def do_POST(self):  # noqa: N802: http.server's name
+            def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 receiver._record(self.path, headers, raw)

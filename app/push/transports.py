@@ -17,6 +17,7 @@ from app.push.message import Transport
 from app.push.outbox import OutboxTransport
 from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner, SharedTokenCache
 from app.push.settings import PushSettings
+from app.push.telegram import TelegramSettings, TelegramTransport
 from app.push.token_store import DatabaseTokenStore
 from app.push.webhook import WebhookSettings, WebhookTransport
 
@@ -32,6 +33,10 @@ async def open_transports(push: PushSettings, config, engine,
         transports[Channel.FCM] = await stack.enter_async_context(fcm_client(config, engine))
     transports[Channel.WEBHOOK] = await stack.enter_async_context(
         WebhookTransport(WebhookSettings.from_config(config), engine))
+    telegram = TelegramSettings.from_config(config)
+    if telegram is not None:
+        transports[Channel.TELEGRAM] = await stack.enter_async_context(
+            TelegramTransport(telegram, engine))
     if push.standing_in:
         for channel in Channel:
             transports.setdefault(channel, OutboxTransport(engine, channel))
