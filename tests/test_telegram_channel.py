@@ -5,7 +5,9 @@ the bot token never in a log."""
 
 import asyncio
 import logging
+import socket
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -184,8 +186,9 @@ def test_two_workers_keep_telegrams_limits_together(app, fake):
 @pytest.mark.committed
 def test_the_bot_token_is_never_logged(app, caplog):
     _, (delivery,) = chats(app, "31337")
-    closed = FakeTelegram()  # never started: its port refuses connections
-    closed.__exit__()
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        closed = SimpleNamespace(url=f"http://127.0.0.1:{probe.getsockname()[1]}")
     with caplog.at_level(logging.DEBUG):
         send_telegram(app, closed)
     row = state(app, delivery)
