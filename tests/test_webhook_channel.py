@@ -9,13 +9,13 @@ from datetime import timedelta
 
 import pytest
 
-from app import security
 from app.extensions import db
 from app.models import Channel
 from app.models.types import utcnow
 from app.push.dispatcher import Dispatcher, DispatchSettings
 from app.push.webhook import FAILING_TOO_LONG, WebhookSettings, WebhookTransport
 from app.push.worker import Worker, WorkerOptions
+from app.security import crypto
 from tests import test_compat_cross_surface
 from tests.compat_helpers import send
 from tests.factories import bearer
@@ -122,7 +122,7 @@ def webhook_notification(app, receiver, path="/hook", count=1, content=None, **a
         devices = make_devices(connection, count,
                                tokens=[f"{receiver.url(path)}?n={n}" for n in range(count)],
                                channel="webhook", environment=None, bundle_id=None,
-                               signing_secret=security.seal(SECRET), **attributes)
+                               signing_secret=crypto.seal(SECRET), **attributes)
     return one_notification(app, devices=devices, content=content)
 
 
@@ -234,7 +234,7 @@ def test_a_dns_answer_that_changed_since_registration_is_refused(app, receiver):
     url = receiver.url().replace("127.0.0.1", "changing.example")
     with rows(app) as connection:
         devices = make_devices(connection, tokens=[url], channel="webhook", environment=None,
-                               bundle_id=None, signing_secret=security.seal(SECRET))
+                               bundle_id=None, signing_secret=crypto.seal(SECRET))
     _, (delivery,) = one_notification(app, devices=devices)
 
     send_webhooks(app, lookup=lambda host, port: [ipaddress.ip_address("10.1.2.3")])
@@ -251,7 +251,7 @@ def test_the_connection_goes_to_the_checked_address(app, receiver):
     url = receiver.url().replace("127.0.0.1", "receiver.example")
     with rows(app) as connection:
         devices = make_devices(connection, tokens=[url], channel="webhook", environment=None,
-                               bundle_id=None, signing_secret=security.seal(SECRET))
+                               bundle_id=None, signing_secret=crypto.seal(SECRET))
     _, (delivery,) = one_notification(app, devices=devices)
 
     send_webhooks(app, lookup=lambda host, port: [ipaddress.ip_address("127.0.0.1")])

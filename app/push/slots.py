@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from app.database import begin_writes_immediately
+from app.database.engine import begin_writes_immediately
+from app.database.upsert import insert_for
 from app.models.send_slot import SendSlot
-from app.upsert import insert_for
 
 _slots = SendSlot.__table__
 

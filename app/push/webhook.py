@@ -36,7 +36,6 @@ import standardwebhooks
 from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy import select, update
 
-from app import security
 from app.models.device import Device as DeviceModel
 from app.models.notification import Delivery
 from app.models.types import utcnow
@@ -45,6 +44,7 @@ from app.push.fanout import in_order
 from app.push.fcm import _retry_after as retry_after_seconds
 from app.push.ledger import among
 from app.push.message import Action, Address, Notification, Outcome, Refusal
+from app.security import crypto
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def _signer(secret: str) -> standardwebhooks.Webhook:
 
 @functools.lru_cache(maxsize=4096)
 def _opened(sealed: str, secret_key: str) -> str:
-    return security.unseal(sealed, secret_key)
+    return crypto.unseal(sealed, secret_key)
 
 
 async def _read_some(response: aiohttp.ClientResponse):

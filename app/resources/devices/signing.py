@@ -3,10 +3,10 @@
 
 from sqlalchemy import update
 
-from app import security
 from app.extensions import db
 from app.models import Channel, Device
 from app.push.webhook import new_signing_secret
+from app.security import crypto
 
 
 def issue_signing_secret(device) -> str | None:
@@ -18,6 +18,6 @@ def issue_signing_secret(device) -> str | None:
     secret = new_signing_secret()
     issued = db.session.execute(
         update(Device).where(Device.id == device.id, Device.signing_secret.is_(None))
-        .values(signing_secret=security.seal(secret))
+        .values(signing_secret=crypto.seal(secret))
         .execution_options(synchronize_session=False))
     return secret if issued.rowcount == 1 else None

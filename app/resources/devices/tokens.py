@@ -5,10 +5,10 @@ import re
 
 from flask import current_app
 
-from app import security
 from app.errors import InvalidAttribute, Where
 from app.models import APNS_CHANNELS, Channel, Environment
 from app.push.endpoints import EndpointPolicy, RefusedEndpoint
+from app.security import crypto
 
 HEX = re.compile(r"[0-9a-f]*\Z")
 MIN_APNS_TOKEN_LENGTH = 64
@@ -102,4 +102,4 @@ def sealed(attributes):
     secret = attributes.get("live_activity_token")
     if secret is None:
         return attributes
-    return {**attributes, "live_activity_token": security.seal(secret)}
+    return {**attributes, "live_activity_token": crypto.seal(secret)}
