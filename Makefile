@@ -85,6 +85,7 @@ bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-p
 bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the worker and the fake APNs, then the fake FCM
 	$(BIN)/python bench/push_fanout.py --channel apns
 	$(BIN)/python bench/push_fanout.py --channel fcm
+	$(BIN)/python bench/webhook_clients.py
 
 clean: ## remove the virtual environment and local databases
 	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn site

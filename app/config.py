@@ -5,6 +5,7 @@ Every setting has a safe development default except the secrets, which productio
 """
 
 import contextlib
+import ipaddress
 import os
 import secrets
 import tempfile
@@ -250,6 +251,24 @@ class Config:
         self.FCM_MAX_STREAMS = env.int("FCM_MAX_STREAMS", 100)
         self.FCM_REQUEST_TIMEOUT = env.float("FCM_REQUEST_TIMEOUT", 10.0)
         # ---- end of the FCM block -------------------------------------------------------
+        self._read_webhook_and_telegram(env)
+
+    def _read_webhook_and_telegram(self, env):
+        """The webhook channel (app/push/webhook.py, its URL rule app/push/endpoints.py)
+        and the Telegram channel (app/push/telegram.py: off without TELEGRAM_BOT_TOKEN)."""
+        self.WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", self.APP_ENV == "development")
+        # Special addresses (loopback, private …) a webhook URL may reach all the same.
+        self.WEBHOOK_ALLOW_NETWORKS = env.read("networks", "WEBHOOK_ALLOW_NETWORKS", ())
+        self.WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", 5.0)
+        self.WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", 10.0)
+        self.WEBHOOK_CONNECTIONS = env.int("WEBHOOK_CONNECTIONS", 100)
+        # An endpoint failing without one success for this long is invalidated.
+        self.WEBHOOK_FAILING_FOR_MAX = env.float("WEBHOOK_FAILING_FOR_MAX", 72 * 3600.0)
+        self.TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN")
+        self.TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", "https://api.telegram.org")
+        self.TELEGRAM_TIMEOUT = env.float("TELEGRAM_TIMEOUT", 10.0)
+        self.TELEGRAM_MESSAGES_PER_SECOND = env.float("TELEGRAM_MESSAGES_PER_SECOND", 30.0)
+        self.TELEGRAM_CHAT_INTERVAL = env.float("TELEGRAM_CHAT_INTERVAL", 1.0)
 
     def _read_apns(self, env):
         """The APNs (iOS) channel: app/push/apns.py. Without APNS_KEY, APNS_KEY_ID,
@@ -340,6 +359,7 @@ class Config:
         self._validate_push_settings()
         self._validate_health_settings()
         self._validate_fcm_settings()
+        self._validate_channel_settings()
         self._validate_observability()
 
     def _validate_database_timeouts(self):
@@ -397,6 +417,16 @@ class Config:
             raise ConfigurationError("FCM_REQUEST_TIMEOUT must be a number of seconds above 0")
         if urlsplit(self.FCM_URL).scheme != "https":
             raise ConfigurationError("FCM_URL must be an https URL")
+
+    def _validate_channel_settings(self):
+        for name in ("WEBHOOK_CONNECT_TIMEOUT", "WEBHOOK_TIMEOUT", "WEBHOOK_FAILING_FOR_MAX",
+                     "TELEGRAM_TIMEOUT", "TELEGRAM_MESSAGES_PER_SECOND"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be a number above 0")
+        if self.WEBHOOK_CONNECTIONS < 1:
+            raise ConfigurationError("WEBHOOK_CONNECTIONS must be at least 1")
+        if self.TELEGRAM_CHAT_INTERVAL < 0:
+            raise ConfigurationError("TELEGRAM_CHAT_INTERVAL must be 0 or more seconds")
 
     def _validate_health_settings(self):
         if not 0 < self.READINESS_TIMEOUT < self.GUNICORN_TIMEOUT:
@@ -464,3 +494,6 @@ class TestConfig(Config):
         self.REDIS_URL = None
         # Every test client is 127.0.0.1; the limits' own tests set tight ones.
         self.SESSION_CREATE_RATE_LIMIT = self.ANONYMOUS_WRITE_RATE_LIMIT = GENEROUS_TEST_RATE
+        # The tests' webhook receivers and fake Bot API listen on this machine, over http.
+        self.WEBHOOK_ALLOW_HTTP = True
+        self.WEBHOOK_ALLOW_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"),)

@@ -24,9 +24,11 @@ def register_device(call):
         raise Forbidden("Device ids are chosen by the server.", field="id", where=Where.ID,
                         code="CLIENT_ID_NOT_ALLOWED")
     device, created = devices.register_from_attributes(call.principal, parsed.attributes)
+    secret = devices.issue_signing_secret(device)
     db.session.commit()
     metrics.registered(metrics.JSONAPI_DEVICES)
-    return call.respond(device, 201 if created else 200)
+    return call.respond(device, 201 if created else 200,
+                        revealed=secret and {"signing_secret": secret})
 
 
 @route(blueprint, "GET", "/devices", "The caller's devices", DEVICES, query=COLLECTION,

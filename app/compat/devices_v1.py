@@ -47,9 +47,11 @@ def register_device():
     principal = require(USER)
     body = json_object(_registration)
     device, _ = devices.register(principal, body.pop("channel"), body.pop("token"), body)
+    secret = devices.issue_signing_secret(device)
     db.session.commit()
     metrics.registered(metrics.DEVICES_V1)
-    return json_response({"device": _device.dump(device)}, 201)
+    shown = {"device": _device.dump(device)}
+    return json_response(shown | {"signing_secret": secret} if secret else shown, 201)
 
 
 @blueprint.get("")

@@ -15,6 +15,7 @@ from app.models.notification import (
     ProviderToken,
 )
 from app.models.rate_limit import RateLimitCounter
+from app.models.send_slot import SendSlot
 from app.models.sms import SmsMessage
 from app.models.user import User
 from app.models.verification import VerificationCode
@@ -37,6 +38,7 @@ __all__ = [
     "ProviderIdentity",
     "ProviderToken",
     "RateLimitCounter",
+    "SendSlot",
     "SmsMessage",
     "User",
     "VerificationCode",

@@ -15,6 +15,8 @@ class Channel(enum.StrEnum):
 
     IOS_PUSH = "ios_push"
     FCM = "fcm"  # Android (and any app) through Firebase Cloud Messaging HTTP v1
+    WEBHOOK = "webhook"  # an absolute https URL that takes signed POSTs (app/push/webhook.py)
+    TELEGRAM = "telegram"  # a Telegram chat id or @channel, through a bot (app/push/telegram.py)
 
 
 # Channels where the APNs-only attributes (environment, VoIP, Live Activity token) apply.
@@ -52,7 +54,7 @@ class Device(db.Model):
     )
     fingerprint: Mapped[str | None] = mapped_column(String(255))
     channel: Mapped[str | None] = mapped_column(String(32))
-    token: Mapped[str | None] = mapped_column(String(1024))
+    token: Mapped[str | None] = mapped_column(String(2048))  # a webhook URL: 2,048
     environment: Mapped[str | None] = mapped_column(String(16))
     bundle_id: Mapped[str | None] = mapped_column(String(255))
     app_version: Mapped[str | None] = mapped_column(String(32))
@@ -63,6 +65,10 @@ class Device(db.Model):
     is_voip: Mapped[bool] = mapped_column(Boolean, default=False)
     # Encrypted at rest (``app.security.crypto.seal``); written by clients, never shown.
     live_activity_token: Mapped[str | None] = mapped_column(Text)
+    # A webhook endpoint's signing secret (``whsec_…``), sealed; shown once, when issued.
+    signing_secret: Mapped[str | None] = mapped_column(Text)
+    # Since when every attempt to this endpoint failed (null after a success): webhooks.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     is_invalidated: Mapped[bool] = mapped_column(Boolean, default=False)
     invalidated_reason: Mapped[str | None] = mapped_column(String(64))
     invalidated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -215,7 +215,8 @@ class Dispatcher:
                        devices_table.c.environment,
                        devices_table.c.bundle_id, devices_table.c.is_voip,
                        devices_table.c.live_activity_token, devices_table.c.is_invalidated,
-                       devices_table.c.last_seen_at)
+                       devices_table.c.last_seen_at, devices_table.c.signing_secret,
+                       devices_table.c.failing_since)
                 .where(ledger.among(connection, devices_table.c.id, device_ids)))} \
                 if device_ids else {}
             running = activities.load(connection, chunk)
@@ -307,6 +308,8 @@ class Dispatcher:
                     invalidations.append(Ending(target.live_activity_id, activities.ENDED))
             elif outcome.action is Action.CONFIG_ERROR:
                 refused[(outcome.reason, outcome.status, target.topic)] += 1
+                result = _failed(target, outcome)
+            elif outcome.action is Action.FAIL:
                 result = _failed(target, outcome)
             else:  # RETRY, or REMINT_AND_RETRY when even the renewed token was refused
                 result = self._settings.retry.retry(

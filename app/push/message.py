@@ -37,6 +37,7 @@ class Action(StrEnum):
     RETRY = "retry"  # later, with backoff, with the same apns-id
     REMINT_AND_RETRY = "remint_and_retry"  # the provider token expired even after renewal
     CONFIG_ERROR = "config_error"  # fail the delivery, never touch the token, log loudly
+    FAIL = "fail"  # this delivery was refused (a webhook's 404): fail it, nothing else
 
 
 class NotificationError(ValueError):

@@ -1,6 +1,8 @@
 """The registry of transports: channel → the ``message.Transport`` that sends to it.
 
-A channel gets its provider's transport when that provider is configured, else the
+The webhook channel always has its transport (it needs no provider); Telegram has one
+when ``TELEGRAM_BOT_TOKEN`` is set. A channel gets its provider's transport when that
+provider is configured, else the
 development stand-in (``outbox.py``) when ``PUSH_STANDIN=outbox``, else none (its
 deliveries fail as ``ChannelNotConfigured``). A new channel is one entry here.
 """
@@ -15,7 +17,9 @@ from app.push.message import Transport
 from app.push.outbox import OutboxTransport
 from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner, SharedTokenCache
 from app.push.settings import PushSettings
+from app.push.telegram import TelegramSettings, TelegramTransport
 from app.push.token_store import DatabaseTokenStore
+from app.push.webhook import WebhookSettings, WebhookTransport
 
 
 async def open_transports(push: PushSettings, config, engine,
@@ -27,6 +31,12 @@ async def open_transports(push: PushSettings, config, engine,
             apns_client(push.apns, engine))
     if push.fcm_credentials_file is not None:
         transports[Channel.FCM] = await stack.enter_async_context(fcm_client(config, engine))
+    transports[Channel.WEBHOOK] = await stack.enter_async_context(
+        WebhookTransport(WebhookSettings.from_config(config), engine))
+    telegram = TelegramSettings.from_config(config)
+    if telegram is not None:
+        transports[Channel.TELEGRAM] = await stack.enter_async_context(
+            TelegramTransport(telegram, engine))
     if push.standing_in:
         for channel in Channel:
             transports.setdefault(channel, OutboxTransport(engine, channel))

@@ -48,7 +48,7 @@ from app.resources.notification_content import ACTIVITY_EVENTS, validated
 from app.security import policies
 
 # The push types a service may send; the others need tokens the registry does not keep.
-PUSH_CHANNELS = (Channel.IOS_PUSH, Channel.FCM)
+PUSH_CHANNELS = tuple(Channel)  # every channel a notification reaches
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"

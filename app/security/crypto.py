@@ -53,9 +53,9 @@ def derived_key(secret_key, label):
                 info=label).derive(secret_key.encode())
 
 
-def _sealing_key():
-    """The AES key that seals."""
-    return derived_key(current_app.config["SECRET_KEY"], b"pushreg seal v1")
+def _sealing_key(secret_key=None):
+    """The AES key that seals (``secret_key``: outside an app context, the push worker's)."""
+    return derived_key(secret_key or current_app.config["SECRET_KEY"], b"pushreg seal v1")
 
 
 def seal(text):
@@ -67,15 +67,15 @@ def seal(text):
     return f"{SEAL_VERSION}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
-def unseal(text):
+def unseal(text, secret_key=None):
     """The text ``seal`` was given; ValueError when it was not sealed under this
-    ``SECRET_KEY`` or was altered."""
+    ``SECRET_KEY`` (``secret_key``: the app's by default) or was altered."""
     version, _, encoded = text.partition(":")
     if version != SEAL_VERSION:
         raise ValueError("not a sealed value")
     try:
         raw = base64.urlsafe_b64decode(encoded)
-        opened = AESGCM(_sealing_key()).decrypt(raw[:SEAL_NONCE_BYTES],
+        opened = AESGCM(_sealing_key(secret_key)).decrypt(raw[:SEAL_NONCE_BYTES],
                                                 raw[SEAL_NONCE_BYTES:],
                                                 SEAL_VERSION.encode())
     except (InvalidTag, binascii.Error) as exc:

@@ -14,7 +14,7 @@ from app.resources.devices import apns_token
 
 SHORT_TEXT = validate.Length(max=32)
 MODEL_TEXT = validate.Length(max=64)
-TOKEN_TEXT = validate.Length(max=1024)
+TOKEN_TEXT = validate.Length(max=2048)  # a webhook URL: the longest token
 
 
 def validate_bundle_id(value):

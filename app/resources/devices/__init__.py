@@ -59,6 +59,7 @@ from app.resources.devices.registration import (
     register_from_attributes,
     update_installation,
 )
+from app.resources.devices.signing import issue_signing_secret
 from app.resources.devices.tokens import (
     APNS_ONLY,
     CLIENT_REPORTED,
@@ -78,7 +79,7 @@ __all__ = [
     "authenticate_and_register", "can_authenticate_and_register", "delete_owned",
     "delete_owned_by_id", "detach", "detach_from_user", "detach_ids_from_user", "find",
     "find_owned_by_id", "get_owned", "get_owned_by_id", "installation", "invalidate",
-    "keep_within_caps", "list_devices", "list_of_user", "list_owned", "normalise_token",
-    "owned_by", "purge_stale", "register", "register_from_attributes", "update_installation",
-    "update_owned",
+    "issue_signing_secret", "keep_within_caps", "list_devices", "list_of_user", "list_owned",
+    "normalise_token", "owned_by", "purge_stale", "register", "register_from_attributes",
+    "update_installation", "update_owned",
 ]

@@ -3,8 +3,11 @@ attributes apply to which channel."""
 
 import re
 
+from flask import current_app
+
 from app.errors import InvalidAttribute, Where
 from app.models import APNS_CHANNELS, Channel, Environment
+from app.push.endpoints import EndpointPolicy, RefusedEndpoint
 from app.security import crypto
 
 HEX = re.compile(r"[0-9a-f]*\Z")
@@ -44,7 +47,33 @@ def _fcm_token(raw):
     return raw
 
 
-TOKEN_RULES = {Channel.IOS_PUSH: apns_token, Channel.FCM: _fcm_token}
+def _webhook_url(raw):
+    """A webhook URL, kept as sent, if it may be reached (``app/push/endpoints.py``)."""
+    try:
+        return EndpointPolicy.from_config(current_app.config).check(raw)
+    except RefusedEndpoint as exc:
+        raise ValueError(str(exc)) from exc
+
+
+MAX_TELEGRAM_CHAT_ID = 10**15
+TELEGRAM_CHAT_ID = re.compile(r"-?[0-9]{1,15}\Z")
+TELEGRAM_USERNAME = re.compile(r"@[A-Za-z0-9_]{5,32}\Z")
+
+
+def _telegram_chat(raw):
+    """A chat id (an integer, negative for groups, below 10¹⁵ in size) in canonical form,
+    or a public channel's ``@username`` in lowercase (Telegram's usernames ignore case)."""
+    if TELEGRAM_USERNAME.match(raw):
+        return raw.lower()
+    if TELEGRAM_CHAT_ID.match(raw) and int(raw) != 0:
+        return str(int(raw))
+    raise ValueError("A Telegram chat is an integer chat id (negative for groups, fewer "
+                     "than 16 digits) or a public channel's @username (5 to 32 letters, "
+                     "digits or underscores).")
+
+
+TOKEN_RULES = {Channel.IOS_PUSH: apns_token, Channel.FCM: _fcm_token,
+               Channel.WEBHOOK: _webhook_url, Channel.TELEGRAM: _telegram_chat}
 
 
 def normalise_token(channel, raw, *, field="token", where=Where.ATTRIBUTE):

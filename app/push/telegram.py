@@ -1,0 +1,248 @@
+"""The Telegram channel: each delivery is one Bot API ``sendMessage`` to the device's chat.
+
+The text is the alert's title (bold) and body, HTML-escaped (``parse_mode: HTML``); a
+``passive`` interruption level sends it silently (``disable_notification``); data keys are
+not sent. The bot token (``TELEGRAM_BOT_TOKEN``) is in the URL's path: no URL is ever
+logged, and any error text has the token redacted.
+
+Telegram's limits hold across every worker (``slots.py``): at most
+``TELEGRAM_MESSAGES_PER_SECOND`` messages a second in all and one every
+``TELEGRAM_CHAT_INTERVAL`` seconds to one chat. The answer table (``outcome_of``):
+``ok: true`` sent; 403 and 400 "chat not found" invalidate the device with Telegram's
+description as the reason; 429 holds the whole channel for ``parameters.retry_after``
+seconds (every worker) and retries; 400 with ``migrate_to_chat_id`` moves the device to the
+new chat id and sends again; other 400s fail; 5xx and network errors retry.
+"""
+
+import asyncio
+import html
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiohttp
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+
+from app.models.device import Device as DeviceModel
+from app.models.types import utcnow
+from app.push import slots
+from app.push.fanout import in_order
+from app.push.message import Action, Address, Notification, Outcome, PushType, Refusal
+
+log = logging.getLogger(__name__)
+
+TOPIC = "telegram"  # the dispatcher's pause scope
+CHANNEL_SCOPE = "telegram"
+MAX_TEXT = 4096
+MAX_WAIT = 5.0  # a send whose slot is further away is retried later, not waited for
+MAX_ANSWER_BYTES = 64 * 1024
+REASON_LENGTH = 64
+REDACTED = "<bot token>"
+_devices = DeviceModel.__table__
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    bot_token: str
+    api_url: str = "https://api.telegram.org"
+    timeout: float = 10.0
+    messages_per_second: float = 30.0
+    chat_interval: float = 1.0
+    connections: int = 30
+
+    @classmethod
+    def from_config(cls, config) -> "TelegramSettings | None":
+        """None when no bot token is configured: the channel is off."""
+        if not config["TELEGRAM_BOT_TOKEN"]:
+            return None
+        return cls(config["TELEGRAM_BOT_TOKEN"], config["TELEGRAM_API_URL"].rstrip("/"),
+                   config["TELEGRAM_TIMEOUT"], config["TELEGRAM_MESSAGES_PER_SECOND"],
+                   config["TELEGRAM_CHAT_INTERVAL"])
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    device_id: object
+    chat_id: str  # an integer's text, or @username
+
+
+def message_text(notification: Notification) -> str | None:
+    """The alert as Telegram HTML: the title bold, then the body; None when it has none."""
+    alert = notification.alert
+    if isinstance(alert, str):
+        return html.escape(alert, quote=False) or None
+    if not alert:
+        return None
+    lines = []
+    if alert.get("title"):
+        lines.append(f"<b>{html.escape(str(alert['title']), quote=False)}</b>")
+    if alert.get("body"):
+        lines.append(html.escape(str(alert["body"]), quote=False))
+    return "\n".join(lines) or None
+
+
+def request_body(chat_id: str, text: str, notification: Notification) -> dict:
+    body = {"chat_id": int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id,
+            "text": text, "parse_mode": "HTML"}
+    if notification.interruption_level == "passive":
+        body["disable_notification"] = True
+    return body
+
+
+def outcome_of(delivery_id: str, status: int, answer: dict) -> Outcome:
+    """The action for one Bot API answer (the table above); a migration is handled by the
+    caller (``migrate_to_chat_id``)."""
+    if status == 200 and answer.get("ok") is True:
+        return Outcome(delivery_id, Action.SENT, 200)
+    description = str(answer.get("description") or f"HTTP {status}")
+    reason = description[:REASON_LENGTH]
+    if status == 403 or (status == 400 and "chat not found" in description.lower()):
+        return Outcome(delivery_id, Action.INVALIDATE, status, reason)
+    if status == 429:
+        return Outcome(delivery_id, Action.RETRY, status, "TooManyRequests",
+                       retry_after=_retry_after(answer))
+    if status >= 500:
+        return Outcome(delivery_id, Action.RETRY, status, reason)
+    return Outcome(delivery_id, Action.FAIL, status, reason)
+
+
+def migrated_to(answer: dict) -> str | None:
+    parameters = answer.get("parameters")
+    if isinstance(parameters, dict) and isinstance(parameters.get("migrate_to_chat_id"), int):
+        return str(parameters["migrate_to_chat_id"])
+    return None
+
+
+def _retry_after(answer: dict) -> float:
+    parameters = answer.get("parameters")
+    value = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    return float(value) if isinstance(value, int | float) and value >= 0 else 1.0
+
+
+class TelegramTransport:
+    def __init__(self, settings: TelegramSettings, engine, clock=time.time):
+        self._settings = settings
+        self._engine = engine
+        self._clock = clock
+        self._url = f"{settings.api_url}/bot{settings.bot_token}/sendMessage"
+        self._session: aiohttp.ClientSession | None = None
+
+    def address(self, device, notification: Notification) -> Address | Refusal:
+        if notification.push_type is not PushType.ALERT:
+            return Refusal("NotForTelegram", f"{notification.push_type.value} pushes are not "
+                                             "shown in a chat")
+        if not device.token:
+            return Refusal("NoToken", "the device has no chat id")
+        return Address(Chat(device.id, device.token), notification, TOPIC, device.token)
+
+    async def send_many(self, items: Sequence[tuple[Chat, Notification, str]]
+                        ) -> list[Outcome]:
+        moments = await asyncio.to_thread(self._reserve, [item[0] for item in items])
+        return await in_order(self._send_at, [(*item, at) for item, at in
+                                              zip(items, moments, strict=True)],
+                              self._settings.connections)
+
+    def _reserve(self, chats: list[Chat]) -> list[float]:
+        """Each send's moment (UNIX seconds): a slot in the channel's rate, then the first
+        slot of its chat's at or after it."""
+        now = utcnow()
+        moments = slots.reserve(self._engine, CHANNEL_SCOPE, [now] * len(chats),
+                                1 / self._settings.messages_per_second, now)
+        by_chat: dict[str, list[int]] = {}
+        for index, chat in enumerate(chats):
+            by_chat.setdefault(chat.chat_id, []).append(index)
+        for chat_id, indexes in by_chat.items():
+            reserved = slots.reserve(self._engine, f"telegram:{chat_id}",
+                                     [moments[index] for index in indexes],
+                                     self._settings.chat_interval, now)
+            for index, moment in zip(indexes, reserved, strict=True):
+                moments[index] = moment
+        return [moment.timestamp() for moment in moments]
+
+    async def _send_at(self, chat: Chat, notification: Notification, delivery_id: str,
+                       at: float) -> Outcome:
+        wait = at - self._clock()
+        if wait > MAX_WAIT:
+            return Outcome(delivery_id, Action.RETRY, reason="RateLimited", retry_after=wait,
+                           detail="Telegram's rate limits: the next free slot is later")
+        text = message_text(notification)
+        if text is None:
+            return Outcome(delivery_id, Action.FAIL, reason="NothingToShow",
+                           detail="the notification has no alert title or body")
+        if len(text) > MAX_TEXT:
+            return Outcome(delivery_id, Action.FAIL, reason="PayloadTooLarge",
+                           detail=f"the text has {len(text)} characters; Telegram takes "
+                                  f"{MAX_TEXT}")
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return await self._send(chat, notification, text, delivery_id)
+
+    async def _send(self, chat: Chat, notification, text, delivery_id, migrated=False
+                    ) -> Outcome:
+        status, answer = await self._post(request_body(chat.chat_id, text, notification))
+        if status is None:
+            return Outcome(delivery_id, Action.RETRY, reason="TransportError",
+                           outcome_unknown=True, detail=answer["description"])
+        new_chat = migrated_to(answer) if status == 400 and not migrated else None
+        if new_chat is not None:
+            await asyncio.to_thread(self._move, chat, new_chat)
+            return await self._send(Chat(chat.device_id, new_chat), notification, text,
+                                    delivery_id, migrated=True)
+        outcome = outcome_of(delivery_id, status, answer)
+        if status == 429:
+            await asyncio.to_thread(
+                slots.hold, self._engine, CHANNEL_SCOPE,
+                utcnow() + timedelta(seconds=outcome.retry_after), utcnow())
+        return outcome
+
+    async def _post(self, body: dict) -> tuple[int | None, dict]:
+        try:
+            async with self._http().post(self._url, json=body,
+                                         allow_redirects=False) as response:
+                raw = await response.content.read(MAX_ANSWER_BYTES)
+                return response.status, _answer(raw)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return None, {"description": self.redacted(f"{type(exc).__name__}: {exc}")}
+
+    def redacted(self, text: str) -> str:
+        return text.replace(self._settings.bot_token, REDACTED)
+
+    def _move(self, chat: Chat, new_chat: str):
+        """The group became a supergroup: the device follows it to its new chat id."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(update(_devices).where(_devices.c.id == chat.device_id)
+                                   .values(token=new_chat, updated_at=utcnow()))
+        except IntegrityError:  # another device already has the new chat: it stays
+            log.info("telegram: device %s's chat migrated to a chat another device has",
+                     chat.device_id)
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._settings.connections),
+                timeout=aiohttp.ClientTimeout(total=self._settings.timeout))
+        return self._session
+
+    async def close(self):
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.close()
+
+
+def _answer(raw: bytes) -> dict:
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}

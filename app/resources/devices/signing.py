@@ -1,0 +1,23 @@
+"""A webhook endpoint's signing secret: issued once, when the endpoint first registers
+(or registers again after it was deleted), kept sealed, never shown again."""
+
+from sqlalchemy import update
+
+from app.extensions import db
+from app.models import Channel, Device
+from app.push.webhook import new_signing_secret
+from app.security import crypto
+
+
+def issue_signing_secret(device) -> str | None:
+    """A new ``whsec_…`` secret for a webhook device that has none (shown this once), or
+    None: another channel, or the endpoint's secret was issued before. Racing
+    registrations of one URL: one of them issues it."""
+    if device.channel != Channel.WEBHOOK:
+        return None
+    secret = new_signing_secret()
+    issued = db.session.execute(
+        update(Device).where(Device.id == device.id, Device.signing_secret.is_(None))
+        .values(signing_secret=crypto.seal(secret))
+        .execution_options(synchronize_session=False))
+    return secret if issued.rowcount == 1 else None
