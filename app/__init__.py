@@ -1,5 +1,9 @@
 """The application factory."""
 
+# The one place the version is written: setup.cfg reads it (attr:), and pushreg --version,
+# /healthz and the OpenAPI document show it.
+__version__ = "0.2.0"
+
 import logging
 from pathlib import Path
 
@@ -142,7 +146,11 @@ def register_commands(app):
 
 
 def _migrations_directory():
-    return str(Path(__file__).resolve().parent.parent / "migrations")
+    """The wheel ships migrations/ inside the package (setup.py); a checkout has it beside
+    app/."""
+    package = Path(__file__).resolve().parent
+    installed = package / "migrations"
+    return str(installed if installed.is_dir() else package.parent / "migrations")
 
 
 def _ensure_sqlite_directory(url):

@@ -16,7 +16,10 @@ from urllib.parse import urlsplit
 
 from environs import Env, EnvError
 
-INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+CHECKOUT = Path(__file__).resolve().parent.parent
+# A checkout keeps its development database and key beside the code; an installed package
+# (site-packages is no place to write) keeps them in the working directory.
+INSTANCE_DIR = (CHECKOUT if (CHECKOUT / "setup.cfg").is_file() else Path.cwd()) / "instance"
 COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 # Once the default, published in this source: whoever reads it can forge access tokens and
 # digests, so it is refused everywhere. Unset, SECRET_KEY is a random key kept in instance/.

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
 
+from app import __version__
 from app.database import configure_engine, engine_options
 from app.models.types import utcnow
 from app.push.heartbeat import newest_beat
@@ -31,7 +32,7 @@ blueprint = Blueprint("health", __name__)
 
 @blueprint.get("/healthz")
 def healthz():
-    return jsonify(status=OK, checks={"process": {"status": OK}})
+    return jsonify(status=OK, version=__version__, checks={"process": {"status": OK}})
 
 
 @blueprint.get("/readyz")

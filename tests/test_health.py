@@ -9,7 +9,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from app import create_app
+from app import __version__, create_app
 from app.config import TestConfig as AppConfig  # not "Test*": pytest would collect it
 from app.extensions import db
 from app.models import WorkerHeartbeat
@@ -72,7 +72,8 @@ def test_an_unreachable_database_is_not_ready_but_the_process_is_alive(
 
     live = app.test_client().get("/healthz")
     assert live.status_code == 200
-    assert live.get_json() == {"status": "ok", "checks": {"process": {"status": "ok"}}}
+    assert live.get_json() == {"status": "ok", "version": __version__,
+                               "checks": {"process": {"status": "ok"}}}
 
 
 @contextlib.contextmanager
