@@ -16,11 +16,14 @@ from urllib.parse import urlsplit
 
 from environs import Env, EnvError
 
+from app import phone_numbers
+
 CHECKOUT = Path(__file__).resolve().parent.parent
 # A checkout keeps its development database and key beside the code; an installed package
 # (site-packages is no place to write) keeps them in the working directory.
 INSTANCE_DIR = (CHECKOUT if (CHECKOUT / "setup.cfg").is_file() else Path.cwd()) / "instance"
-COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
+# a calling code (1, 44) or a region, as ISO 3166 writes it (US, GB)
+COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}|[A-Z]{2}")
 # Once the default, published in this source: whoever reads it can forge access tokens and
 # digests, so it is refused everywhere. Unset, SECRET_KEY is a random key kept in instance/.
 PUBLISHED_DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
@@ -54,11 +57,20 @@ class ConfigurationError(RuntimeError):
 
 
 def _country_codes(raw):
-    """``'1, 44,90'`` → ``('1', '44', '90')``; empty means every country."""
-    codes = tuple(code.strip() for code in raw.split(",") if code.strip())
+    """``'1, 44,90'`` → ``('1', '44', '90')``, ``'US,ca'`` → ``('US', 'CA')``; empty means
+    every country."""
+    codes = tuple(code.strip().upper() for code in raw.split(",") if code.strip())
     if not all(COUNTRY_CODE.fullmatch(code) for code in codes):
-        raise EnvError("must be calling codes separated by commas, like 1,44,90")
+        raise EnvError("must be calling codes or regions separated by commas, like 1,44,90 "
+                       "or US,CA,GB")
     return codes
+
+
+def _number_types(raw):
+    try:
+        return phone_numbers.number_types(raw)
+    except ValueError as exc:
+        raise EnvError(str(exc)) from exc
 
 
 def _client_config(raw):
@@ -100,6 +112,7 @@ class Environment:
     def __init__(self):
         self._env = Env()
         self._env.add_parser("country_codes", _country_codes)
+        self._env.add_parser("number_types", _number_types)
         self._env.add_parser("client_config", _client_config)
         self._env.add_parser("public_url", _public_url)
         self._env.add_parser("networks", _networks)
@@ -240,6 +253,8 @@ class Config:
         self.SMS_RATE_LIMIT_PER_PHONE_TOTAL = env.str("SMS_RATE_LIMIT_PER_PHONE_TOTAL", "10/hour")
         self.SMS_GLOBAL_RATE_LIMIT = env.str("SMS_GLOBAL_RATE_LIMIT", "1000/hour")
         self.SMS_ALLOWED_COUNTRY_CODES = env.read("country_codes", "SMS_ALLOWED_COUNTRY_CODES", ())
+        self.SMS_ALLOWED_NUMBER_TYPES = env.read("number_types", "SMS_ALLOWED_NUMBER_TYPES",
+                                                 phone_numbers.ALLOWED_BY_DEFAULT)
         self.VERIFICATION_MAX_WRONG_PER_PHONE = env.str("VERIFICATION_MAX_WRONG_PER_PHONE",
                                                      "10/hour")
         self.SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL")

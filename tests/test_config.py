@@ -74,6 +74,9 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
     ("SMS_ALLOWED_COUNTRY_CODES", "+1,44"),
     ("SMS_ALLOWED_COUNTRY_CODES", "044"),
     ("SMS_ALLOWED_COUNTRY_CODES", "1;44"),
+    ("SMS_ALLOWED_COUNTRY_CODES", "USA"),
+    ("SMS_ALLOWED_NUMBER_TYPES", "mobile,satellite"),
+    ("SMS_ALLOWED_NUMBER_TYPES", ","),
     ("MINIMUM_BUNDLE_VERSION", "three"),
     ("SMS_SENDER", "pigeon"),
     ("SESSION_CREATE_RATE_LIMIT", "lots"),
@@ -104,6 +107,16 @@ def test_allowed_country_codes_are_a_comma_separated_list(monkeypatch):
     assert Config().SMS_ALLOWED_COUNTRY_CODES == ("1", "44", "90")
     monkeypatch.setenv("SMS_ALLOWED_COUNTRY_CODES", "")
     assert Config().SMS_ALLOWED_COUNTRY_CODES == ()
+    monkeypatch.setenv("SMS_ALLOWED_COUNTRY_CODES", "us, GB,44")
+    assert Config().SMS_ALLOWED_COUNTRY_CODES == ("US", "GB", "44")
+
+
+def test_number_types_refused_by_default_are_those_that_cost_or_reach_nobody(monkeypatch):
+    allowed = Config().SMS_ALLOWED_NUMBER_TYPES
+    assert {"mobile", "fixed_line_or_mobile"} <= set(allowed)
+    assert not {"premium_rate", "shared_cost", "uan", "voicemail", "pager"} & set(allowed)
+    monkeypatch.setenv("SMS_ALLOWED_NUMBER_TYPES", " Mobile, fixed_line_or_mobile ")
+    assert Config().SMS_ALLOWED_NUMBER_TYPES == ("mobile", "fixed_line_or_mobile")
 
 
 @pytest.mark.parametrize("name, value", [
