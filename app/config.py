@@ -262,6 +262,13 @@ class Config:
         self.SMS_GATEWAY_FROM = env.str("SMS_GATEWAY_FROM")
         self.SMS_GATEWAY_TIMEOUT = env.float("SMS_GATEWAY_TIMEOUT", 5.0)
         self.SMS_GATEWAY_RETRIES = env.int("SMS_GATEWAY_RETRIES", 2)
+        self.TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", "https://api.twilio.com")
+        self.TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID")
+        self.TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN")
+        self.TWILIO_API_KEY_SID = env.str("TWILIO_API_KEY_SID")
+        self.TWILIO_API_KEY_SECRET = env.str("TWILIO_API_KEY_SECRET")
+        self.TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID")
+        self.TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER")
         self.REDIS_URL = env.str("REDIS_URL")
 
         self.MINIMUM_BUNDLE_VERSION = env.str("MINIMUM_BUNDLE_VERSION", "0")
@@ -351,7 +358,8 @@ class Config:
         if self.APP_ENV != "production":
             return
         if self.SMS_SENDER == "outbox":
-            raise ConfigurationError("production needs SMS_SENDER=http and an SMS gateway")
+            raise ConfigurationError("production needs SMS_SENDER=http or twilio, and an SMS "
+                                     "gateway")
         if self.PUSH_STANDIN == "outbox":
             raise ConfigurationError("production refuses PUSH_STANDIN=outbox: the development "
                                      "stand-in would swallow every push; configure APNS_* or "
@@ -362,6 +370,17 @@ class Config:
             raise ConfigurationError("production needs PUBLIC_URL, the service's external URL")
         if self.SMS_SENDER == "http" and not self.SMS_GATEWAY_URL:
             raise ConfigurationError("SMS_SENDER=http needs SMS_GATEWAY_URL")
+
+    def _validate_twilio(self):
+        if not self.TWILIO_ACCOUNT_SID:
+            raise ConfigurationError("SMS_SENDER=twilio needs TWILIO_ACCOUNT_SID")
+        if not (self.TWILIO_AUTH_TOKEN or
+                (self.TWILIO_API_KEY_SID and self.TWILIO_API_KEY_SECRET)):
+            raise ConfigurationError("SMS_SENDER=twilio needs TWILIO_AUTH_TOKEN, or "
+                                     "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET")
+        if not (self.TWILIO_MESSAGING_SERVICE_SID or self.TWILIO_FROM_NUMBER):
+            raise ConfigurationError("SMS_SENDER=twilio needs TWILIO_MESSAGING_SERVICE_SID or "
+                                     "TWILIO_FROM_NUMBER")
 
     def _validate_secret_key(self):
         if self.SECRET_KEY == PUBLISHED_DEVELOPMENT_SECRET:
@@ -384,8 +403,10 @@ class Config:
                 raise ConfigurationError(f"{name}: {exc}") from exc
         if not VERSION.match(self.MINIMUM_BUNDLE_VERSION):
             raise ConfigurationError("MINIMUM_BUNDLE_VERSION must be dotted numbers, like 3.1")
-        if self.SMS_SENDER not in ("outbox", "http"):
-            raise ConfigurationError("SMS_SENDER is 'outbox' or 'http'")
+        if self.SMS_SENDER not in ("outbox", "http", "twilio"):
+            raise ConfigurationError("SMS_SENDER is 'outbox', 'http' or 'twilio'")
+        if self.SMS_SENDER == "twilio":
+            self._validate_twilio()
         self._validate_database_timeouts()
         for name in LIFETIME_SETTINGS:
             if getattr(self, name) <= 0:

@@ -35,6 +35,27 @@ def test_a_complete_production_environment_is_accepted(monkeypatch):
     _config(monkeypatch, **PRODUCTION).validate()
 
 
+TWILIO = {**PRODUCTION, "SMS_SENDER": "twilio", "SMS_GATEWAY_URL": "",
+          "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "token",
+          "TWILIO_FROM_NUMBER": "+14155550100"}
+
+
+def test_production_texts_through_twilio(monkeypatch):
+    _config(monkeypatch, **TWILIO).validate()
+    _config(monkeypatch, **{**TWILIO, "TWILIO_AUTH_TOKEN": "", "TWILIO_API_KEY_SID": "SK1",
+                            "TWILIO_API_KEY_SECRET": "s"}).validate()
+
+
+@pytest.mark.parametrize("name, complaint", [
+    ("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
+    ("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"),
+    ("TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER"),
+])
+def test_twilio_needs_an_account_credentials_and_a_sender(monkeypatch, name, complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
+        _config(monkeypatch, **{**TWILIO, name: ""}).validate()
+
+
 @pytest.mark.parametrize("name, value, complaint", [
     ("SECRET_KEY", "", "SECRET_KEY"),
     ("SECRET_KEY", "short", "SECRET_KEY"),
