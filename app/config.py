@@ -73,6 +73,13 @@ def _number_types(raw):
         raise EnvError(str(exc)) from exc
 
 
+def _test_numbers(raw):
+    try:
+        return phone_numbers.test_numbers(raw)
+    except ValueError as exc:
+        raise EnvError(str(exc)) from exc
+
+
 def _client_config(raw):
     """``CLIENT_CONFIG``: a JSON object overriding some of ``DEFAULT_CLIENT_CONFIG``."""
     try:
@@ -113,6 +120,7 @@ class Environment:
         self._env = Env()
         self._env.add_parser("country_codes", _country_codes)
         self._env.add_parser("number_types", _number_types)
+        self._env.add_parser("test_numbers", _test_numbers)
         self._env.add_parser("client_config", _client_config)
         self._env.add_parser("public_url", _public_url)
         self._env.add_parser("networks", _networks)
@@ -255,6 +263,7 @@ class Config:
         self.SMS_ALLOWED_COUNTRY_CODES = env.read("country_codes", "SMS_ALLOWED_COUNTRY_CODES", ())
         self.SMS_ALLOWED_NUMBER_TYPES = env.read("number_types", "SMS_ALLOWED_NUMBER_TYPES",
                                                  phone_numbers.ALLOWED_BY_DEFAULT)
+        self.SMS_TEST_NUMBERS = env.read("test_numbers", "SMS_TEST_NUMBERS", ())
         self.VERIFICATION_MAX_WRONG_PER_PHONE = env.str("VERIFICATION_MAX_WRONG_PER_PHONE",
                                                      "10/hour")
         self.SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL")
@@ -556,6 +565,8 @@ class TestConfig(Config):
         self.APP_ENV = "test"
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url)
         self.SMS_SENDER = "outbox"
+        # the number the captured Poparazzi client logs in with (tests/contract)
+        self.SMS_TEST_NUMBERS = ("+10000000000",)
         self.REDIS_URL = None
         # Every test client is 127.0.0.1; the limits' own tests set tight ones.
         self.SESSION_CREATE_RATE_LIMIT = self.ANONYMOUS_WRITE_RATE_LIMIT = GENEROUS_TEST_RATE

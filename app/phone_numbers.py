@@ -64,6 +64,21 @@ def parse(text):
         type=TYPE_NAMES[phonenumbers.number_type(number)])
 
 
+def test_number(text):
+    """A number the operator lets through unchecked (``SMS_TEST_NUMBERS``: an app store
+    reviewer's login, a client's captured test account), of its own type ("test"), of
+    no region."""
+    return PhoneNumber(e164=text, calling_code="", region=None, type="test")
+
+
+def test_numbers(raw):
+    """``SMS_TEST_NUMBERS``: E.164 numbers separated by commas; ValueError otherwise."""
+    numbers = tuple(number.strip() for number in raw.split(",") if number.strip())
+    if not all(WRITTEN.match(number) for number in numbers):
+        raise ValueError("must be E.164 numbers separated by commas, like +10000000000")
+    return numbers
+
+
 def e164_or_none(text):
     """``text`` in E.164 if it is a valid number, else None (for numbers others vouch for,
     like an ID token's claim)."""

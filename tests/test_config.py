@@ -98,6 +98,7 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
     ("SMS_ALLOWED_COUNTRY_CODES", "USA"),
     ("SMS_ALLOWED_NUMBER_TYPES", "mobile,satellite"),
     ("SMS_ALLOWED_NUMBER_TYPES", ","),
+    ("SMS_TEST_NUMBERS", "+1 000 000 0000"),
     ("MINIMUM_BUNDLE_VERSION", "three"),
     ("SMS_SENDER", "pigeon"),
     ("SESSION_CREATE_RATE_LIMIT", "lots"),
