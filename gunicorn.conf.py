@@ -1,3 +1,3 @@
-"""gunicorn settings for a checkout (`make run`): the package's own, app/gunicorn_config.py."""
+"""gunicorn settings for a checkout (`make run`): the package's own, app/ops/gunicorn_config.py."""
 
-from app.gunicorn_config import *  # noqa: F403
+from app.ops.gunicorn_config import *  # noqa: F403

@@ -7,7 +7,7 @@ import pytest
 from flask.cli import ScriptInfo
 
 from app import __version__
-from app.command import Pushreg
+from app.ops.command import Pushreg
 
 
 @pytest.fixture

@@ -2,9 +2,9 @@
 
 from flask import Blueprint
 
-from app import surfaces
 from app.errors import ServiceError
 from app.jsonapi.flask import conditional_get, negotiate
+from app.web import surfaces
 
 
 def jsonapi_blueprint(name, import_name):
@@ -13,21 +13,3 @@ def jsonapi_blueprint(name, import_name):
     blueprint.after_request(conditional_get)
     blueprint.register_error_handler(ServiceError, surfaces.render)
     return blueprint
-
-
-def register_api(app):
-    from app.api import (
-        apple_device_tokens,
-        auth_tokens,
-        configs,
-        devices,
-        notifications,
-        relationships,
-        sessions,
-        users,
-        well_known,
-    )
-
-    for module in (sessions, users, apple_device_tokens, devices, auth_tokens, configs,
-                   well_known, notifications, relationships):
-        app.register_blueprint(module.blueprint)

@@ -9,7 +9,6 @@ from flask import request
 
 from app.api import jsonapi_blueprint
 from app.api.types import DELIVERIES, NOTIFICATIONS
-from app.auth import SERVICES, require
 from app.errors import InvalidAttribute, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
@@ -25,6 +24,7 @@ from app.jsonapi.flask import (
 from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.query import Capabilities
 from app.resources import notifications
+from app.web.auth import SERVICES, require
 
 blueprint = jsonapi_blueprint("notifications", __name__)
 TYPE = NOTIFICATIONS.type

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import case, delete, exists, func, literal, or_, select
 from sqlalchemy.types import Uuid
 
-from app import policies
+from app.database.upsert import insert_for
 from app.errors import (
     Conflict,
     ErrorList,
@@ -27,7 +27,7 @@ from app.errors import (
     Where,
 )
 from app.extensions import db
-from app.ids import uuid_id
+from app.formats.ids import uuid_id
 from app.models import (
     Channel,
     Delivery,
@@ -42,7 +42,7 @@ from app.push import apns, fcm, message
 from app.push.message import NotificationError, PayloadTooLarge, PushType
 from app.push.queue import queue_for
 from app.resources.listing import Filter, list_page
-from app.upsert import insert_for
+from app.security import policies
 
 # The push types a service may send; the others need tokens the registry does not keep.
 PUSH_TYPES = (PushType.ALERT, PushType.BACKGROUND, PushType.VOIP, PushType.LIVEACTIVITY)

@@ -12,12 +12,12 @@ Budgets (see README, "Rate limits"):
 
 from flask import current_app
 
-from app import ratelimit
 from app.errors import Unprocessable
+from app.security import ratelimit
 
 
 def check_country(number):
-    """Refuse a parsed number (app.phone_numbers) whose calling code and region are both
+    """Refuse a parsed number (app.formats.phone_numbers) whose calling code and region are both
     outside ``SMS_ALLOWED_COUNTRY_CODES``. An operator's test number (no region) passes."""
     allowed = current_app.config["SMS_ALLOWED_COUNTRY_CODES"]
     if allowed and number.type != "test" and \

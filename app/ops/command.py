@@ -11,7 +11,7 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app import __version__, create_app
 
-GUNICORN_CONFIG = "python:app.gunicorn_config"
+GUNICORN_CONFIG = "python:app.ops.gunicorn_config"
 APPLICATION = "app:create_app()"
 
 
@@ -19,7 +19,7 @@ APPLICATION = "app:create_app()"
                                           "allow_extra_args": True})
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 def serve(gunicorn_args):
-    """Serve the API with gunicorn and the package's configuration (app/gunicorn_config.py:
+    """Serve the API with gunicorn and the package's configuration (app/ops/gunicorn_config.py:
     PORT or GUNICORN_BIND, WEB_CONCURRENCY, ...). Extra arguments go to gunicorn, such as
     --bind 0.0.0.0:8000."""
     argv = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG,
@@ -39,7 +39,7 @@ def migrate():
 
 
 def _worker():
-    from app.push.cli import worker
+    from app.ops.cli.push import worker
 
     return worker
 
