@@ -1,5 +1,6 @@
 """The application factory."""
 
+
 import logging
 from pathlib import Path
 
@@ -145,7 +146,11 @@ def register_commands(app):
 
 
 def _migrations_directory():
-    return str(Path(__file__).resolve().parent.parent / "migrations")
+    """The wheel ships migrations/ inside the package (setup.py); a checkout has it beside
+    app/."""
+    package = Path(__file__).resolve().parent
+    installed = package / "migrations"
+    return str(installed if installed.is_dir() else package.parent / "migrations")
 
 
 def _ensure_sqlite_directory(url):

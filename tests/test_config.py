@@ -35,6 +35,27 @@ def test_a_complete_production_environment_is_accepted(monkeypatch):
     _config(monkeypatch, **PRODUCTION).validate()
 
 
+TWILIO = {**PRODUCTION, "SMS_SENDER": "twilio", "SMS_GATEWAY_URL": "",
+          "TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "token",
+          "TWILIO_FROM_NUMBER": "+14155550100"}
+
+
+def test_production_texts_through_twilio(monkeypatch):
+    _config(monkeypatch, **TWILIO).validate()
+    _config(monkeypatch, **{**TWILIO, "TWILIO_AUTH_TOKEN": "", "TWILIO_API_KEY_SID": "SK1",
+                            "TWILIO_API_KEY_SECRET": "s"}).validate()
+
+
+@pytest.mark.parametrize("name, complaint", [
+    ("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID"),
+    ("TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN"),
+    ("TWILIO_FROM_NUMBER", "TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER"),
+])
+def test_twilio_needs_an_account_credentials_and_a_sender(monkeypatch, name, complaint):
+    with pytest.raises(ConfigurationError, match=complaint):
+        _config(monkeypatch, **{**TWILIO, name: ""}).validate()
+
+
 @pytest.mark.parametrize("name, value, complaint", [
     ("SECRET_KEY", "", "SECRET_KEY"),
     ("SECRET_KEY", "short", "SECRET_KEY"),
@@ -74,6 +95,10 @@ def test_numbers_in_the_environment_are_checked(monkeypatch):
     ("SMS_ALLOWED_COUNTRY_CODES", "+1,44"),
     ("SMS_ALLOWED_COUNTRY_CODES", "044"),
     ("SMS_ALLOWED_COUNTRY_CODES", "1;44"),
+    ("SMS_ALLOWED_COUNTRY_CODES", "USA"),
+    ("SMS_ALLOWED_NUMBER_TYPES", "mobile,satellite"),
+    ("SMS_ALLOWED_NUMBER_TYPES", ","),
+    ("SMS_TEST_NUMBERS", "+1 000 000 0000"),
     ("MINIMUM_BUNDLE_VERSION", "three"),
     ("SMS_SENDER", "pigeon"),
     ("SESSION_CREATE_RATE_LIMIT", "lots"),
@@ -107,6 +132,16 @@ def test_allowed_country_codes_are_a_comma_separated_list(monkeypatch):
     assert Config().SMS_ALLOWED_COUNTRY_CODES == ("1", "44", "90")
     monkeypatch.setenv("SMS_ALLOWED_COUNTRY_CODES", "")
     assert Config().SMS_ALLOWED_COUNTRY_CODES == ()
+    monkeypatch.setenv("SMS_ALLOWED_COUNTRY_CODES", "us, GB,44")
+    assert Config().SMS_ALLOWED_COUNTRY_CODES == ("US", "GB", "44")
+
+
+def test_number_types_refused_by_default_are_those_that_cost_or_reach_nobody(monkeypatch):
+    allowed = Config().SMS_ALLOWED_NUMBER_TYPES
+    assert {"mobile", "fixed_line_or_mobile"} <= set(allowed)
+    assert not {"premium_rate", "shared_cost", "uan", "voicemail", "pager"} & set(allowed)
+    monkeypatch.setenv("SMS_ALLOWED_NUMBER_TYPES", " Mobile, fixed_line_or_mobile ")
+    assert Config().SMS_ALLOWED_NUMBER_TYPES == ("mobile", "fixed_line_or_mobile")
 
 
 @pytest.mark.parametrize("name, value", [

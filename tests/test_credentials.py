@@ -101,11 +101,11 @@ def test_the_same_identity_is_the_same_user_and_its_fingerprint_one_device(clien
 
 
 def test_a_verified_phone_number_links_to_the_user_who_owns_it(client, app, provider):
-    caller = Caller(client, app, phone_number="+15555550142")
-    issued = issue(client, subject="phone-person", phone_number="+15555550142",
+    caller = Caller(client, app, phone_number="+12125550142")
+    issued = issue(client, subject="phone-person", phone_number="+12125550142",
                    phone_number_verified=True)
     assert issued["relationships"]["user"]["data"]["id"] == caller.user_id
-    unverified = issue(client, subject="someone-else", phone_number="+15555550142")
+    unverified = issue(client, subject="someone-else", phone_number="+12125550142")
     assert unverified["relationships"]["user"]["data"]["id"] != caller.user_id
 
 
@@ -128,23 +128,23 @@ def firebase_auth_token(client, subject, phone_number, sign_in_provider):
 
 def test_a_firebase_phone_sign_in_links_to_the_user_who_owns_the_number(client, app,
                                                                          firebase):
-    caller = Caller(client, app, phone_number="+15555550143")
-    issued = firebase_auth_token(client, "phone-uid", "+15555550143", "phone")
+    caller = Caller(client, app, phone_number="+12125550143")
+    issued = firebase_auth_token(client, "phone-uid", "+12125550143", "phone")
     assert issued["relationships"]["user"]["data"]["id"] == caller.user_id
 
 
 @pytest.mark.parametrize("sign_in_provider", ["custom", "anonymous", "password"])
 def test_a_firebase_number_not_proven_by_a_texted_code_reads_nobody_elses_profile(
         client, app, firebase, sign_in_provider):
-    victim = Caller(client, app, phone_number="+15555550144")
-    issued = firebase_auth_token(client, f"{sign_in_provider}-uid", "+15555550144",
+    victim = Caller(client, app, phone_number="+12125550144")
+    issued = firebase_auth_token(client, f"{sign_in_provider}-uid", "+12125550144",
                                  sign_in_provider)
     attacker_id = issued["relationships"]["user"]["data"]["id"]
     assert attacker_id != victim.user_id
     victims_profile = client.get(f"/api/users/{victim.user_id}",
                                  headers=bearer(issued["attributes"]["value"]))
-    assert "+15555550144" not in victims_profile.get_data(as_text=True)
-    assert stored_phone(app, victim.user_id) == "+15555550144"
+    assert "+12125550144" not in victims_profile.get_data(as_text=True)
+    assert stored_phone(app, victim.user_id) == "+12125550144"
     assert stored_phone(app, attacker_id) is None
 
 
@@ -313,7 +313,7 @@ def test_an_access_token_names_its_credential_by_an_unguessable_id(client, app):
 def test_a_token_forged_with_the_server_key_and_a_guessed_credential_id_is_refused(
         client, app):
     """Whoever knows SECRET_KEY signs what they like; the credential's id they must guess."""
-    victim = Caller(client, app, phone_number="+15555550145")
+    victim = Caller(client, app, phone_number="+12125550145")
     with app.app_context():
         keys = signing_keys()
         guessed = db.session.scalar(select(Credential.id).where(
@@ -324,7 +324,7 @@ def test_a_token_forged_with_the_server_key_and_a_guessed_credential_id_is_refus
         forged = jwt.encode(claims, keys.current.signing, algorithm=keys.current.algorithm,
                             headers={"kid": keys.current.kid})
         response = client.get(f"/api/users/{victim.user_id}", headers=bearer(forged))
-        assert "+15555550145" not in response.get_data(as_text=True)
+        assert "+12125550145" not in response.get_data(as_text=True)
         error_of(response, 401)
 
 

@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import WorkerHeartbeat
 from app.models.types import utcnow
 from app.push.heartbeat import Heartbeat
+from app.version import __version__
 
 pytestmark = pytest.mark.committed  # /readyz reads on a connection of its own
 
@@ -72,7 +73,8 @@ def test_an_unreachable_database_is_not_ready_but_the_process_is_alive(
 
     live = app.test_client().get("/healthz")
     assert live.status_code == 200
-    assert live.get_json() == {"status": "ok", "checks": {"process": {"status": "ok"}}}
+    assert live.get_json() == {"status": "ok", "version": __version__,
+                               "checks": {"process": {"status": "ok"}}}
 
 
 @contextlib.contextmanager

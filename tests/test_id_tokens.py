@@ -158,7 +158,7 @@ def test_any_of_an_issuers_audiences_is_accepted(server, clock):
 def firebase_token(clock, sign_in_provider):
     return token(clock, kid="cert-1", iss=FIREBASE_ISSUER, aud=FIREBASE_PROJECT,
                  sub="firebase-uid", email=None, email_verified=None,
-                 phone_number="+15555550123",
+                 phone_number="+12125550123",
                  firebase={"identities": {}, "sign_in_provider": sign_in_provider})
 
 
@@ -166,7 +166,7 @@ def test_firebase_certificates_verify_its_tokens_and_its_phone_numbers(server, c
     verify = make_verifier(server.url("/x509"), clock, FIREBASE_ISSUER, (FIREBASE_PROJECT,)).verify
     identity = verify(firebase_token(clock, "phone"))
     assert identity == Identity(FIREBASE_ISSUER, "firebase-uid", None, False,
-                                "+15555550123", True)
+                                "+12125550123", True)
 
 
 @pytest.mark.parametrize("sign_in_provider", ["custom", "anonymous", "password", "google.com",
@@ -175,15 +175,15 @@ def test_firebase_proves_a_phone_number_only_for_a_phone_sign_in(server, clock,
                                                                  sign_in_provider):
     verify = make_verifier(server.url("/x509"), clock, FIREBASE_ISSUER, (FIREBASE_PROJECT,)).verify
     identity = verify(firebase_token(clock, sign_in_provider))
-    assert (identity.phone_number, identity.phone_number_verified) == ("+15555550123", False)
+    assert (identity.phone_number, identity.phone_number_verified) == ("+12125550123", False)
 
 
 @pytest.mark.parametrize("issuer", ["https://appleid.apple.com", "https://accounts.google.com"])
 def test_apple_and_google_never_prove_a_phone_number(server, clock, issuer):
     verify = make_verifier(server.url("/jwks"), clock, issuer).verify
-    identity = verify(token(clock, iss=issuer, phone_number="+15555550123",
+    identity = verify(token(clock, iss=issuer, phone_number="+12125550123",
                             phone_number_verified=True))
-    assert (identity.phone_number, identity.phone_number_verified) == ("+15555550123", False)
+    assert (identity.phone_number, identity.phone_number_verified) == ("+12125550123", False)
 
 
 @pytest.mark.parametrize("extra, verified", [
@@ -194,8 +194,8 @@ def test_apple_and_google_never_prove_a_phone_number(server, clock, issuer):
 ])
 def test_other_providers_phone_numbers_are_verified_only_when_they_say_so(
         verify, clock, extra, verified):
-    identity = verify(token(clock, phone_number="+15555550123", **extra))
-    assert (identity.phone_number, identity.phone_number_verified) == ("+15555550123", verified)
+    identity = verify(token(clock, phone_number="+12125550123", **extra))
+    assert (identity.phone_number, identity.phone_number_verified) == ("+12125550123", verified)
 
 
 def test_a_phone_number_not_in_e164_form_is_left_out(verify, clock):

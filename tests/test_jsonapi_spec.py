@@ -736,7 +736,7 @@ def test_updating_a_missing_resource_is_404(client, app):
     error_of(response, 404)
     missing_session = str(uuid.uuid4())
     response = client.patch(f"/api/sessions/{missing_session}", headers=caller.headers,
-                            json=session_patch(missing_session, phone_number="+15550000000"))
+                            json=session_patch(missing_session, phone_number="+12122000000"))
     error_of(response, 404)
 
 

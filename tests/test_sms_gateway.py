@@ -1,18 +1,20 @@
 """The HTTP gateway sender against a real HTTP server on 127.0.0.1."""
 
+import base64
 import json
 import logging
 import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import pytest
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import SmsMessage, VerificationCode
-from app.sms import HttpGatewaySender, SmsDeliveryError, SmsDeliveryUncertain
+from app.sms import HttpGatewaySender, SmsDeliveryError, SmsDeliveryUncertain, TwilioSender
 from tests.factories import CODE_IN_TEXT, bearer, create_session, random_phone, session_patch
 
 
@@ -322,3 +324,84 @@ def test_gateway_error_does_not_leak_the_code_or_token(client, app, http_sender,
     assert code not in response.get_data(as_text=True)
     assert code not in caplog.text
     assert "gw-secret-token" not in caplog.text
+
+
+# -- Twilio's Messages API, against the same fake at Twilio's paths -----------------------
+
+ACCOUNT = "AC" + "0" * 32
+MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+
+
+def twilio_base(gateway):
+    return gateway.url.removesuffix("/v1/messages")
+
+
+def form(request):
+    return {name: values[0] for name, values in parse_qs(request["body"].decode()).items()}
+
+
+def basic(request):
+    scheme, credentials = request["headers"]["Authorization"].split()
+    assert scheme == "Basic"
+    return tuple(base64.b64decode(credentials).decode().split(":", 1))
+
+
+@pytest.fixture
+def twilio(app, gateway, monkeypatch):
+    gateway.statuses = [201]
+    for name, value in {"SMS_SENDER": "twilio", "TWILIO_BASE_URL": twilio_base(gateway),
+                        "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": "twilio-auth-token",
+                        "TWILIO_MESSAGING_SERVICE_SID": "MG" + "1" * 32,
+                        "SMS_GATEWAY_TIMEOUT": 2.0, "SMS_GATEWAY_RETRIES": 2}.items():
+        monkeypatch.setitem(app.config, name, value)
+    return gateway
+
+
+def test_twilio_posts_a_form_with_basic_auth_from_a_messaging_service(client, app, twilio):
+    phone = random_phone()
+    response, session_id = ask(client, phone)
+    assert response.status_code == 200, response.get_json()
+
+    [request] = twilio.requests
+    assert request["path"] == MESSAGES_PATH
+    assert request["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert basic(request) == (ACCOUNT, "twilio-auth-token")
+    sent = form(request)
+    assert set(sent) == {"To", "Body", "MessagingServiceSid"}
+    assert (sent["To"], sent["MessagingServiceSid"]) == (phone, "MG" + "1" * 32)
+    code = CODE_IN_TEXT.search(sent["Body"]).group(1)
+    response = client.patch(f"/api/sessions/{session_id}",
+                            json=session_patch(session_id, verification_code=code),
+                            headers=bearer(session_id))
+    assert response.status_code == 200, response.get_json()
+    assert rows(app, SmsMessage) == 0
+
+
+def test_twilio_with_an_api_key_and_a_from_number(gateway):
+    gateway.statuses = [201]
+    TwilioSender(twilio_base(gateway), ACCOUNT, ("SK" + "2" * 32, "key-secret"),
+                 from_number="+14155550100", timeout=2, retries=0).send("+14155550123", "hi")
+    [request] = gateway.requests
+    assert request["path"] == MESSAGES_PATH
+    assert basic(request) == ("SK" + "2" * 32, "key-secret")
+    assert form(request) == {"To": "+14155550123", "Body": "hi", "From": "+14155550100"}
+
+
+def test_twilio_429_is_retried_and_a_read_timeout_is_not(gateway):
+    gateway.statuses = [429, 201]
+    sender = TwilioSender(twilio_base(gateway), ACCOUNT, (ACCOUNT, "t"),
+                          from_number="+14155550100", timeout=0.3, retries=2)
+    sender.send("+14155550123", "hi")
+    assert len(gateway.requests) == 2
+    gateway.delay = 3.0
+    with pytest.raises(SmsDeliveryUncertain):
+        sender.send("+14155550123", "hi")
+    assert len(gateway.requests) == 3
+
+
+def test_twilio_refusing_the_text_is_a_502_and_leaves_no_code(client, app, twilio):
+    twilio.statuses = [400]  # Twilio's answer to a number it cannot text
+    response, _ = ask(client, random_phone())
+    assert response.status_code == 502, response.get_json()
+    assert response.get_json()["errors"][0]["code"] == "SMS_DELIVERY_FAILED"
+    assert rows(app, VerificationCode) == 0

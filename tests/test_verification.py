@@ -412,8 +412,8 @@ def test_tries_per_phone_number_hold_across_codes_and_sessions(client, app, monk
 
 
 @pytest.mark.parametrize("phone_number, allowed", [
-    ("+14155550123", False), ("+447700900123", True), ("+905321234567", True),
-    ("+4915112345678", False), ("+9715012345678", False),
+    ("+14155550123", False), ("+447400123456", True), ("+905321234567", True),
+    ("+4915112345678", False), ("+971501234567", False),
 ])
 def test_only_allowed_countries_get_texts(client, app, monkeypatch, phone_number, allowed):
     monkeypatch.setitem(app.config, "SMS_ALLOWED_COUNTRY_CODES", ("44", "90"))
@@ -428,3 +428,66 @@ def test_only_allowed_countries_get_texts(client, app, monkeypatch, phone_number
     with app.app_context():
         assert db.session.scalar(select(SmsMessage)) is None
         assert db.session.scalar(select(VerificationCode)) is None
+
+
+def _refused_with_nothing_sent(app, response, code):
+    assert response.status_code == 400, response.get_json()
+    error = error_of(response)
+    assert (error["code"], error["source"]["pointer"]) == (code, PHONE_POINTER)
+    with app.app_context():
+        assert db.session.scalar(select(SmsMessage)) is None
+        assert db.session.scalar(select(VerificationCode)) is None
+
+
+@pytest.mark.parametrize("phone_number", [
+    "+15550001234",    # area code 555 is not assigned
+    "+447700900123",   # Ofcom's range for drama: never a real number
+    "+9715012345678",  # a digit too many for the UAE
+    "+10000000001",
+])
+def test_numbers_not_in_use_are_refused(client, app, phone_number):
+    response = request_code(client, create_session(client), phone_number)
+    _refused_with_nothing_sent(app, response, "INVALID_ATTRIBUTE")
+    assert "not a number in use" in error_of(response)["detail"]
+
+
+@pytest.mark.parametrize("phone_number, kind", [
+    ("+19005550123", "premium-rate"), ("+33899123456", "premium-rate"),
+])
+def test_premium_rate_numbers_are_refused(client, app, phone_number, kind):
+    response = request_code(client, create_session(client), phone_number)
+    _refused_with_nothing_sent(app, response, "PHONE_NUMBER_TYPE_NOT_ALLOWED")
+    assert f"is a {kind} number" in error_of(response)["detail"]
+
+
+def test_the_operator_chooses_the_number_types(client, app, monkeypatch):
+    monkeypatch.setitem(app.config, "SMS_ALLOWED_NUMBER_TYPES", ("mobile", "premium_rate"))
+    assert request_code(client, create_session(client), "+19005550123").status_code == 200
+    assert request_code(client, create_session(client), "+447400123456").status_code == 200
+    response = request_code(client, create_session(client), random_phone())
+    assert error_of(response)["code"] == "PHONE_NUMBER_TYPE_NOT_ALLOWED"  # fixed_line_or_mobile
+
+
+def test_the_country_allow_list_reads_the_region(client, app, monkeypatch):
+    """+44 is Great Britain's calling code, and Guernsey's, Jersey's and the Isle of Man's."""
+    monkeypatch.setitem(app.config, "SMS_ALLOWED_COUNTRY_CODES", ("GB",))
+    assert request_code(client, create_session(client), "+447400123456").status_code == 200
+    response = request_code(client, create_session(client), "+447911123456")  # Guernsey
+    assert response.status_code == 422
+    assert error_of(response)["code"] == "PHONE_COUNTRY_NOT_ALLOWED"
+
+
+def test_a_number_is_kept_in_its_normal_form(client, app):
+    """A national prefix written after the country code is not part of the number."""
+    session_id = create_session(client)
+    assert request_code(client, session_id, "+4407400123456").status_code == 200
+    assert send_code(client, session_id, last_code(app, "+447400123456")).status_code == 200
+
+
+def test_the_operators_test_numbers_pass_unchecked(client, app, monkeypatch):
+    """The captured Poparazzi client logs in with +10000000000 (TestConfig's
+    SMS_TEST_NUMBERS), which no numbering plan has."""
+    monkeypatch.setitem(app.config, "SMS_ALLOWED_COUNTRY_CODES", ("GB",))
+    session_id = create_session(client)
+    assert request_code(client, session_id, "+10000000000").status_code == 200
+    assert send_code(client, session_id, last_code(app, "+10000000000")).status_code == 200

@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from environs import EnvError
 
-COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
+# a calling code (1, 44) or a region, as ISO 3166 writes it (US, GB)
+COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}|[A-Z]{2}")
 
 
 DEFAULT_CLIENT_CONFIG = {
@@ -33,10 +34,12 @@ DEFAULT_CLIENT_CONFIG = {
 
 
 def country_codes(raw):
-    """``'1, 44,90'`` → ``('1', '44', '90')``; empty means every country."""
-    codes = tuple(code.strip() for code in raw.split(",") if code.strip())
+    """``'1, 44,90'`` → ``('1', '44', '90')``, ``'US,ca'`` → ``('US', 'CA')``; empty means
+    every country."""
+    codes = tuple(code.strip().upper() for code in raw.split(",") if code.strip())
     if not all(COUNTRY_CODE.fullmatch(code) for code in codes):
-        raise EnvError("must be calling codes separated by commas, like 1,44,90")
+        raise EnvError("must be calling codes or regions separated by commas, like 1,44,90 "
+                       "or US,CA,GB")
     return codes
 
 

@@ -9,7 +9,7 @@ import jwt
 
 from app.errors import IdentityProviderUnavailable, InvalidIdToken
 from app.formats.id_token_providers import claim_is_true
-from app.formats.phone import E164  # the form users' numbers are kept in
+from app.formats.phone_numbers import e164_or_none  # the form users' numbers are kept in
 from app.identity.keys import KeysUnavailable, ProviderKeys
 
 DEFAULT_ALGORITHMS = ("RS256", "ES256")
@@ -165,8 +165,7 @@ def _identity(provider, claims):
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
         raise InvalidIdToken("The ID token's subject is not valid.")
     email = claims.get("email") if isinstance(claims.get("email"), str) else None
-    phone = claims.get("phone_number")
-    phone = phone if isinstance(phone, str) and E164.match(phone) else None
+    phone = e164_or_none(claims.get("phone_number"))
     phone_verified = provider.proves_phone_number(claims)
     return Identity(
         issuer=provider.issuer, subject=subject,

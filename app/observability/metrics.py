@@ -30,7 +30,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import Pool
 
-from app.config import prometheus_multiproc_dir
+from app.config.environment import prometheus_multiproc_dir
 from app.errors import Forbidden, NotAuthorized
 from app.observability.request_ids import route_template
 

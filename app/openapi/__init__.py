@@ -3,7 +3,6 @@ served from the flask-swagger-ui package's files, nothing from a CDN)."""
 
 import base64
 import hashlib
-import importlib.metadata
 from importlib.resources import files
 
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
@@ -62,8 +61,9 @@ def openapi_document():
     document = current_app.extensions.get("openapi_document")
     if document is None:
         from app.openapi.document import build
+        from app.version import __version__
 
-        document = build(importlib.metadata.version("pushreg"))
+        document = build(__version__)
         current_app.extensions["openapi_document"] = document
     return document
 

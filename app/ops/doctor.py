@@ -212,18 +212,21 @@ def _service_account_problems(path):
 
 
 def check_sms_gateway(report, config, timeout):
-    if config.SMS_SENDER != "http":
+    if config.SMS_SENDER == "outbox":
         report.skipped("SMS", "texts go to the outbox (SMS_SENDER=outbox): nobody receives "
                               "them; flask sms outbox shows them")
         return
-    url = config.SMS_GATEWAY_URL
+    twilio = config.SMS_SENDER == "twilio"
+    setting, secret = ("TWILIO_BASE_URL", "Twilio's credentials") if twilio \
+        else ("SMS_GATEWAY_URL", "SMS_GATEWAY_TOKEN")
+    url = getattr(config, setting)
     parts = urlsplit(url or "")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        report.problem("SMS", f"SMS_GATEWAY_URL must be an http(s) URL, not {url!r}")
+        report.problem("SMS", f"{setting} must be an http(s) URL, not {url!r}")
         return
-    if parts.scheme == "http" and config.SMS_GATEWAY_TOKEN:
-        report.problem("SMS", "SMS_GATEWAY_URL is http://: SMS_GATEWAY_TOKEN would cross the "
-                              "network unencrypted")
+    if parts.scheme == "http" and (twilio or config.SMS_GATEWAY_TOKEN):
+        report.problem("SMS", f"{setting} is http://: {secret} would cross the network "
+                              "unencrypted")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         socket.create_connection((parts.hostname, port), timeout=timeout).close()

@@ -21,6 +21,7 @@ from app.database.engine import configure_engine, engine_options
 from app.models.types import utcnow
 from app.push.heartbeat import newest_beat
 from app.push.settings import PushSettings
+from app.version import __version__
 
 HEALTH_PATHS = ("/healthz", "/readyz")
 OK, FAILING, NOT_CHECKED = "ok", "failing", "not checked"
@@ -31,7 +32,7 @@ blueprint = Blueprint("health", __name__)
 
 @blueprint.get("/healthz")
 def healthz():
-    return jsonify(status=OK, checks={"process": {"status": OK}})
+    return jsonify(status=OK, version=__version__, checks={"process": {"status": OK}})
 
 
 @blueprint.get("/readyz")

@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from app.database.engine import EarlyCommit, commit_early
 from app.errors import BadGateway, InvalidAttribute, Unprocessable
 from app.extensions import db
-from app.formats.phone import E164
+from app.formats import phone_numbers
 from app.models import VerificationCode
 from app.models.types import utcnow
 from app.resources import users
@@ -27,10 +27,9 @@ def send_code(session, phone_number, client_address):
     is called, so no database lock is held while it answers; a code that could not be
     sent is deleted, and the session's earlier code keeps working. A code the gateway
     may have delivered (it timed out after taking the text) is kept, as if sent."""
-    if not E164.match(phone_number):
-        raise InvalidAttribute("phone_number must be in E.164 form, like +14155550123.",
-                               field=PHONE)
-    limits.check_country(phone_number)
+    number = _textable(phone_number)
+    limits.check_country(number)
+    phone_number = number.e164
     limits.spend_text(phone_number, client_address)
     config = current_app.config
     code = new_verification_code()
@@ -54,6 +53,24 @@ def send_code(session, phone_number, client_address):
         raise BadGateway("The verification code could not be texted; try again.",
                          code="SMS_DELIVERY_FAILED") from exc
     _retire_codes_before(pending)
+
+
+def _textable(phone_number):
+    """The parsed number, or a 400 when it is not one in use or of a type not allowed
+    (SMS_ALLOWED_NUMBER_TYPES). SMS_TEST_NUMBERS pass unchecked."""
+    if phone_number in current_app.config["SMS_TEST_NUMBERS"]:
+        return phone_numbers.test_number(phone_number)
+    try:
+        number = phone_numbers.parse(phone_number)
+    except phone_numbers.NotAPhoneNumber as exc:
+        raise InvalidAttribute(f"phone_number {exc}; send a number in use in E.164 form, "
+                               "like +14155550123.", field=PHONE) from exc
+    if number.type not in current_app.config["SMS_ALLOWED_NUMBER_TYPES"]:
+        kind = number.type.replace("_", "-")
+        raise InvalidAttribute(f"phone_number is a {kind} number; verification codes are "
+                               "not texted to those.", field=PHONE,
+                               code="PHONE_NUMBER_TYPE_NOT_ALLOWED")
+    return number
 
 
 def _retire_codes_before(sent):

@@ -1,13 +1,19 @@
-"""Senders of verification texts: the outbox (development) and an HTTP gateway."""
+"""Senders of verification texts: the outbox (development), an HTTP gateway, Twilio."""
 
 from flask import current_app
 
 from app.observability import metrics
-from app.sms.gateway import HttpGatewaySender, SmsDeliveryError, SmsDeliveryUncertain
+from app.sms.gateway import (
+    HttpGatewaySender,
+    SmsDeliveryError,
+    SmsDeliveryUncertain,
+    TwilioSender,
+)
 from app.sms.outbox import OutboxSender
 
 __all__ = ["HttpGatewaySender", "OutboxSender", "SmsDeliveryError", "SmsDeliveryUncertain",
-           "sender"]
+           "TwilioSender", "sender"]
+SENDERS = {"http": HttpGatewaySender, "twilio": TwilioSender}
 
 
 def sender():
@@ -19,9 +25,9 @@ def _configured():
     kind = current_app.config["SMS_SENDER"]
     if kind == "outbox":
         return OutboxSender()
-    if kind == "http":
-        return HttpGatewaySender.from_config(current_app.config)
-    raise RuntimeError(f"unknown SMS_SENDER {kind!r}; use 'outbox' or 'http'")
+    if kind in SENDERS:
+        return SENDERS[kind].from_config(current_app.config)
+    raise RuntimeError(f"unknown SMS_SENDER {kind!r}; use 'outbox', 'http' or 'twilio'")
 
 
 class Counted:

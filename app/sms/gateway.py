@@ -48,9 +48,7 @@ class HttpGatewaySender:
                    config["SMS_GATEWAY_RETRIES"])
 
     def send(self, to, body):
-        payload = {"to": to, "body": body}
-        if self.sender_id:
-            payload["from"] = self.sender_id
+        payload = self.payload(to, body)
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         for retry in range(self.retries + 1):
             pause = self._attempt(payload, headers)
@@ -61,13 +59,21 @@ class HttpGatewaySender:
             time.sleep(max(pause, BACKOFF * 2**retry))
         raise SmsDeliveryError("the SMS gateway did not take the text")
 
+    def payload(self, to, body):
+        payload = {"to": to, "body": body}
+        if self.sender_id:
+            payload["from"] = self.sender_id
+        return payload
+
+    def post(self, payload, headers):
+        return self.http.post(self.url, json=payload, headers=headers, timeout=self.timeout)
+
     def _attempt(self, payload, headers):
         """None once the gateway took the text; else seconds it asked us to wait (0 when
         it did not say) before a retry. Raises when a retry could send the text twice or
         cannot help."""
         try:
-            response = self.http.post(self.url, json=payload, headers=headers,
-                                      timeout=self.timeout)
+            response = self.post(payload, headers)
         except requests.RequestException as exc:
             return self._retry_after_failure(exc)
         if response.ok:
@@ -88,6 +94,40 @@ class HttpGatewaySender:
             raise SmsDeliveryUncertain("the SMS gateway did not answer") from exc
         log.warning("SMS gateway request failed: %s", type(exc).__name__)
         raise SmsDeliveryError("the SMS gateway request failed") from exc
+
+
+class TwilioSender(HttpGatewaySender):
+    """Twilio's Messages API: a form-encoded POST to
+    ``{base}/2010-04-01/Accounts/{account SID}/Messages.json`` with Basic auth (the account
+    SID and auth token, or an API key's SID and secret), from a Messaging Service or a
+    number. Plain ``requests``, not the ``twilio`` package: the retry rules above (never
+    after a read timeout) must hold, and the package retries on its own terms and brings
+    aiohttp along. Twilio has no idempotency key for messages, so the never-retry-what-may-
+    have-been-sent rule is what keeps a text from going twice."""
+
+    def __init__(self, base_url, account_sid, auth, *, messaging_service_sid=None,
+                 from_number=None, timeout=5.0, retries=2):
+        super().__init__(f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/"
+                         "Messages.json", timeout=timeout, retries=retries)
+        self.http.auth = auth
+        self.sender = {"MessagingServiceSid": messaging_service_sid} \
+            if messaging_service_sid else {"From": from_number}
+
+    @classmethod
+    def from_config(cls, config):
+        account = config["TWILIO_ACCOUNT_SID"]
+        auth = (config["TWILIO_API_KEY_SID"], config["TWILIO_API_KEY_SECRET"]) \
+            if config.get("TWILIO_API_KEY_SID") else (account, config["TWILIO_AUTH_TOKEN"])
+        return cls(config["TWILIO_BASE_URL"], account, auth,
+                   messaging_service_sid=config.get("TWILIO_MESSAGING_SERVICE_SID"),
+                   from_number=config.get("TWILIO_FROM_NUMBER"),
+                   timeout=config["SMS_GATEWAY_TIMEOUT"], retries=config["SMS_GATEWAY_RETRIES"])
+
+    def payload(self, to, body):
+        return {"To": to, "Body": body, **self.sender}
+
+    def post(self, payload, headers):
+        return self.http.post(self.url, data=payload, timeout=self.timeout)
 
 
 def _never_sent(exc):

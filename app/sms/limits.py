@@ -16,11 +16,12 @@ from app.errors import Unprocessable
 from app.security import ratelimit
 
 
-def check_country(phone_number):
-    """Refuse numbers outside ``SMS_ALLOWED_COUNTRY_CODES`` (E.164 calling codes are
-    prefix-free, so a prefix match is exact)."""
+def check_country(number):
+    """Refuse a parsed number (app.formats.phone_numbers) whose calling code and region are both
+    outside ``SMS_ALLOWED_COUNTRY_CODES``. An operator's test number (no region) passes."""
     allowed = current_app.config["SMS_ALLOWED_COUNTRY_CODES"]
-    if allowed and not phone_number.startswith(tuple(f"+{code}" for code in allowed)):
+    if allowed and number.type != "test" and \
+            number.calling_code not in allowed and number.region not in allowed:
         raise Unprocessable("Verification codes cannot be texted to this country.",
                             field="phone_number", code="PHONE_COUNTRY_NOT_ALLOWED")
 

@@ -4,71 +4,31 @@ Every setting has a safe development default except the secrets, which productio
 (``APP_ENV=production``) refuses to start without.
 """
 
-import contextlib
 import ipaddress
-import os
-import secrets
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from environs import Env, EnvError
-
-from app.formats.bundle_ids import is_bundle_id
-from app.formats.settings import (
-    DEFAULT_CLIENT_CONFIG,
-    client_config,
-    country_codes,
-    networks,
-    public_url,
+from app.config.environment import (
+    LOG_FORMATS,
+    MIN_SECRET_KEY_LENGTH,
+    ConfigurationError,
+    Environment,
+    development_secret_key,
+    log_format,
+    metrics_enabled,
 )
+from app.formats import phone_numbers
+from app.formats.bundle_ids import is_bundle_id
+from app.formats.settings import DEFAULT_CLIENT_CONFIG
 
-INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+CHECKOUT = Path(__file__).resolve().parent.parent.parent
+# A checkout keeps its development database and key beside the code; an installed package
+# (site-packages is no place to write) keeps them in the working directory.
+INSTANCE_DIR = (CHECKOUT if (CHECKOUT / "setup.cfg").is_file() else Path.cwd()) / "instance"
 # Once the default, published in this source: whoever reads it can forge access tokens and
 # digests, so it is refused everywhere. Unset, SECRET_KEY is a random key kept in instance/.
 PUBLISHED_DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
 SECRET_KEY_FILE = INSTANCE_DIR / "secret_key"
-MIN_SECRET_KEY_LENGTH = 32
-
-
-class ConfigurationError(RuntimeError):
-    """The environment describes a configuration the service must not run with."""
-
-
-class Environment:
-    """The environment read through environs' parsers.
-
-    A variable set to the empty string counts as unset (env files and container specs
-    write ``NAME=`` to mean "the default"), and a value that does not parse raises
-    ``ConfigurationError`` naming the variable.
-    """
-
-    def __init__(self):
-        self._env = Env()
-        self._env.add_parser("country_codes", country_codes)
-        self._env.add_parser("client_config", client_config)
-        self._env.add_parser("public_url", public_url)
-        self._env.add_parser("networks", networks)
-
-    def read(self, kind, name, default=None):
-        if os.environ.get(name, "") == "":
-            return default
-        try:
-            return getattr(self._env, kind)(name)
-        except EnvError as exc:
-            raise ConfigurationError(str(exc)) from exc
-
-    def str(self, name, default=None):
-        return self.read("str", name, default)
-
-    def int(self, name, default):
-        return self.read("int", name, default)
-
-    def float(self, name, default):
-        return self.read("float", name, default)
-
-    def bool(self, name, default):
-        return self.read("bool", name, default)
 
 
 def _id_token_providers(env, firebase_project_id):
@@ -79,36 +39,6 @@ def _id_token_providers(env, firebase_project_id):
         return parse_providers(env.str("ID_TOKEN_PROVIDERS"), firebase_project_id)
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
-
-
-def development_secret_key(path):
-    """The key kept in ``path``: 256 random bits, made by whichever process first needs
-    it. It is written to a temporary file and linked into place, so processes starting at
-    once (gunicorn's workers, the push worker beside them) all read the one that won, and
-    never half of one."""
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _link_new_key(path)
-        key = path.read_text().strip()
-    except OSError as exc:
-        raise ConfigurationError(f"SECRET_KEY is not set and no development key can be kept "
-                                 f"in {path}: {exc}") from exc
-    if len(key) < MIN_SECRET_KEY_LENGTH:
-        raise ConfigurationError(f"{path} does not hold a key: delete it (a new one is made) "
-                                 "or set SECRET_KEY")
-    return key
-
-
-def _link_new_key(path):
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")  # 0600
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_urlsafe(32) + "\n")
-        with contextlib.suppress(FileExistsError):  # another process's came first: the key
-            os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
 
 
 def default_database_url():
@@ -186,6 +116,9 @@ class Config:
         self.SMS_RATE_LIMIT_PER_PHONE_TOTAL = env.str("SMS_RATE_LIMIT_PER_PHONE_TOTAL", "10/hour")
         self.SMS_GLOBAL_RATE_LIMIT = env.str("SMS_GLOBAL_RATE_LIMIT", "1000/hour")
         self.SMS_ALLOWED_COUNTRY_CODES = env.read("country_codes", "SMS_ALLOWED_COUNTRY_CODES", ())
+        self.SMS_ALLOWED_NUMBER_TYPES = env.read("number_types", "SMS_ALLOWED_NUMBER_TYPES",
+                                                 phone_numbers.ALLOWED_BY_DEFAULT)
+        self.SMS_TEST_NUMBERS = env.read("test_numbers", "SMS_TEST_NUMBERS", ())
         self.VERIFICATION_MAX_WRONG_PER_PHONE = env.str("VERIFICATION_MAX_WRONG_PER_PHONE",
                                                      "10/hour")
         self.SMS_GATEWAY_URL = env.str("SMS_GATEWAY_URL")
@@ -193,6 +126,13 @@ class Config:
         self.SMS_GATEWAY_FROM = env.str("SMS_GATEWAY_FROM")
         self.SMS_GATEWAY_TIMEOUT = env.float("SMS_GATEWAY_TIMEOUT", 5.0)
         self.SMS_GATEWAY_RETRIES = env.int("SMS_GATEWAY_RETRIES", 2)
+        self.TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", "https://api.twilio.com")
+        self.TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID")
+        self.TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN")
+        self.TWILIO_API_KEY_SID = env.str("TWILIO_API_KEY_SID")
+        self.TWILIO_API_KEY_SECRET = env.str("TWILIO_API_KEY_SECRET")
+        self.TWILIO_MESSAGING_SERVICE_SID = env.str("TWILIO_MESSAGING_SERVICE_SID")
+        self.TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER")
         self.REDIS_URL = env.str("REDIS_URL")
 
         self.MINIMUM_BUNDLE_VERSION = env.str("MINIMUM_BUNDLE_VERSION", "0")
@@ -310,7 +250,8 @@ class Config:
         if self.APP_ENV != "production":
             return
         if self.SMS_SENDER == "outbox":
-            raise ConfigurationError("production needs SMS_SENDER=http and an SMS gateway")
+            raise ConfigurationError("production needs SMS_SENDER=http or twilio, and an SMS "
+                                     "gateway")
         if self.PUSH_STANDIN == "outbox":
             raise ConfigurationError("production refuses PUSH_STANDIN=outbox: the development "
                                      "stand-in would swallow every push; configure APNS_* or "
@@ -321,6 +262,17 @@ class Config:
             raise ConfigurationError("production needs PUBLIC_URL, the service's external URL")
         if self.SMS_SENDER == "http" and not self.SMS_GATEWAY_URL:
             raise ConfigurationError("SMS_SENDER=http needs SMS_GATEWAY_URL")
+
+    def _validate_twilio(self):
+        if not self.TWILIO_ACCOUNT_SID:
+            raise ConfigurationError("SMS_SENDER=twilio needs TWILIO_ACCOUNT_SID")
+        if not (self.TWILIO_AUTH_TOKEN or
+                (self.TWILIO_API_KEY_SID and self.TWILIO_API_KEY_SECRET)):
+            raise ConfigurationError("SMS_SENDER=twilio needs TWILIO_AUTH_TOKEN, or "
+                                     "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET")
+        if not (self.TWILIO_MESSAGING_SERVICE_SID or self.TWILIO_FROM_NUMBER):
+            raise ConfigurationError("SMS_SENDER=twilio needs TWILIO_MESSAGING_SERVICE_SID or "
+                                     "TWILIO_FROM_NUMBER")
 
     def _validate_secret_key(self):
         if self.SECRET_KEY == PUBLISHED_DEVELOPMENT_SECRET:
@@ -343,8 +295,10 @@ class Config:
                 raise ConfigurationError(f"{name}: {exc}") from exc
         if not VERSION.match(self.MINIMUM_BUNDLE_VERSION):
             raise ConfigurationError("MINIMUM_BUNDLE_VERSION must be dotted numbers, like 3.1")
-        if self.SMS_SENDER not in ("outbox", "http"):
-            raise ConfigurationError("SMS_SENDER is 'outbox' or 'http'")
+        if self.SMS_SENDER not in ("outbox", "http", "twilio"):
+            raise ConfigurationError("SMS_SENDER is 'outbox', 'http' or 'twilio'")
+        if self.SMS_SENDER == "twilio":
+            self._validate_twilio()
         self._validate_database_timeouts()
         for name in LIFETIME_SETTINGS:
             if getattr(self, name) <= 0:
@@ -457,27 +411,6 @@ class Config:
                 "METRICS_ALLOW (the addresses that may scrape, like 10.0.0.0/8)")
 
 
-LOG_FORMATS = ("json", "text")
-
-
-def metrics_enabled(env=None):
-    """Also read by gunicorn.conf.py, before anything imports prometheus_client."""
-    return (env or Environment()).bool("METRICS_ENABLED", False)
-
-
-def prometheus_multiproc_dir():
-    """Where prometheus_client's processes share their counts; gunicorn.conf.py sets it
-    (after the Config is read), so it is read when asked."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-
-
-def log_format(env=None):
-    """``LOG_FORMAT``: one JSON object a line in production, text elsewhere."""
-    env = env or Environment()
-    production = env.str("APP_ENV", "development") == "production"
-    return env.str("LOG_FORMAT", "json" if production else "text").lower()
-
-
 # -- end of observability ------------------------------------------------------------------
 
 
@@ -491,6 +424,8 @@ class TestConfig(Config):
         self.APP_ENV = "test"
         self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url)
         self.SMS_SENDER = "outbox"
+        # the number the captured Poparazzi client logs in with (tests/contract)
+        self.SMS_TEST_NUMBERS = ("+10000000000",)
         self.REDIS_URL = None
         # Every test client is 127.0.0.1; the limits' own tests set tight ones.
         self.SESSION_CREATE_RATE_LIMIT = self.ANONYMOUS_WRITE_RATE_LIMIT = GENEROUS_TEST_RATE
