@@ -11,7 +11,7 @@ NPM     := $(shell command -v npm)
 
 export FLASK_APP := wsgi.py
 
-.PHONY: help install run test lint docs fuzz chromium bench bench-push clean migrate
+.PHONY: help install run test lint docs fuzz chromium prometheus deploy-check bench bench-push clean migrate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,16 @@ fuzz: $(STAMP) ## schemathesis against gunicorn on PostgreSQL (TEST_DATABASE_URL
 chromium: ## install Debian's chromium (root, apt-get) when it is missing
 	@command -v chromium >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }; }
+
+# promtool and prometheus: tests/test_deploy.py skips without them (and fails under CI=true).
+prometheus: ## install Debian's prometheus (promtool and the server; root, apt-get) when missing
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q prometheus || { apt-get update -q && apt-get install -y -q prometheus; }; }
+
+deploy-check: ## check deploy/: promtool check and test the alerting rules
+	promtool check rules deploy/prometheus/alerts.yml
+	cd deploy/prometheus && promtool test rules alerts_test.yml
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .

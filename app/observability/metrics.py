@@ -10,6 +10,7 @@ import collections
 import hmac
 import ipaddress
 import logging
+import math
 import time
 from datetime import UTC, datetime
 
@@ -62,6 +63,10 @@ PROVIDER_TOKENS = Counter("pushreg_apns_provider_tokens_minted",
                           "APNs provider tokens (JWT) this process signed")
 TEXTS = Counter("pushreg_sms_texts", "Verification texts handed to the SMS sender",
                 ["outcome"])
+# A timestamp, not a flag: the pause ends by itself, with no code running to lower a flag.
+PAUSED_UNTIL = Gauge("pushreg_push_paused_until_timestamp_seconds",
+                     "Until when a push worker holds back a topic or a whole channel after a "
+                     "configuration error (Unix time)", ["scope"], multiprocess_mode="max")
 
 # Registration surfaces, the label values of REGISTRATIONS
 APPLE_DEVICE_TOKENS, JSONAPI_DEVICES = "jsonapi_apple_device_tokens", "jsonapi_devices"
@@ -70,6 +75,10 @@ ALLMINE, DEVICES_V1 = "allmine_v1", "devices_v1"
 
 def registered(surface):
     REGISTRATIONS.labels(surface).inc()
+
+
+def paused(scope, until):
+    PAUSED_UNTIL.labels(scope).set(until)
 
 
 def count_deliveries(results):
@@ -176,12 +185,14 @@ class _ThisProcess:
 
 
 class LedgerCollector:
-    """Deliveries not yet final, by state, and how long the oldest has waited."""
+    """Deliveries not yet final, by state, how long the oldest has waited, and how long ago
+    a push worker last said it was alive."""
 
     def __init__(self, engine):
         self._engine = engine
 
     def collect(self):
+        from app.models import WorkerHeartbeat
         from app.models.notification import Delivery, DeliveryState
 
         waiting = (DeliveryState.PENDING, DeliveryState.SENDING)
@@ -190,6 +201,7 @@ class LedgerCollector:
                 rows = connection.execute(
                     select(Delivery.state, func.count(), func.min(Delivery.created_at))
                     .where(Delivery.state.in_(waiting)).group_by(Delivery.state)).all()
+                beat = connection.execute(select(func.max(WorkerHeartbeat.beat_at))).scalar()
         except SQLAlchemyError as exc:
             log.warning("metrics: the delivery ledger could not be read: %s",
                         type(exc).__name__)
@@ -204,6 +216,11 @@ class LedgerCollector:
         yield GaugeMetricFamily("pushreg_push_oldest_waiting_delivery_age_seconds",
                                 "Age of the oldest delivery not yet final (0: none waits)",
                                 value=_age(oldest))
+        # No heartbeat at all (no worker ever started, or the last one stopped) is +Inf:
+        # an alert on the age fires, where a missing series would need absent().
+        yield GaugeMetricFamily("pushreg_push_worker_heartbeat_age_seconds",
+                                "Age of the newest push worker heartbeat (+Inf: none)",
+                                value=math.inf if beat is None else _age(beat))
 
 
 def _age(moment):

@@ -109,6 +109,7 @@ class Pauses:
 
     def pause(self, topic: str, seconds: float):
         self._until[topic] = max(self._until.get(topic, 0), self._clock() + seconds)
+        metrics.paused(topic, self._until[topic])
 
     def remaining(self, topic: str = EVERY_TOPIC) -> float:
         """Seconds ``topic`` stays paused (every topic's pause counts for each)."""
