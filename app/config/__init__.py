@@ -182,7 +182,10 @@ class Config:
         self._read_apns(env)
 
         # ---- The FCM (Android) channel: app/push/fcm.py, app/push/fcm_auth.py. --------
-        # Without FCM_CREDENTIALS_FILE (a service-account key, JSON) the channel is off.
+        # FCM_CREDENTIALS_FILE: a service-account key (JSON). Without it, FCM_PROJECT_ID
+        # alone means Application Default Credentials (google-auth finds them:
+        # GOOGLE_APPLICATION_CREDENTIALS, workload identity, the metadata server). Neither:
+        # the channel is off.
         self.FCM_CREDENTIALS_FILE = env.str("FCM_CREDENTIALS_FILE")
         self.FCM_PROJECT_ID = env.str("FCM_PROJECT_ID")  # default: the key's project_id
         self.FCM_URL = env.str("FCM_URL", "https://fcm.googleapis.com")
@@ -254,8 +257,8 @@ class Config:
                                      "gateway")
         if self.PUSH_STANDIN == "outbox":
             raise ConfigurationError("production refuses PUSH_STANDIN=outbox: the development "
-                                     "stand-in would swallow every push; configure APNS_* or "
-                                     "FCM_CREDENTIALS_FILE")
+                                     "stand-in would swallow every push; configure APNS_*, "
+                                     "FCM_CREDENTIALS_FILE or FCM_PROJECT_ID")
         if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
             raise ConfigurationError("production needs DATABASE_URL pointing at PostgreSQL")
         if not self.PUBLIC_URL:

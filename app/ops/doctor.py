@@ -1,8 +1,9 @@
 """``flask doctor``: what an operator runs first when something is off.
 
 It checks the configuration, the database and its migrations, the push workers, the APNs
-key and ids, FCM's service account, the SMS gateway and the identity providers' keys, and
-says what is wrong in plain words. It is a Flask plugin command (setup.cfg's
+key and ids, FCM's credentials (a service-account file, or Application Default Credentials
+asked for an access token), the SMS gateway and the identity providers' keys, and says
+what is wrong in plain words. It is a Flask plugin command (setup.cfg's
 ``flask.commands``) so that it runs even when the configuration stops the app from loading;
 every check reads the settings through ``Config`` (a setting that does not parse is the
 one problem then, and the checks that need it are skipped).
@@ -11,6 +12,7 @@ one problem then, and the checks that need it are skipped).
 import json
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from app.config import Config, ConfigurationError
+from app.push.fcm_auth import (
+    APPLICATION_DEFAULT,
+    SERVICE_ACCOUNT_FILE,
+    AccessTokenError,
+    ApplicationDefaultMinter,
+)
 from app.web.access_tokens import check_signing_keys
 
 APPLE_ID = re.compile(r"[A-Z0-9]{10}\Z")  # a key id or a team id
@@ -63,7 +71,7 @@ def doctor(timeout):
         check_sms_gateway(report, config, timeout)
         check_identity_providers(report, config, timeout)
         check_apns(report, vars(config))
-        check_fcm(report, vars(config))
+        check_fcm(report, vars(config), timeout)
     else:
         report.skipped("push", NOT_CHECKED)
     if report.problems:
@@ -168,14 +176,15 @@ def _apns_id_problems(given):
     return problems
 
 
-def check_fcm(report, settings):
+def check_fcm(report, settings, timeout):
     given = {name: settings.get(name) for name in FCM_SETTINGS if settings.get(name)}
     if not given:
-        report.skipped("FCM", "not configured (no FCM_CREDENTIALS_FILE): Android pushes are "
-                              "not sent")
+        report.skipped("FCM", "not configured (neither FCM_CREDENTIALS_FILE nor "
+                              "FCM_PROJECT_ID): Android pushes are not sent")
         return
     if "FCM_CREDENTIALS_FILE" not in given:
-        report.problem("FCM", "FCM_PROJECT_ID is set but FCM_CREDENTIALS_FILE is not")
+        check_application_default(report, given["FCM_PROJECT_ID"], settings.get("FCM_CA_FILE"),
+                                  timeout)
         return
     problems, project = _service_account_problems(Path(given["FCM_CREDENTIALS_FILE"]))
     if project and given.get("FCM_PROJECT_ID", project) != project:
@@ -184,7 +193,21 @@ def check_fcm(report, settings):
     for text in problems:
         report.problem("FCM", text)
     if not problems:
-        report.ok("FCM", f"the service account key is readable, project {project}")
+        report.ok("FCM", f"{SERVICE_ACCOUNT_FILE}: the key is readable, project {project}")
+
+
+def check_application_default(report, project, ca_file, timeout):
+    """FCM_PROJECT_ID without FCM_CREDENTIALS_FILE: Application Default Credentials, asked
+    for an access token as the push worker would (nothing is stored)."""
+    minter = ApplicationDefaultMinter(ca_file, timeout=timeout)
+    try:
+        minter.sign(int(time.time()))
+    except AccessTokenError as exc:
+        report.problem("FCM", f"{APPLICATION_DEFAULT} (FCM_PROJECT_ID without "
+                              f"FCM_CREDENTIALS_FILE): {exc}; Android pushes wait")
+        return
+    report.ok("FCM", f"{APPLICATION_DEFAULT} ({minter.identity}) give an access token, "
+                     f"project {project}")
 
 
 def _service_account_problems(path):

@@ -1,13 +1,13 @@
 """``/healthz`` and ``/readyz``: what a load balancer or an orchestrator asks.
 
 Liveness (``/healthz``) says the process answers and touches nothing else, so a database
-outage never gets every web process restarted. Readiness (``/readyz``) says this process
-can serve: a fresh database connection answers within ``READINESS_TIMEOUT``, the schema is
-at the migrations' head (read from the scripts once, at start-up), and, where push is
-configured (the APNS_* settings or FCM_CREDENTIALS_FILE), some push worker has beaten its
-heartbeat within ``PUSH_HEARTBEAT_MAX_AGE`` seconds. Neither needs a credential nor counts
-against a rate limit; gunicorn leaves them out of its access log while they succeed
-(gunicorn.conf.py).
+outage never gets every web process restarted. Readiness (``/readyz``) says this process can
+serve: a fresh database connection answers within ``READINESS_TIMEOUT``, the schema is at
+the migrations' head (read from the scripts once, at start-up), and, where push is
+configured (the APNS_* settings, FCM_CREDENTIALS_FILE or FCM_PROJECT_ID), some push worker
+has beaten its heartbeat within ``PUSH_HEARTBEAT_MAX_AGE`` seconds. Neither needs a
+credential nor counts against a rate limit; gunicorn leaves them out of its access log while
+they succeed (gunicorn.conf.py).
 """
 
 import math
@@ -97,7 +97,8 @@ class Readiness:
     def push_workers(self, connection):
         if not self.push_configured:
             return {"status": NOT_CHECKED,
-                    "detail": "push is not configured (APNS_*, FCM_CREDENTIALS_FILE)"}
+                    "detail": "push is not configured (APNS_*, FCM_CREDENTIALS_FILE, "
+                              "FCM_PROJECT_ID)"}
         max_age = self.config["PUSH_HEARTBEAT_MAX_AGE"]
         beat = newest_beat(connection)
         if beat is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 from app.push.fanout import in_order
-from app.push.fcm_auth import AccessTokenError, CredentialsError, ServiceAccount
+from app.push.fcm_auth import AccessTokenError, CredentialsError
 from app.push.http2 import (
     ClientSettings,
     Http2Client,
@@ -236,8 +236,8 @@ class FcmSettings:
     ping_interval: float = 60.0
 
     @classmethod
-    def from_config(cls, config, account: ServiceAccount) -> "FcmSettings":
-        project_id = config["FCM_PROJECT_ID"] or account.project_id
+    def from_config(cls, config, credentials_project: str | None) -> "FcmSettings":
+        project_id = config["FCM_PROJECT_ID"] or credentials_project
         if not project_id:
             raise CredentialsError("set FCM_PROJECT_ID: the service-account key names no "
                                    "project_id")

@@ -1,26 +1,44 @@
-"""FCM's credentials: a Google service-account key and the OAuth 2.0 access token it buys.
+"""FCM's credentials and the OAuth 2.0 access token they buy: a Google service-account key
+(``FCM_CREDENTIALS_FILE``), or, when only ``FCM_PROJECT_ID`` is set, Google's Application
+Default Credentials through google-auth (``ApplicationDefaultMinter``).
 
 The access token comes from the JWT-bearer grant at the key's ``token_uri``: an RS256 JWT
 (``iss`` the service account, ``scope`` firebase.messaging, ``aud`` the token URI) posted as
 a form; the answer's ``access_token`` lasts about an hour. ``SharedTokenCache`` keeps it
 (in memory, and in ``provider_tokens`` for every worker) until ``ACCESS_TOKEN_MAX_AGE``,
 so it is fetched once per deployment per ~50 minutes, never per push.
+
+Application Default Credentials are whatever ``google.auth.default()`` finds: the key file
+``GOOGLE_APPLICATION_CREDENTIALS`` names, a ``gcloud auth application-default login``, or
+the metadata server (Compute Engine, GKE workload identity, Cloud Run). Their token is
+shared the same way, under one ``provider_tokens`` row (``ADC_STORE_KEY``).
 """
 
+import datetime
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import google.auth
+import google.auth.transport.requests
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from google.auth.exceptions import GoogleAuthError
+
+from app.push.provider_token import StoredToken
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ASSERTION_LIFETIME = 3600  # Google's maximum
 ACCESS_TOKEN_MAX_AGE = 50 * 60  # Google's access tokens last 60 minutes
 TOKEN_REQUEST_TIMEOUT = 10.0
+SERVICE_ACCOUNT_FILE = "service-account file"
+APPLICATION_DEFAULT = "application default credentials"
+ADC_STORE_KEY = ("fcm", "adc:default")  # one ADC identity per deployment
+# Google hands out a cached token until it has 5 minutes left: renew before that
+ADC_RENEW_MARGIN = 5 * 60
 
 
 class CredentialsError(ValueError):
@@ -105,3 +123,93 @@ class AccessTokenMinter:
             raise AccessTokenError(f"the token endpoint answered {response.status_code} "
                                    "without an access token")
         return token
+
+
+def credentials_kind(config) -> str | None:
+    """Which credentials FCM uses: the key file when ``FCM_CREDENTIALS_FILE`` is set,
+    Application Default Credentials when only ``FCM_PROJECT_ID`` is; None: FCM is off."""
+    if config["FCM_CREDENTIALS_FILE"]:
+        return SERVICE_ACCOUNT_FILE
+    if config["FCM_PROJECT_ID"]:
+        return APPLICATION_DEFAULT
+    return None
+
+
+@dataclass(frozen=True)
+class AccessTokenSource:
+    """What the FCM client needs of its credentials."""
+
+    minter: object  # ``sign(issued_at)``: a token, or a ``StoredToken`` dated for renewal
+    store_key: tuple[str, str]
+    project_id: str | None  # the credentials' own project, when they name one
+
+
+def access_token_source(config) -> AccessTokenSource:
+    """The configured credentials (``credentials_kind``); a key file is read now, ADC are
+    looked for at the first token (the metadata server may come up after the worker)."""
+    if credentials_kind(config) == SERVICE_ACCOUNT_FILE:
+        account = ServiceAccount.from_file(config["FCM_CREDENTIALS_FILE"])
+        return AccessTokenSource(AccessTokenMinter(account, config["FCM_CA_FILE"]),
+                                 account.store_key, account.project_id)
+    return AccessTokenSource(ApplicationDefaultMinter(config["FCM_CA_FILE"]), ADC_STORE_KEY,
+                             None)
+
+
+class ApplicationDefaultMinter:
+    """``sign(now)``: an access token from Application Default Credentials (blocking HTTP).
+
+    The credentials are looked for until found, then kept. The token is dated so that the
+    ``SharedTokenCache`` renews it ``ADC_RENEW_MARGIN`` before Google's expiry, however
+    little of its hour the metadata server's cached token has left.
+    """
+
+    def __init__(self, ca_file: str | None = None, max_age: float = ACCESS_TOKEN_MAX_AGE,
+                 timeout: float = TOKEN_REQUEST_TIMEOUT):
+        session = requests.Session()
+        session.verify = ca_file or True  # for a key file's token endpoint
+        self._request = _TimeBoundRequest(session, timeout)
+        self._max_age = max_age
+        self._credentials = None
+
+    @property
+    def identity(self) -> str:
+        """Whose credentials: the service account's email, else their kind."""
+        credentials = self._credentials
+        email = getattr(credentials, "service_account_email", None)
+        return email if isinstance(email, str) and "@" in email else \
+            type(credentials).__module__.removeprefix("google.")
+
+    def sign(self, issued_at: int) -> StoredToken:
+        request = self._request
+        try:
+            if self._credentials is None:
+                self._credentials, _ = google.auth.default(scopes=[SCOPE], request=request)
+            self._credentials.refresh(request)
+        except GoogleAuthError as exc:
+            raise AccessTokenError(f"no access token from application default credentials: "
+                                   f"{_first_line(exc)}") from exc
+        return StoredToken(self._credentials.token,
+                           self._dated(issued_at, self._credentials.expiry))
+
+    def _dated(self, issued_at: int, expiry: datetime.datetime | None) -> int:
+        if expiry is None:
+            return issued_at
+        expires_at = expiry.replace(tzinfo=datetime.UTC).timestamp()
+        return min(issued_at, int(expires_at - ADC_RENEW_MARGIN - self._max_age))
+
+
+class _TimeBoundRequest(google.auth.transport.requests.Request):
+    """google-auth's HTTP, each request given at most ``timeout`` seconds (its own default
+    is two minutes)."""
+
+    def __init__(self, session, timeout: float):
+        super().__init__(session)
+        self._timeout = timeout
+
+    def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
+        timeout = self._timeout if timeout is None else min(timeout, self._timeout)
+        return super().__call__(url, method, body, headers, timeout=timeout, **kwargs)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

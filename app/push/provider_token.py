@@ -109,8 +109,9 @@ class MemoryTokenStore:
 class SharedTokenCache:
     """A bearer token every worker shares through a ``TokenStore``, kept in memory for the
     hot path: renewed at ``max_age``, or once when the server says it expired (and it is at
-    least ``min_age`` old). ``minter.sign(issued_at)`` makes a new one; ``clock`` returns
-    UNIX seconds (tests pass a fake one)."""
+    least ``min_age`` old). ``minter.sign(issued_at)`` makes a new one (or a ``StoredToken``
+    dated earlier, when it expires sooner than ``max_age``); ``clock`` returns UNIX seconds
+    (tests pass a fake one)."""
 
     def __init__(self, minter, store: TokenStore | None = None, *, max_age: float,
                  min_age: float = 0, clock: Callable[[], float] = time.time):
@@ -159,7 +160,8 @@ class SharedTokenCache:
             self._token = shared  # another worker renewed it already
             return shared
         now = int(self._clock())
-        fresh = StoredToken(self._signer.sign(now), now)
+        minted = self._signer.sign(now)
+        fresh = minted if isinstance(minted, StoredToken) else StoredToken(minted, now)
         self._token = self._store.put(fresh, replacing=shared)
         if self._token == fresh:
             self.mints += 1

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.push.apns import ApnsSettings
+from app.push.fcm_auth import credentials_kind
 
 STANDIN_OUTBOX, STANDIN_OFF = "outbox", "off"
 STANDINS = (STANDIN_OUTBOX, STANDIN_OFF)
@@ -16,7 +17,7 @@ STANDINS = (STANDIN_OUTBOX, STANDIN_OFF)
 @dataclass(frozen=True)
 class PushSettings:
     apns: ApnsSettings | None  # None: APNs is not configured
-    fcm_credentials_file: str | None  # None: FCM is not configured
+    fcm_credentials: str | None  # the kind (fcm_auth.credentials_kind); None: FCM is off
     standin: str  # STANDIN_OUTBOX: channels without a provider go to the outbox
     queue: str  # PUSH_QUEUE
     chunk_size: int
@@ -25,14 +26,15 @@ class PushSettings:
     def from_config(cls, config: Mapping) -> "PushSettings":
         """``config``: the Flask config, or a ``Config``'s ``vars``."""
         apns = ApnsSettings.from_config(config)
-        fcm = config["FCM_CREDENTIALS_FILE"] or None
+        fcm = credentials_kind(config)
         return cls(apns, fcm, _standin(config, apns is not None or fcm is not None),
                    config["PUSH_QUEUE"], config["PUSH_CHUNK_SIZE"])
 
     @property
     def providers_configured(self) -> bool:
-        """APNs or FCM credentials are given: some push can leave this machine."""
-        return self.apns is not None or self.fcm_credentials_file is not None
+        """APNs or FCM credentials are given (FCM_PROJECT_ID alone: Application Default
+        Credentials): some push can leave this machine."""
+        return self.apns is not None or self.fcm_credentials is not None
 
     @property
     def standing_in(self) -> bool:

@@ -12,7 +12,7 @@ import contextlib
 from app.models.device import Channel
 from app.push.apns import ApnsClient, ApnsSettings
 from app.push.fcm import FcmClient, FcmSettings
-from app.push.fcm_auth import ACCESS_TOKEN_MAX_AGE, AccessTokenMinter, ServiceAccount
+from app.push.fcm_auth import ACCESS_TOKEN_MAX_AGE, access_token_source
 from app.push.message import Transport
 from app.push.outbox import OutboxTransport
 from app.push.provider_token import ProviderTokenCache, ProviderTokenSigner, SharedTokenCache
@@ -29,7 +29,7 @@ async def open_transports(push: PushSettings, config, engine,
     if push.apns is not None:
         transports[Channel.IOS_PUSH] = await stack.enter_async_context(
             apns_client(push.apns, engine))
-    if push.fcm_credentials_file is not None:
+    if push.fcm_credentials is not None:
         transports[Channel.FCM] = await stack.enter_async_context(fcm_client(config, engine))
     transports[Channel.WEBHOOK] = await stack.enter_async_context(
         WebhookTransport(WebhookSettings.from_config(config), engine))
@@ -53,9 +53,9 @@ def apns_client(settings: ApnsSettings, engine) -> ApnsClient:
 
 
 def fcm_client(config, engine) -> FcmClient:
-    """The FCM client, its access token shared by every worker through the database."""
-    account = ServiceAccount.from_file(config["FCM_CREDENTIALS_FILE"])
-    tokens = SharedTokenCache(AccessTokenMinter(account, config["FCM_CA_FILE"]),
-                              DatabaseTokenStore(engine, *account.store_key),
+    """The FCM client, its access token (from a key file or Application Default
+    Credentials) shared by every worker through the database."""
+    source = access_token_source(config)
+    tokens = SharedTokenCache(source.minter, DatabaseTokenStore(engine, *source.store_key),
                               max_age=ACCESS_TOKEN_MAX_AGE)
-    return FcmClient(FcmSettings.from_config(config, account), tokens)
+    return FcmClient(FcmSettings.from_config(config, source.project_id), tokens)

@@ -39,17 +39,20 @@ def worker(burst, chunk_size, concurrency, metrics_port, metrics_address):
     due): claimed from the ledger, or run as procrastinate's jobs (PUSH_QUEUE=procrastinate).
 
     APNs needs APNS_KEY, APNS_KEY_ID, APNS_TEAM_ID and APNS_BUNDLE_ID (or APNS_TOPIC); FCM
-    needs FCM_CREDENTIALS_FILE. With PUSH_STANDIN=outbox (the default in development
-    without either) the channels without a provider go to the outbox: nothing leaves the
-    machine, flask push outbox shows them. With none of these, push is not configured: the
-    worker says so and exits 0. A delivery to a channel not configured fails as
-    ChannelNotConfigured. Prints what it did as JSON at the end.
+    needs FCM_CREDENTIALS_FILE, or FCM_PROJECT_ID alone for Application Default Credentials
+    (GOOGLE_APPLICATION_CREDENTIALS, workload identity, the metadata server). With
+    PUSH_STANDIN=outbox (the default in development without either) the channels without a
+    provider go to the outbox: nothing leaves the machine, flask push outbox shows them.
+    With none of these, push is not configured: the worker says so and exits 0. A delivery
+    to a channel not configured fails as ChannelNotConfigured. Prints what it did as JSON at
+    the end.
     """
     push = PushSettings.from_config(current_app.config)
     if not push.sends:
         log.warning("push is not configured (APNS_KEY, APNS_KEY_ID, APNS_TEAM_ID, "
-                    "APNS_BUNDLE_ID, or FCM_CREDENTIALS_FILE; or PUSH_STANDIN=outbox in "
-                    "development): the push worker exits without sending")
+                    "APNS_BUNDLE_ID, or FCM_CREDENTIALS_FILE or FCM_PROJECT_ID; or "
+                    "PUSH_STANDIN=outbox in development): the push worker exits without "
+                    "sending")
         return
     if not push.providers_configured:
         log.warning("push worker: no APNs or FCM credentials; the development stand-in "
