@@ -179,12 +179,16 @@ class FakeFcm(FakeApns):
         if claims["scope"] != SCOPE or claims["exp"] - claims["iat"] > 3600:
             self.assertions_refused += 1
             return 400, {"error": "invalid_scope"}
+        return 200, {"access_token": self.new_access_token(), "expires_in": self.token_lifetime,
+                     "token_type": "Bearer"}
+
+    def new_access_token(self) -> str:
+        """An access token ``messages:send`` accepts (also the fake metadata server's)."""
         token = f"ya29.fake-{secrets.token_urlsafe(24)}"
         with self._received:
             self.access_tokens[token] = self._clock()
             self.tokens_issued += 1
-        return 200, {"access_token": token, "expires_in": self.token_lifetime,
-                     "token_type": "Bearer"}
+        return token
 
     # -- messages:send (the server's event loop) -----------------------------------------
 
