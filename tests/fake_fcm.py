@@ -33,6 +33,7 @@ from tests.fake_apns import FakeApns, standalone_options
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_AUD = "https://oauth2.googleapis.com/token"  # google-auth's audience, any token_uri
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
@@ -170,7 +171,7 @@ class FakeFcm(FakeApns):
             return 400, {"error": "unsupported_grant_type"}
         try:
             claims = jwt.decode(form["assertion"][0], self.private_key.public_key(),
-                                algorithms=["RS256"], audience=self.token_uri,
+                                algorithms=["RS256"], audience=[self.token_uri, GOOGLE_AUD],
                                 issuer=self.client_email, options={"require": [
                                     "iss", "aud", "iat", "exp", "scope"]})
         except jwt.PyJWTError as exc:

@@ -165,9 +165,7 @@ class ApplicationDefaultMinter:
 
     def __init__(self, ca_file: str | None = None, max_age: float = ACCESS_TOKEN_MAX_AGE,
                  timeout: float = TOKEN_REQUEST_TIMEOUT):
-        session = requests.Session()
-        session.verify = ca_file or True  # for a key file's token endpoint
-        self._request = _TimeBoundRequest(session, timeout)
+        self._request = _BoundedRequest(ca_file, timeout)
         self._max_age = max_age
         self._credentials = None
 
@@ -198,17 +196,21 @@ class ApplicationDefaultMinter:
         return min(issued_at, int(expires_at - ADC_RENEW_MARGIN - self._max_age))
 
 
-class _TimeBoundRequest(google.auth.transport.requests.Request):
+class _BoundedRequest(google.auth.transport.requests.Request):
     """google-auth's HTTP, each request given at most ``timeout`` seconds (its own default
-    is two minutes)."""
+    is two minutes) and trusting ``ca_file`` beside the system's CAs (a key file's token
+    endpoint in tests). ``verify`` goes with each request: a session's is overridden by
+    REQUESTS_CA_BUNDLE."""
 
-    def __init__(self, session, timeout: float):
-        super().__init__(session)
+    def __init__(self, ca_file: str | None, timeout: float):
+        super().__init__(requests.Session())
+        self._verify = ca_file or True
         self._timeout = timeout
 
     def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
         timeout = self._timeout if timeout is None else min(timeout, self._timeout)
-        return super().__call__(url, method, body, headers, timeout=timeout, **kwargs)
+        return super().__call__(url, method, body, headers, timeout=timeout,
+                                verify=self._verify, **kwargs)
 
 
 def _first_line(exc: Exception) -> str:
