@@ -92,9 +92,11 @@ docs: $(DOCS_STAMP) ## build the documentation site into site/ (mkdocs --strict:
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the worker and the fake APNs, then the fake FCM
+bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the worker: fake APNs, fake FCM, a local webhook receiver, then APNs with receipts on
 	$(BIN)/python bench/push_fanout.py --channel apns
 	$(BIN)/python bench/push_fanout.py --channel fcm
+	$(BIN)/python bench/push_fanout.py --channel webhook
+	$(BIN)/python bench/push_fanout.py --channel apns --receipts
 	$(BIN)/python bench/webhook_clients.py
 
 clean: ## remove the virtual environment and local databases

@@ -1,6 +1,9 @@
 """Fan-out benchmark: ONE notification to N devices through the ledger, the dispatcher and
-``flask push worker --burst``, to the fake APNs (``--channel apns``) or the fake FCM
-(``--channel fcm``: Android devices, HTTP v1, an OAuth access token) in its own process.
+``flask push worker --burst``, to the fake APNs (``--channel apns``), the fake FCM
+(``--channel fcm``: Android devices, HTTP v1, an OAuth access token) or a local webhook
+receiver (``--channel webhook``: signed POSTs over HTTP/1.1 keep-alive), in its own process.
+``--receipts``: the notification's API key has a callback (the local receiver), so every
+outcome is also kept as a receipt and POSTed by the worker: the cost of receipts.
 
 Devices, the notification and its deliveries are inserted directly (as ``accept`` would
 have, in one go); then the worker runs until nothing is due. Prints pushes/s, the worker's
@@ -8,9 +11,9 @@ CPU per push (the figure to read on a shared machine; the load average is printe
 fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answer
 (``sent_at``).
 
-    .venv/bin/python bench/push_fanout.py [--channel apns|fcm] [--devices 100000]
+    .venv/bin/python bench/push_fanout.py [--channel apns|fcm|webhook] [--devices 100000]
         [--database-url URL] [--chunk-size 1000] [--concurrency 2] [--connections 2]
-        [--workers 1] [--profile FILE] [--queue embedded|procrastinate]
+        [--workers 1] [--profile FILE] [--queue embedded|procrastinate] [--receipts]
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
 are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--profile FILE``
@@ -38,13 +41,18 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from app.config import normalise_database_url  # noqa: E402
-from app.models import Device  # noqa: E402
+from app.models import Credential, CredentialKind, Device  # noqa: E402
 from app.models.notification import Delivery, Notification, ProviderToken  # noqa: E402
+from app.models.receipt import ReceiptBatch, ReceiptEvent  # noqa: E402
 from app.models.types import utcnow  # noqa: E402
+from app.push.webhook import new_signing_secret  # noqa: E402
+from app.security.crypto import seal  # noqa: E402
 from bench.push_transport import cpu_seconds_of, start_fake  # noqa: E402
 
 BIN = Path(sys.executable).parent
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/pushreg_bench"
+SECRET_KEY = "bench-" + "k" * 40  # the worker's, so the bench can seal signing secrets
+RECEIPT_KEY = "bench-receipts"
 
 
 def ensure_database(url: str):
@@ -67,29 +75,50 @@ def flask(env, *args, prefix=(), **popen):
                             env={**env, "FLASK_APP": "wsgi.py"}, **popen)
 
 
-def endpoint(channel: str, bundle_id: str | None) -> dict:
+def endpoint(channel: str, served: dict) -> dict:
     """A new device's push endpoint columns on ``channel``."""
+    if channel == "webhook":
+        return {"channel": "webhook", "environment": None, "bundle_id": None,
+                "token": f"{served['url']}/hook/{secrets.token_hex(8)}",
+                "signing_secret": served["sealed_secret"]}
     if channel == "fcm":
         return {"channel": "fcm", "environment": None, "bundle_id": None,
                 "token": f"{secrets.token_urlsafe(16)}:APA91b{secrets.token_urlsafe(104)}"}
     return {"channel": "ios_push", "token": secrets.token_hex(32),
-            "environment": "production", "bundle_id": bundle_id}
+            "environment": "production", "bundle_id": served.get("bundle_id")}
 
 
-def fill(engine, devices: int, channel: str, bundle_id: str | None, queue: str,
-         chunk_size: int):
-    """Empty the push tables, then one notification to ``devices`` new devices."""
+def receipts_key(connection, callback: str | None) -> int | None:
+    """The API key the notification is sent by: with ``callback``, receipts go there."""
+    if callback is None:
+        return None
+    return connection.scalar(sa.insert(Credential.__table__).values(
+        kind=CredentialKind.API_KEY.value, secret_digest=secrets.token_hex(32),
+        public_id=secrets.token_urlsafe(16), name=RECEIPT_KEY, scopes="notifications:send",
+        callback_url=callback, callback_secret=seal(new_signing_secret(), SECRET_KEY),
+        created_at=utcnow(), updated_at=utcnow(), last_used_at=utcnow())
+        .returning(Credential.__table__.c.id))
+
+
+def fill(engine, devices: int, channel: str, served: dict, queue: str, chunk_size: int,
+         callback: str | None = None):
+    """Empty the push tables, then one notification to ``devices`` new devices (sent by a
+    key whose receipts go to ``callback``, if given)."""
     now = utcnow()
     with engine.begin() as connection:
-        for table in (Delivery, Notification, ProviderToken, Device):
+        for table in (ReceiptEvent, ReceiptBatch, Delivery, Notification, ProviderToken,
+                      Device):
             connection.execute(table.__table__.delete())
-        device_rows = [{"id": uuid.uuid4(), **endpoint(channel, bundle_id), "is_voip": False,
+        connection.execute(Credential.__table__.delete().where(
+            Credential.__table__.c.name == RECEIPT_KEY))
+        device_rows = [{"id": uuid.uuid4(), **endpoint(channel, served), "is_voip": False,
                         "is_invalidated": False, "last_seen_at": now - timedelta(days=1),
                         "created_at": now, "updated_at": now} for _ in range(devices)]
         connection.execute(sa.insert(Device.__table__), device_rows)
         notification_id = uuid.uuid4()
         connection.execute(sa.insert(Notification.__table__).values(
-            id=notification_id, push_type="alert", content={
+            id=notification_id, push_type="alert",
+            sender_id=receipts_key(connection, callback), content={
                 "push_type": "alert", "alert": {"title": "New post",
                                                 "body": "Someone posted a photo"},
                 "badge": 1, "sound": "default", "custom": {"post_id": "p123"}}))
@@ -120,9 +149,30 @@ def fcm_environment(fcm: dict, connections: int) -> dict:
             **{name: "" for name in os.environ if name.startswith("APNS_")}}
 
 
+def webhook_environment(receiver: dict, connections: int) -> dict:
+    return {**{name: "" for name in os.environ if name.startswith("APNS_")},
+            "WEBHOOK_CONNECTIONS": str(max(connections, 100))}
+
+
+def start_receiver():
+    """The local webhook receiver (``bench/webhook_sink.py``) in its own process."""
+    process = subprocess.Popen([sys.executable, "-m", "bench.webhook_sink"], cwd=ROOT,
+                               stdout=subprocess.PIPE, text=True)
+    served = json.loads(process.stdout.readline())
+    return process, {**served, "sealed_secret": seal(new_signing_secret(), SECRET_KEY)}
+
+
+def start_target(channel: str):
+    return start_receiver() if channel == "webhook" else start_fake(1000, FAKES[channel])
+
+
 FAKES = {"apns": "tests.fake_apns", "fcm": "tests.fake_fcm"}
-FAKE_NAMES = {"apns": "APNs", "fcm": "FCM"}
-CHANNEL_ENVIRONMENT = {"apns": apns_environment, "fcm": fcm_environment}
+FAKE_NAMES = {"apns": "APNs", "fcm": "FCM", "webhook": "webhook receiver"}
+CHANNEL_ENVIRONMENT = {"apns": apns_environment, "fcm": fcm_environment,
+                       "webhook": webhook_environment}
+# Webhooks and receipts go to 127.0.0.1 over plain HTTP: allowed here as in development.
+LOCAL_WEBHOOKS = {"WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+                  "SECRET_KEY": SECRET_KEY}
 
 
 def latencies(engine) -> tuple[dict, list[float]]:
@@ -141,7 +191,7 @@ def percentile(values, fraction):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--channel", choices=("apns", "fcm"), default="apns")
+    parser.add_argument("--channel", choices=("apns", "fcm", "webhook"), default="apns")
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL",
                                                                  DEFAULT_DATABASE))
@@ -153,23 +203,26 @@ def main():
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the worker with py-spy into FILE (collapsed stacks)")
     parser.add_argument("--queue", choices=("embedded", "procrastinate"), default="embedded")
+    parser.add_argument("--receipts", action="store_true",
+                        help="the sending key has a callback (a local receiver): receipts on")
     args = parser.parse_args()
     if args.profile and not (BIN / "py-spy").exists():
         sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
-    fake, served = start_fake(1000, FAKES[args.channel])
+    fake, served = start_target(args.channel)
+    sink, callback = start_receiver() if args.receipts else (None, None)
     env = {**os.environ, "DATABASE_URL": args.database_url,
            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
            **CHANNEL_ENVIRONMENT[args.channel](served, args.connections),
-           "PUSH_QUEUE": args.queue}
+           **LOCAL_WEBHOOKS, "PUSH_QUEUE": args.queue}
     try:
         if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
             sys.exit("flask db upgrade failed")
         engine = sa.create_engine(normalise_database_url(args.database_url))
         started = time.perf_counter()
-        fill(engine, args.devices, args.channel, served.get("bundle_id"), args.queue,
-             args.chunk_size)
+        fill(engine, args.devices, args.channel, served, args.queue, args.chunk_size,
+             callback and callback["url"] + "/receipts")
         print(f"inserted {args.devices} devices and deliveries in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
@@ -194,8 +247,10 @@ def main():
         states, waits = latencies(engine)
         engine.dispose()
     finally:
-        fake.terminate()
-        fake.wait()
+        for process in (fake, sink):
+            if process is not None:
+                process.terminate()
+                process.wait()
 
     sent = states.get("sent", 0)
     print(json.dumps({"worker_totals": totals, "states": states}))
@@ -209,7 +264,7 @@ def main():
     print(f"{args.channel}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"chunk {args.chunk_size}, concurrency {args.concurrency}, "
           f"{args.connections} connections, {args.workers} worker process(es), "
-          f"{args.queue} queue")
+          f"{args.queue} queue, receipts {'on' if args.receipts else 'off'}")
 
 
 if __name__ == "__main__":

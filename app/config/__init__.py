@@ -207,6 +207,11 @@ class Config:
         self.WEBHOOK_CONNECTIONS = env.int("WEBHOOK_CONNECTIONS", 100)
         # An endpoint failing without one success for this long is invalidated.
         self.WEBHOOK_FAILING_FOR_MAX = env.float("WEBHOOK_FAILING_FOR_MAX", 72 * 3600.0)
+        # Receipts to API keys' callbacks (app/push/receipts.py), sent by the push worker.
+        self.RECEIPTS_POLL_INTERVAL = env.float("RECEIPTS_POLL_INTERVAL", 0.5)
+        self.RECEIPTS_RETRY_FOR = env.float("RECEIPTS_RETRY_FOR", 24 * 3600.0)
+        self.RECEIPTS_RETRY_BASE = env.float("RECEIPTS_RETRY_BASE", 1.0)
+        self.RECEIPTS_RETRY_MAX = env.float("RECEIPTS_RETRY_MAX", 600.0)
         self.TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN")
         self.TELEGRAM_API_URL = env.str("TELEGRAM_API_URL", "https://api.telegram.org")
         self.TELEGRAM_TIMEOUT = env.float("TELEGRAM_TIMEOUT", 10.0)
@@ -377,6 +382,8 @@ class Config:
 
     def _validate_channel_settings(self):
         for name in ("WEBHOOK_CONNECT_TIMEOUT", "WEBHOOK_TIMEOUT", "WEBHOOK_FAILING_FOR_MAX",
+                     "RECEIPTS_POLL_INTERVAL", "RECEIPTS_RETRY_FOR", "RECEIPTS_RETRY_BASE",
+                     "RECEIPTS_RETRY_MAX",
                      "TELEGRAM_TIMEOUT", "TELEGRAM_MESSAGES_PER_SECOND"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be a number above 0")

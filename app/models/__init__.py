@@ -15,6 +15,7 @@ from app.models.notification import (
     ProviderToken,
 )
 from app.models.rate_limit import RateLimitCounter
+from app.models.receipt import ReceiptBatch, ReceiptEvent
 from app.models.send_slot import SendSlot
 from app.models.sms import SmsMessage
 from app.models.user import User
@@ -38,6 +39,8 @@ __all__ = [
     "ProviderIdentity",
     "ProviderToken",
     "RateLimitCounter",
+    "ReceiptBatch",
+    "ReceiptEvent",
     "SendSlot",
     "SmsMessage",
     "User",

@@ -3,7 +3,7 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, String
+from sqlalchemy import Boolean, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -48,6 +48,11 @@ class Credential(db.Model):
     name: Mapped[str | None] = mapped_column(String(100), unique=True)
     scopes: Mapped[str | None] = mapped_column(String(255))  # space-separated
     is_cookie_based: Mapped[bool] = mapped_column(Boolean, default=False)
+    # An API key's receipts (app/push/receipts.py): where they go, the sealed whsec_ secret
+    # they are signed with, and since when they are off (the callback answered 410).
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    callback_secret: Mapped[str | None] = mapped_column(Text)
+    callback_off_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     # Written at most once per ``app.resources.credentials.USE_RESOLUTION``, not per request.

@@ -36,10 +36,10 @@ from sqlalchemy import select
 
 from app.models.device import Channel
 from app.models.device import Device as DeviceModel
-from app.models.notification import DeliveryState, Notification
+from app.models.notification import FINAL_STATES, DeliveryState, Notification
 from app.models.types import utcnow
 from app.observability import metrics
-from app.push import fcm, ledger, message
+from app.push import fcm, ledger, message, receipts
 from app.push import live_activities as activities
 from app.push.message import Action, Address, Refusal, Transport
 from app.push.queue import NO_QUEUE, Queue
@@ -377,6 +377,8 @@ class Dispatcher:
         now = utcnow()
         with self._engine.begin() as connection:
             ledger.record(connection, results, now, attempts)
+            receipts.keep(connection, [result.delivery_id for result in results
+                                       if result.state in FINAL_STATES], now)
             for seconds in set(paused.values()):
                 ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
                                now, now + timedelta(seconds=seconds))

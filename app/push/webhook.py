@@ -167,10 +167,8 @@ class WebhookTransport:
         never reach the resolver)."""
         if not device.token or not device.signing_secret:
             return Refusal("NoToken", "the device has no webhook URL or signing secret")
-        try:
-            self._settings.policy.check_url(device.token)
-        except endpoints.RefusedEndpoint as exc:
-            return Refusal(REFUSED_ADDRESS, str(exc))
+        if refused := self.refusal(device.token):
+            return refused
         return Address(Endpoint(device.id, device.token, device.signing_secret,
                                 device.failing_since), notification, TOPIC, device.token)
 
@@ -186,18 +184,33 @@ class WebhookTransport:
         return await asyncio.to_thread(self._keep_failure_times, items, outcomes)
 
     async def _send(self, endpoint: Endpoint, body: dict, delivery_id: str) -> Outcome:
+        return await self.signed_post(endpoint.url, endpoint.sealed_secret, delivery_id, body)
+
+    async def signed_post(self, url: str, sealed_secret: str, message_id: str, body: dict
+                          ) -> Outcome:
+        """``body`` as JSON, signed with the sealed secret under ``message_id`` (the
+        ``webhook-id``), POSTed to ``url``: what its answer means (receipts use it too)."""
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         try:
-            secret = _opened(endpoint.sealed_secret, self._settings.secret_key)
+            secret = _opened(sealed_secret, self._settings.secret_key)
         except ValueError:
-            return Outcome(delivery_id, Action.FAIL, reason="SigningSecretUnreadable",
+            return Outcome(message_id, Action.FAIL, reason="SigningSecretUnreadable",
                            detail="the signing secret cannot be unsealed: SECRET_KEY changed?")
-        headers = signed_headers(secret, delivery_id, payload, self._clock())
-        return await self.post(endpoint.url, payload.encode(), headers, delivery_id)
+        headers = signed_headers(secret, message_id, payload, self._clock())
+        return await self.post(url, payload.encode(), headers, message_id)
+
+    def refusal(self, url: str) -> Refusal | None:
+        """Why ``url``'s form may not be reached now (the URL rule, literal addresses), or
+        None; names are checked as the connection resolves them."""
+        try:
+            self._settings.policy.check_url(url)
+        except endpoints.RefusedEndpoint as exc:
+            return Refusal(REFUSED_ADDRESS, str(exc))
+        return None
 
     async def post(self, url: str, payload: bytes, headers: dict, delivery_id: str
                    ) -> Outcome:
-        """One signed POST and what its answer means (receipts use it too)."""
+        """One signed POST and what its answer means."""
         try:
             async with self._http().post(url, data=payload, headers=headers,
                                          allow_redirects=False) as response:

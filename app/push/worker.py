@@ -8,6 +8,9 @@ the other lanes keep flowing meanwhile. SIGTERM (or SIGINT) stops the claiming; 
 in flight finish within ``shutdown_grace`` seconds or are handed back (their leases
 released, their apns-ids kept for the next attempt). A worker that dies without handing
 back leaves leases that run out after ``lease`` seconds, and another worker takes the rows.
+
+Beside the lanes (whatever the queue) runs the receipts sender (``receipts.py``): the API
+keys' delivery receipts leave from the same process, through the webhook transport.
 """
 
 import asyncio
@@ -17,11 +20,13 @@ import signal
 from collections import Counter
 from dataclasses import dataclass
 
+from app.models.device import Channel
 from app.models.types import utcnow
 from app.push import ledger
 from app.push.dispatcher import Dispatcher, DispatchSettings
 from app.push.heartbeat import Heartbeat
 from app.push.queue import NO_QUEUE, Queue, queue_for
+from app.push.receipts import ReceiptSender, ReceiptSettings
 from app.push.settings import PushSettings
 from app.push.transports import open_transports
 
@@ -171,4 +176,9 @@ async def run_worker(config, engine, **overrides) -> Counter:
         dispatcher = Dispatcher(transports, engine, DispatchSettings.from_config(config),
                                 queue=queue)
         heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
-        return await Worker(dispatcher, engine, options, heartbeat, queue).run()
+        sender = ReceiptSender(transports[Channel.WEBHOOK], engine,
+                               ReceiptSettings.from_config(config))
+        async with sender.running(burst=options.burst):
+            totals = await Worker(dispatcher, engine, options, heartbeat, queue).run()
+        totals.update(sender.totals)
+        return totals

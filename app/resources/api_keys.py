@@ -1,13 +1,17 @@
 """API keys for backend services: made, listed and revoked by operators (``flask keys``),
-each with a name and the scopes it grants."""
+each with a name and the scopes it grants, and perhaps a callback URL its delivery
+receipts are POSTed to (``app/push/receipts.py``), signed with a secret shown once."""
 
+from flask import current_app
 from sqlalchemy import delete, or_, select
 
 from app.errors import Conflict, InvalidAttribute, NotFound
 from app.extensions import db
 from app.formats.ids import integer_id
 from app.models import Credential, CredentialKind
-from app.security.crypto import digest, new_secret
+from app.push.endpoints import EndpointPolicy, RefusedEndpoint
+from app.push.webhook import new_signing_secret
+from app.security.crypto import digest, new_secret, seal
 
 PREFIX = "psk_"
 SCOPES = frozenset({"notifications:send", "live_activities:manage"})
@@ -35,11 +39,46 @@ def list_all():
 
 
 def revoke(name_or_id):
-    match = Credential.name == name_or_id
-    key = integer_id(name_or_id, Credential.id)
-    if key is not None:
-        match = or_(match, Credential.id == key)
     deleted = db.session.execute(delete(Credential).where(
-        Credential.kind == CredentialKind.API_KEY, match)).rowcount
+        Credential.kind == CredentialKind.API_KEY, _named(name_or_id))).rowcount
     if not deleted:
         raise NotFound(f"There is no API key '{name_or_id}'.")
+
+
+def set_callback(name_or_id, url, keep_secret=False):
+    """Send the key's receipts to ``url`` (the webhook URL rule) from now on, turned on
+    again if a 410 had turned them off. The new ``whsec_…`` signing secret (shown only
+    now), or None with ``keep_secret`` when the key has one: it stays."""
+    key = find(name_or_id)
+    try:
+        key.callback_url = EndpointPolicy.from_config(current_app.config).check(url)
+    except RefusedEndpoint as exc:
+        raise InvalidAttribute(str(exc), field="callback_url") from exc
+    key.callback_off_since = None
+    secret = None
+    if not (keep_secret and key.callback_secret):
+        secret = new_signing_secret()
+        key.callback_secret = seal(secret)
+    db.session.flush()
+    return secret
+
+
+def clear_callback(name_or_id):
+    """No more receipts for the key (the sender drops the events still waiting)."""
+    key = find(name_or_id)
+    key.callback_url = key.callback_secret = key.callback_off_since = None
+    db.session.flush()
+
+
+def find(name_or_id) -> Credential:
+    key = db.session.scalar(select(Credential).where(
+        Credential.kind == CredentialKind.API_KEY, _named(name_or_id)))
+    if key is None:
+        raise NotFound(f"There is no API key '{name_or_id}'.")
+    return key
+
+
+def _named(name_or_id):
+    match = Credential.name == name_or_id
+    key = integer_id(name_or_id, Credential.id)
+    return match if key is None else or_(match, Credential.id == key)

@@ -58,12 +58,13 @@ def _sealing_key(secret_key=None):
     return derived_key(secret_key or current_app.config["SECRET_KEY"], b"pushreg seal v1")
 
 
-def seal(text):
+def seal(text, secret_key=None):
     """``text`` encrypted and authenticated (AES-256-GCM, a random nonce each time), as
     ``v1:`` and URL-safe base64: what the database keeps of a secret the service must read
-    back, such as a Live Activity push-to-start token."""
+    back, such as a Live Activity push-to-start token (``secret_key``: the app's by
+    default)."""
     nonce = secrets.token_bytes(SEAL_NONCE_BYTES)
-    sealed = AESGCM(_sealing_key()).encrypt(nonce, text.encode(), SEAL_VERSION.encode())
+    sealed = AESGCM(_sealing_key(secret_key)).encrypt(nonce, text.encode(), SEAL_VERSION.encode())
     return f"{SEAL_VERSION}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 

@@ -89,12 +89,41 @@ def _delete(model, condition):
 @click.option("--name", required=True, help="What the key is for (unique).")
 @click.option("--scope", "scopes", multiple=True, required=True,
               type=click.Choice(sorted(api_keys.SCOPES)), help="A scope it grants (repeat).")
-def create_key(name, scopes):
-    """Make an API key and print it, once: only its digest is kept."""
+@click.option("--callback-url", help="Where its delivery receipts are POSTed (signed).")
+def create_key(name, scopes, callback_url):
+    """Make an API key and print it, once: only its digest is kept. With a callback URL,
+    its receipts' signing secret too (also once)."""
     key, secret = _or_fail(api_keys.create, name, scopes)
+    shown = {"id": key.id, "name": key.name, "scopes": key.scopes.split(), "key": secret}
+    if callback_url:
+        shown |= _callback_shown(callback_url,
+                                 _or_fail(api_keys.set_callback, key.name, callback_url))
     db.session.commit()
-    click.echo(json.dumps({"id": key.id, "name": key.name, "scopes": key.scopes.split(),
-                           "key": secret}))
+    click.echo(json.dumps(shown))
+
+
+@keys.command("set-callback")
+@click.argument("name_or_id")
+@click.argument("url", required=False)
+@click.option("--clear", is_flag=True, help="Send this key no more receipts.")
+@click.option("--keep-secret", is_flag=True,
+              help="Keep the key's signing secret (default: a new one, printed once).")
+def set_callback(name_or_id, url, clear, keep_secret):
+    """Send an API key's delivery receipts to URL (turns them on again after a 410)."""
+    if clear == bool(url):
+        raise click.UsageError("give a URL, or --clear")
+    if clear:
+        _or_fail(api_keys.clear_callback, name_or_id)
+        shown = {"name": name_or_id, "callback_url": None}
+    else:
+        shown = {"name": name_or_id} | _callback_shown(
+            url, _or_fail(api_keys.set_callback, name_or_id, url, keep_secret))
+    db.session.commit()
+    click.echo(json.dumps(shown))
+
+
+def _callback_shown(url, secret):
+    return {"callback_url": url} | ({"callback_secret": secret} if secret else {})
 
 
 @keys.command("list")
@@ -103,6 +132,8 @@ def list_keys():
     for key in api_keys.list_all():
         click.echo(json.dumps({
             "id": key.id, "name": key.name, "scopes": sorted(key.scope_set),
+            "callback_url": key.callback_url,
+            "receipts": "off" if key.callback_url is None or key.callback_off_since else "on",
             "created_at": format_timestamp(key.created_at),
             "last_used_at": format_timestamp(key.last_used_at)}))
 
