@@ -2,7 +2,7 @@
 
 from app.models.credential import Credential, CredentialKind
 from app.models.dev_push import DevPushMessage
-from app.models.device import APNS_CHANNELS, Channel, Device, Environment
+from app.models.device import APNS_CHANNELS, Channel, Device, DeviceTopic, Environment
 from app.models.heartbeat import WorkerHeartbeat
 from app.models.identity import ProviderIdentity
 from app.models.notification import (
@@ -28,6 +28,7 @@ __all__ = [
     "DeliveryState",
     "DevPushMessage",
     "Device",
+    "DeviceTopic",
     "Environment",
     "Notification",
     "NotificationStatus",
