@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
-from app.models import Credential, Device, Notification
+from app.models import Credential, Device
 from app.models.types import UTCDateTime
 from app.resources import api_keys
 from tests.factories import bearer

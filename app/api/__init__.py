@@ -24,10 +24,11 @@ def register_api(app):
         notifications,
         relationships,
         sessions,
+        topics,
         users,
         well_known,
     )
 
     for module in (sessions, users, apple_device_tokens, devices, auth_tokens, configs,
-                   well_known, notifications, relationships):
+                   well_known, notifications, topics, relationships):
         app.register_blueprint(module.blueprint)

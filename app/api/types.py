@@ -6,7 +6,7 @@ from app import policies
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
-from app.resources import auth_tokens, devices, notifications, sessions, users
+from app.resources import auth_tokens, devices, notifications, sessions, topics, users
 from app.resources.listing import Filter, boolean
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
 from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
@@ -14,6 +14,7 @@ from schemas.configs import ConfigSchema
 from schemas.devices import DeviceChangeSchema, DeviceSchema
 from schemas.notifications import DeliverySchema, NotificationSchema
 from schemas.sessions import SessionSchema
+from schemas.topics import TopicSchema
 from schemas.users import UserSchema
 
 APNS = Channel.IOS_PUSH
@@ -61,10 +62,21 @@ DEVICES = registry.add(ResourceType(
         devices.get_owned_by_id(principal, device_id, load=include),
     collection=Capabilities(collection=True, sortable=tuple(devices.ORDERS),
                             filterable=tuple(devices.FILTERS)),
-    relationships={"user": Relationship("user", "users", key="user_id")},
+    relationships={
+        "user": Relationship("user", "users", key="user_id"),
+        "topics": Relationship("topics", "topics", many=True, page=topics.of_device,
+                               remove=topics.remove_from_device),
+    },
 ))
 # What a PATCH of a device takes (not registered: responses are drawn with DEVICES).
 DEVICE_CHANGES = dataclasses.replace(DEVICES, schema=DeviceChangeSchema)
+
+TOPICS = registry.add(ResourceType(
+    type="topics",
+    schema=TopicSchema,
+    id_of=lambda subscription, principal: subscription.topic,
+    collection=Capabilities(collection=False),
+))
 
 SESSIONS = registry.add(ResourceType(
     type="sessions",

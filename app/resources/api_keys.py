@@ -10,7 +10,7 @@ from app.models import Credential, CredentialKind
 from app.security import digest, new_secret
 
 PREFIX = "psk_"
-SCOPES = frozenset({"notifications:send"})
+SCOPES = frozenset({"notifications:send", "notifications:broadcast", "topics:manage"})
 
 
 def create(name, scopes):
