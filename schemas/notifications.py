@@ -122,6 +122,8 @@ class NotificationSchema(Schema):
     timestamp = PushTime(allow_none=True)
     stale_date = PushTime(allow_none=True)
     dismissal_date = PushTime(allow_none=True)
+    # who it goes to instead of users and devices (checked by app/resources/audiences.py)
+    audience = plain.Raw(allow_none=True)
     status = fields.Str(dump_only=True)
     counts = fields.Dict(dump_only=True)
     created_at = Timestamp(dump_only=True)

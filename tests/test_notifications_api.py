@@ -106,7 +106,8 @@ def test_a_notification_is_accepted_with_one_delivery_per_device(client, app, se
     assert sent["links"]["self"] == url and response.headers["Content-Location"] == url
     assert sent["attributes"]["status"] == "queued"
     by_state = {"pending": 4, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0}
-    assert sent["attributes"]["counts"] == {**by_state, "by_channel": {"ios_push": by_state}}
+    assert sent["attributes"]["counts"] == {**by_state, "targeted": 4,
+                                            "by_channel": {"ios_push": by_state}}
     assert sent["attributes"]["data"] == {"post": "p1"} and sent["attributes"]["badge"] == 2
     rows = deliveries_of(app, sent["id"])
     assert {row.device_id for row in rows} == alices | bobs
@@ -403,7 +404,8 @@ def test_status_and_counts_are_read_from_the_deliveries(client, app, service, st
     assert shown["status"] == status
     by_state = {"pending": 0, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0,
                 **counts}
-    assert shown["counts"] == {**by_state, "by_channel": {"ios_push": by_state}}
+    assert shown["counts"] == {**by_state, "targeted": 6,
+                               "by_channel": {"ios_push": by_state}}
 
 
 def test_deliveries_are_paged_and_filtered(client, app, service):

@@ -1,6 +1,7 @@
 """Notifications backend services send (with an API key holding ``notifications:send``),
 and their deliveries. The recipients are the to-many relationships ``users`` and
-``devices`` of the document a service POSTs: here linkage is the input."""
+``devices`` of the document a service POSTs (here linkage is the input), or its
+``audience`` attribute (topics, a condition, filters, everyone)."""
 
 import uuid
 from types import SimpleNamespace
@@ -43,7 +44,8 @@ def send_notification():
                   for name in RECIPIENTS if name in parsed.linkage}
     if parsed.echoes_members:
         refuse_changes_to_read_only(parsed, None, NOTIFICATIONS, None)
-    notification, _ = notifications.accept(principal, parsed.attributes,
+    audience = parsed.attributes.pop("audience", None)
+    notification, _ = notifications.accept(principal, parsed.attributes, audience=audience,
                                             idempotency_key=_idempotency_key(), **recipients)
     # rendered before the commit: a notification the answer cannot show is never kept
     response = _response(query, notification, principal, 202)
@@ -101,6 +103,7 @@ def _shown(notification):
     """The notification as its resource object shows it: content, status and counts."""
     counts = notifications.counts(notification)
     return SimpleNamespace(**notification.content, id=notification.id,
+                           audience=notification.audience,
                            sender_id=notification.sender_id,
                            status=notifications.status_of(counts).value,
                            counts=counts.shown(), created_at=notification.created_at)

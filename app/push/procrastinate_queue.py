@@ -7,6 +7,10 @@ as the embedded queue), so a duplicated, retried or late job finds its rows take
 and sends nothing twice. Jobs are written in the transaction that writes what they name:
 
 - accepting a notification enqueues its deliveries in chunks (``enqueue_notification``);
+- accepting one for an audience enqueues its expansion (``enqueue_expansion``): an
+  ``EXPAND`` job expands one chunk (``expansion.step``), enqueues that chunk's deliveries
+  and its own follow-up in the same transaction, so a job that dies is run again (a stalled
+  job) from the position the last committed step left;
 - a delivery put back to pending (a retry after its backoff, a paused topic, a chunk handed
   back on shutdown) is enqueued again for when it is due (``ProcrastinateQueue.requeue``,
   which the dispatcher calls);
@@ -28,19 +32,22 @@ import contextlib
 import logging
 import os
 import socket
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
 from sqlalchemy import select, text
 
 from app.models.types import utcnow
-from app.push import ledger
+from app.push import expansion, ledger
+from app.push.expansion import notifications_table
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "procrastinate"
 QUEUE = "push"
 DELIVER = "push.deliver"
+EXPAND = "push.expand"
 SWEEP = "push.sweep"
 SWEEP_CRON = "* * * * * */10"  # every ten seconds (the sixth field is seconds)
 SWEEP_PRIORITY = 10  # ahead of a backlog of deliveries: it finds what is stuck
@@ -88,6 +95,14 @@ def enqueue_notification(connection, notification_id, chunk_size: int) -> int:
     return enqueue(connection, dict.fromkeys(ids), chunk_size)
 
 
+def enqueue_expansion(connection, notification_id) -> None:
+    """A job expanding the next chunk of a notification's audience."""
+    driver = connection.connection.driver_connection
+    with _on_search_path(driver):
+        _deferring.configure_task(EXPAND, queue=QUEUE, connection=driver).defer(
+            notification_id=str(notification_id))
+
+
 @contextlib.contextmanager
 def _on_search_path(driver):
     """procrastinate's schema first on the search path, for this transaction's statements
@@ -132,6 +147,9 @@ class ProcrastinateQueue:
     def enqueue_notification(self, connection, notification_id):
         enqueue_notification(connection, notification_id, self._chunk_size)
 
+    def enqueue_expansion(self, connection, notification_id):
+        enqueue_expansion(connection, notification_id)
+
     def requeue(self, connection, due):
         enqueue(connection, due, self._chunk_size)
 
@@ -146,10 +164,14 @@ class ProcrastinateQueue:
         async def deliver(ids: list[int]):
             await _deliver(worker, ids)
 
+        async def expand(notification_id: str):
+            await asyncio.to_thread(_expand, worker, uuid.UUID(notification_id))
+
         async def sweep(timestamp):
             await _sweep(app, worker)
 
         app.task(name=DELIVER, queue=QUEUE, retry=retry)(deliver)
+        app.task(name=EXPAND, queue=QUEUE, retry=retry)(expand)
         app.periodic(cron=SWEEP_CRON)(
             app.task(name=SWEEP, queue=QUEUE, priority=SWEEP_PRIORITY)(sweep))
         log.info("push worker (procrastinate) started: %d jobs at once, lease %g s%s",
@@ -189,6 +211,19 @@ def _claim_ids(worker, ids):
     return chunk
 
 
+def _expand(worker, notification_id):
+    """One step of the expansion, its deliveries' jobs and the next step's job, committed
+    together. A notification another job is expanding (locked) is left to it."""
+    with worker.engine.begin() as connection:
+        expanded = expansion.step(connection, worker.options.chunk_size, utcnow(),
+                                  notification_id)
+        if expanded is None:
+            return
+        enqueue(connection, dict.fromkeys(expanded.delivery_ids), worker.options.chunk_size)
+        if not expanded.done:
+            enqueue_expansion(connection, notification_id)
+
+
 async def _sweep(app, worker):
     stalled = await app.job_manager.get_stalled_jobs(
         queue=QUEUE, seconds_since_heartbeat=worker.options.lease)
@@ -196,9 +231,26 @@ async def _sweep(app, worker):
         await app.job_manager.retry_job(job)
     if stalled:
         log.warning("push worker: %d jobs of stopped workers run again", len(stalled))
+    orphans = await asyncio.to_thread(_enqueue_orphan_expansions, worker)
+    if orphans:
+        log.warning("push worker: %d expansions with no job were enqueued", orphans)
     strays = await asyncio.to_thread(_enqueue_strays, worker)
     if strays:
         log.warning("push worker: %d deliveries due with no job were enqueued", strays)
+
+
+def _enqueue_orphan_expansions(worker) -> int:
+    """Notifications expanding with no job to do it (accepted under the embedded queue)."""
+    with worker.engine.begin() as connection:
+        orphans = connection.scalars(select(notifications_table.c.id).where(
+            notifications_table.c.expanding, text(
+                f"NOT EXISTS (SELECT FROM {SCHEMA}.procrastinate_jobs j WHERE j.queue_name = "
+                ":queue AND j.task_name = :expand AND j.status IN ('todo', 'doing') AND "
+                "j.args->>'notification_id' = notifications.id::text)").bindparams(
+                queue=QUEUE, expand=EXPAND))).all()
+        for notification_id in orphans:
+            enqueue_expansion(connection, notification_id)
+    return len(orphans)
 
 
 def _enqueue_strays(worker) -> int:

@@ -1,10 +1,14 @@
 """Notifications backend services send: accepted into the delivery ledger, read back with
 their deliveries' counts. Sending them is the dispatcher's (``app/push``).
 
-Accepting writes the notification and one delivery per device (each with its own
-``apns_id``) in one transaction, the deliveries with one ``INSERT … SELECT`` however many
-devices the recipients have. An idempotency key makes a retried accept return the first
-notification: the database decides, by its unique constraint on (sender, key).
+Accepting one for named recipients writes the notification and one delivery per device
+(each with its own ``apns_id``) in one transaction, the deliveries with one
+``INSERT … SELECT`` per hundred recipients. Accepting one for an audience
+(``audiences.py``) writes the notification alone: the workers expand it
+(``app/push/expansion.py``), so the request costs the same for ten devices or a million.
+
+An idempotency key makes a retried accept return the first notification: the database
+decides, by its unique constraint on (sender, key).
 """
 
 import dataclasses
@@ -14,13 +18,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
-from sqlalchemy import case, delete, exists, func, literal, or_, select
+from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.types import Uuid
 
 from app import policies
 from app.errors import (
     Conflict,
     ErrorList,
+    Forbidden,
     InvalidAttribute,
     NotFound,
     Unprocessable,
@@ -41,6 +46,7 @@ from app.models.types import UTCDateTime, utcnow
 from app.push import apns, fcm, message
 from app.push.message import NotificationError, PayloadTooLarge, PushType
 from app.push.queue import queue_for
+from app.resources import audiences
 from app.resources.listing import Filter, list_page
 from app.upsert import insert_for
 
@@ -51,6 +57,7 @@ LIVE_ACTIVITY_START = "start"
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+BROADCAST_SCOPE = "notifications:broadcast"  # an API key's, to send to every device
 PENDING_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
 # The parts of a payload a sender controls in bulk: the largest is named when it is too big.
 BULKY_FIELDS = {"alert": "alert", "custom": "data", "content_state": "content_state",
@@ -73,9 +80,11 @@ class Counts:
     expired: int = 0
     started: int = 0  # deliveries attempted at least once or being sent now
     by_channel: dict = dataclasses.field(default_factory=dict)
+    targeted: int = 0  # deliveries written so far
+    expanding: bool = False  # an audience not written whole yet
 
     def shown(self):
-        return {**_by_state(self),
+        return {**_by_state(self), "targeted": self.targeted,
                 "by_channel": {channel: _by_state(counts)
                                for channel, counts in sorted(self.by_channel.items())}}
 
@@ -88,10 +97,11 @@ def _by_state(counts):
 # -- accepting -----------------------------------------------------------------------
 
 
-def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
+def accept(principal, content, *, users=(), devices=(), audience=None, idempotency_key=None,
            environment=None):
     """Accept a notification for ``users`` (all their reachable devices) and ``devices``
-    (by id): (notification, created).
+    (by id), or for an ``audience`` (the document ``audiences.parse`` takes): (notification,
+    created).
 
     ``content`` holds ``message.Notification`` fields by name. ``principal`` is the sending
     service (None: an operator, with no idempotency). ``environment`` limits the devices
@@ -99,19 +109,39 @@ def accept(principal, content, *, users=(), devices=(), idempotency_key=None,
     notification (created False); the same key with other content is a 409.
     """
     notification = validated(content)
-    stored = message.stored(notification)
     users, devices = list(users), list(devices)
-    _check_recipient_count(users, devices)
+    if audience is not None:
+        _check_audience(principal, audience, users, devices, environment)
+        audience = audiences.stored(audience, environment)
+    else:
+        _check_recipient_count(users, devices)
+    stored = message.stored(notification)
     sender_id = None if principal is None else principal.credential_id
     now = utcnow()
-    notification_id = _insert(sender_id, idempotency_key, notification, stored, now)
+    notification_id = _insert(sender_id, idempotency_key, notification, stored, audience, now)
     if notification_id is None:
-        return _earlier(sender_id, idempotency_key, stored), False
-    _require_existing(User, users, "users")
-    _require_existing(Device, devices, "devices")
-    _insert_deliveries(notification_id, notification, users, devices, environment, now)
-    _enqueue(notification_id)
+        return _earlier(sender_id, idempotency_key, stored, audience), False
+    if audience is None:
+        _require_existing(User, users, "users")
+        _require_existing(Device, devices, "devices")
+        _insert_deliveries(notification_id, notification, users, devices, environment, now)
+        _enqueue(notification_id)
+    else:
+        queue_for(current_app.config).enqueue_expansion(db.session.connection(),
+                                                        notification_id)
     return db.session.get(Notification, notification_id), True
+
+
+def _check_audience(principal, audience, users, devices, environment):
+    if users or devices:
+        raise InvalidAttribute("Send to an audience or to users and devices, not both.",
+                               field=audiences.MEMBER, code="AUDIENCE_WITH_RECIPIENTS")
+    parsed = audiences.parse(audience, environment=environment)
+    if parsed.everyone and principal is not None and \
+            BROADCAST_SCOPE not in principal.scopes:
+        raise Forbidden(f"Sending to every device needs an API key with the scope "
+                        f"'{BROADCAST_SCOPE}'.", field=(audiences.MEMBER, "all"),
+                        code="INSUFFICIENT_SCOPE")
 
 
 def validated(content):
@@ -213,23 +243,24 @@ def _check_recipient_count(users, devices):
                                 code="TOO_MANY_RECIPIENTS")
 
 
-def _insert(sender_id, idempotency_key, notification, stored, now):
+def _insert(sender_id, idempotency_key, notification, stored, audience, now):
     """The new notification's id, or None when the sender's key was used before (then
     the earlier row stands: racing retries wait on its unique index and find it)."""
     statement = insert_for(db.session.get_bind(), Notification).values(
         id=uuid.uuid4(), sender_id=sender_id, idempotency_key=idempotency_key,
-        push_type=notification.push_type.value, content=stored,
+        push_type=notification.push_type.value, content=stored, audience=audience,
+        expanding=audience is not None, targeted=0,
         expires_at=_expires_at(notification), created_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=["sender_id", "idempotency_key"]
                              ).returning(Notification.id)
     return db.session.execute(statement).scalar_one_or_none()
 
 
-def _earlier(sender_id, idempotency_key, stored):
+def _earlier(sender_id, idempotency_key, stored, audience):
     earlier = db.session.scalars(select(Notification).where(
         Notification.sender_id == sender_id,
         Notification.idempotency_key == idempotency_key)).one()
-    if earlier.content != stored:
+    if earlier.content != stored or earlier.audience != audience:
         raise Conflict(f"This {IDEMPOTENCY_KEY_HEADER} was used for another notification "
                        "with other content.", field=IDEMPOTENCY_KEY_HEADER,
                        where=Where.HEADER, code="IDEMPOTENCY_KEY_REUSED")
@@ -251,27 +282,40 @@ def _require_existing(model, ids, name):
 def _insert_deliveries(notification_id, notification, users, devices, environment, now):
     """One pending delivery per reachable device: an ``INSERT … SELECT`` per
     ``RECIPIENTS_PER_STATEMENT`` users or devices, so no statement grows without bound
-    (1,000 users of 100 devices take ten statements, not 100,000)."""
-    values = {
-        "notification_id": literal(notification_id, Uuid()),
-        "device_id": Device.id,
-        "channel": Device.channel,
-        "apns_id": _random_uuid(db.session.get_bind().dialect.name),
-        "state": literal(DeliveryState.PENDING.value),
-        "attempts": literal(0),
-        "next_attempt_at": literal(now, UTCDateTime()),
-        "created_at": literal(now, UTCDateTime()),
-        "updated_at": literal(now, UTCDateTime()),
-    }
-    reachable = _reachable(notification, environment)
+    (1,000 users of 100 devices take ten statements, not 100,000). ``targeted`` counts
+    them, in the same transaction."""
+    values = delivery_values(notification_id, now, db.session.get_bind().dialect.name)
+    can_take = reachable(notification.push_type, environment)
     # a device named twice (as itself and through its user) gets one delivery
     not_through_users = [or_(Device.user_id.is_(None), Device.user_id.not_in(set(users)))] \
         if users else []
+    targeted = 0
     for chosen, ids in ((Device.user_id.in_, users), (Device.id.in_, devices)):
         extra = not_through_users if ids is devices else []
         for chunk in _chunks(sorted(set(ids))):
-            rows = select(*values.values()).where(chosen(chunk), *reachable, *extra)
-            db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
+            rows = select(*values.values()).where(chosen(chunk), *can_take, *extra)
+            targeted += db.session.execute(
+                Delivery.__table__.insert().from_select(list(values), rows)).rowcount
+    db.session.execute(update(Notification).where(Notification.id == notification_id)
+                       .values(targeted=targeted))
+
+
+def delivery_values(notification_id, now, dialect_name, due=None):
+    """Column → SQL of a new pending delivery of the notification to each ``Device`` row
+    selected, written ``now`` and due at ``due`` (default now; a per-row SQL expression
+    over ``Device`` may stand here)."""
+    written = literal(now, UTCDateTime())
+    return {
+        "notification_id": literal(notification_id, Uuid()),
+        "device_id": Device.id,
+        "channel": Device.channel,
+        "apns_id": random_uuid(dialect_name),
+        "state": literal(DeliveryState.PENDING.value),
+        "attempts": literal(0),
+        "next_attempt_at": written if due is None else due,
+        "created_at": written,
+        "updated_at": written,
+    }
 
 
 def _enqueue(notification_id):
@@ -285,21 +329,22 @@ def _chunks(ids):
         yield ids[start:start + RECIPIENTS_PER_STATEMENT]
 
 
-def _reachable(notification, environment):
+def reachable(push_type, environment=None):
     """Devices that can take this push: a live endpoint of the right kind (a VoIP token
     for VoIP pushes, a push-to-start token for Live Activities: APNs only; FCM devices
     take alert and background pushes)."""
+    push_type = PushType(push_type)
     conditions = [Device.channel.in_(PUSH_CHANNELS), Device.token.is_not(None),
                   Device.is_invalidated.is_(False),
-                  Device.is_voip.is_(notification.push_type is PushType.VOIP)]
-    if notification.push_type is PushType.LIVEACTIVITY:
+                  Device.is_voip.is_(push_type is PushType.VOIP)]
+    if push_type is PushType.LIVEACTIVITY:
         conditions.append(Device.live_activity_token.is_not(None))
     if environment is not None:
         conditions.append(Device.environment == environment)
     return conditions
 
 
-def _random_uuid(dialect_name):
+def random_uuid(dialect_name):
     """A fresh version-4 UUID per row, made by the database."""
     if dialect_name == "postgresql":
         return func.gen_random_uuid()
@@ -337,7 +382,9 @@ def counts(notification):
         .group_by(Delivery.channel, Delivery.state)).all()
     by_channel = {channel: _counted([row for row in rows if row[0] == channel])
                   for channel in {row[0] for row in rows}}
-    return dataclasses.replace(_counted(rows), by_channel=by_channel)
+    return dataclasses.replace(_counted(rows), by_channel=by_channel,
+                               targeted=notification.targeted,
+                               expanding=notification.expanding)
 
 
 def _counted(rows):
@@ -354,7 +401,10 @@ def _counted(rows):
 
 
 def status_of(counts):
-    """queued (nothing tried yet), sending, or done (no delivery left pending)."""
+    """expanding (an audience's deliveries are still being written), queued (nothing
+    tried yet), sending, or done (no delivery left pending)."""
+    if counts.expanding:
+        return NotificationStatus.EXPANDING
     if counts.pending == 0:
         return NotificationStatus.DONE
     return NotificationStatus.SENDING if counts.started else NotificationStatus.QUEUED
