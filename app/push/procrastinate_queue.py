@@ -114,13 +114,19 @@ def _on_search_path(driver):
     driver.execute("SELECT set_config('search_path', %s, true)", (before,))
 
 
-def _runnable_jobs(connection) -> bool:
-    """Whether a delivery job waits for a worker now (then the workers are behind)."""
+def _runnable_jobs(connection, tasks=(DELIVER,)) -> bool:
+    """Whether a job of ``tasks`` waits for a worker now (a delivery job: the workers are
+    behind)."""
     return connection.execute(text(
         f"SELECT EXISTS (SELECT FROM {SCHEMA}.procrastinate_jobs WHERE queue_name = :queue"
-        " AND task_name = :task AND status = 'todo'"
+        " AND task_name = ANY(:tasks) AND status = 'todo'"
         " AND (scheduled_at IS NULL OR scheduled_at <= now()))"),
-        {"queue": QUEUE, "task": DELIVER}).scalar()
+        {"queue": QUEUE, "tasks": list(tasks)}).scalar()
+
+
+def _more_to_do(engine) -> bool:
+    with engine.connect() as connection:
+        return _runnable_jobs(connection, (DELIVER, EXPAND))
 
 
 # -- the worker ---------------------------------------------------------------------------
@@ -179,15 +185,20 @@ class ProcrastinateQueue:
                  ", until nothing is due" if options.burst else "")
         async with worker.beating(), app.open_async():
             await _sweep(app, worker)
-            await app.run_worker_async(
-                queues=[QUEUE], name=f"push@{socket.gethostname()}:{os.getpid()}",
-                concurrency=options.concurrency, wait=not options.burst,
-                fetch_job_polling_interval=options.poll_interval,
-                shutdown_graceful_timeout=options.shutdown_grace,
-                delete_jobs="successful",
-                # a worker silent for a lease is stalled: its jobs are run again
-                update_heartbeat_interval=min(10.0, options.lease / 4),
-                stalled_worker_timeout=options.lease)
+            # procrastinate's burst stops at the first fetch that finds nothing, while a
+            # running job (an expansion step) may still enqueue more: rounds until none
+            while True:
+                await app.run_worker_async(
+                    queues=[QUEUE], name=f"push@{socket.gethostname()}:{os.getpid()}",
+                    concurrency=options.concurrency, wait=not options.burst,
+                    fetch_job_polling_interval=options.poll_interval,
+                    shutdown_graceful_timeout=options.shutdown_grace,
+                    delete_jobs="successful",
+                    # a worker silent for a lease is stalled: its jobs are run again
+                    update_heartbeat_interval=min(10.0, options.lease / 4),
+                    stalled_worker_timeout=options.lease)
+                if not options.burst or not await asyncio.to_thread(_more_to_do, engine):
+                    break
 
 
 async def _deliver(worker, ids: list[int]):
