@@ -68,6 +68,9 @@ def test_topics_are_a_field_of_devices_and_can_be_included(client, owner):
     assert relationship["meta"] == {"count": 2}
     assert sorted(item["id"] for item in document["included"]) == ["news", "sports"]
     assert {item["type"] for item in document["included"]} == {"topics"}
+    # not included: links only, so a page of devices costs no query per device
+    plain = body(client.get(f"/api/devices/{owner.device_id}", headers=owner.headers), 200)
+    assert set(plain["data"]["relationships"]["topics"]) == {"links"}
 
 
 def test_a_strangers_device_is_a_404_and_nothing_changes(client, app, owner):

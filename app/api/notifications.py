@@ -8,10 +8,11 @@ from types import SimpleNamespace
 
 from flask import request
 
+from app import untrusted
 from app.api import jsonapi_blueprint
-from app.api.types import DELIVERIES, NOTIFICATIONS
+from app.api.types import AUDIENCE_COUNTS, DELIVERIES, NOTIFICATIONS
 from app.auth import SERVICES, require
-from app.errors import InvalidAttribute, Where
+from app.errors import InvalidAttribute, InvalidQueryParameter, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.errors import InvalidDocument, at, type_mismatch
@@ -25,7 +26,8 @@ from app.jsonapi.flask import (
 )
 from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.query import Capabilities
-from app.resources import notifications
+from app.resources import audience_counts, notifications
+from app.untrusted import too_deep
 
 blueprint = jsonapi_blueprint("notifications", __name__)
 TYPE = NOTIFICATIONS.type
@@ -51,6 +53,31 @@ def send_notification():
     response = _response(query, notification, principal, 202)
     db.session.commit()
     return response
+
+
+@blueprint.get("/audience_counts")
+def count_audience():
+    """How many devices an audience (``filter[audience]``, its JSON) matches now: nothing
+    is written. The same scopes as sending to it."""
+    principal = require(SERVICES, SCOPE)
+    query = query_for(AUDIENCE_COUNTS.type, AUDIENCE_COUNTS.collection)
+    if "audience" not in query.filters:
+        raise InvalidQueryParameter("Give the audience as JSON in filter[audience].",
+                                    field="audience", where=Where.FILTER)
+    counted = audience_counts.count(principal, _audience_filter(query.filters["audience"]),
+                                    query.filters.get("push_type", "alert"))
+    return resource_response(AUDIENCE_COUNTS.type, query, counted, principal)
+
+
+def _audience_filter(text):
+    try:
+        if too_deep(text):
+            raise ValueError("too deep")
+        return untrusted.loads(text)
+    except ValueError:
+        raise InvalidQueryParameter("filter[audience] is an audience as JSON, like "
+                                    '{"topics": ["news"]}.', field="audience",
+                                    where=Where.FILTER) from None
 
 
 @blueprint.get("/notifications/<notification_id>")

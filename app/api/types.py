@@ -9,6 +9,7 @@ from app.models import Channel, Device
 from app.resources import auth_tokens, devices, notifications, sessions, topics, users
 from app.resources.listing import Filter, boolean
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
+from schemas.audience_counts import AudienceCountSchema
 from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from schemas.configs import ConfigSchema
 from schemas.devices import DeviceChangeSchema, DeviceSchema
@@ -65,7 +66,7 @@ DEVICES = registry.add(ResourceType(
     relationships={
         "user": Relationship("user", "users", key="user_id"),
         "topics": Relationship("topics", "topics", many=True, page=topics.of_device,
-                               remove=topics.remove_from_device),
+                               remove=topics.remove_from_device, links_only=True),
     },
 ))
 # What a PATCH of a device takes (not registered: responses are drawn with DEVICES).
@@ -133,6 +134,13 @@ NOTIFICATIONS = registry.add(ResourceType(
             page=lambda principal, notification, listing:
                 notifications.list_deliveries(principal, notification, listing)),
     },
+))
+
+# An audience's size, asked with filter[audience] (and filter[push_type]): one resource.
+AUDIENCE_COUNTS = registry.add(ResourceType(
+    type="audience_counts",
+    schema=AudienceCountSchema,
+    collection=Capabilities(collection=True, filterable=("audience", "push_type")),
 ))
 
 DELIVERIES = registry.add(ResourceType(

@@ -6,6 +6,7 @@ from flask import current_app
 from app.api.types import (
     ACCESS_TOKENS,
     APPLE_DEVICE_TOKENS,
+    AUDIENCE_COUNTS,
     AUTH_TOKENS,
     CONFIGS,
     DELIVERIES,
@@ -193,7 +194,8 @@ def notifications():
     recipients = {name: s.identifiers_document(name) for name in ("users", "devices")}
     path = "/api/notifications/{notification_id}"
     return [
-        jsonapi("POST", "/api/notifications", "Send a notification to users or devices",
+        jsonapi("POST", "/api/notifications", "Send a notification to users or devices, or "
+                "to an audience (the audience attribute: expanded by the workers)",
                 {202: one("notifications")}, credentials=SERVICE,
                 body=s.request_document(NOTIFICATIONS, relationships=recipients),
                 parameters=(*single(NOTIFICATIONS), Parameter(
@@ -210,6 +212,17 @@ def notifications():
                 "as linkage", {200: s.ref("linkage.document")}, credentials=SERVICE),
         jsonapi("GET", "/api/deliveries/{apns_id}", "One delivery, by its apns-id",
                 {200: one("deliveries")}, credentials=SERVICE, parameters=single(DELIVERIES)),
+        jsonapi("GET", "/api/audience_counts", "How many devices an audience matches now "
+                "(exact to 10,000, then an estimate flagged is_estimate)",
+                {200: one("audience_counts")}, credentials=SERVICE,
+                parameters=(Parameter("filter[audience]", "query", "Required: the "
+                                      "audience as JSON, as a notification's audience."),
+                            Parameter("filter[push_type]", "query", "The push it would be "
+                                      "(alert by default): VoIP and Live Activity pushes "
+                                      "reach fewer devices."),
+                            *single(AUDIENCE_COUNTS)),
+                description="Nothing is written. Needs notifications:send (and "
+                "notifications:broadcast for everyone)."),
     ]
 
 

@@ -11,7 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from app.jsonapi.media import JSONAPI_OBJECT
 from schemas.fields import Timestamp
-from schemas.notifications import PushTime, TextOrObject
+from schemas.notifications import AUDIENCE_JSON_SCHEMA, Audience, PushTime, TextOrObject
 
 OPENAPI_VERSION = "3.1.0"
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
@@ -26,6 +26,8 @@ def _custom_fields(_converter, field, **_):
         return {"type": ["string", "integer", NULL]}
     if isinstance(field, TextOrObject):
         return {"type": ["string", "object", NULL]}
+    if isinstance(field, Audience):
+        return dict(AUDIENCE_JSON_SCHEMA)
     return {}
 
 

@@ -111,7 +111,10 @@ def accept(principal, content, *, users=(), devices=(), audience=None, idempoten
     notification = validated(content)
     users, devices = list(users), list(devices)
     if audience is not None:
-        _check_audience(principal, audience, users, devices, environment)
+        if users or devices:
+            raise InvalidAttribute("Send to an audience or to users and devices, not both.",
+                                   field=audiences.MEMBER, code="AUDIENCE_WITH_RECIPIENTS")
+        check_audience(principal, audience, environment)
         audience = audiences.stored(audience, environment)
     else:
         _check_recipient_count(users, devices)
@@ -132,16 +135,15 @@ def accept(principal, content, *, users=(), devices=(), audience=None, idempoten
     return db.session.get(Notification, notification_id), True
 
 
-def _check_audience(principal, audience, users, devices, environment):
-    if users or devices:
-        raise InvalidAttribute("Send to an audience or to users and devices, not both.",
-                               field=audiences.MEMBER, code="AUDIENCE_WITH_RECIPIENTS")
+def check_audience(principal, audience, environment=None):
+    """The audience parsed, if ``principal`` may send to it (everyone takes a scope)."""
     parsed = audiences.parse(audience, environment=environment)
     if parsed.everyone and principal is not None and \
             BROADCAST_SCOPE not in principal.scopes:
         raise Forbidden(f"Sending to every device needs an API key with the scope "
                         f"'{BROADCAST_SCOPE}'.", field=(audiences.MEMBER, "all"),
                         code="INSUFFICIENT_SCOPE")
+    return parsed
 
 
 def validated(content):
