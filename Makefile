@@ -82,9 +82,11 @@ docs: $(DOCS_STAMP) ## build the documentation site into site/ (mkdocs --strict:
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-push: $(STAMP) ## fan one notification out to 100,000 devices through the worker and the fake APNs, then the fake FCM
+bench-push: $(STAMP) ## fan out to 100,000 devices (APNs, then FCM), then audiences of DEVICES (1,000,000) mixed
 	$(BIN)/python bench/push_fanout.py --channel apns
 	$(BIN)/python bench/push_fanout.py --channel fcm
+	$(BIN)/python bench/push_audience.py --audience all --devices $(or $(DEVICES),1000000)
+	$(BIN)/python bench/push_audience.py --audience topic --devices $(or $(DEVICES),1000000)
 
 clean: ## remove the virtual environment and local databases
 	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn site
