@@ -12,11 +12,11 @@ from datetime import timedelta
 
 import pytest
 import requests
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from app.auth import principal_of
 from app.extensions import db
-from app.models import CredentialKind, Delivery, Device, Notification
+from app.models import CredentialKind, Delivery, DeliveryCount, Device, Notification
 from app.models.types import utcnow
 from app.resources import api_keys, notifications
 from tests.factories import bearer, log_in
@@ -483,3 +483,30 @@ def test_deliveries_linkage_is_read_only_for_every_caller(client, app, service, 
                            json={"data": []})
     assert error_of(response, 405)["code"] == "METHOD_NOT_ALLOWED"
     assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+
+
+def test_counts_are_kept_by_the_database_not_counted_on_read(client, app, service):
+    """GET reads the counts the triggers keep: one query on a few rows, whatever the
+    number of deliveries; every insert, state change and delete keeps them exact."""
+    (alice,) = insert_users(app, 1)
+    device_rows(app, alice, 30)
+    sent = body(send(client, service, document(users=[alice])), 202)["data"]
+    with app.app_context():
+        ids = db.session.scalars(select(Delivery.id).order_by(Delivery.id)).all()
+        for state, chosen in (("sent", ids[:10]), ("failed", ids[10:15]),
+                              ("sending", ids[15:20])):
+            db.session.execute(update(Delivery).where(Delivery.id.in_(chosen))
+                               .values(state=state, attempts=1))
+        stored = db.session.scalar(select(func.count()).select_from(DeliveryCount).where(
+            DeliveryCount.notification_id == uuid.UUID(sent["id"])))
+        db.session.execute(delete(Delivery).where(Delivery.state == "failed"))
+        db.session.commit()
+    assert stored < 10  # a few rows per statement, not one per delivery
+    with counted_statements(app) as statements:
+        shown = body(client.get(f"/api/notifications/{sent['id']}", headers=service),
+                     200)["data"]["attributes"]
+    # (the deliveries relationship's linkage reads a bounded first page, as before)
+    assert not any("GROUP BY deliveries" in statement for statement in statements)
+    assert (shown["status"], shown["counts"]["pending"], shown["counts"]["sent"],
+            shown["counts"]["failed"], shown["counts"]["targeted"]) == \
+        ("sending", 15, 10, 0, 30)

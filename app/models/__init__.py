@@ -8,6 +8,7 @@ from app.models.identity import ProviderIdentity
 from app.models.notification import (
     FINAL_STATES,
     Delivery,
+    DeliveryCount,
     DeliveryState,
     Notification,
     NotificationStatus,
@@ -25,6 +26,7 @@ __all__ = [
     "Credential",
     "CredentialKind",
     "Delivery",
+    "DeliveryCount",
     "DeliveryState",
     "DevPushMessage",
     "Device",

@@ -113,6 +113,28 @@ class Delivery(db.Model):
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
 
 
+class DeliveryCount(db.Model):
+    """A notification's deliveries by channel, state and whether they were attempted, kept
+    by database triggers on ``deliveries`` (migration 0014) in the transaction of every
+    statement that inserts, updates or deletes deliveries: exact, and read without counting
+    the deliveries. PostgreSQL appends one row per statement and key (summed on read: a
+    few rows per chunk, never a row per delivery, and no row shared by concurrent
+    writers); SQLite keeps one row per key (its writers are serialised anyway)."""
+
+    __tablename__ = "delivery_counts"
+    __table_args__ = (Index("ix_delivery_counts_notification_id", "notification_id",
+                            "channel", "state"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    attempted: Mapped[bool] = mapped_column(Boolean)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 class ProviderToken(db.Model):
     """The APNs provider JWT shared by every worker on every machine: minted by whichever
     needs it first, replaced only by compare-and-set on ``issued_at``."""

@@ -1,8 +1,8 @@
 """Expanding an audience into deliveries: the workers' job, a chunk at a time, so accepting
 a notification costs the same for ten devices or a million.
 
-A step takes one notification still ``expanding`` (on PostgreSQL locked with ``SKIP
-LOCKED``: two workers never expand one notification at once; on SQLite the write lock
+A step takes one notification still ``expanding`` (on PostgreSQL locked with ``FOR NO KEY
+UPDATE SKIP LOCKED``: two workers never expand one notification at once; on SQLite the write lock
 serialises them), reads the next ``chunk_size`` devices after ``expanded_through`` that
 the audience and the push can reach, in device-id order (a keyset: each step reads one
 index range, however far along it is), and in the same transaction:
@@ -93,7 +93,9 @@ def _next_expanding(connection, notification_id):
     else:
         statement = statement.order_by(table.c.created_at).limit(1)
     if connection.dialect.name == "postgresql":
-        statement = statement.with_for_update(skip_locked=True)
+        # NO KEY UPDATE: the deliveries' writers hold KEY SHARE on it (their counts'
+        # foreign key), which must not make it look taken
+        statement = statement.with_for_update(skip_locked=True, key_share=True)
     return connection.execute(statement).first()
 
 

@@ -36,6 +36,7 @@ from app.ids import uuid_id
 from app.models import (
     Channel,
     Delivery,
+    DeliveryCount,
     DeliveryState,
     Device,
     Notification,
@@ -296,8 +297,9 @@ def _insert_deliveries(notification_id, notification, users, devices, environmen
         extra = not_through_users if ids is devices else []
         for chunk in _chunks(sorted(set(ids))):
             rows = select(*values.values()).where(chosen(chunk), *can_take, *extra)
-            targeted += db.session.execute(
-                Delivery.__table__.insert().from_select(list(values), rows)).rowcount
+            # (rowcount is not reliable across drivers for INSERT … SELECT: the rows say)
+            targeted += len(db.session.execute(Delivery.__table__.insert().from_select(
+                list(values), rows).returning(Delivery.id)).all())
     db.session.execute(update(Notification).where(Notification.id == notification_id)
                        .values(targeted=targeted))
 
@@ -375,13 +377,16 @@ def find(notification_id):
 
 
 def counts(notification):
-    """Its deliveries by state, overall and by channel, in one query."""
-    started = func.sum(case((or_(Delivery.attempts > 0,
-                                 Delivery.state != DeliveryState.PENDING), 1), else_=0))
+    """Its deliveries by state, overall and by channel, in one query of the counts the
+    database keeps (``DeliveryCount``): its cost does not grow with the deliveries."""
     rows = db.session.execute(
-        select(Delivery.channel, Delivery.state, func.count(), started)
-        .where(Delivery.notification_id == notification.id)
-        .group_by(Delivery.channel, Delivery.state)).all()
+        select(DeliveryCount.channel, DeliveryCount.state, func.sum(DeliveryCount.count),
+               func.sum(case((or_(DeliveryCount.attempted,
+                                  DeliveryCount.state != DeliveryState.PENDING),
+                              DeliveryCount.count), else_=0)))
+        .where(DeliveryCount.notification_id == notification.id)
+        .group_by(DeliveryCount.channel, DeliveryCount.state)).all()
+    rows = [row for row in rows if row[2]]  # keys counted to zero
     by_channel = {channel: _counted([row for row in rows if row[0] == channel])
                   for channel in {row[0] for row in rows}}
     return dataclasses.replace(_counted(rows), by_channel=by_channel,
@@ -391,9 +396,9 @@ def counts(notification):
 
 def _counted(rows):
     by_state, begun = {}, 0
-    for _, state, count, state_started in rows:
-        by_state[state] = by_state.get(state, 0) + count
-        begun += state_started or 0
+    for _, state, count, state_started in rows:  # sums: PostgreSQL's are numeric
+        by_state[state] = by_state.get(state, 0) + int(count)
+        begun += int(state_started or 0)
     return Counts(
         pending=sum(by_state.get(state, 0) for state in PENDING_STATES),
         **{state.value: by_state.get(state, 0) for state in (
