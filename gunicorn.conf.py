@@ -11,14 +11,13 @@ from app.config import log_format, metrics_enabled
 
 # prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when first imported: this must run
 # before the app's modules are (``app/__init__.py`` imports them only inside ``create_app``;
-# app.health reaches app.metrics through the push modules).
+# app.ops.health reaches app.observability.metrics through the push modules).
 if metrics_enabled() and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pushreg-metrics-")
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # importing the app below writes into it
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
-from app.health import HEALTH_PATHS
-from app.logs import (
+from app.observability.logs import (
     REDACT_TARGETS,
     EscapingFormatter,
     access_fields,
@@ -26,6 +25,7 @@ from app.logs import (
     json_formatter,
     loggable_atoms,
 )
+from app.ops.health import HEALTH_PATHS
 
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{os.environ.get('PORT', '8000')}")
 # Requests are CPU-bound (the database answers in well under a millisecond): one worker a
@@ -44,7 +44,7 @@ JSON_LOGS = log_format() == "json"
 
 class RedactingLogger(Logger):
     """Secrets digested wherever they appear, query parameters outside an allow-list and
-    credential headers left out, control characters escaped (app/logs.py). In text the
+    credential headers left out, control characters escaped (app/observability/logs.py). In text the
     access log keeps gunicorn's default format; with LOG_FORMAT=json every line is one JSON
     object."""
 

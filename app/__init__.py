@@ -11,9 +11,8 @@ from sqlalchemy.orm import configure_mappers
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import surfaces
 from app.config import Config
-from app.database import begin_writes_immediately, configure_engine, engine_options
+from app.database.engine import begin_writes_immediately, configure_engine, engine_options
 from app.errors import ServiceError
 from app.extensions import db, migrate
 from app.jsonapi.flask import (
@@ -22,9 +21,10 @@ from app.jsonapi.flask import (
     private_by_default,
     security_headers,
 )
-from app.logs import RequestFields, json_formatter, text_formatter
-from app.observe import register_request_ids
-from app.request_body import refuse_oversized_chunked_body
+from app.observability.logs import RequestFields, json_formatter, text_formatter
+from app.observability.request_ids import register_request_ids
+from app.web import surfaces
+from app.web.request_body import refuse_oversized_chunked_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger(__name__)
@@ -52,6 +52,9 @@ class NoCookieSession(SessionInterface):
 def create_app(config=None):
     config = config or Config()
     config.validate()
+    from app.web.access_tokens import check_signing_keys  # after config: see register_metrics
+
+    check_signing_keys(config)
     app = Pushreg(__name__, static_folder=None)
     app.session_interface = NoCookieSession()
     # "//" in a path is a 404 like any other unknown path, not an HTML redirect.
@@ -63,7 +66,7 @@ def create_app(config=None):
     register_request_ids(app)
     # Imported here: gunicorn.conf.py imports this package and must first settle
     # PROMETHEUS_MULTIPROC_DIR, which prometheus_client reads once, on import.
-    from app.metrics import register_metrics
+    from app.observability.metrics import register_metrics
 
     register_metrics(app)
     app.before_request(refuse_oversized_chunked_body)
@@ -115,11 +118,24 @@ def register_extensions(app):
 
 def register_blueprints(app):
     from app import openapi
-    from app.api import register_api
+    from app.api import (
+        apple_device_tokens,
+        auth_tokens,
+        configs,
+        devices,
+        notifications,
+        relationships,
+        sessions,
+        users,
+        well_known,
+    )
     from app.compat import allmine, auth_tokens_v1, devices_v1
-    from app.health import register_health
+    from app.ops.health import register_health
 
-    register_api(app)
+    # Here, not in app/api/__init__.py, whose modules import their blueprint factory from it.
+    for api in (sessions, users, apple_device_tokens, devices, auth_tokens, configs,
+                well_known, notifications, relationships):
+        app.register_blueprint(api.blueprint)
     app.register_blueprint(openapi.blueprint)
     register_health(app, _migrations_directory())
     for compat in (auth_tokens_v1, allmine, devices_v1):
@@ -136,7 +152,7 @@ def register_errorhandlers(app):
 
 
 def register_commands(app):
-    from app.cli import register_cli
+    from app.ops.cli.commands import register_cli
 
     register_cli(app)
 

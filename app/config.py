@@ -5,10 +5,7 @@ Every setting has a safe development default except the secrets, which productio
 """
 
 import contextlib
-import ipaddress
-import json
 import os
-import re
 import secrets
 import tempfile
 from pathlib import Path
@@ -16,74 +13,24 @@ from urllib.parse import urlsplit
 
 from environs import Env, EnvError
 
+from app.formats.settings import (
+    DEFAULT_CLIENT_CONFIG,
+    client_config,
+    country_codes,
+    networks,
+    public_url,
+)
+
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
-COUNTRY_CODE = re.compile(r"[1-9][0-9]{0,2}")
 # Once the default, published in this source: whoever reads it can forge access tokens and
 # digests, so it is refused everywhere. Unset, SECRET_KEY is a random key kept in instance/.
 PUBLISHED_DEVELOPMENT_SECRET = "development-only-secret-key-do-not-use-in-production"
 SECRET_KEY_FILE = INSTANCE_DIR / "secret_key"
 MIN_SECRET_KEY_LENGTH = 32
 
-DEFAULT_CLIENT_CONFIG = {
-    "is_live": False,
-    "is_uploads_enabled": True,
-    "app_share_url": "https://apps.apple.com/app/id0000000000",
-    "multi_invite_text": "Join me",
-    "invite_text_body": "Join me",
-    "invite_share_view_description": "Invite friends",
-    "minimum_posts_hide_invite_share": 1,
-    "minimum_posted_hide_invite_share": 1,
-    "minimum_feed_hide_invite_share": 9,
-    "snap_username": "example",
-    "ig_username": "example",
-    "twitter_username": "example",
-    "default_reaction_emojis": ["\u2764"],
-    "delete_account_available": False,
-    "in_app_post_message": None,
-    "onboarding_invite_user_filter": True,
-    "is_auto_follow_on": False,
-    "max_name_length": 30,
-}
-
 
 class ConfigurationError(RuntimeError):
     """The environment describes a configuration the service must not run with."""
-
-
-def _country_codes(raw):
-    """``'1, 44,90'`` → ``('1', '44', '90')``; empty means every country."""
-    codes = tuple(code.strip() for code in raw.split(",") if code.strip())
-    if not all(COUNTRY_CODE.fullmatch(code) for code in codes):
-        raise EnvError("must be calling codes separated by commas, like 1,44,90")
-    return codes
-
-
-def _client_config(raw):
-    """``CLIENT_CONFIG``: a JSON object overriding some of ``DEFAULT_CLIENT_CONFIG``."""
-    try:
-        overrides = json.loads(raw)
-    except ValueError as exc:
-        raise EnvError("must be a JSON object") from exc
-    if not isinstance(overrides, dict):
-        raise EnvError("must be a JSON object")
-    unknown = set(overrides) - set(DEFAULT_CLIENT_CONFIG)
-    if unknown:
-        raise EnvError(f"has unknown keys: {sorted(unknown)}")
-    return {**DEFAULT_CLIENT_CONFIG, **overrides}
-
-
-def _public_url(url):
-    """``PUBLIC_URL`` without its trailing slash, once checked to be a base URL."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
-    except ValueError as exc:
-        raise EnvError(f"is not a URL: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username \
-            or parts.password or parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise EnvError("must be an http(s) URL without user, query or fragment, "
-                       "like https://push.example.com")
-    return url.rstrip("/")
 
 
 class Environment:
@@ -96,10 +43,10 @@ class Environment:
 
     def __init__(self):
         self._env = Env()
-        self._env.add_parser("country_codes", _country_codes)
-        self._env.add_parser("client_config", _client_config)
-        self._env.add_parser("public_url", _public_url)
-        self._env.add_parser("networks", _networks)
+        self._env.add_parser("country_codes", country_codes)
+        self._env.add_parser("client_config", client_config)
+        self._env.add_parser("public_url", public_url)
+        self._env.add_parser("networks", networks)
 
     def read(self, kind, name, default=None):
         if os.environ.get(name, "") == "":
@@ -124,7 +71,7 @@ class Environment:
 
 def _id_token_providers(env, firebase_project_id):
     """``ID_TOKEN_PROVIDERS`` and ``FIREBASE_PROJECT_ID`` → a tuple of Provider."""
-    from app.identity.providers import parse_providers
+    from app.formats.id_token_providers import parse_providers
 
     try:
         return parse_providers(env.str("ID_TOKEN_PROVIDERS"), firebase_project_id)
@@ -281,7 +228,7 @@ class Config:
         self.PUSH_INVALIDATION_POLICY = env.str("PUSH_INVALIDATION_POLICY", "mark")
         self.PUSH_SHUTDOWN_GRACE = env.float("PUSH_SHUTDOWN_GRACE", 15.0)
 
-        # Health (app/health.py): what /readyz waits for and how old a worker's beat may be.
+        # Health (app/ops/health.py): what /readyz waits for and how old a worker's beat may be.
         self.READINESS_TIMEOUT = env.float("READINESS_TIMEOUT", 2.0)
         self.PUSH_HEARTBEAT_INTERVAL = env.float("PUSH_HEARTBEAT_INTERVAL", 5.0)
         self.PUSH_HEARTBEAT_MAX_AGE = env.float("PUSH_HEARTBEAT_MAX_AGE", 60.0)
@@ -356,8 +303,8 @@ class Config:
 
     def _validate_formats(self):
         """Settings that would otherwise fail only when a request first reads them."""
-        from app.ratelimit import Rate
-        from app.resources.configs import VERSION
+        from app.formats.rates import Rate
+        from app.formats.versions import VERSION
 
         for name in RATE_SETTINGS:
             try:
@@ -377,7 +324,6 @@ class Config:
                 raise ConfigurationError(f"{name} must be a number of seconds (0: no limit)")
         if not 60 <= self.ACCESS_TOKEN_TTL <= DAY:
             raise ConfigurationError("ACCESS_TOKEN_TTL must be 60 to 86400 seconds")
-        self._validate_access_token_keys()
         self._validate_device_caps()
         self._validate_id_token_settings()
         self._validate_push_settings()
@@ -393,14 +339,6 @@ class Config:
                 raise ConfigurationError(
                     f"{name} must be more than 0 and less than GUNICORN_TIMEOUT "
                     f"({self.GUNICORN_TIMEOUT} s)")
-
-    def _validate_access_token_keys(self):
-        from app.access_tokens import KeyConfigurationError, keys_from_config
-
-        try:
-            keys_from_config(vars(self))
-        except KeyConfigurationError as exc:
-            raise ConfigurationError(str(exc)) from exc
 
     def _validate_device_caps(self):
         for name in ("DEVICES_PER_USER_MAX", "DEVICES_PER_SESSION_MAX"):
@@ -494,15 +432,6 @@ def log_format(env=None):
     production = env.str("APP_ENV", "development") == "production"
     return env.str("LOG_FORMAT", "json" if production else "text").lower()
 
-
-def _networks(raw):
-    """``'10.0.0.0/8, 127.0.0.1'`` → a tuple of networks."""
-    try:
-        return tuple(ipaddress.ip_network(part.strip(), strict=False)
-                     for part in raw.split(",") if part.strip())
-    except ValueError as exc:
-        raise EnvError("must be addresses or networks separated by commas, like "
-                       f"10.0.0.0/8,127.0.0.1: {exc}") from exc
 
 # -- end of observability ------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ STAGES = (
     ("    Flask cookie session (open_session)", "flask/sessions.py", "open_session"),
     ("    routing (url match)", "flask/ctx.py", "match_request"),
     ("    negotiation (before_request)", "app/jsonapi/flask.py", "negotiate"),
-    ("    auth: current_principal (usual path, SQLite)", "app/auth.py", "current_principal"),
+    ("    auth: current_principal (usual path, SQLite)", "app/web/auth.py", "current_principal"),
     ("      credential lookup (find_live)", "app/resources/credentials.py", "find_live"),
     ("        lifetime condition (ended)", "app/resources/credentials.py", "ended"),
     ("    view register_token", "app/api/apple_device_tokens.py", "register_token"),

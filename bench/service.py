@@ -183,7 +183,7 @@ def sample_page(base_url, session_id, expect_items=None, times=3):
 # -- queries per request -------------------------------------------------------------------
 def _sends_commit(connection):
     """Whether this commit is a round trip: none when the statements ran in autocommit
-    (app/database.py, ``_begin_lazily``)."""
+    (app/database/engine.py, ``_begin_lazily``)."""
     from psycopg.pq import TransactionStatus
 
     status = connection.connection.dbapi_connection.info.transaction_status

@@ -7,10 +7,10 @@ import uuid
 
 from sqlalchemy import select
 
-from app.auth import principal_of
 from app.extensions import db
 from app.models import Credential, CredentialKind, SmsMessage, User
-from app.security import digest
+from app.security.crypto import digest
+from app.web.auth import principal_of
 
 CODE_IN_TEXT = re.compile(r"\b(\d{6})\b")
 

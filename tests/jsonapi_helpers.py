@@ -13,7 +13,7 @@ from sqlalchemy import event, insert, select
 
 from app.extensions import db
 from app.models import Credential, CredentialKind, Device, User
-from app.security import digest
+from app.security.crypto import digest
 from tests.factories import bearer, log_in
 from tests.jsonapi_schema import JSONAPI
 

@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from app import access_tokens
 from app.errors import NotAuthorized
+from app.web import access_tokens
 
 SECRET = "x" * 40
 

@@ -1,5 +1,5 @@
 """One commit rule: services (``app/resources/``) flush, the view, command or job that called
-them commits. The only commits before that go through ``app.database.commit_early``, each
+them commits. The only commits before that go through ``app.database.engine.commit_early``, each
 with one of the reasons ``EarlyCommit`` lists."""
 
 import ast
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from app.database import EarlyCommit, commit_early
+from app.database.engine import EarlyCommit, commit_early
 from app.extensions import db
 from app.models import Credential, CredentialKind
-from app.security import digest, new_session_id
+from app.security.crypto import digest, new_session_id
 
 RESOURCES = Path(__file__).resolve().parent.parent / "app" / "resources"
 
@@ -35,7 +35,7 @@ def test_no_service_commits():
     commits = [_where(path, call) for path in _modules() for call in _calls(path)
                if isinstance(call.func, ast.Attribute) and call.func.attr == "commit"]
     assert commits == [], "a service commits: flush instead, and let its caller commit " \
-                          "(or use app.database.commit_early with an EarlyCommit reason)"
+                          "(or use app.database.engine.commit_early with an EarlyCommit reason)"
 
 
 def test_every_early_commit_names_a_listed_reason():
@@ -64,8 +64,8 @@ def test_an_early_commit_without_a_listed_reason_is_refused(app_context):
 
 def test_an_early_commit_is_logged_by_its_reason(app_context, caplog):
     _pending_session()
-    with caplog.at_level(logging.DEBUG, logger="app.database"):
+    with caplog.at_level(logging.DEBUG, logger="app.database.engine"):
         commit_early(EarlyCommit.WRONG_TRY_COUNTS)
     assert [record.getMessage() for record in caplog.records
-            if record.name == "app.database"] == ["early commit: WRONG_TRY_COUNTS"]
+            if record.name == "app.database.engine"] == ["early commit: WRONG_TRY_COUNTS"]
     assert not db.session.new

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app import security
+from app.security import crypto
 from tests.compat_helpers import access_token, api_key, device_rows, devices_table, send
 from tests.factories import bearer, create_session, log_in, new_token, register_token
 
@@ -33,7 +33,7 @@ def envelope(response, status):
 
 def unsealed(app, stored):
     with app.app_context():
-        return security.unseal(stored)
+        return crypto.unseal(stored)
 
 
 def succeeded(response):

@@ -8,12 +8,12 @@ import pytest
 
 from app import create_app
 from app.config import (
-    DEFAULT_CLIENT_CONFIG,
     PUBLISHED_DEVELOPMENT_SECRET,
     Config,
     ConfigurationError,
     development_secret_key,
 )
+from app.formats.settings import DEFAULT_CLIENT_CONFIG
 
 PRODUCTION = {
     "APP_ENV": "production",

@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from app.config import DEFAULT_CLIENT_CONFIG, ConfigurationError
+from app.config import ConfigurationError
 from app.config import TestConfig as AppConfig  # not "Test*": pytest would collect it
+from app.formats.settings import DEFAULT_CLIENT_CONFIG
 from app.resources.configs import version_key
 from tests.factories import bearer, create_session
 

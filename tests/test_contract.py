@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import Credential, CredentialKind, SmsMessage, User
 from app.resources import verification
-from app.security import digest
+from app.security.crypto import digest
 from tests.factories import bearer, log_in
 from tests.jsonapi_schema import assert_valid_jsonapi
 from tests.shapes import assert_same_shape, shape_difference

@@ -17,13 +17,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask.cli import ScriptInfo
 from sqlalchemy import select, update
 
-from app.auth import signing_keys
-from app.cli import keys as keys_command
 from app.extensions import db
+from app.formats.id_token_providers import FIREBASE_ISSUER_PREFIX
 from app.identity import Provider
-from app.identity.providers import FIREBASE_ISSUER_PREFIX
 from app.models import Credential, CredentialKind, Device, User
 from app.models.types import utcnow
+from app.ops.cli.commands import keys as keys_command
+from app.web.auth import signing_keys
 from tests.factories import bearer, create_session, last_code, register_token
 from tests.identity_provider import KeyServer, jwks
 from tests.jsonapi_helpers import Caller, body, error_of

@@ -5,13 +5,13 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from app import policies, security
 from app.errors import Forbidden, InvalidAttribute, InvalidQueryParameter, NotFound, Where
 from app.extensions import db
 from app.models import Channel, Credential, Device
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
 from app.resources.sessions import log_in, log_out_device
+from app.security import crypto, policies
 from tests.factories import make_session, make_user, new_token
 
 APNS = Channel.IOS_PUSH
@@ -272,28 +272,28 @@ def test_the_live_activity_token_is_sealed_at_rest(app_context):
     device, _ = _register(principal, fingerprint="phone-1", live_activity_token="la-secret")
     stored = db.session.execute(select(Device.__table__.c.live_activity_token)
                                 .where(Device.id == device.id)).scalar_one()
-    assert "la-secret" not in stored and security.unseal(stored) == "la-secret"
+    assert "la-secret" not in stored and crypto.unseal(stored) == "la-secret"
     devices.update_owned(principal, str(device.id), {"live_activity_token": "la-second"})
     stored = db.session.execute(select(Device.__table__.c.live_activity_token)
                                 .where(Device.id == device.id)).scalar_one()
-    assert "la-second" not in stored and security.unseal(stored) == "la-second"
+    assert "la-second" not in stored and crypto.unseal(stored) == "la-second"
 
 
 def test_seal_is_authenticated_and_keyed(app):
     with app.app_context():
-        sealed = security.seal("secret")
-        assert security.seal("secret") != sealed  # a fresh nonce each time
-        assert security.unseal(sealed) == "secret"
+        sealed = crypto.seal("secret")
+        assert crypto.seal("secret") != sealed  # a fresh nonce each time
+        assert crypto.unseal(sealed) == "secret"
         tampered = sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]
         for bad in (tampered, "v0:" + sealed[3:], "secret", "v1:!!"):
             with pytest.raises(ValueError):
-                security.unseal(bad)
+                crypto.unseal(bad)
     other = app.config["SECRET_KEY"] + "-rotated"
     with app.app_context():
         app.config["SECRET_KEY"], kept = other, app.config["SECRET_KEY"]
         try:
             with pytest.raises(ValueError):
-                security.unseal(sealed)
+                crypto.unseal(sealed)
         finally:
             app.config["SECRET_KEY"] = kept
 

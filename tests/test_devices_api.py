@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Device
-from app.security import unseal
+from app.security.crypto import unseal
 from tests.factories import bearer, create_session, new_token, register_token
 from tests.jsonapi_helpers import Caller, body, device_id, error_of
 from tests.test_bad_input import LEAKS, snapshot

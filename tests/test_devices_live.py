@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Credential, Device
-from app.security import digest
+from app.security.crypto import digest
 from tests import test_races
 from tests.factories import last_code, new_token, random_phone
 

@@ -23,7 +23,7 @@ from app.models.notification import ProviderToken
 from app.models.types import utcnow
 from app.push.provider_token import ProviderTokenSigner
 from app.push.worker import run_worker
-from app.security import seal
+from app.security.crypto import seal
 from tests.fake_apns import Answer, FakeApns, FakeClock
 from tests.live_server import BIN, ROOT
 from tests.push_rows import (

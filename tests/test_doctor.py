@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from app.doctor import doctor
+from app.ops.doctor import doctor
 from tests.conftest import free_port
 from tests.identity_provider import KeyServer, jwks
 from tests.live_server import BIN, ROOT

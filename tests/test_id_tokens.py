@@ -22,8 +22,8 @@ from flask import Flask
 from app import create_app
 from app.config import Config, ConfigurationError
 from app.errors import IdentityProviderUnavailable, InvalidIdToken
+from app.formats.id_token_providers import FIREBASE_KEYS_URL
 from app.identity import Identity, IdTokenVerifier, Provider, verifier, verify_id_token
-from app.identity.providers import FIREBASE_KEYS_URL
 from app.jsonapi.errors import error_object
 from tests.conftest import free_port
 from tests.identity_provider import KeyServer, b64, jwk, jwks

@@ -14,7 +14,7 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.logs import (
+from app.observability.logs import (
     EscapingFormatter,
     format_atoms,
     json_formatter,

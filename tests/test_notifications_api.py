@@ -14,11 +14,11 @@ import pytest
 import requests
 from sqlalchemy import delete, func, insert, select, update
 
-from app.auth import principal_of
 from app.extensions import db
 from app.models import CredentialKind, Delivery, DeliveryCount, Device, Notification
 from app.models.types import utcnow
 from app.resources import api_keys, notifications
+from app.web.auth import principal_of
 from tests.factories import bearer, log_in
 from tests.jsonapi_helpers import (
     Caller,

@@ -12,8 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import ConfigurationError
 from app.config import TestConfig as AppConfig
-from app.logs import RequestFields, json_formatter
-from app.metrics import ALLMINE, APPLE_DEVICE_TOKENS, DEVICES_V1, JSONAPI_DEVICES
+from app.observability.logs import RequestFields, json_formatter
+from app.observability.metrics import ALLMINE, APPLE_DEVICE_TOKENS, DEVICES_V1, JSONAPI_DEVICES
 from tests.compat_helpers import access_token, send
 from tests.factories import bearer, create_session, log_in, register_token
 from tests.test_compat_allmine import body as allmine_registration

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app import ratelimit
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode
+from app.security import ratelimit
 from tests.factories import create_session, last_code, log_in, random_phone, request_code
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Credential, Device
-from app.security import digest
+from app.security.crypto import digest
 from tests.factories import last_code, new_token, random_phone
 from tests.live_server import PoparazziClient
 

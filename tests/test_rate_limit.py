@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from app import create_app, ratelimit
+from app import create_app
 from app.config import TestConfig as AppConfig  # not "Test*": pytest would collect it
 from app.extensions import db
+from app.formats.rates import Rate
 from app.models import RateLimitCounter, SmsMessage
-from app.ratelimit import Rate
+from app.security import ratelimit
 from tests.conftest import JsonApiClient
 from tests.factories import (
     bearer,

@@ -9,7 +9,7 @@ users' pushes shared; push-to-start tokens failed only at send time.)
 
 import pytest
 
-from app.security import unseal
+from app.security.crypto import unseal
 from tests.compat_helpers import access_token, device_rows, send
 from tests.factories import bearer, new_token, token_document
 from tests.jsonapi_helpers import Caller, error_of, snapshot

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import Credential, Device
 from app.models.types import utcnow
 from app.resources import api_keys
-from app.security import digest
+from app.security.crypto import digest
 from tests.factories import (
     bearer,
     create_session,

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from app.extensions import db
 from app.models import Credential, Device
 from app.models.types import utcnow
-from app.security import digest
+from app.security.crypto import digest
 from tests.factories import (
     bearer,
     create_session,

@@ -2,9 +2,9 @@
 
 from flask import Blueprint
 
-from app import surfaces
 from app.errors import ServiceError
 from app.jsonapi.flask import conditional_get, negotiate
+from app.web import surfaces
 
 
 def jsonapi_blueprint(name, import_name):

@@ -5,10 +5,8 @@ from functools import partial
 
 from flask import request
 
-from app import metrics
 from app.api import jsonapi_blueprint
 from app.api.types import APNS, APPLE_DEVICE_TOKENS, TOKEN_FILTERS
-from app.auth import USER, current_principal, require, resolved, unresolved_bearer_secret
 from app.errors import NotAuthorized, NotFound, ServiceError, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
@@ -21,7 +19,9 @@ from app.jsonapi.flask import (
     resource_response,
 )
 from app.jsonapi.query import Capabilities
+from app.observability import metrics
 from app.resources import devices, sessions
+from app.web.auth import USER, current_principal, require, resolved, unresolved_bearer_secret
 
 blueprint = jsonapi_blueprint("apple_device_tokens", __name__)
 TYPE = APPLE_DEVICE_TOKENS.type

@@ -4,15 +4,15 @@ from types import SimpleNamespace
 
 from flask import current_app, request
 
-from app import access_tokens
 from app.api import jsonapi_blueprint
 from app.api.types import ACCESS_TOKENS, AUTH_TOKENS
-from app.auth import ACCESS_TOKEN_COOKIE, USER, principal_of, require, signing_keys
 from app.extensions import db
 from app.jsonapi.document import parse_new_resource
 from app.jsonapi.flask import no_content, query_for, request_body, resource_response
 from app.jsonapi.query import Capabilities
 from app.resources import auth_tokens
+from app.web import access_tokens
+from app.web.auth import ACCESS_TOKEN_COOKIE, USER, principal_of, require, signing_keys
 
 blueprint = jsonapi_blueprint("auth_tokens", __name__)
 

@@ -1,10 +1,8 @@
 """App installations and their push endpoints on every channel: the device registry with
 its own ids. The token and the Live Activity push-to-start token are write-only."""
 
-from app import metrics
 from app.api import jsonapi_blueprint
 from app.api.types import DEVICE_CHANGES, DEVICES
-from app.auth import require_principal
 from app.errors import Forbidden, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
@@ -17,7 +15,9 @@ from app.jsonapi.flask import (
     resource_response,
 )
 from app.jsonapi.query import Capabilities
+from app.observability import metrics
 from app.resources import devices
+from app.web.auth import require_principal
 
 blueprint = jsonapi_blueprint("devices", __name__)
 TYPE = DEVICES.type

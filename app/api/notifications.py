@@ -8,10 +8,8 @@ from types import SimpleNamespace
 
 from flask import request
 
-from app import untrusted
 from app.api import jsonapi_blueprint
 from app.api.types import AUDIENCE_COUNTS, DELIVERIES, NOTIFICATIONS
-from app.auth import SERVICES, require
 from app.errors import InvalidAttribute, InvalidQueryParameter, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
@@ -27,7 +25,9 @@ from app.jsonapi.flask import (
 from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.query import Capabilities
 from app.resources import audience_counts, notifications
-from app.untrusted import too_deep
+from app.web import untrusted
+from app.web.auth import SERVICES, require
+from app.web.untrusted import too_deep
 
 blueprint = jsonapi_blueprint("notifications", __name__)
 TYPE = NOTIFICATIONS.type

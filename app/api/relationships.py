@@ -8,7 +8,6 @@ the same authorization as the resource itself.
 from flask import request
 
 from app.api import jsonapi_blueprint, types  # noqa: F401  (types fill the registry)
-from app.auth import USER, require
 from app.errors import Forbidden, InvalidQueryParameter, MethodNotAllowed, NotFound
 from app.extensions import db
 from app.jsonapi.document import load_body
@@ -25,6 +24,7 @@ from app.jsonapi.flask import (
 from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, registry
+from app.web.auth import USER, require
 
 blueprint = jsonapi_blueprint("relationships", __name__)
 # Only the registered types' names: other paths under /api (the seed APIs' /api/v1/…) are

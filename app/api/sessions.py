@@ -2,7 +2,6 @@ from flask import request
 
 from app.api import jsonapi_blueprint
 from app.api.types import SESSIONS
-from app.auth import USER, principal_of, require
 from app.errors import Forbidden, Where
 from app.extensions import db
 from app.jsonapi.document import (
@@ -19,6 +18,7 @@ from app.jsonapi.flask import (
 )
 from app.jsonapi.query import Capabilities
 from app.resources import sessions
+from app.web.auth import USER, principal_of, require
 
 blueprint = jsonapi_blueprint("sessions", __name__)
 TYPE = SESSIONS.type

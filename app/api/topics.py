@@ -4,13 +4,13 @@ service with ``topics:manage`` subscribes any devices by id and reads a topic's 
 
 from app.api import jsonapi_blueprint, relationships
 from app.api.types import DEVICES, TOPICS
-from app.auth import SERVICES, require, require_principal
 from app.extensions import db
 from app.jsonapi.flask import jsonapi_response, no_content, query_for, renderer
 from app.jsonapi.media import JSONAPI_OBJECT
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import Relationship
 from app.resources import devices, topics
+from app.web.auth import SERVICES, require, require_principal
 
 blueprint = jsonapi_blueprint("topics", __name__)
 SCOPE = "topics:manage"

@@ -2,12 +2,12 @@
 
 import dataclasses
 
-from app import policies
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
 from app.models import Channel, Device
 from app.resources import auth_tokens, devices, notifications, sessions, topics, users
 from app.resources.listing import Filter, boolean
+from app.security import policies
 from schemas.apple_device_tokens import AppleDeviceTokenSchema
 from schemas.audience_counts import AudienceCountSchema
 from schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema

@@ -1,6 +1,5 @@
 from app.api import jsonapi_blueprint
 from app.api.types import USERS
-from app.auth import USER, require
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.flask import (
@@ -12,6 +11,7 @@ from app.jsonapi.flask import (
 )
 from app.jsonapi.query import Capabilities
 from app.resources import users
+from app.web.auth import USER, require
 
 blueprint = jsonapi_blueprint("users", __name__)
 TYPE = USERS.type

@@ -3,8 +3,8 @@ check them without calling back."""
 
 from flask import Blueprint, jsonify
 
-from app.auth import signing_keys
 from app.errors import NotFound
+from app.web.auth import signing_keys
 
 blueprint = Blueprint("well_known", __name__)
 

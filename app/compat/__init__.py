@@ -4,8 +4,8 @@ services: each parses its own documents and renders results and errors in its ow
 from flask import Blueprint, jsonify, request
 from marshmallow import ValidationError
 
-from app import surfaces, untrusted
 from app.errors import BadRequest, ErrorList, InvalidAttribute, ServiceError, Where
+from app.web import surfaces, untrusted
 
 
 class UnsupportedMediaType(ServiceError):
@@ -31,7 +31,7 @@ def json_response(body, status=200, headers=None):
 
 
 def occurrence_id(error):
-    """The id a 5xx was logged with (``app.surfaces``), or None."""
+    """The id a 5xx was logged with (``app.web.surfaces``), or None."""
     return getattr(error, "occurrence_id", None)
 
 

@@ -8,12 +8,12 @@ zone."``). The envelope has no room for more: a request's id is in its ``X-Reque
 header alone.
 """
 
-from app import metrics
-from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.extensions import db
 from app.models.types import utcnow
+from app.observability import metrics
 from app.resources import devices
+from app.web.auth import USER, require
 from schemas.compat.allmine import PLATFORMS, DeviceToken
 from schemas.fields import format_timestamp
 

@@ -7,11 +7,11 @@ Errors are ``{"error": <Name>, "message": …}`` with the seed's names (``NotAut
 
 from flask import jsonify
 
-from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.extensions import db
-from app.observe import request_id
+from app.observability.request_ids import request_id
 from app.resources import auth_tokens
+from app.web.auth import USER, require
 from schemas.compat.auth_tokens_v1 import AuthToken, CreateAuthToken
 
 NAMES = {400: "InvalidRequest", 401: "NotAuthenticated", 403: "Forbidden", 404: "NotFound",

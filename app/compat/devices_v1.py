@@ -9,13 +9,13 @@ several are, ``id`` for a 5xx (the id in the server log) and ``request_id`` (as 
 
 from flask import current_app
 
-from app import metrics
-from app.auth import USER, require
 from app.compat import compat_blueprint, json_object, json_response, occurrence_id
 from app.extensions import db
-from app.observe import request_id
+from app.observability import metrics
+from app.observability.request_ids import request_id
 from app.resources import devices
 from app.resources.listing import Listing, PageRequest
+from app.web.auth import USER, require
 from schemas.compat.devices_v1 import Device, Registration
 
 

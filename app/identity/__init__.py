@@ -10,7 +10,7 @@ import threading
 
 from flask import current_app
 
-from app.identity.providers import Provider, firebase_provider, parse_providers
+from app.formats.id_token_providers import Provider, firebase_provider, parse_providers
 from app.identity.verify import DEFAULT_ALGORITHMS, Identity, IdTokenVerifier
 
 __all__ = ["DEFAULT_ALGORITHMS", "IdTokenVerifier", "Identity", "Provider",

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import jwt
 
 from app.errors import IdentityProviderUnavailable, InvalidIdToken
+from app.formats.id_token_providers import claim_is_true
+from app.formats.phone import E164  # the form users' numbers are kept in
 from app.identity.keys import KeysUnavailable, ProviderKeys
-from app.identity.providers import claim_is_true
-from app.resources.verification import E164  # the form users' numbers are kept in
 
 DEFAULT_ALGORITHMS = ("RS256", "ES256")
 # Public-key algorithms only: an HS* token "signed" with a provider's public key as the

@@ -7,7 +7,7 @@ from app.errors import Conflict, ErrorList, Forbidden
 from app.jsonapi import attributes as attribute_schema
 from app.jsonapi.errors import InvalidDocument, InvalidJson, at, type_mismatch
 from app.jsonapi.registry import HIDDEN
-from app.untrusted import MAX_DEPTH, child, loads, too_deep, unsafe_text
+from app.web.untrusted import MAX_DEPTH, child, loads, too_deep, unsafe_text
 
 MISSING = object()
 

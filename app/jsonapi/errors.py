@@ -6,8 +6,8 @@ import uuid
 
 from app.errors import Conflict, Forbidden, ServiceError, Where
 from app.jsonapi.media import JSONAPI_OBJECT
-from app.observe import current_request_id
-from app.untrusted import child
+from app.observability.request_ids import current_request_id
+from app.web.untrusted import child
 
 
 def at(pointer, error):

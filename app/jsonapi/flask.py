@@ -18,7 +18,7 @@ from app.jsonapi.media import (
 from app.jsonapi.query import parse_query
 from app.jsonapi.registry import registry
 from app.jsonapi.render import Renderer
-from app.untrusted import encodable
+from app.web.untrusted import encodable
 
 log = logging.getLogger(__name__)
 

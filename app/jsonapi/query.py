@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass, field
 
 from app.errors import InvalidQueryParameter
-from app.ids import whole_number
+from app.formats.ids import whole_number
 from app.resources.listing import Listing, PageRequest
 
 # A legal member name (spec "Member Names"): globally allowed characters at both ends,

@@ -27,7 +27,7 @@ class Credential(db.Model):
     API key (a backend service's, with ``name`` and ``scopes``).
 
     Only the secret's keyed digest is stored: the secret is shown once, when it is made,
-    and then only to a caller who presents it (``app.auth.Principal.secret``).
+    and then only to a caller who presents it (``app.web.auth.Principal.secret``).
     """
 
     __tablename__ = "credentials"

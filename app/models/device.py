@@ -73,7 +73,7 @@ class Device(db.Model):
     os_version: Mapped[str | None] = mapped_column(String(64))
     time_zone: Mapped[str | None] = mapped_column(String(64))
     is_voip: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Encrypted at rest (``app.security.seal``); written by clients, never shown.
+    # Encrypted at rest (``app.security.crypto.seal``); written by clients, never shown.
     live_activity_token: Mapped[str | None] = mapped_column(Text)
     is_invalidated: Mapped[bool] = mapped_column(Boolean, default=False)
     invalidated_reason: Mapped[str | None] = mapped_column(String(64))

@@ -31,10 +31,10 @@ JSONAPI = Surface("JSON:API", JSONAPI_MEDIA_TYPE, "jsonapi.errors")
 SEED_001 = Surface("Seed 001: auth tokens", JSON, "seed001.error")
 SEED_002 = Surface("Seed 002: device token", JSON, "seed002.envelope")
 SEED_003 = Surface("Seed 003: devices", JSON, "seed003.error")
-# Paths outside /api and the seeds' prefixes: plain JSON, errors as JSON:API (app.surfaces)
+# Paths outside /api and the seeds' prefixes: plain JSON, errors as JSON:API (app.web.surfaces)
 PLAIN = Surface("Service", JSON, "jsonapi.errors", JSONAPI_MEDIA_TYPE)
 
-# Credential kinds, as the security schemes that present them (app/auth.py).
+# Credential kinds, as the security schemes that present them (app/web/auth.py).
 PUBLIC = ()
 USER = ("session", "authToken", "authTokenHeader", "accessToken", "accessTokenCookie")
 SERVICE = ("apiKey",)

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from app import metrics
 from app.models.device import is_bundle_id
+from app.observability import metrics
 from app.push.fanout import in_order
 from app.push.http2 import (
     ClientSettings,
@@ -39,7 +39,7 @@ from app.push.message import (
     Refusal,
 )
 from app.push.provider_token import DEFAULT_MAX_AGE, ProviderTokenCache, ProviderTokenSigner
-from app.security import unseal
+from app.security.crypto import unseal
 
 __all__ = ["Action", "ApnsClient", "ApnsSettings", "Device", "Notification",
            "NotificationError", "Outcome", "PayloadTooLarge", "PushType", "build_payload",

@@ -34,11 +34,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from app import metrics
 from app.models.device import Channel
 from app.models.device import Device as DeviceModel
 from app.models.notification import DeliveryState, Notification
 from app.models.types import utcnow
+from app.observability import metrics
 from app.push import fcm, ledger, message
 from app.push.message import Action, Address, Refusal, Transport
 from app.push.queue import NO_QUEUE, Queue

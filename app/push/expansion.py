@@ -26,11 +26,11 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from app.database.upsert import insert_for
 from app.errors import ServiceError
 from app.models import Delivery, Device, Notification
 from app.push import ledger
 from app.resources import audiences, notifications
-from app.upsert import insert_for
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from app import metrics
+from app.observability import metrics
 
 log = logging.getLogger(__name__)
 

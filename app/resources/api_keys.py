@@ -5,9 +5,9 @@ from sqlalchemy import delete, or_, select
 
 from app.errors import Conflict, InvalidAttribute, NotFound
 from app.extensions import db
-from app.ids import integer_id
+from app.formats.ids import integer_id
 from app.models import Credential, CredentialKind
-from app.security import digest, new_secret
+from app.security.crypto import digest, new_secret
 
 PREFIX = "psk_"
 SCOPES = frozenset({"notifications:send", "notifications:broadcast", "topics:manage"})

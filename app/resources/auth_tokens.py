@@ -6,10 +6,10 @@ from sqlalchemy import delete, select
 from app import identity
 from app.errors import InvalidAttribute, NotFound, Where
 from app.extensions import db
-from app.ids import integer_id
+from app.formats.ids import integer_id
 from app.models import Credential, CredentialKind
 from app.resources import devices, identities
-from app.security import digest, new_secret
+from app.security.crypto import digest, new_secret
 
 PREFIX = "pat_"
 

@@ -1,13 +1,11 @@
 """App configuration per bundle version, from the service's configuration."""
 
-import re
 from types import SimpleNamespace
 
 from flask import current_app
 
 from app.errors import BadRequest, Where
-
-VERSION = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9}){0,3}\Z")  # ASCII digits; $ lets "\n" in
+from app.formats.versions import VERSION
 
 
 def version_key(version):

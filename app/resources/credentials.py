@@ -16,11 +16,11 @@ from typing import NamedTuple
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
 
-from app.database import OWN_TRANSACTION, EarlyCommit, commit_early
+from app.database.engine import OWN_TRANSACTION, EarlyCommit, commit_early
 from app.extensions import db
 from app.models import Credential, CredentialKind
 from app.models.types import utcnow
-from app.security import digest
+from app.security.crypto import digest
 
 # last_used_at is written at most this often a credential, so requests stay read-only;
 # the idle lifetime is then exact to within this (or a tenth of it, if that is shorter).

@@ -3,11 +3,11 @@ sign-in, and linked by a verified phone number to the user who owns that number.
 
 from sqlalchemy import delete, select
 
+from app.database.upsert import insert_for
 from app.extensions import db
 from app.models import ProviderIdentity, User
 from app.models.types import utcnow
 from app.resources import users
-from app.upsert import insert_for
 
 
 def user_for(identity):

@@ -15,7 +15,7 @@ from sqlalchemy import and_, false, func, inspect, or_, select, union_all
 from sqlalchemy.orm import selectinload
 
 from app.errors import InvalidQueryParameter, Where
-from app.ids import column_maximum, whole_number
+from app.formats.ids import column_maximum, whole_number
 
 # Also bounds a forged cursor's nesting (under 200 levels) well below the recursion limit.
 MAX_CURSOR_LENGTH = 512

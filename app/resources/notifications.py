@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.types import Uuid
 
-from app import policies
+from app.database.upsert import insert_for
 from app.errors import (
     Conflict,
     ErrorList,
@@ -32,7 +32,7 @@ from app.errors import (
     Where,
 )
 from app.extensions import db
-from app.ids import uuid_id
+from app.formats.ids import uuid_id
 from app.models import (
     Channel,
     Delivery,
@@ -49,7 +49,7 @@ from app.push.message import NotificationError, PayloadTooLarge, PushType
 from app.push.queue import queue_for
 from app.resources import audiences
 from app.resources.listing import Filter, list_page
-from app.upsert import insert_for
+from app.security import policies
 
 # The push types a service may send; the others need tokens the registry does not keep.
 PUSH_TYPES = (PushType.ALERT, PushType.BACKGROUND, PushType.VOIP, PushType.LIVEACTIVITY)

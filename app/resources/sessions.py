@@ -6,12 +6,12 @@ nothing else bounds how many rows a client can make or how many devices it can d
 
 from sqlalchemy import delete, select
 
-from app import policies, ratelimit
 from app.errors import InvalidAttribute, NotAuthorized, NotFound
 from app.extensions import db
 from app.models import Credential, CredentialKind, Device
 from app.resources import credentials, devices, verification
-from app.security import digest, new_session_id
+from app.security import policies, ratelimit
+from app.security.crypto import digest, new_session_id
 
 
 def create_session(is_cookie_based=False, phone_number=None, verification_code=None, *,

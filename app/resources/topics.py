@@ -12,13 +12,13 @@ import re
 
 from sqlalchemy import delete, func, select
 
+from app.database.upsert import insert_for
 from app.errors import ErrorList, InvalidAttribute, NotFound, Unprocessable, Where
 from app.extensions import db
-from app.ids import uuid_id
+from app.formats.ids import uuid_id
 from app.models import Device, DeviceTopic
 from app.models.types import utcnow
 from app.resources.listing import paginate
-from app.upsert import insert_for
 
 MAX_TOPIC_LENGTH = 256
 TOPIC_NAME = re.compile(rf"[A-Za-z0-9_.~%-]{{1,{MAX_TOPIC_LENGTH}}}")  # as FCM allows

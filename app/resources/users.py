@@ -5,14 +5,14 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import policies
+from app.database.upsert import insert_for
 from app.errors import Conflict, NotFound, Where
 from app.extensions import db
-from app.ids import uuid_id
+from app.formats.ids import uuid_id
 from app.models import User
 from app.models.types import utcnow
 from app.resources.listing import Filter, eager_loading, list_page
-from app.upsert import insert_for
+from app.security import policies
 
 FILTERS = {"username": Filter("username", User.username, str.lower)}
 ORDERS = {"created_at": User.created_at, "updated_at": User.updated_at}

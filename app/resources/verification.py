@@ -6,16 +6,16 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from app.database import EarlyCommit, commit_early
+from app.database.engine import EarlyCommit, commit_early
 from app.errors import BadGateway, InvalidAttribute, Unprocessable
 from app.extensions import db
+from app.formats.phone import E164
 from app.models import VerificationCode
 from app.models.types import utcnow
 from app.resources import users
-from app.security import digest, new_verification_code, same_digest
+from app.security.crypto import digest, new_verification_code, same_digest
 from app.sms import SmsDeliveryError, SmsDeliveryUncertain, limits, sender
 
-E164 = re.compile(r"\+[1-9][0-9]{6,14}\Z")  # ASCII digits; \Z, as $ lets "\n" through
 CODE = re.compile(r"[0-9]{6}\Z")
 PHONE = "phone_number"
 CODE_FIELD = "verification_code"

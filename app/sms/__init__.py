@@ -2,7 +2,7 @@
 
 from flask import current_app
 
-from app import metrics
+from app.observability import metrics
 from app.sms.gateway import HttpGatewaySender, SmsDeliveryError, SmsDeliveryUncertain
 from app.sms.outbox import OutboxSender
 

@@ -12,8 +12,8 @@ Budgets (see README, "Rate limits"):
 
 from flask import current_app
 
-from app import ratelimit
 from app.errors import Unprocessable
+from app.security import ratelimit
 
 
 def check_country(phone_number):

@@ -4,15 +4,15 @@ test in their own statement; the caps on how many devices an owner keeps."""
 
 from sqlalchemy import case, delete, false, literal, or_, select, update
 
-from app import policies
 from app.errors import InvalidAttribute, NotFound, Where
 from app.extensions import db
-from app.ids import uuid_id
+from app.formats.ids import uuid_id
 from app.models import Channel, Device, Environment
 from app.models.types import utcnow
 from app.resources.devices import statements
 from app.resources.devices.tokens import APNS_ONLY, UPDATABLE, normalise_token, sealed
 from app.resources.listing import Filter, boolean, eager_loading, list_page
+from app.security import policies
 
 
 def environment(text):

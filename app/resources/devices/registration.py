@@ -20,6 +20,7 @@ from sqlalchemy import and_, func, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
+from app.database.upsert import insert_for
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized
 from app.extensions import db
 from app.models import APNS_CHANNELS, Credential, Device, Environment
@@ -29,7 +30,6 @@ from app.resources.devices import statements
 from app.resources.devices.ownership import keep_within_caps, update_owned
 from app.resources.devices.statements import CALLER
 from app.resources.devices.tokens import UPDATABLE, for_channel, normalise_token, sealed
-from app.upsert import insert_for
 
 
 def register_from_attributes(principal, attributes):

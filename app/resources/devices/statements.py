@@ -11,10 +11,10 @@ import uuid
 from flask import current_app
 from sqlalchemy import Integer, bindparam, case, delete, or_, select, true, union_all
 
-from app.database import OWN_TRANSACTION
+from app.database.engine import OWN_TRANSACTION
+from app.database.upsert import insert_for
 from app.models import CredentialKind, Device
 from app.resources.devices.tokens import CLIENT_REPORTED, UPDATABLE, default_environment
-from app.upsert import insert_for
 
 # What a registration changes on an existing row, beside what the client sent.
 OWNER_COLUMNS = ("user_id", "session_id", "is_invalidated", "invalidated_reason",

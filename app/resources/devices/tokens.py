@@ -3,9 +3,9 @@ attributes apply to which channel."""
 
 import re
 
-from app import security
 from app.errors import InvalidAttribute, Where
 from app.models import APNS_CHANNELS, Channel, Environment
+from app.security import crypto
 
 HEX = re.compile(r"[0-9a-f]*\Z")
 MIN_APNS_TOKEN_LENGTH = 64
@@ -73,4 +73,4 @@ def sealed(attributes):
     secret = attributes.get("live_activity_token")
     if secret is None:
         return attributes
-    return {**attributes, "live_activity_token": security.seal(secret)}
+    return {**attributes, "live_activity_token": crypto.seal(secret)}

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
 
-from app.database import configure_engine, engine_options
+from app.database.engine import configure_engine, engine_options
 from app.models.types import utcnow
 from app.push.heartbeat import newest_beat
 from app.push.settings import PushSettings

@@ -13,40 +13,20 @@ refused hit is not counted, so hammering a limit does not prolong it.
 import hashlib
 import ipaddress
 import math
-import re
 import time
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import delete, select, update
 
+from app.database.upsert import insert_for
 from app.errors import TooManyRequests
 from app.extensions import db
+from app.formats.rates import Rate
 from app.models import RateLimitCounter
-from app.upsert import insert_for
 
-PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
 KEY_LENGTH = RateLimitCounter.__table__.c.key.type.length
 IPV6_KEY_PREFIX = 64
-
-
-@dataclass(frozen=True)
-class Rate:
-    limit: int
-    period: int
-
-    @classmethod
-    def parse(cls, text):
-        """``'5/hour'``, ``'10/15 minutes'`` → Rate."""
-        match = RATE.match(text or "")
-        if not match:
-            raise ValueError(f"'{text}' is not a rate like '5/hour'")
-        count, multiple, unit = match.groups()
-        period = int(multiple or 1) * PERIODS[unit]
-        if period == 0:
-            raise ValueError(f"'{text}' has a period of zero")
-        return cls(int(count), period)
 
 
 @dataclass(frozen=True)

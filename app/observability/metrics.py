@@ -32,7 +32,7 @@ from sqlalchemy.pool import Pool
 
 from app.config import prometheus_multiproc_dir
 from app.errors import Forbidden, NotAuthorized
-from app.observe import route_template
+from app.observability.request_ids import route_template
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A token carries ``sub`` (the user), ``sid`` (the random public id of the credent
 exchanged for, never its guessable database id), ``iat``,
 ``exp`` and ``jti``, and names its signing key in the header's ``kid``, so keys rotate by
 adding a new one, signing with it, and removing the old one once its tokens have expired.
-The credential is checked on every use (``app.auth``): revoking it ends its tokens at once.
+The credential is checked on every use (``app.web.auth``): revoking it ends its tokens at once.
 
 Keys come from ``ACCESS_TOKEN_SIGNING_KEYS`` (a JSON object, key id → PEM private key, EC
 P-256 for ES256 or RSA for RS256; ``ACCESS_TOKEN_KEY_ID`` names the one that signs), whose
@@ -23,10 +23,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from app.config import ConfigurationError
 from app.errors import Forbidden, NotAuthorized
 from app.models.types import utcnow
 from app.resources import credentials
-from app.security import derived_key
+from app.security.crypto import derived_key
 
 # v2: HKDF-derived, and sid a public id (v1 tokens, an integer sid, are refused by kid)
 SYMMETRIC_KEY_ID = "hs256-v2"
@@ -55,6 +56,15 @@ class AccessTokenKeys:
 
     def jwks(self):
         return {"keys": [key.public_jwk for key in self.by_kid.values() if key.public_jwk]}
+
+
+def check_signing_keys(config):
+    """At start (the factory, ``flask doctor``): the signing keys load, or
+    ConfigurationError names the setting, before a request first needs them."""
+    try:
+        keys_from_config(vars(config))
+    except KeyConfigurationError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def keys_from_config(config):

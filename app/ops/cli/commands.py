@@ -14,9 +14,9 @@ from app.errors import ServiceError
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
 from app.models.types import utcnow
+from app.ops.cli.push import outbox as push_outbox
+from app.ops.cli.push import worker as push_worker
 from app.push import heartbeat
-from app.push.cli import outbox as push_outbox
-from app.push.cli import worker as push_worker
 from app.resources import api_keys, credentials, devices, notifications, sessions
 from schemas.fields import format_timestamp
 

@@ -11,7 +11,7 @@ from flask import current_app, request
 from werkzeug.exceptions import HTTPException
 
 from app import errors
-from app.logs import loggable_path
+from app.observability.logs import loggable_path
 
 log = logging.getLogger(__name__)
 

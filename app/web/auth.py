@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 
-from app import access_tokens
 from app.errors import Forbidden, NotAuthorized
 from app.models import CredentialKind
 from app.resources import credentials
+from app.web import access_tokens
 
 MAX_SECRET_LENGTH = 4096  # an access token with an RSA signature is about 700 characters
 ACCESS_TOKEN_COOKIE = "access_token"

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from app.config import Config, ConfigurationError
+from app.web.access_tokens import check_signing_keys
 
 APPLE_ID = re.compile(r"[A-Z0-9]{10}\Z")  # a key id or a team id
 BUNDLE_ID = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z")
@@ -80,6 +81,7 @@ def check_configuration(report):
         return None
     try:
         config.validate()
+        check_signing_keys(config)
     except ConfigurationError as exc:
         report.problem("configuration", str(exc))
     else:
@@ -89,7 +91,7 @@ def check_configuration(report):
 
 def check_database(report, config):
     from app import create_app
-    from app.health import FAILING, NOT_CHECKED, OK
+    from app.ops.health import FAILING, NOT_CHECKED, OK
 
     url = sa.engine.make_url(config.SQLALCHEMY_DATABASE_URI)
     where = url.render_as_string(hide_password=True)

@@ -249,7 +249,7 @@ class RequestFields(logging.Filter):
     def filter(self, record):
         from flask import has_request_context, request
 
-        from app.observe import request_id, route_template
+        from app.observability.request_ids import request_id, route_template
 
         if has_request_context():
             record.request_id = request_id()
@@ -264,7 +264,7 @@ def access_fields(status, environ, seconds):
     message names the route template; the path (its secrets digested) is shown only when a
     route matched it, as only then is it known which of its segments are secrets. The
     client is the one ProxyFix settled on."""
-    from app.observe import ROUTE, UNMATCHED, request_id
+    from app.observability.request_ids import ROUTE, UNMATCHED, request_id
 
     method = escape_control(environ.get("REQUEST_METHOD", ""))
     route = environ.get(ROUTE, UNMATCHED)

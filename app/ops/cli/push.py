@@ -1,6 +1,6 @@
 """``flask push worker``: send what the ledger holds; ``flask push outbox``: what the
-development stand-in recorded (the other ``push`` commands are in ``app/cli.py``'s group
-too)."""
+development stand-in recorded (the other ``push`` commands are in
+``app/ops/cli/commands.py``'s group too)."""
 
 import asyncio
 import json
@@ -12,8 +12,8 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app.extensions import db
-from app.metrics import serve_for_push_worker
 from app.models import DevPushMessage
+from app.observability.metrics import serve_for_push_worker
 from app.push.fcm_auth import CredentialsError
 from app.push.provider_token import ProviderKeyError
 from app.push.settings import PushSettings

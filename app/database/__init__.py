@@ -1,0 +1,1 @@
+"""Engine set-up per database, the request's transaction mode, upserts."""

@@ -1,0 +1,1 @@
+"""Request ids, redacted logs and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Operating the service: health endpoints, ``flask doctor``, the ``flask`` commands."""
