@@ -11,6 +11,7 @@ import sys
 
 from app.api.schemas import (
     apple_device_tokens,
+    audience_counts,
     auth_tokens,
     configs,
     devices,
@@ -18,13 +19,15 @@ from app.api.schemas import (
     live_activities,
     notifications,
     sessions,
+    topics,
     users,
 )
 from app.compat import schemas as compat
 from app.compat.schemas import auth_tokens_v1, devices_v1, notifications_device_token_v1
 
-__all__ = ["apple_device_tokens", "auth_tokens", "compat", "configs", "devices", "fields",
-           "live_activities", "notifications", "sessions", "users"]
+__all__ = ["apple_device_tokens", "audience_counts", "auth_tokens", "compat", "configs",
+           "devices", "fields",
+           "live_activities", "notifications", "sessions", "topics", "users"]
 
 for _name, _module in {**{name: globals()[name] for name in __all__},
                        "compat.auth_tokens_v1": auth_tokens_v1,

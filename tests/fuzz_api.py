@@ -98,9 +98,11 @@ class Person:
         self.auth_token = self.new_auth_token(key)
         self.access_token = self.created("POST", "/api/access_tokens", {
             "data": {"type": "access_tokens"}})["attributes"]["value"]
-        self.api_key = json.loads(flask_cli(env, "keys", "create", "--name", "fuzz",
-                                            "--scope", "notifications:send", "--scope",
-                                            "live_activities:manage"))["key"]
+        # every scope, so the audience, broadcast, topic and channel paths are fuzzed too
+        self.api_key = json.loads(flask_cli(
+            env, "keys", "create", "--name", "fuzz", "--scope", "notifications:send",
+            "--scope", "notifications:broadcast", "--scope", "topics:manage",
+            "--scope", "live_activities:manage"))["key"]
 
     def created(self, method, path, document, headers=None, status=201):
         response = self.client.request(method, path, document, extra_headers=headers)
@@ -145,7 +147,8 @@ class Person:
                 "apple_device_token_id": [token], "notification_id": [notification["id"]],
                 "apns_id": [each["id"] for each in deliveries] or ["none"],
                 "token_id": [auth_token_id, self.auth_token[0]],
-                "auth_token_id": [auth_token_id], "bundle_version": ["3.1.23"]}
+                "auth_token_id": [auth_token_id], "bundle_version": ["3.1.23"],
+                "name": ["fuzz-topic"]}
 
     def _apple_device_token(self):
         """A token of this user's, registered by another of its sessions: a PATCH of it

@@ -28,9 +28,10 @@ LAYERS = [
     ("services", ["app.resources"]),
     ("web", ["app.web", "app.jsonapi"]),
     ("surfaces", ["app.api", "app.compat", "app.openapi"]),
-    # The push worker and the dispatcher it runs (with the Live Activities a chunk goes to)
-    # use the services (devices.invalidate, live_activities.end).
-    ("ops", ["app.ops", "app.push.worker", "app.push.dispatcher", "app.push.live_activities"]),
+    # The push worker and the jobs it runs (dispatching a chunk, with the Live Activities it
+    # goes to; expanding an audience) use the services (devices.invalidate, audiences).
+    ("ops", ["app.ops", "app.push.worker", "app.push.dispatcher", "app.push.live_activities",
+             "app.push.expansion"]),
     ("factory", ["app"]),
     # ``flask doctor`` builds the app itself, to check the database it would use.
     ("entry points", ["app.ops.doctor", "app.ops.command"]),

@@ -186,9 +186,16 @@ def resource_objects(route):
                      usual, mostly(st.just({}), extras))
 
 
+def linkage_id(type_name):
+    """An id of a real resource of ``type_name``; topics are names, not looked up."""
+    if type_name == "topics":
+        return st.sampled_from(["news", "team.42", "a~b%c-d_e", "x" * 256])
+    return st.just(Ref(ID_SLOT[type_name]))
+
+
 def linkage_of(route):
     usual = st.fixed_dictionaries({"type": st.just(route.type_name),
-                                   "id": st.just(Ref(ID_SLOT[route.type_name]))})
+                                   "id": linkage_id(route.type_name)})
     return st.lists(mostly(usual, identifiers), max_size=2)
 
 

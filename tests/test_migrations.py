@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
-from app.models import Credential, Device, Notification
+from app.models import Credential, Device
 from app.models.types import UTCDateTime
 from app.resources import api_keys
 from tests.factories import bearer
@@ -143,12 +143,19 @@ def test_existing_credentials_get_distinct_random_public_ids(app_context):
     assert all(len(public_id) >= 22 and not public_id.isdigit() for public_id in public_ids)
 
 
+# the notifications table as revision 0010 had it (the model's later columns absent)
+NOTIFICATIONS_0010 = sa.table(
+    "notifications", sa.column("sender_id"), sa.column("push_type"),
+    sa.column("id", sa.Uuid), sa.column("content", sa.JSON),
+    sa.column("created_at", UTCDateTime), sa.column("updated_at", UTCDateTime))
+
+
 def _poisoned_notification(sender_id, **times):
     """A notification as unbounded input stored it, before revision 0011."""
     content = {"push_type": "liveactivity", "alert": None, "event": "start",
                "attributes_type": "A", "attributes": {}, "content_state": {}, **times}
     with db.engine.begin() as connection:
-        connection.execute(sa.insert(Notification).values(
+        connection.execute(sa.insert(NOTIFICATIONS_0010).values(
             id=(notification_id := uuid.uuid4()), sender_id=sender_id,
             push_type="liveactivity", content=content, created_at=utc(2026, 12, 1),
             updated_at=utc(2026, 12, 1)))

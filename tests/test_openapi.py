@@ -118,6 +118,9 @@ def test_docs_lists_every_operation_in_a_browser(live, document, tmp_path):
     once its scripts have run."""
     command = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
                "--disable-dev-shm-usage", f"--user-data-dir={tmp_path}",
+               # Swagger UI draws a long list of operations only as far as the window
+               # reaches: a window tall enough for all of them
+               "--window-size=1280,40000",
                "--virtual-time-budget=20000", "--dump-dom", f"{live.url}/docs"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=BROWSER_TIMEOUT,
                             stdin=subprocess.DEVNULL)

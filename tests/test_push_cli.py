@@ -73,7 +73,7 @@ def test_status_prints_the_counts(runner, app):
     assert push(runner, "status", sent["id"]) == {
         "id": sent["id"], "status": "queued",
         "counts": {"pending": 3, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0,
-                   "by_channel": {"ios_push": {"pending": 3, "sent": 0, "failed": 0,
+                   "targeted": 3, "by_channel": {"ios_push": {"pending": 3, "sent": 0, "failed": 0,
                                                "invalidated": 0, "expired": 0}}}}
     with app.app_context():
         db.session.execute(update(Delivery).values(state="sent", attempts=1))
@@ -116,3 +116,44 @@ def test_purge_removes_stale_devices_and_finished_notifications(runner, app):
 @pytest.mark.parametrize("age", ["30", "thirty days", "5w", ""])
 def test_purge_needs_an_age_with_a_unit(runner, age):
     assert "--older-than" in push(runner, "purge", "--older-than", age, exit_code=2)
+
+
+# -- audiences ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "audience"), [
+    (["--all"], {"all": True}),
+    (["--topic", "news", "--topic", "team.42"], {"topics": ["news", "team.42"]}),
+    (["--condition", "'a' in topics && !('b' in topics)"],
+     {"condition": "'a' in topics && !('b' in topics)"}),
+    (["--all", "--where", "channel=fcm,ios_push", "--where", 'app_version={"gte": "2.3"}',
+      "--where", "time_zone=Europe/", "--where", "last_seen_after=2026-01-01T00:00:00Z"],
+     {"all": True, "where": {"channel": ["fcm", "ios_push"], "app_version": {"gte": "2.3"},
+                             "time_zone": ["Europe/"],
+                             "last_seen_after": "2026-01-01T00:00:00Z"}}),
+    (["--topic", "news", "--sandbox-only"],
+     {"topics": ["news"], "where": {"environment": "sandbox"}}),
+])
+def test_send_to_an_audience(runner, app, args, audience):
+    insert_devices(app, 2)
+    sent = push(runner, "send", "--alert", "Hi", *args)
+    assert (sent["status"], sent["deliveries"]) == ("expanding", 0)
+    with app.app_context():
+        assert db.session.get(Notification, uuid.UUID(sent["id"])).audience == audience
+        db.session.remove()
+    assert count(app, Delivery) == 0  # the workers expand it
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--all", "--topic", "a"], "exactly one of all, topics or condition"),
+    (["--condition", "'a' in topics ||"], "audience/condition: Expected a quoted topic name"),
+    (["--topic", "a", "--user", str(uuid.uuid4())], "not both"),
+    (["--all", "--where", "app_version=2.3"], "app_version takes an object"),
+    (["--all", "--where", "app_version={"], "takes JSON"),
+    (["--all", "--where", "channel"], "MEMBER=VALUE"),
+    (["--all", "--where", "country=FR"], "audience/where/country: Unknown member"),
+])
+def test_a_bad_audience_is_refused_and_nothing_is_written(runner, app, args, message):
+    assert message in push(runner, "send", "--alert", "Hi", *args, exit_code=2
+                           if "MEMBER" in message or "JSON" in message else 1)
+    assert count(app, Notification) == 0

@@ -11,7 +11,7 @@ from app.web import surfaces
 
 VIEW_MODULES = ("sessions", "users", "apple_device_tokens", "devices", "auth_tokens",
                 "access_tokens", "configs", "well_known", "notifications", "deliveries",
-                "live_activities", "live_activity_channels", "relationships")
+                "live_activities", "live_activity_channels", "topics", "relationships")
 
 
 def jsonapi_blueprint(name, import_name):

@@ -1,7 +1,8 @@
 """Notifications backend services send (with an API key holding ``notifications:send``),
 and their deliveries (each also at ``/api/deliveries/<apns_id>``). The recipients are the
-to-many relationships ``users`` and ``devices`` of the document a service POSTs: here
-linkage is the input."""
+to-many relationships ``users`` and ``devices`` of the document a service POSTs (here
+linkage is the input), or its ``audience`` attribute (topics, a condition, filters,
+everyone)."""
 
 import uuid
 from types import SimpleNamespace
@@ -20,14 +21,16 @@ from app.api.contract import (
     ToOne,
     route,
 )
-from app.api.types import DELIVERIES, NOTIFICATIONS
-from app.errors import InvalidAttribute, Where
+from app.api.types import AUDIENCE_COUNTS, DELIVERIES, NOTIFICATIONS
+from app.errors import InvalidAttribute, InvalidQueryParameter, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.errors import InvalidDocument, at, type_mismatch
 from app.jsonapi.flask import jsonapi_response, request_body
 from app.jsonapi.media import JSONAPI_OBJECT
-from app.resources import notifications
+from app.resources import audience_counts, notifications
+from app.web import untrusted
+from app.web.untrusted import too_deep
 
 blueprint = jsonapi_blueprint("notifications", __name__)
 TYPE = NOTIFICATIONS.type
@@ -54,12 +57,38 @@ def send_notification(call):
         recipients[CHANNEL] = _channel(parsed.linkage.pop(CHANNEL))
     if parsed.echoes_members:
         refuse_changes_to_read_only(parsed, None, NOTIFICATIONS, None)
-    notification, _ = notifications.accept(call.principal, parsed.attributes,
+    audience = parsed.attributes.pop("audience", None)
+    notification, _ = notifications.accept(call.principal, parsed.attributes, audience=audience,
                                             idempotency_key=_idempotency_key(), **recipients)
     # rendered before the commit: a notification the answer cannot show is never kept
     response = _response(call, notification, 202)
     db.session.commit()
     return response
+
+
+@route(blueprint, "GET", "/audience_counts", "How many devices an audience matches now",
+       AUDIENCE_COUNTS, credentials=SENDERS, query=COLLECTION)
+def count_audience(call):
+    """How many devices an audience (``filter[audience]``, its JSON) matches now: nothing
+    is written. The same scopes as sending to it."""
+    filters = call.query.filters
+    if "audience" not in filters:
+        raise InvalidQueryParameter("Give the audience as JSON in filter[audience].",
+                                    field="audience", where=Where.FILTER)
+    counted = audience_counts.count(call.principal, _audience_filter(filters["audience"]),
+                                    filters.get("push_type", "alert"))
+    return call.respond(counted)
+
+
+def _audience_filter(text):
+    try:
+        if too_deep(text):
+            raise ValueError("too deep")
+        return untrusted.loads(text)
+    except ValueError:
+        raise InvalidQueryParameter("filter[audience] is an audience as JSON, like "
+                                    '{"topics": ["news"]}.', field="audience",
+                                    where=Where.FILTER) from None
 
 
 @route(blueprint, "GET", NOTIFICATION, "A notification, its status and counts", NOTIFICATIONS,
@@ -102,6 +131,7 @@ def _shown(notification):
     """The notification as its resource object shows it: content, status and counts."""
     counts = notifications.counts(notification)
     return SimpleNamespace(**notification.content, id=notification.id,
+                           audience=notification.audience,
                            sender_id=notification.sender_id,
                            status=notifications.status_of(counts).value,
                            counts=counts.shown(), created_at=notification.created_at)

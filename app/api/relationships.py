@@ -106,7 +106,7 @@ def remove_from_relationship(type_name, resource_id, name):
     principal, parent, relationship = _parent(type_name, resource_id, name)
     if relationship.remove is None:
         raise _read_only(type_name, name)
-    relationship.remove(principal, parent, _identifier_ids(relationship))
+    relationship.remove(principal, parent, identifier_ids(relationship))
     db.session.commit()
     return no_content()
 
@@ -122,7 +122,7 @@ def _read_only(type_name, name):
                                   "through this endpoint.")
 
 
-def _identifier_ids(relationship):
+def identifier_ids(relationship):
     data = load_body(request_body())["data"]
     if not isinstance(data, list):
         raise InvalidDocument("'data' must be an array of resource identifiers.",

@@ -3,6 +3,7 @@
 import dataclasses
 
 from app.api.schemas.apple_device_tokens import AppleDeviceTokenSchema
+from app.api.schemas.audience_counts import AudienceCountSchema
 from app.api.schemas.auth_tokens import AccessTokenSchema, AuthTokenSchema
 from app.api.schemas.configs import ConfigSchema
 from app.api.schemas.devices import DeviceChangeSchema, DeviceSchema
@@ -10,6 +11,7 @@ from app.api.schemas.live_activities import LiveActivitySchema
 from app.api.schemas.live_activity_channels import LiveActivityChannelSchema
 from app.api.schemas.notifications import DeliverySchema, NotificationSchema
 from app.api.schemas.sessions import SessionSchema
+from app.api.schemas.topics import TopicSchema
 from app.api.schemas.users import UserSchema
 from app.jsonapi.query import Capabilities
 from app.jsonapi.registry import HIDDEN, Relationship, ResourceType, registry
@@ -21,6 +23,7 @@ from app.resources import (
     live_activity_channels,
     notifications,
     sessions,
+    topics,
     users,
 )
 from app.resources.listing import Filter, boolean
@@ -71,10 +74,21 @@ DEVICES = registry.add(ResourceType(
         devices.get_owned_by_id(principal, device_id, load=include),
     collection=Capabilities(collection=True, sortable=tuple(devices.ORDERS),
                             filterable=tuple(devices.FILTERS)),
-    relationships={"user": Relationship("user", "users", key="user_id")},
+    relationships={
+        "user": Relationship("user", "users", key="user_id"),
+        "topics": Relationship("topics", "topics", many=True, page=topics.of_device,
+                               remove=topics.remove_from_device, links_only=True),
+    },
 ))
 # What a PATCH of a device takes (not registered: responses are drawn with DEVICES).
 DEVICE_CHANGES = dataclasses.replace(DEVICES, schema=DeviceChangeSchema)
+
+TOPICS = registry.add(ResourceType(
+    type="topics",
+    schema=TopicSchema,
+    id_of=lambda subscription, principal: subscription.topic,
+    collection=Capabilities(collection=False),
+))
 
 SESSIONS = registry.add(ResourceType(
     type="sessions",
@@ -131,6 +145,13 @@ NOTIFICATIONS = registry.add(ResourceType(
             page=lambda principal, notification, listing:
                 notifications.list_deliveries(principal, notification, listing)),
     },
+))
+
+# An audience's size, asked with filter[audience] (and filter[push_type]): one resource.
+AUDIENCE_COUNTS = registry.add(ResourceType(
+    type="audience_counts",
+    schema=AudienceCountSchema,
+    collection=Capabilities(collection=True, filterable=("audience", "push_type")),
 ))
 
 DELIVERIES = registry.add(ResourceType(

@@ -1,6 +1,7 @@
 """Errors as JSON:API error objects: domain errors placed in the document by field, and the
 protocol's own errors (media types, document structure), which point into the document."""
 
+import functools
 import uuid
 
 from app.errors import Conflict, Forbidden, ServiceError, Where
@@ -56,7 +57,9 @@ def _source(error):
         return {"pointer": pointer}
     field, where = error.field, error.where
     if where == Where.ATTRIBUTE:
-        return {"pointer": child("/data/attributes", field)}
+        # a tuple names a member inside an attribute's value, outermost first
+        segments = field if isinstance(field, tuple) else (field,)
+        return {"pointer": functools.reduce(child, map(str, segments), "/data/attributes")}
     if where == Where.ID:
         return {"pointer": "/data/id"}
     if where == Where.ITEM:

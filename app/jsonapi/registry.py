@@ -16,7 +16,8 @@ class Relationship:
     To-many: ``visible(obj, principal)`` says whether its members may be listed to the
     caller; ``page(principal, parent, listing)`` pages them (the related endpoint, and the
     bounded linkage of a resource object); ``remove(principal, parent, ids)`` takes members
-    out (the only relationship write the service allows).
+    out. ``links_only``: a resource object shows its links and no linkage unless the
+    relationship is included (its members are not worth a query per resource on a page).
     """
 
     name: str
@@ -27,6 +28,7 @@ class Relationship:
     visible: object = None
     page: object = None
     remove: object = None
+    links_only: bool = False
 
     def related(self, obj):
         value = getattr(obj, self.name)

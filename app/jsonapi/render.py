@@ -70,6 +70,9 @@ class Renderer:
 
     def _relationship(self, resource_url, relationship, obj):
         result = {"links": _relationship_links(resource_url, relationship.name)}
+        if relationship.links_only and not any(
+                relationship.name in path for path in self.query.include):
+            return result
         linkage = self.linkage(relationship, obj)
         if linkage is not HIDDEN:
             result["data"] = linkage

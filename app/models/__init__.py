@@ -2,13 +2,14 @@
 
 from app.models.credential import Credential, CredentialKind
 from app.models.dev_push import DevPushMessage
-from app.models.device import APNS_CHANNELS, Channel, Device, Environment
+from app.models.device import APNS_CHANNELS, Channel, Device, DeviceTopic, Environment
 from app.models.heartbeat import WorkerHeartbeat
 from app.models.identity import ProviderIdentity
 from app.models.live_activity import LiveActivity, LiveActivityChannel
 from app.models.notification import (
     FINAL_STATES,
     Delivery,
+    DeliveryCount,
     DeliveryState,
     Notification,
     NotificationStatus,
@@ -28,9 +29,11 @@ __all__ = [
     "Credential",
     "CredentialKind",
     "Delivery",
+    "DeliveryCount",
     "DeliveryState",
     "DevPushMessage",
     "Device",
+    "DeviceTopic",
     "Environment",
     "LiveActivity",
     "LiveActivityChannel",

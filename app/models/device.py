@@ -81,5 +81,18 @@ class Device(db.Model):
         foreign_keys=[session_id])
 
 
+class DeviceTopic(db.Model):
+    """A device's subscription to a topic (FCM's names). Read by topic in device order when
+    an audience is expanded (the index), by device when its owner lists them (the key)."""
+
+    __tablename__ = "device_topics"
+    __table_args__ = (Index("ix_device_topics_topic_device_id", "topic", "device_id"),)
+
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(256), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # (a descending column needs the mapped class)
 Index("ix_devices_user_id_last_seen_at", Device.user_id, Device.last_seen_at.desc(), Device.id)

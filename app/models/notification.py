@@ -5,12 +5,15 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -21,6 +24,7 @@ from app.models.types import UTCDateTime, utcnow
 class NotificationStatus(enum.StrEnum):
     """Read from its deliveries' states, never stored: nothing to keep in step."""
 
+    EXPANDING = "expanding"  # an audience's deliveries are still being written
     QUEUED = "queued"
     SENDING = "sending"
     DONE = "done"
@@ -40,11 +44,19 @@ FINAL_STATES = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryStat
 
 
 class Notification(db.Model):
-    """One notification a backend service asked to send, to users and devices; its
-    content is kept as given, to build every delivery's request from."""
+    """One notification a backend service asked to send, to users and devices or to an
+    audience; its content is kept as given, to build every delivery's request from.
+
+    An audience is expanded by the workers (``app/push/expansion.py``): ``expanding``
+    until every matching device has its delivery, ``expanded_through`` the last device id
+    written (the keyset position a resumed expansion starts after), ``targeted`` the
+    deliveries written so far, added to in the transaction that writes them."""
 
     __tablename__ = "notifications"
-    __table_args__ = (UniqueConstraint("sender_id", "idempotency_key"),)
+    # The notifications still expanding, for the workers to find without a scan.
+    __table_args__ = (UniqueConstraint("sender_id", "idempotency_key"),
+                      Index("ix_notifications_expanding", "created_at",
+                            postgresql_where=text("expanding"), sqlite_where=text("expanding")))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     sender_id: Mapped[int | None] = mapped_column(
@@ -53,11 +65,18 @@ class Notification(db.Model):
     push_type: Mapped[str] = mapped_column(String(32))
     content: Mapped[dict] = mapped_column(JSON)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    audience: Mapped[dict | None] = mapped_column(JSON)
+    expanding: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    expanded_through: Mapped[uuid.UUID | None] = mapped_column()
+    targeted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     deliveries: Mapped[list["Delivery"]] = relationship(
         back_populates="notification", passive_deletes=True, lazy="raise")
+
+
+ONE_PER_DEVICE = text("live_activity_id IS NULL")
 
 
 class Delivery(db.Model):
@@ -69,7 +88,13 @@ class Delivery(db.Model):
     """
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at"),)
+    # One delivery per (notification, device), decided by the database: an audience chunk
+    # expanded twice adds nothing. (Deliveries of deleted devices keep a null device_id; a
+    # Live Activity update goes once to each running activity, several on one device.)
+    __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at"),
+                      Index("uq_deliveries_notification_id_device_id", "notification_id",
+                            "device_id", unique=True, postgresql_where=ONE_PER_DEVICE,
+                            sqlite_where=ONE_PER_DEVICE))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
@@ -97,6 +122,28 @@ class Delivery(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
+
+
+class DeliveryCount(db.Model):
+    """A notification's deliveries by channel, state and whether they were attempted, kept
+    by database triggers on ``deliveries`` (migration 0014) in the transaction of every
+    statement that inserts, updates or deletes deliveries: exact, and read without counting
+    the deliveries. PostgreSQL appends one row per statement and key (summed on read: a
+    few rows per chunk, never a row per delivery, and no row shared by concurrent
+    writers); SQLite keeps one row per key (its writers are serialised anyway)."""
+
+    __tablename__ = "delivery_counts"
+    __table_args__ = (Index("ix_delivery_counts_notification_id", "notification_id",
+                            "channel", "state"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    attempted: Mapped[bool] = mapped_column(Boolean)
+    count: Mapped[int] = mapped_column(BigInteger)
 
 
 class ProviderToken(db.Model):

@@ -6,6 +6,7 @@ registry; the service's own paths and the seed formats are one entry each here
 from flask import current_app
 
 from app.api import contract
+from app.api.types import DEVICES, TOPICS
 from app.compat.schemas import auth_tokens_v1, devices_v1, notifications_device_token_v1
 from app.jsonapi.registry import registry
 from app.openapi import schemas as s
@@ -135,10 +136,38 @@ def _parameters(route):
                       for name, description in route.headers.items()))
 
 
+def topics():
+    """A device's topics (its owner writes them), a topic's devices (a service does)."""
+    device = "/api/devices/{device_id}/relationships/topics"
+    topic = "/api/topics/{name}"
+    by_service = "Needs an API key with the topics:manage scope."
+    return [
+        *_relationship_operations(DEVICES, "topics", DEVICES.relationships["topics"],
+                                  writable=True),
+        jsonapi("POST", device, "Subscribe a device to topics (idempotent)", {204: None},
+                body=s.identifiers_document("topics"),
+                errors={422: "The device would have more than 2,000 topics."}),
+        jsonapi("PATCH", device, "Replace a device's topics", {204: None},
+                body=s.identifiers_document("topics"),
+                errors={422: "More than 2,000 topics."}),
+        jsonapi("GET", topic, "A topic and its subscriber count (meta.subscribers)",
+                {200: one("topics")}, credentials=SERVICE, parameters=single(TOPICS),
+                description=by_service),
+        jsonapi("POST", f"{topic}/relationships/devices", "Subscribe devices (anyone's, by "
+                "id) to a topic", {204: None}, credentials=SERVICE,
+                body=s.identifiers_document("devices"), description=by_service,
+                errors={404: "An unknown device id (pointed at)."}),
+        jsonapi("DELETE", f"{topic}/relationships/devices", "Unsubscribe devices from a "
+                "topic (idempotent)", {204: None}, credentials=SERVICE,
+                body=s.identifiers_document("devices"), description=by_service),
+    ]
+
+
 def relationships():
     """The relationship and related-resource URLs of every relationship of every type
-    (``app/api/relationships.py``), but those ``app/api/notifications.py`` declares."""
-    listed = {("notifications", "deliveries")}
+    (``app/api/relationships.py``), but those ``notifications()`` and ``topics()`` list
+    themselves."""
+    listed = {("notifications", "deliveries"), ("devices", "topics")}
     operations = []
     for resource_type in registry.values():
         for name, relationship in resource_type.relationships.items():
@@ -148,7 +177,8 @@ def relationships():
     return operations
 
 
-def _relationship_operations(resource_type, name, relationship):
+def _relationship_operations(resource_type, name, relationship, *, writable=False):
+    """Its URLs; ``writable``: POST and PATCH of its linkage are listed by the caller."""
     base = f"/api/{resource_type.type}/{{{resource_type.type[:-1]}_id}}"
     related = registry[relationship.type]
     refused = "Always: the service sets it."
@@ -161,10 +191,9 @@ def _relationship_operations(resource_type, name, relationship):
                 f"{resource_type.type[:-1]}", {204: None},
                 body=s.identifiers_document(related.type),
                 errors={} if relationship.remove else {403: refused}),
-        jsonapi("PATCH", f"{base}/relationships/{name}", "Refused: read-only relationship",
-                {}, errors={403: refused}),
-        jsonapi("POST", f"{base}/relationships/{name}", "Refused: read-only relationship",
-                {}, errors={403: refused}),
+        *(() if writable else (
+            jsonapi(method, f"{base}/relationships/{name}", "Refused: read-only relationship",
+                    {}, errors={403: refused}) for method in ("PATCH", "POST"))),
         jsonapi("GET", f"{base}/{name}", f"The {name} of a {resource_type.type[:-1]}",
                 {200: shown}, parameters=listing(related) if relationship.many
                 else single(related)),
@@ -248,5 +277,5 @@ def metrics():
 
 
 def operations():
-    return [*declared(), *relationships(), *service(), *seed_001(), *seed_002(),
-            *seed_003()]
+    return [*declared(), *topics(), *relationships(), *service(),
+            *seed_001(), *seed_002(), *seed_003()]

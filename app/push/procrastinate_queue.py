@@ -7,6 +7,10 @@ as the embedded queue), so a duplicated, retried or late job finds its rows take
 and sends nothing twice. Jobs are written in the transaction that writes what they name:
 
 - accepting a notification enqueues its deliveries in chunks (``enqueue_notification``);
+- accepting one for an audience enqueues its expansion (``enqueue_expansion``): an
+  ``EXPAND`` job expands one chunk (``expansion.step``), enqueues that chunk's deliveries
+  and its own follow-up in the same transaction, so a job that dies is run again (a stalled
+  job) from the position the last committed step left;
 - a delivery put back to pending (a retry after its backoff, a paused topic, a chunk handed
   back on shutdown) is enqueued again for when it is due (``ProcrastinateQueue.requeue``,
   which the dispatcher calls);
@@ -28,19 +32,23 @@ import contextlib
 import logging
 import os
 import socket
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import procrastinate
 from sqlalchemy import select, text
 
+from app.models import Notification
 from app.models.types import utcnow
 from app.push import ledger
 
 log = logging.getLogger(__name__)
+notifications_table = Notification.__table__
 
 SCHEMA = "procrastinate"
 QUEUE = "push"
 DELIVER = "push.deliver"
+EXPAND = "push.expand"
 SWEEP = "push.sweep"
 SWEEP_CRON = "* * * * * */10"  # every ten seconds (the sixth field is seconds)
 SWEEP_PRIORITY = 10  # ahead of a backlog of deliveries: it finds what is stuck
@@ -88,6 +96,14 @@ def enqueue_notification(connection, notification_id, chunk_size: int) -> int:
     return enqueue(connection, dict.fromkeys(ids), chunk_size)
 
 
+def enqueue_expansion(connection, notification_id) -> None:
+    """A job expanding the next chunk of a notification's audience."""
+    driver = connection.connection.driver_connection
+    with _on_search_path(driver):
+        _deferring.configure_task(EXPAND, queue=QUEUE, connection=driver).defer(
+            notification_id=str(notification_id))
+
+
 @contextlib.contextmanager
 def _on_search_path(driver):
     """procrastinate's schema first on the search path, for this transaction's statements
@@ -99,13 +115,19 @@ def _on_search_path(driver):
     driver.execute("SELECT set_config('search_path', %s, true)", (before,))
 
 
-def _runnable_jobs(connection) -> bool:
-    """Whether a delivery job waits for a worker now (then the workers are behind)."""
+def _runnable_jobs(connection, tasks=(DELIVER,)) -> bool:
+    """Whether a job of ``tasks`` waits for a worker now (a delivery job: the workers are
+    behind)."""
     return connection.execute(text(
         f"SELECT EXISTS (SELECT FROM {SCHEMA}.procrastinate_jobs WHERE queue_name = :queue"
-        " AND task_name = :task AND status = 'todo'"
+        " AND task_name = ANY(:tasks) AND status = 'todo'"
         " AND (scheduled_at IS NULL OR scheduled_at <= now()))"),
-        {"queue": QUEUE, "task": DELIVER}).scalar()
+        {"queue": QUEUE, "tasks": list(tasks)}).scalar()
+
+
+def _more_to_do(engine) -> bool:
+    with engine.connect() as connection:
+        return _runnable_jobs(connection, (DELIVER, EXPAND))
 
 
 # -- the worker ---------------------------------------------------------------------------
@@ -132,6 +154,9 @@ class ProcrastinateQueue:
     def enqueue_notification(self, connection, notification_id):
         enqueue_notification(connection, notification_id, self._chunk_size)
 
+    def enqueue_expansion(self, connection, notification_id):
+        enqueue_expansion(connection, notification_id)
+
     def requeue(self, connection, due):
         enqueue(connection, due, self._chunk_size)
 
@@ -146,10 +171,14 @@ class ProcrastinateQueue:
         async def deliver(ids: list[int]):
             await _deliver(worker, ids)
 
+        async def expand(notification_id: str):
+            await asyncio.to_thread(_expand, worker, uuid.UUID(notification_id))
+
         async def sweep(timestamp):
             await _sweep(app, worker)
 
         app.task(name=DELIVER, queue=QUEUE, retry=retry)(deliver)
+        app.task(name=EXPAND, queue=QUEUE, retry=retry)(expand)
         app.periodic(cron=SWEEP_CRON)(
             app.task(name=SWEEP, queue=QUEUE, priority=SWEEP_PRIORITY)(sweep))
         log.info("push worker (procrastinate) started: %d jobs at once, lease %g s%s",
@@ -157,15 +186,20 @@ class ProcrastinateQueue:
                  ", until nothing is due" if options.burst else "")
         async with worker.beating(), app.open_async():
             await _sweep(app, worker)
-            await app.run_worker_async(
-                queues=[QUEUE], name=f"push@{socket.gethostname()}:{os.getpid()}",
-                concurrency=options.concurrency, wait=not options.burst,
-                fetch_job_polling_interval=options.poll_interval,
-                shutdown_graceful_timeout=options.shutdown_grace,
-                delete_jobs="successful",
-                # a worker silent for a lease is stalled: its jobs are run again
-                update_heartbeat_interval=min(10.0, options.lease / 4),
-                stalled_worker_timeout=options.lease)
+            # procrastinate's burst stops at the first fetch that finds nothing, while a
+            # running job (an expansion step) may still enqueue more: rounds until none
+            while True:
+                await app.run_worker_async(
+                    queues=[QUEUE], name=f"push@{socket.gethostname()}:{os.getpid()}",
+                    concurrency=options.concurrency, wait=not options.burst,
+                    fetch_job_polling_interval=options.poll_interval,
+                    shutdown_graceful_timeout=options.shutdown_grace,
+                    delete_jobs="successful",
+                    # a worker silent for a lease is stalled: its jobs are run again
+                    update_heartbeat_interval=min(10.0, options.lease / 4),
+                    stalled_worker_timeout=options.lease)
+                if not options.burst or not await asyncio.to_thread(_more_to_do, engine):
+                    break
 
 
 async def _deliver(worker, ids: list[int]):
@@ -189,6 +223,18 @@ def _claim_ids(worker, ids):
     return chunk
 
 
+def _expand(worker, notification_id):
+    """One step of the expansion, its deliveries' jobs and the next step's job, committed
+    together. A notification another job is expanding (locked) is left to it."""
+    with worker.engine.begin() as connection:
+        expanded = worker.expand(connection, utcnow(), notification_id)
+        if expanded is None:
+            return
+        enqueue(connection, dict.fromkeys(expanded.delivery_ids), worker.options.chunk_size)
+        if not expanded.done:
+            enqueue_expansion(connection, notification_id)
+
+
 async def _sweep(app, worker):
     stalled = await app.job_manager.get_stalled_jobs(
         queue=QUEUE, seconds_since_heartbeat=worker.options.lease)
@@ -196,9 +242,26 @@ async def _sweep(app, worker):
         await app.job_manager.retry_job(job)
     if stalled:
         log.warning("push worker: %d jobs of stopped workers run again", len(stalled))
+    orphans = await asyncio.to_thread(_enqueue_orphan_expansions, worker)
+    if orphans:
+        log.warning("push worker: %d expansions with no job were enqueued", orphans)
     strays = await asyncio.to_thread(_enqueue_strays, worker)
     if strays:
         log.warning("push worker: %d deliveries due with no job were enqueued", strays)
+
+
+def _enqueue_orphan_expansions(worker) -> int:
+    """Notifications expanding with no job to do it (accepted under the embedded queue)."""
+    with worker.engine.begin() as connection:
+        orphans = connection.scalars(select(notifications_table.c.id).where(
+            notifications_table.c.expanding, text(
+                f"NOT EXISTS (SELECT FROM {SCHEMA}.procrastinate_jobs j WHERE j.queue_name = "
+                ":queue AND j.task_name = :expand AND j.status IN ('todo', 'doing') AND "
+                "j.args->>'notification_id' = notifications.id::text)").bindparams(
+                queue=QUEUE, expand=EXPAND))).all()
+        for notification_id in orphans:
+            enqueue_expansion(connection, notification_id)
+    return len(orphans)
 
 
 def _enqueue_strays(worker) -> int:

@@ -4,7 +4,8 @@ The ledger is always the source of truth (``ledger.py``). The embedded queue is 
 itself: workers claim due rows, so there is nothing to enqueue. procrastinate
 (``procrastinate_queue.py``, ``PUSH_QUEUE=procrastinate``) writes jobs naming deliveries,
 in the transaction that writes the deliveries. The notifications service calls
-``enqueue_notification``, the dispatcher ``requeue``, the worker ``run``.
+``enqueue_notification`` (``enqueue_expansion`` for an audience, which the workers expand:
+``expansion.py``), the dispatcher ``requeue``, the worker ``run``.
 """
 
 from collections.abc import Mapping
@@ -16,6 +17,9 @@ class Queue(Protocol):
     def enqueue_notification(self, connection, notification_id) -> None:
         """A notification's deliveries were just written on ``connection``."""
 
+    def enqueue_expansion(self, connection, notification_id) -> None:
+        """A notification for an audience was just written on ``connection``."""
+
     def requeue(self, connection, due: Mapping[int, datetime | None]) -> None:
         """Deliveries (id → when due; None: now) went back to pending on ``connection``."""
 
@@ -24,9 +28,13 @@ class Queue(Protocol):
 
 
 class EmbeddedQueue:
-    """Workers claim due rows from the ledger: nothing to enqueue."""
+    """Workers claim due rows from the ledger, and expand the notifications still
+    ``expanding``: nothing to enqueue."""
 
     def enqueue_notification(self, connection, notification_id) -> None:
+        pass
+
+    def enqueue_expansion(self, connection, notification_id) -> None:
         pass
 
     def requeue(self, connection, due) -> None:

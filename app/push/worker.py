@@ -1,8 +1,9 @@
 """The push worker: it sends the chunks its queue (``queue.py``) hands it through the
 dispatcher. With the embedded queue (the ledger itself) it runs its own lanes:
 
-An asyncio loop with ``concurrency`` lanes; each claims a chunk of due deliveries, has the
-dispatcher send it, records, and repeats, sleeping ``poll_interval`` when nothing is due
+An asyncio loop with ``concurrency`` lanes; each expands a chunk of an audience when one
+is expanding (``expansion.py``), claims a chunk of due deliveries, has the dispatcher send
+it, records, and repeats, sleeping ``poll_interval`` when nothing is due
 (``burst``: returning instead). The database work runs in threads so the HTTP/2 streams of
 the other lanes keep flowing meanwhile. SIGTERM (or SIGINT) stops the claiming; the chunks
 in flight finish within ``shutdown_grace`` seconds or are handed back (their leases
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 from app.models.device import Channel
 from app.models.types import utcnow
-from app.push import ledger
+from app.push import expansion, ledger
 from app.push.dispatcher import Dispatcher, DispatchSettings
 from app.push.heartbeat import Heartbeat
 from app.push.queue import NO_QUEUE, Queue, queue_for
@@ -122,12 +123,15 @@ class Worker:
                 await self._sleep(paused)
                 continue
             try:
+                expanded = await asyncio.shield(asyncio.to_thread(self._expand))
                 chunk = await self._claim_chunk()
             except Exception:
-                log.exception("push worker: claiming deliveries failed")
+                log.exception("push worker: expanding or claiming deliveries failed")
                 await self._sleep(self.options.poll_interval)
                 continue
             if not chunk:
+                if expanded:  # a chunk of devices none of which matched: more to expand
+                    continue
                 if self.options.burst:
                     return
                 await self._sleep(self.options.poll_interval)
@@ -154,6 +158,16 @@ class Worker:
         except asyncio.CancelledError:  # shutting down: what the claim took goes back
             self.dispatcher.release(await claiming)
             raise
+
+    def _expand(self) -> bool:
+        """One expansion step, if an audience is expanding: whether there was one."""
+        with self.engine.begin() as connection:
+            return self.expand(connection, utcnow()) is not None
+
+    def expand(self, connection, now, notification_id=None):
+        """One step of an audience's expansion (``expansion.step``), in ``connection``'s
+        transaction: the queues run it through the worker, which knows the services."""
+        return expansion.step(connection, self.options.chunk_size, now, notification_id)
 
     def _claim(self):
         with self.engine.begin() as connection:

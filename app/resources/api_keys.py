@@ -14,7 +14,8 @@ from app.push.webhook import new_signing_secret
 from app.security.crypto import digest, new_secret, seal
 
 PREFIX = "psk_"
-SCOPES = frozenset({"notifications:send", "live_activities:manage"})
+SCOPES = frozenset({"notifications:send", "notifications:broadcast", "topics:manage",
+                    "live_activities:manage"})
 
 
 def create(name, scopes):

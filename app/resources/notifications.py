@@ -1,10 +1,14 @@
 """Notifications backend services send: accepted into the delivery ledger, read back with
 their deliveries' counts. Sending them is the dispatcher's (``app/push``).
 
-Accepting writes the notification and one delivery per device (each with its own
-``apns_id``) in one transaction, the deliveries with one ``INSERT … SELECT`` however many
-devices the recipients have. An idempotency key makes a retried accept return the first
-notification: the database decides, by its unique constraint on (sender, key).
+Accepting one for named recipients writes the notification and one delivery per device
+(each with its own ``apns_id``) in one transaction, the deliveries with one
+``INSERT … SELECT`` per hundred recipients. Accepting one for an audience
+(``audiences.py``) writes the notification alone: the workers expand it
+(``app/push/expansion.py``), so the request costs the same for ten devices or a million.
+
+An idempotency key makes a retried accept return the first notification: the database
+decides, by its unique constraint on (sender, key).
 """
 
 import dataclasses
@@ -13,13 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app
-from sqlalchemy import case, delete, exists, func, literal, or_, select
+from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.types import Uuid
 
 from app.database.upsert import insert_for
 from app.errors import (
     Conflict,
     ErrorList,
+    Forbidden,
+    InvalidAttribute,
     NotFound,
     ServiceError,
     Unprocessable,
@@ -30,6 +36,7 @@ from app.formats.ids import uuid_id
 from app.models import (
     Channel,
     Delivery,
+    DeliveryCount,
     DeliveryState,
     Device,
     LiveActivity,
@@ -42,7 +49,7 @@ from app.observability import metrics
 from app.push import message
 from app.push.message import PushType
 from app.push.queue import queue_for
-from app.resources import live_activities, live_activity_channels
+from app.resources import audiences, live_activities, live_activity_channels
 from app.resources.listing import Filter, list_page
 from app.resources.notification_content import ACTIVITY_EVENTS, validated
 from app.security import policies
@@ -52,6 +59,7 @@ PUSH_CHANNELS = tuple(Channel)  # every channel a notification reaches
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+BROADCAST_SCOPE = "notifications:broadcast"  # an API key's, to send to every device
 PENDING_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
 # The parts of a payload a sender controls in bulk: the largest is named when it is too big.
 
@@ -72,9 +80,11 @@ class Counts:
     expired: int = 0
     started: int = 0  # deliveries attempted at least once or being sent now
     by_channel: dict = dataclasses.field(default_factory=dict)
+    targeted: int = 0  # deliveries written so far
+    expanding: bool = False  # an audience not written whole yet
 
     def shown(self):
-        return {**_by_state(self),
+        return {**_by_state(self), "targeted": self.targeted,
                 "by_channel": {channel: _by_state(counts)
                                for channel, counts in sorted(self.by_channel.items())}}
 
@@ -88,9 +98,10 @@ def _by_state(counts):
 
 
 def accept(principal, content, *, users=(), devices=(), live_activities=(), channel=None,
-           idempotency_key=None, environment=None):
+           audience=None, idempotency_key=None, environment=None):
     """Accept a notification for ``users`` (all their reachable devices) and ``devices``
-    (by id), or, for a Live Activity update or end, for ``live_activities`` (by id) and
+    (by id), or for an ``audience`` (the document ``audiences.parse`` takes: the workers
+    expand it), or, for a Live Activity update or end, for ``live_activities`` (by id) and
     the running activities its ``live_activity_audience`` matches, or for a broadcast
     ``channel`` (by id: one delivery, one request to APNs): (notification, created).
 
@@ -100,25 +111,36 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(), chan
     notification (created False); the same key with other content is a 409.
     """
     content = dict(content)
-    audience = content.pop("live_activity_audience", None)
+    activity_audience = content.pop("live_activity_audience", None)
     notification = validated(content)
+    recipients = Recipients(list(users), list(devices), list(live_activities),
+                            activity_audience, channel)
+    if audience is not None:
+        if recipients.to_devices or recipients.to_activities:
+            raise InvalidAttribute("Send to an audience or to users and devices, not both.",
+                                   field=audiences.MEMBER, code="AUDIENCE_WITH_RECIPIENTS")
+        check_audience(principal, audience, environment)
+        audience = audiences.stored(audience, environment)
+    else:
+        _check_recipients(notification, recipients)
     stored = message.stored(notification)
-    recipients = Recipients(list(users), list(devices), list(live_activities), audience,
-                            channel)
-    _check_recipients(notification, recipients)
     sender_id = None if principal is None else principal.credential_id
     now = utcnow()
-    notification_id = _insert(sender_id, idempotency_key, notification, stored, now)
+    notification_id = _insert(sender_id, idempotency_key, notification, stored, audience, now)
     if notification_id is None:
-        return _earlier(sender_id, idempotency_key, stored, content), False
+        return _earlier(sender_id, idempotency_key, stored, content, audience), False
+    if audience is not None:
+        queue_for(current_app.config).enqueue_expansion(db.session.connection(),
+                                                        notification_id)
+        return db.session.get(Notification, notification_id), True
     _require_existing(User, recipients.users, "users")
     _require_existing(Device, recipients.devices, "devices")
     _require_running(notification, recipients.live_activities)
     broadcast_to = channel and live_activity_channels.require_open(channel)
     _insert_deliveries(notification_id, notification, recipients.users, recipients.devices,
                        environment, now)
-    _insert_activity_deliveries(notification_id, recipients.live_activities, audience,
-                                environment, now)
+    _insert_activity_deliveries(notification_id, recipients.live_activities,
+                                activity_audience, environment, now)
     if broadcast_to:
         _insert_broadcast(notification_id, broadcast_to, now)
     _enqueue(notification_id)
@@ -140,6 +162,17 @@ class Recipients:
     @property
     def to_devices(self):
         return bool(self.users or self.devices)
+
+
+def check_audience(principal, audience, environment=None):
+    """The audience parsed, if ``principal`` may send to it (everyone takes a scope)."""
+    parsed = audiences.parse(audience, environment=environment)
+    if parsed.everyone and principal is not None and \
+            BROADCAST_SCOPE not in principal.scopes:
+        raise Forbidden(f"Sending to every device needs an API key with the scope "
+                        f"'{BROADCAST_SCOPE}'.", field=(audiences.MEMBER, "all"),
+                        code="INSUFFICIENT_SCOPE")
+    return parsed
 
 
 def _require_running(notification, ids):
@@ -197,25 +230,26 @@ def _check_recipient_count(users, devices, live_activities):
                                 code="TOO_MANY_RECIPIENTS")
 
 
-def _insert(sender_id, idempotency_key, notification, stored, now):
+def _insert(sender_id, idempotency_key, notification, stored, audience, now):
     """The new notification's id, or None when the sender's key was used before (then
     the earlier row stands: racing retries wait on its unique index and find it)."""
     statement = insert_for(db.session.get_bind(), Notification).values(
         id=uuid.uuid4(), sender_id=sender_id, idempotency_key=idempotency_key,
-        push_type=notification.push_type.value, content=stored,
+        push_type=notification.push_type.value, content=stored, audience=audience,
+        expanding=audience is not None, targeted=0,
         expires_at=_expires_at(notification), created_at=now, updated_at=now,
     ).on_conflict_do_nothing(index_elements=["sender_id", "idempotency_key"]
                              ).returning(Notification.id)
     return db.session.execute(statement).scalar_one_or_none()
 
 
-def _earlier(sender_id, idempotency_key, stored, content):
+def _earlier(sender_id, idempotency_key, stored, content, audience):
     earlier = db.session.scalars(select(Notification).where(
         Notification.sender_id == sender_id,
         Notification.idempotency_key == idempotency_key)).one()
     if "timestamp" not in content:  # stamped when accepted: the retry's own moment differs
         stored = {**stored, "timestamp": earlier.content.get("timestamp")}
-    if earlier.content != stored:
+    if earlier.content != stored or earlier.audience != audience:
         raise Conflict(f"This {IDEMPOTENCY_KEY_HEADER} was used for another notification "
                        "with other content.", field=IDEMPOTENCY_KEY_HEADER,
                        where=Where.HEADER, code="IDEMPOTENCY_KEY_REUSED")
@@ -237,31 +271,48 @@ def _require_existing(model, ids, name):
 def _insert_deliveries(notification_id, notification, users, devices, environment, now):
     """One pending delivery per reachable device: an ``INSERT … SELECT`` per
     ``RECIPIENTS_PER_STATEMENT`` users or devices, so no statement grows without bound
-    (1,000 users of 100 devices take ten statements, not 100,000)."""
-    values = {**_pending(notification_id, now), "device_id": Device.id,
-              "channel": Device.channel}
-    reachable = _reachable(notification, environment)
+    (1,000 users of 100 devices take ten statements, not 100,000). ``targeted`` counts
+    them, in the same transaction."""
+    values = delivery_values(notification_id, now, db.session.get_bind().dialect.name)
+    can_take = reachable(notification.push_type, environment)
     # a device named twice (as itself and through its user) gets one delivery
     not_through_users = [or_(Device.user_id.is_(None), Device.user_id.not_in(set(users)))] \
         if users else []
+    targeted = 0
     for chosen, ids in ((Device.user_id.in_, users), (Device.id.in_, devices)):
         extra = not_through_users if ids is devices else []
         for chunk in _chunks(sorted(set(ids))):
-            rows = select(*values.values()).where(chosen(chunk), *reachable, *extra)
-            db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
+            rows = select(*values.values()).where(chosen(chunk), *can_take, *extra)
+            # (rowcount is not reliable across drivers for INSERT … SELECT: the rows say)
+            targeted += len(db.session.execute(Delivery.__table__.insert().from_select(
+                list(values), rows).returning(Delivery.id)).all())
+    db.session.execute(update(Notification).where(Notification.id == notification_id)
+                       .values(targeted=targeted))
+
+
+def delivery_values(notification_id, now, dialect_name, due=None):
+    """Column → SQL of a new pending delivery of the notification to each ``Device`` row
+    selected, written ``now`` and due at ``due`` (default now; a per-row SQL expression
+    over ``Device`` may stand here)."""
+    written = literal(now, UTCDateTime())
+    return {
+        "notification_id": literal(notification_id, Uuid()),
+        "device_id": Device.id,
+        "channel": Device.channel,
+        "apns_id": random_uuid(dialect_name),
+        "state": literal(DeliveryState.PENDING.value),
+        "attempts": literal(0),
+        "next_attempt_at": written if due is None else due,
+        "created_at": written,
+        "updated_at": written,
+    }
 
 
 def _pending(notification_id, now):
     """The columns every new delivery shares, as the values an ``INSERT … SELECT`` writes."""
-    return {
-        "notification_id": literal(notification_id, Uuid()),
-        "apns_id": _random_uuid(db.session.get_bind().dialect.name),
-        "state": literal(DeliveryState.PENDING.value),
-        "attempts": literal(0),
-        "next_attempt_at": literal(now, UTCDateTime()),
-        "created_at": literal(now, UTCDateTime()),
-        "updated_at": literal(now, UTCDateTime()),
-    }
+    values = delivery_values(notification_id, now, db.session.get_bind().dialect.name)
+    return {column: value for column, value in values.items()
+            if column not in ("device_id", "channel")}
 
 
 def _insert_activity_deliveries(notification_id, ids, audience, environment, now):
@@ -276,10 +327,11 @@ def _insert_activity_deliveries(notification_id, ids, audience, environment, now
                live_activities.with_token(), Device.channel == Channel.IOS_PUSH,
                *([Device.environment == environment] if environment else []))
     for chunk in _chunks(sorted(set(ids))):
-        _insert_from(values, reachable.where(LiveActivity.id.in_(chunk)))
+        _insert_from(notification_id, values, reachable.where(LiveActivity.id.in_(chunk)))
     if audience:
         named = [LiveActivity.id.not_in(set(ids))] if ids else []
-        _insert_from(values, reachable.where(live_activities.audience(**audience), *named))
+        _insert_from(notification_id, values,
+                     reachable.where(live_activities.audience(**audience), *named))
 
 
 def _insert_broadcast(notification_id, channel, now):
@@ -288,10 +340,19 @@ def _insert_broadcast(notification_id, channel, now):
         notification_id=notification_id, apns_id=uuid.uuid4(), channel=Channel.IOS_PUSH,
         live_activity_channel_id=channel.id, state=DeliveryState.PENDING.value, attempts=0,
         next_attempt_at=now, created_at=now, updated_at=now))
+    _count_targeted(notification_id, 1)
 
 
-def _insert_from(values, rows):
-    db.session.execute(Delivery.__table__.insert().from_select(list(values), rows))
+def _insert_from(notification_id, values, rows):
+    """Write the deliveries ``rows`` selects; ``targeted`` counts them."""
+    written = len(db.session.execute(Delivery.__table__.insert().from_select(
+        list(values), rows).returning(Delivery.id)).all())
+    _count_targeted(notification_id, written)
+
+
+def _count_targeted(notification_id, written):
+    db.session.execute(update(Notification).where(Notification.id == notification_id)
+                       .values(targeted=Notification.targeted + written))
 
 
 def _enqueue(notification_id):
@@ -305,21 +366,22 @@ def _chunks(ids):
         yield ids[start:start + RECIPIENTS_PER_STATEMENT]
 
 
-def _reachable(notification, environment):
+def reachable(push_type, environment=None):
     """Devices that can take this push: a live endpoint of the right kind (a VoIP token
     for VoIP pushes, a push-to-start token for Live Activities: APNs only; FCM devices
     take alert and background pushes)."""
+    push_type = PushType(push_type)
     conditions = [Device.channel.in_(PUSH_CHANNELS), Device.token.is_not(None),
                   Device.is_invalidated.is_(False),
-                  Device.is_voip.is_(notification.push_type is PushType.VOIP)]
-    if notification.push_type is PushType.LIVEACTIVITY:
+                  Device.is_voip.is_(push_type is PushType.VOIP)]
+    if push_type is PushType.LIVEACTIVITY:
         conditions.append(Device.live_activity_token.is_not(None))
     if environment is not None:
         conditions.append(Device.environment == environment)
     return conditions
 
 
-def _random_uuid(dialect_name):
+def random_uuid(dialect_name):
     """A fresh version-4 UUID per row, made by the database."""
     if dialect_name == "postgresql":
         return func.gen_random_uuid()
@@ -348,23 +410,28 @@ def find(notification_id):
 
 
 def counts(notification):
-    """Its deliveries by state, overall and by channel, in one query."""
-    started = func.sum(case((or_(Delivery.attempts > 0,
-                                 Delivery.state != DeliveryState.PENDING), 1), else_=0))
+    """Its deliveries by state, overall and by channel, in one query of the counts the
+    database keeps (``DeliveryCount``): its cost does not grow with the deliveries."""
     rows = db.session.execute(
-        select(Delivery.channel, Delivery.state, func.count(), started)
-        .where(Delivery.notification_id == notification.id)
-        .group_by(Delivery.channel, Delivery.state)).all()
+        select(DeliveryCount.channel, DeliveryCount.state, func.sum(DeliveryCount.count),
+               func.sum(case((or_(DeliveryCount.attempted,
+                                  DeliveryCount.state != DeliveryState.PENDING),
+                              DeliveryCount.count), else_=0)))
+        .where(DeliveryCount.notification_id == notification.id)
+        .group_by(DeliveryCount.channel, DeliveryCount.state)).all()
+    rows = [row for row in rows if row[2]]  # keys counted to zero
     by_channel = {channel: _counted([row for row in rows if row[0] == channel])
                   for channel in {row[0] for row in rows}}
-    return dataclasses.replace(_counted(rows), by_channel=by_channel)
+    return dataclasses.replace(_counted(rows), by_channel=by_channel,
+                               targeted=notification.targeted,
+                               expanding=notification.expanding)
 
 
 def _counted(rows):
     by_state, begun = {}, 0
-    for _, state, count, state_started in rows:
-        by_state[state] = by_state.get(state, 0) + count
-        begun += state_started or 0
+    for _, state, count, state_started in rows:  # sums: PostgreSQL's are numeric
+        by_state[state] = by_state.get(state, 0) + int(count)
+        begun += int(state_started or 0)
     return Counts(
         pending=sum(by_state.get(state, 0) for state in PENDING_STATES),
         **{state.value: by_state.get(state, 0) for state in (
@@ -374,7 +441,10 @@ def _counted(rows):
 
 
 def status_of(counts):
-    """queued (nothing tried yet), sending, or done (no delivery left pending)."""
+    """expanding (an audience's deliveries are still being written), queued (nothing
+    tried yet), sending, or done (no delivery left pending)."""
+    if counts.expanding:
+        return NotificationStatus.EXPANDING
     if counts.pending == 0:
         return NotificationStatus.DONE
     return NotificationStatus.SENDING if counts.started else NotificationStatus.QUEUED

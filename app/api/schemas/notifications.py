@@ -98,7 +98,7 @@ def not_aps(value):
         raise ValidationError("Custom keys go beside aps: 'aps' itself cannot be one.")
 
 
-class Audience(plain.Field):
+class ActivityAudience(plain.Field):
     """Running Live Activities by what they are: ``attributes_type`` (required) and an
     ``activity_id`` (optional: every activity of that type when left out)."""
 
@@ -118,6 +118,38 @@ class Audience(plain.Field):
                                      and 1 <= len(value[key]) <= longest):
                 raise ValidationError(f"{key} is a string of 1 to {longest} characters.")
         return value
+
+
+class Audience(plain.Raw):
+    """Who a notification goes to instead of users and devices; checked by
+    ``app/resources/audiences.py`` (its JSON Schema: ``AUDIENCE_JSON_SCHEMA``)."""
+
+
+_VERSION = {"type": "string", "pattern": r"^\d{1,9}(\.\d{1,9}){0,7}$"}
+_STRINGS = {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 100}
+AUDIENCE_JSON_SCHEMA = {
+    "type": ["object", "null"], "additionalProperties": False,
+    "description": "Exactly one of all, topics or condition; where narrows it.",
+    "properties": {
+        "all": {"const": True},
+        "topics": {**_STRINGS, "items": {"type": "string",
+                                         "pattern": "^[A-Za-z0-9_.~%-]{1,256}$"}},
+        "condition": {"type": "string", "maxLength": 1000,
+                      "description": "FCM's condition: 'a' in topics, &&, ||, !, "
+                                     "parentheses; at most 5 topics."},
+        "where": {"type": "object", "additionalProperties": False, "properties": {
+            "channel": {**_STRINGS, "items": {"enum": ["ios_push", "fcm"]}},
+            "environment": {"enum": ["sandbox", "production"]},
+            "bundle_id": _STRINGS,
+            "app_version": {"type": "object", "additionalProperties": False, "minProperties": 1,
+                            "properties": {bound: _VERSION
+                                           for bound in ("gt", "gte", "lt", "lte")}},
+            "time_zone": _STRINGS,
+            "last_seen_after": {"type": "string", "format": "date-time"},
+            "last_seen_before": {"type": "string", "format": "date-time"},
+        }},
+    },
+}
 
 
 class NotificationSchema(Schema):
@@ -144,7 +176,9 @@ class NotificationSchema(Schema):
     timestamp = PushTime(allow_none=True)
     stale_date = PushTime(allow_none=True)
     dismissal_date = PushTime(allow_none=True)
-    live_activity_audience = Audience(load_only=True)
+    live_activity_audience = ActivityAudience(load_only=True)
+    # who it goes to instead of users and devices (checked by app/resources/audiences.py)
+    audience = Audience(allow_none=True)
     status = fields.Str(dump_only=True)
     counts = fields.Dict(dump_only=True)
     created_at = Timestamp(dump_only=True)

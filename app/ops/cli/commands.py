@@ -151,8 +151,15 @@ def _or_fail(function, *args):
     try:
         return function(*args)
     except ServiceError as exc:
-        details = "; ".join(error.detail for error in exc.errors)
+        details = "; ".join(_located(error) for error in exc.errors)
         raise click.ClickException(details) from exc
+
+
+def _located(error):
+    """An error's detail, after the member it names when that is nested (an audience's)."""
+    if isinstance(error.field, tuple):
+        return f"{'/'.join(map(str, error.field))}: {error.detail}"
+    return error.detail
 
 
 class Duration(click.ParamType):
@@ -190,6 +197,16 @@ class JsonObject(click.ParamType):
 @click.option("--device", "device_ids", multiple=True, type=click.UUID,
               help="A device id (repeat).")
 @click.option("--alert", help="The alert text (needed unless --live-activity-event).")
+@click.option("--all", "everyone", is_flag=True,
+              help="Every device that can take the push (an audience: the workers expand it).")
+@click.option("--topic", "topics", multiple=True,
+              help="Devices subscribed to this topic (repeat: to any of them).")
+@click.option("--condition", help="FCM's condition, like \"'a' in topics && !('b' in "
+              "topics)\".")
+@click.option("--where", "where", multiple=True, metavar="MEMBER=VALUE",
+              help="Narrow an audience: channel, bundle_id, time_zone take comma-separated "
+              "values; app_version a JSON object like {\"gte\": \"2.3\"}; environment, "
+              "last_seen_after, last_seen_before one value (repeat for each member).")
 @click.option("--sandbox-only", is_flag=True,
               help="Only devices registered in the sandbox environment (development builds).")
 @click.option("--live-activity-event", type=click.Choice(("start", "update", "end")),
@@ -206,10 +223,12 @@ class JsonObject(click.ParamType):
 @click.option("--content-state", type=JsonObject(), help="aps.content-state, a JSON object.")
 @click.option("--attributes", type=JsonObject(), help="A start's aps.attributes (JSON).")
 @click.option("--priority", type=click.Choice(("5", "10")), help="apns-priority.")
-def send(users, device_ids, alert, sandbox_only, live_activity_event, activity_ids,
-         attributes_type, activity_id, channel_id, content_state, attributes, priority):
-    """Accept a notification for sending, as an operator (no sender), and print its id and
-    how many deliveries it has. The push workers send it."""
+def send(users, device_ids, alert, everyone, topics, condition, where, sandbox_only,
+         live_activity_event, activity_ids, attributes_type, activity_id, channel_id,
+         content_state, attributes, priority):
+    """Accept a notification for sending, as an operator (no sender), and print its id, its
+    status and how many deliveries it has so far. The push workers send it (and expand an
+    audience: --all, --topic, --condition, with --where)."""
     if live_activity_event is None:
         if alert is None:
             raise click.UsageError("Give --alert (or --live-activity-event).")
@@ -217,12 +236,48 @@ def send(users, device_ids, alert, sandbox_only, live_activity_event, activity_i
     else:
         content = _live_activity_content(live_activity_event, alert, attributes_type,
                                          activity_id, content_state, attributes, priority)
+    audience = _audience(everyone, topics, condition, where)
     notification, _ = _or_fail(lambda: notifications.accept(
         None, content, users=users, devices=device_ids, live_activities=activity_ids,
-        channel=channel_id, environment="sandbox" if sandbox_only else None))
+        channel=channel_id, audience=audience,
+        environment="sandbox" if sandbox_only else None))
     db.session.commit()
+    counts = notifications.counts(notification)
     click.echo(json.dumps({"id": str(notification.id),
-                           "deliveries": notifications.counts(notification).pending}))
+                           "status": notifications.status_of(counts).value,
+                           "deliveries": counts.targeted}))
+
+
+LIST_MEMBERS = ("channel", "bundle_id", "time_zone")
+
+
+def _audience(everyone, topics, condition, where):
+    """The audience the options describe, as the API's attribute (None: no audience)."""
+    audience = {}
+    if everyone:
+        audience["all"] = True
+    if topics:
+        audience["topics"] = list(topics)
+    if condition is not None:
+        audience["condition"] = condition
+    if where:
+        audience["where"] = dict(_where_member(text) for text in where)
+    return audience or None
+
+
+def _where_member(text):
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise click.BadParameter(f"{text!r}: give MEMBER=VALUE.", param_hint="--where")
+    if name in LIST_MEMBERS:
+        return name, [part for part in value.split(",") if part]
+    if name == "app_version":
+        try:
+            return name, json.loads(value)
+        except ValueError:
+            raise click.BadParameter('app_version takes JSON, like {"gte": "2.3"}.',
+                                     param_hint="--where") from None
+    return name, value
 
 
 def _live_activity_content(event, alert, attributes_type, activity_id, content_state,
