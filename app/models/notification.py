@@ -14,7 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
@@ -39,7 +39,7 @@ FINAL_STATES = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryStat
                           DeliveryState.EXPIRED})
 
 
-class Notification(db.Model):
+class Notification(Model):
     """One notification a backend service asked to send, to users and devices; its
     content is kept as given, to build every delivery's request from."""
 
@@ -60,7 +60,7 @@ class Notification(db.Model):
         back_populates="notification", passive_deletes=True, lazy="raise")
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One notification to one device: the ledger row that makes "sent once" hold.
 
     ``apns_id`` is minted with the row and sent on every attempt. A worker takes the row by
@@ -99,7 +99,7 @@ class Delivery(db.Model):
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
 
 
-class ProviderToken(db.Model):
+class ProviderToken(Model):
     """The APNs provider JWT shared by every worker on every machine: minted by whichever
     needs it first, replaced only by compare-and-set on ``issued_at``."""
 

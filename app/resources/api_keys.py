@@ -3,6 +3,7 @@ each with a name and the scopes it grants."""
 
 from sqlalchemy import delete, or_, select
 
+from app.database.results import rows_changed
 from app.errors import Conflict, InvalidAttribute, NotFound
 from app.extensions import db
 from app.formats.ids import integer_id
@@ -39,7 +40,7 @@ def revoke(name_or_id):
     key = integer_id(name_or_id, Credential.id)
     if key is not None:
         match = or_(match, Credential.id == key)
-    deleted = db.session.execute(delete(Credential).where(
-        Credential.kind == CredentialKind.API_KEY, match)).rowcount
+    deleted = rows_changed(db.session.execute(delete(Credential).where(
+        Credential.kind == CredentialKind.API_KEY, match)))
     if not deleted:
         raise NotFound(f"There is no API key '{name_or_id}'.")

@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import case, delete, exists, func, literal, or_, select
 from sqlalchemy.types import Uuid
 
+from app.database.results import rows_changed
 from app.database.upsert import insert_for
 from app.errors import (
     Conflict,
@@ -411,7 +412,7 @@ def purge_finished(cutoff):
     finished = select(Notification.id).where(Notification.created_at < cutoff, ~unfinished)
     deliveries = db.session.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.notification_id.in_(finished)))
-    notifications = db.session.execute(
+    notifications = rows_changed(db.session.execute(
         delete(Notification).where(Notification.id.in_(finished)),
-        execution_options={"synchronize_session": False}).rowcount
+        execution_options={"synchronize_session": False}))
     return notifications, deliveries

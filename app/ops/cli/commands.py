@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, select
 
 from app.api.schemas.fields import format_timestamp
+from app.database.results import rows_changed
 from app.errors import ServiceError
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
@@ -82,7 +83,7 @@ def prune(days):
 
 
 def _delete(model, condition):
-    return db.session.execute(delete(model).where(condition)).rowcount
+    return rows_changed(db.session.execute(delete(model).where(condition)))
 
 
 @keys.command("create")
