@@ -31,7 +31,7 @@ class ServiceError(Exception):
     status = 400
     code = "BAD_REQUEST"
     title = "The request is not valid."
-    headers_for_status = {}
+    headers_for_status: dict[str, str] = {}
 
     def __init__(self, detail=None, *, field=None, where=None, code=None, title=None,
                  status=None, retry_after=None, headers=None):

@@ -5,8 +5,8 @@ import re
 
 from marshmallow import ValidationError, validate
 from marshmallow_jsonapi import Schema, fields
-from schemas.fields import Timestamp
 
+from app.api.schemas.fields import Timestamp
 from app.models.live_activity import MAX_ACTIVITY_ID_LENGTH
 from app.resources.devices import apns_token
 
