@@ -57,7 +57,7 @@ class Worker:
         self._queue = queue
         self._stopping = asyncio.Event()
         self._lanes: list[asyncio.Task] = []
-        self.totals = Counter()
+        self.totals: Counter[str] = Counter()
 
     async def run(self) -> Counter:
         """Send what the queue hands over until stopped; what was done, counted."""

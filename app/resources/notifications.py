@@ -362,7 +362,8 @@ def counts(notification):
 
 
 def _counted(rows):
-    by_state, begun = {}, 0
+    by_state: dict[str, int] = {}
+    begun = 0
     for _, state, count, state_started in rows:
         by_state[state] = by_state.get(state, 0) + count
         begun += state_started or 0

@@ -159,7 +159,7 @@ end
 return {previous, current}
 """
 
-_redis_clients = {}
+_redis_clients: dict[str, tuple] = {}  # url → (client, its registered script)
 
 
 class RedisCounters:

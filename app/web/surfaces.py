@@ -6,6 +6,7 @@ database, a crash) alike. JSON:API is the default for every other path.
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException
@@ -23,8 +24,8 @@ HTTP_ERRORS = {
     405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
 }
-_renderers = {}  # path prefix → render(error) → response
-_default = []
+_renderers: dict[str, Callable] = {}  # path prefix → render(error) → response
+_default: list[Callable] = []
 
 
 def register(prefix, render_error):
