@@ -32,6 +32,7 @@ class ServiceError(Exception):
     code = "BAD_REQUEST"
     title = "The request is not valid."
     headers_for_status: dict[str, str] = {}
+    occurrence_id: str | None = None  # a 5xx's, once logged (``app.web.surfaces``)
 
     def __init__(self, detail=None, *, field=None, where=None, code=None, title=None,
                  status=None, retry_after=None, headers=None):

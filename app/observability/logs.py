@@ -49,7 +49,7 @@ SECRET, ANY = "{secret}", "*"
 
 
 # declared by the routes that carry a secret (``declare_secret_path``)
-_SECRET_PATHS: list[str] = []
+_SECRET_PATHS: list[tuple[str, ...]] = []
 
 
 def declare_secret_path(template):

@@ -369,9 +369,10 @@ def _counted(rows):
         begun += state_started or 0
     return Counts(
         pending=sum(by_state.get(state, 0) for state in PENDING_STATES),
-        **{state.value: by_state.get(state, 0) for state in (
-            DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.INVALIDATED,
-            DeliveryState.EXPIRED)},
+        sent=by_state.get(DeliveryState.SENT, 0),
+        failed=by_state.get(DeliveryState.FAILED, 0),
+        invalidated=by_state.get(DeliveryState.INVALIDATED, 0),
+        expired=by_state.get(DeliveryState.EXPIRED, 0),
         started=begun)
 
 

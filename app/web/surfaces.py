@@ -16,7 +16,7 @@ from app.observability.logs import loggable_path
 
 log = logging.getLogger(__name__)
 
-HTTP_ERRORS = {
+HTTP_ERRORS: dict[int | None, type[errors.ServiceError]] = {
     400: errors.BadRequest,
     401: errors.NotAuthorized,
     403: errors.Forbidden,
@@ -59,8 +59,9 @@ def handle_http_exception(exc: HTTPException):
                                     code=exc.name.upper().replace(" ", "_"), title=exc.name)
     else:
         error = error_class(_http_detail(exc))
-    if exc.code == 405 and getattr(exc, "valid_methods", None):
-        error.headers["Allow"] = ", ".join(exc.valid_methods)
+    valid_methods = getattr(exc, "valid_methods", None)
+    if exc.code == 405 and valid_methods:
+        error.headers["Allow"] = ", ".join(valid_methods)
     return render(error)
 
 
