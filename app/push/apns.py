@@ -367,7 +367,7 @@ class ApnsClient:
                         ) -> list[Outcome]:
         """``send`` for each item, concurrently over the pools; outcomes in item order.
         Items sharing one ``Notification`` object share its payload, built once."""
-        templates = {}
+        templates: dict[tuple[int, str], tuple[tuple[tuple[str, str], ...], bytes]] = {}
         environments = {device.sandbox for device, _, _ in items}
         return await in_order(
             lambda device, notification, apns_id: self.send(device, notification, apns_id,

@@ -146,7 +146,7 @@ class ProcrastinateQueue:
         async def deliver(ids: list[int]):
             await _deliver(worker, ids)
 
-        async def sweep(timestamp):
+        async def sweep(timestamp: int):
             await _sweep(app, worker)
 
         app.task(name=DELIVER, queue=QUEUE, retry=retry)(deliver)
