@@ -46,8 +46,7 @@ run: migrate ## serve the API with gunicorn on 127.0.0.1:$(PORT), and a push wor
 	PORT=$(PORT) $(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
 
 # Without npm the kitsu client test skips (and fails under CI=true).
-test: $(STAMP) $(if $(NPM),$(JS_DEPS)) ## the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set
-	$(BIN)/ruff check .
+test: lint $(if $(NPM),$(JS_DEPS)) ## lint, then the whole suite on SQLite, then on PostgreSQL when TEST_DATABASE_URL is set
 	$(BIN)/python -m pytest --db=sqlite
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		$(BIN)/python -m pytest --db=postgresql; \
@@ -76,8 +75,9 @@ deploy-check: ## check deploy/: promtool check and test the alerting rules
 	promtool check rules deploy/prometheus/alerts.yml
 	cd deploy/prometheus && promtool test rules alerts_test.yml
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, then mypy on app/ (setup.cfg's [mypy])
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The docs tools are an extra of their own, so `make install` (and `make test`) skip them.
 $(DOCS_STAMP): $(STAMP) setup.cfg

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SessionInterface
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -61,6 +62,7 @@ def create_app(config=None):
     # "//" in a path is a 404 like any other unknown path, not an HTML redirect.
     app.url_map.merge_slashes = False
     app.config.from_object(config)
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own: Pushreg keeps it
     app.json.sort_keys = False
     register_logging(app)
     warn_of_a_development_key(app)
@@ -78,7 +80,9 @@ def create_app(config=None):
     register_errorhandlers(app)
     register_commands(app)
     if app.config["PROXY_FIX_X_FOR"] or app.config["PROXY_FIX_X_PROTO"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"],
+        # Flask's documented way to wrap the app in WSGI middleware; its types say method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"],
                                 x_proto=app.config["PROXY_FIX_X_PROTO"])
     return app
 

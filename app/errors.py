@@ -31,7 +31,8 @@ class ServiceError(Exception):
     status = 400
     code = "BAD_REQUEST"
     title = "The request is not valid."
-    headers_for_status = {}
+    headers_for_status: dict[str, str] = {}
+    occurrence_id: str | None = None  # a 5xx's, once logged (``app.web.surfaces``)
 
     def __init__(self, detail=None, *, field=None, where=None, code=None, title=None,
                  status=None, retry_after=None, headers=None):

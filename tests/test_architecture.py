@@ -92,6 +92,15 @@ class Imports(ast.NodeVisitor):
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
+    def visit_If(self, node):
+        """An ``if TYPE_CHECKING:`` block's imports never run: only mypy reads them."""
+        if not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+            self.visit(node.test)
+            for child in node.body:
+                self.visit(child)
+        for child in node.orelse:
+            self.visit(child)
+
     def visit_Import(self, node):
         for target in imported_modules(self.module, node):
             self.edges.append((target, self.depth == 0, node.lineno))

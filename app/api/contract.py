@@ -120,13 +120,14 @@ class Route:
         return "/api" + URL_VARIABLE.sub("*", head) + "{secret}"
 
     def parse_query(self):
+        assert self.query is not None  # called only for routes that take one
         query = query_for(self.resource_type.type, self.query.capabilities(self.resource_type))
         if self.default_include and not query.include_requested:
             query.include, query.include_requested = self.default_include, True
         return query
 
 
-ROUTES = []
+ROUTES: list[Route] = []
 
 
 def route(blueprint, method, rule, summary, resource_type, *, prepared=True, **contract):

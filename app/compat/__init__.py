@@ -60,6 +60,7 @@ def json_object(schema):
     try:
         return schema.load(body)
     except ValidationError as exc:
+        assert isinstance(exc.messages, dict)  # Schema.load reports field by field
         raise ErrorList([InvalidAttribute(_first(messages), field=name)
                          for name, messages in exc.messages.items()]) from exc
 

@@ -1,1 +1,1 @@
-"""Engine set-up per database, the request's transaction mode, upserts."""
+"""Engine set-up per database, the request's transaction mode, upserts, row counts."""

@@ -145,7 +145,7 @@ def _is_loopback(host):
 
 
 def _merge_by_issuer(entries):
-    merged = {}
+    merged: dict[str, Provider] = {}
     for entry in entries:
         known = merged.get(entry.issuer)
         if known is None:

@@ -27,7 +27,8 @@ def verify_id_token(token):
 
 def verifier(app=None):
     """The app's IdTokenVerifier (its key caches live as long as the app)."""
-    app = app or current_app._get_current_object()
+    # current_app is a LocalProxy; Flask types it as the Flask it stands for
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
     found = app.extensions.get(EXTENSION)
     if found is None:
         with _creating:

@@ -29,7 +29,9 @@ STALE_GRACE = 86400.0  # expired keys stay usable this long while the provider i
 MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 NOT_CACHEABLE = re.compile(r"\b(?:no-cache|no-store)\b", re.IGNORECASE)
 PUBLIC_JWK_MEMBERS = frozenset({"kty", "n", "e", "crv", "x", "y"})
-JWK_ALGORITHMS = {"RSA": RSAAlgorithm, "EC": ECAlgorithm}
+# (keyed by object: a JWK's "kty" is whatever the document holds)
+JWK_ALGORITHMS: dict[object, type[RSAAlgorithm] | type[ECAlgorithm]] = {
+    "RSA": RSAAlgorithm, "EC": ECAlgorithm}
 EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
 
 
@@ -83,6 +85,7 @@ def _jwk_key(jwk):
     except (PyJWTError, ValueError, TypeError, KeyError):
         log.warning("identity provider key %s is not a valid JWK; ignored", jwk["kid"])
         return None
+    assert isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)  # public members only
     algorithm = jwk.get("alg")
     return PublicKey(key, algorithm if isinstance(algorithm, str) else None)
 
@@ -153,7 +156,7 @@ class ProviderKeys:
         self.clock = clock
         self._http = requests.Session()
         self._lock = threading.Lock()
-        self._snapshot = None
+        self._snapshot: _Snapshot | None = None
         self._last_attempt = None
         self._last_failed = False
 
@@ -192,9 +195,9 @@ class ProviderKeys:
 
     def _held_key(self, kid):
         snapshot = self._snapshot
-        usable = snapshot is not None and snapshot.usable(self.clock())
-        if usable and kid in snapshot.keys:
-            return snapshot.keys[kid]
-        if self._last_failed or not usable:
+        held = snapshot.keys if snapshot is not None and snapshot.usable(self.clock()) else None
+        if held is not None and kid in held:
+            return held[kid]
+        if self._last_failed or held is None:
             raise KeysUnavailable(f"the keys at {self.url} could not be fetched")
         return None

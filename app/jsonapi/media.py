@@ -9,7 +9,7 @@ from functools import lru_cache
 JSONAPI_MEDIA_TYPE = "application/vnd.api+json"
 JSONAPI_OBJECT = {"version": "1.1"}  # the top-level `jsonapi` member of every document
 ALLOWED_PARAMETERS = frozenset({"ext", "profile"})
-SUPPORTED_EXTENSIONS = frozenset()
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
 
 
 def parse_media_range(text):
@@ -38,7 +38,9 @@ def _without_weight(media_type, params):
 
 
 def _split_outside_quotes(text, separator):
-    parts, current, quoted = [], [], False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted

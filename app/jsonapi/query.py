@@ -2,6 +2,7 @@
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.errors import InvalidQueryParameter
 from app.formats.ids import whole_number
@@ -27,7 +28,7 @@ class Query:
     include_requested: bool = False
     fields: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sort: tuple[tuple[str, bool], ...] = ()
-    page: dict[str, object] = field(default_factory=dict)
+    page: dict[str, Any] = field(default_factory=dict)  # PageRequest's keyword arguments
     filters: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -1,6 +1,11 @@
 """Resource types: how a model is shown as a JSON:API resource object."""
 
+import builtins
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import Schema
 
 from app.jsonapi.query import Capabilities
 
@@ -24,10 +29,10 @@ class Relationship:
     type: str
     many: bool = False
     key: str | None = None
-    linkage: object = None
-    visible: object = None
-    page: object = None
-    remove: object = None
+    linkage: Callable[..., Any] | None = None
+    visible: Callable[..., bool] | None = None
+    page: Callable[..., Any] | None = None
+    remove: Callable[..., Any] | None = None
     links_only: bool = False
 
     def related(self, obj):
@@ -37,6 +42,7 @@ class Relationship:
     def to_one_id(self, obj, principal):
         if self.linkage is not None:
             return self.linkage(obj, principal)
+        assert self.key is not None  # a to-one relationship names its column or its linkage
         value = getattr(obj, self.key)
         return None if value is None else str(value)
 
@@ -51,9 +57,9 @@ class ResourceType:
     it: the relationship endpoints use it, so their authorization is the resource's own."""
 
     type: str
-    schema: type
-    id_of: object = string_id
-    load: object = None
+    schema: builtins.type[Schema]  # (``type`` is the field above, here)
+    id_of: Callable[[Any, Any], str] = string_id
+    load: Callable[..., Any] | None = None
     collection: Capabilities = field(default_factory=lambda: Capabilities(collection=True))
     relationships: dict[str, Relationship] = field(default_factory=dict)
     private_attributes: dict[str, object] = field(default_factory=dict)

@@ -116,7 +116,7 @@ class Renderer:
         tree = include_tree(self.query.include)
         included = self._collect_included(type_name, objects, tree)
         rendered = [self.resource(type_name, obj) for obj in objects]
-        document = {"jsonapi": JSONAPI_OBJECT}
+        document: dict[str, object] = {"jsonapi": JSONAPI_OBJECT}
         if isinstance(primary, list):
             document["data"] = rendered
         else:
@@ -132,7 +132,7 @@ class Renderer:
     def _collect_included(self, type_name, objects, tree):
         seen = {(type_name, self.registry[type_name].id_of(obj, self.principal))
                 for obj in objects}
-        included = {}
+        included: dict[tuple[str, str], tuple[str, object]] = {}
         self._walk(type_name, objects, tree, seen, included)
         return included
 
@@ -168,7 +168,7 @@ def _count_meta(counted):
 
 
 def include_tree(paths):
-    tree = {}
+    tree: dict[str, dict] = {}
     for path in paths:
         node = tree
         for step in path:

@@ -2,12 +2,17 @@ import enum
 import secrets
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, Enum, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from app.models.device import Device
+    from app.models.user import User
 
 
 class CredentialKind(enum.StrEnum):
@@ -22,7 +27,7 @@ def new_public_id():
     return secrets.token_urlsafe(16)
 
 
-class Credential(db.Model):
+class Credential(Model):
     """A bearer secret: a session, an auth token (bound to one device of its user) or an
     API key (a backend service's, with ``name`` and ``scopes``).
 
@@ -58,8 +63,8 @@ class Credential(db.Model):
     # Written at most once per ``app.resources.credentials.USE_RESOLUTION``, not per request.
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
-    user: Mapped["User | None"] = relationship()  # noqa: F821
-    device: Mapped["Device | None"] = relationship(foreign_keys=[device_id])  # noqa: F821
+    user: Mapped["User | None"] = relationship()
+    device: Mapped["Device | None"] = relationship(foreign_keys=[device_id])
 
     @property
     def scope_set(self):

@@ -3,11 +3,11 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class DevPushMessage(db.Model):
+class DevPushMessage(Model):
     """The development stand-in's outbox: pushes that would have been sent
     (``PUSH_STANDIN=outbox``); ``flask push outbox`` prints them. The token's last 8
     characters only."""

@@ -1,12 +1,17 @@
 import enum
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from app.models.credential import Credential
+    from app.models.user import User
 
 
 class Channel(enum.StrEnum):
@@ -28,7 +33,7 @@ class Environment(enum.StrEnum):
     PRODUCTION = "production"
 
 
-class Device(db.Model):
+class Device(Model):
     """One app installation, with an optional push endpoint (``channel`` + ``token``).
 
     A push endpoint is unique per channel, and a client-chosen ``fingerprint`` unique per
@@ -76,12 +81,12 @@ class Device(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    user: Mapped["User | None"] = relationship(back_populates="devices")  # noqa: F821
-    session: Mapped["Credential | None"] = relationship(  # noqa: F821
+    user: Mapped["User | None"] = relationship(back_populates="devices")
+    session: Mapped["Credential | None"] = relationship(
         foreign_keys=[session_id])
 
 
-class DeviceTopic(db.Model):
+class DeviceTopic(Model):
     """A device's subscription to a topic (FCM's names). Read by topic in device order when
     an audience is expanded (the index), by device when its owner lists them (the key)."""
 

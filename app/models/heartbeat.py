@@ -3,11 +3,11 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime
 
 
-class WorkerHeartbeat(db.Model):
+class WorkerHeartbeat(Model):
     """A running push worker's sign of life, written every few seconds
     (``PUSH_HEARTBEAT_INTERVAL``) and removed when the worker stops: ``/readyz`` and
     ``flask push status`` read how old the newest is."""

@@ -4,11 +4,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class ProviderIdentity(db.Model):
+class ProviderIdentity(Model):
     """Who an identity provider says a user is: its issuer and the subject it names."""
 
     __tablename__ = "identities"

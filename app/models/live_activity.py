@@ -5,13 +5,13 @@ from flask import current_app
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 MAX_ACTIVITY_ID_LENGTH = 128
 
 
-class LiveActivity(db.Model):
+class LiveActivity(Model):
     """One running Live Activity on one device: the push token ActivityKit gave it (updates
     and ends it; sealed at rest, never shown), or the broadcast channel it listens on.
 
@@ -47,7 +47,7 @@ class LiveActivity(db.Model):
             else "ended"
 
 
-class LiveActivityChannel(db.Model):
+class LiveActivityChannel(Model):
     """An iOS 18 broadcast channel, made at APNs's channel management API for one app and
     environment: the ``channel_id`` APNs gave it is what the app subscribes its activities
     to. Owned by the API key that made it (``owner_id``); ``ended_at`` is set when it was

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
@@ -43,7 +43,7 @@ FINAL_STATES = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryStat
                           DeliveryState.EXPIRED})
 
 
-class Notification(db.Model):
+class Notification(Model):
     """One notification a backend service asked to send, to users and devices or to an
     audience; its content is kept as given, to build every delivery's request from.
 
@@ -79,7 +79,7 @@ class Notification(db.Model):
 ONE_PER_DEVICE = text("live_activity_id IS NULL")
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One notification to one device: the ledger row that makes "sent once" hold.
 
     ``apns_id`` is minted with the row and sent on every attempt. A worker takes the row by
@@ -124,7 +124,7 @@ class Delivery(db.Model):
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
 
 
-class DeliveryCount(db.Model):
+class DeliveryCount(Model):
     """A notification's deliveries by channel, state and whether they were attempted, kept
     by database triggers on ``deliveries`` (migration 0014) in the transaction of every
     statement that inserts, updates or deletes deliveries: exact, and read without counting
@@ -146,7 +146,7 @@ class DeliveryCount(db.Model):
     count: Mapped[int] = mapped_column(BigInteger)
 
 
-class ProviderToken(db.Model):
+class ProviderToken(Model):
     """The APNs provider JWT shared by every worker on every machine: minted by whichever
     needs it first, replaced only by compare-and-set on ``issued_at``."""
 

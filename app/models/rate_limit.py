@@ -1,10 +1,10 @@
 from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 
 
-class RateLimitCounter(db.Model):
+class RateLimitCounter(Model):
     """Hits per key in one fixed window, shared by every worker through the database."""
 
     __tablename__ = "rate_limit_counters"

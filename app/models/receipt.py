@@ -4,11 +4,11 @@ from datetime import datetime
 from sqlalchemy import BigInteger, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class ReceiptBatch(db.Model):
+class ReceiptBatch(Model):
     """The receipts on their way to one API key's callback: at most one batch a key (the
     unique ``credential_id``), so a key's events leave in order. Its ``id`` is the
     ``webhook-id`` of every attempt (``app/push/receipts.py``)."""
@@ -25,7 +25,7 @@ class ReceiptBatch(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class ReceiptEvent(db.Model):
+class ReceiptEvent(Model):
     """One final outcome of a delivery whose notification an API key with a callback sent;
     written in the transaction that records the outcome, deleted once its batch is
     acknowledged."""

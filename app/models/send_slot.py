@@ -3,11 +3,11 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime
 
 
-class SendSlot(db.Model):
+class SendSlot(Model):
     """The next moment something may be sent within a scope (Telegram's whole channel, one
     chat): every worker reserves its slot here, so a rate limit holds across processes
     (``app/push/slots.py``)."""

@@ -3,11 +3,11 @@ from datetime import datetime
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class SmsMessage(db.Model):
+class SmsMessage(Model):
     """The development outbox: texts that would have been sent."""
 
     __tablename__ = "sms_outbox"

@@ -1,14 +1,18 @@
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, Boolean, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
+if TYPE_CHECKING:
+    from app.models.device import Device
 
-class User(db.Model):
+
+class User(Model):
     """A person: from a phone login (one user a phone number) or from an identity
     provider (``identities``), or both once a verified number links them."""
 
@@ -27,6 +31,6 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    devices: Mapped[list["Device"]] = relationship(  # noqa: F821
+    devices: Mapped[list["Device"]] = relationship(
         back_populates="user", order_by="Device.created_at", passive_deletes=True
     )

@@ -3,11 +3,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UTCDateTime, utcnow
 
 
-class VerificationCode(db.Model):
+class VerificationCode(Model):
     """A code texted to a phone number for one session; stored as a keyed digest."""
 
     __tablename__ = "verification_codes"

@@ -48,7 +48,8 @@ ORIGIN = re.compile(r"(?:[a-z][a-z0-9+.-]*://[^/?#]*)?", re.IGNORECASE)
 SECRET, ANY = "{secret}", "*"
 
 
-_SECRET_PATHS = []  # declared by the routes that carry a secret (``declare_secret_path``)
+# declared by the routes that carry a secret (``declare_secret_path``)
+_SECRET_PATHS: list[tuple[str, ...]] = []
 
 
 def declare_secret_path(template):
@@ -72,7 +73,9 @@ def loggable_path(path, query=""):
 
 def loggable_url(url):
     """A request target or whole URL (a request line's, a Referer, a Location)."""
-    origin = ORIGIN.match(url).group()
+    matched = ORIGIN.match(url)
+    assert matched is not None  # all of ORIGIN is optional: it matches every string
+    origin = matched.group()
     path, _, query = url[len(origin):].partition("?")
     return escape_control(redact_secrets(origin)) + loggable_path(path, query)
 
@@ -125,7 +128,7 @@ def _secret_positions(segments):
     as a lenient router might)."""
     present = [(index, unquote(segment).casefold())
                for index, segment in enumerate(segments) if segment not in ("", ".")]
-    positions = set()
+    positions: set[int] = set()
     for template in secret_path_templates():
         if len(present) >= len(template) and all(
                 part in (SECRET, ANY) or part == value

@@ -84,4 +84,4 @@ def docs():
 def docs_asset(asset):
     if asset not in ASSETS:
         raise NotFound(f"There is nothing at /docs/{asset}.")
-    return send_from_directory(SWAGGER_UI, asset, max_age=3600)
+    return send_from_directory(str(SWAGGER_UI), asset, max_age=3600)

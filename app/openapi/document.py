@@ -56,7 +56,7 @@ def component_schemas():
 
 
 def paths(operations):
-    found = {}
+    found: dict[str, dict] = {}
     for operation in operations:
         found.setdefault(operation.path, {})[operation.method.lower()] = operation.shown()
     return found

@@ -34,6 +34,7 @@ def _custom_fields(_converter, field, **_):
 def _converter():
     plugin = MarshmallowPlugin()
     APISpec("pushreg", "1", OPENAPI_VERSION, plugins=[plugin])  # sets the plugin up
+    assert plugin.converter is not None  # APISpec has set the plugin up
     plugin.converter.add_attribute_function(_custom_fields)
     return plugin.converter
 

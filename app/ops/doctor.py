@@ -127,6 +127,7 @@ def check_database(report, config):
         report.problem("migrations", f"the database {at} but the code needs "
                                      f"{', '.join(migrations['head'])}: run flask db upgrade")
         return
+    assert workers is not None  # read when the migrations are at the head
     if workers["status"] == FAILING:
         report.problem("push workers", workers["detail"])
     elif workers["status"] == NOT_CHECKED:
@@ -152,6 +153,7 @@ def check_apns(report, settings):
         return
     problems = _apns_id_problems(given)
     apns = ApnsSettings.from_config(settings)
+    assert apns is not None  # every APNS_* setting it needs is given
     try:
         load_signing_key(apns.key)
     except ProviderKeyError as exc:

@@ -2,6 +2,7 @@
 ``python:app.ops.gunicorn_config``; the checkout's gunicorn.conf.py imports it); every one can be
 overridden by the environment."""
 
+import logging
 from pathlib import Path
 
 from gunicorn.glogging import Logger
@@ -37,6 +38,11 @@ errorlog = "-"
 JSON_LOGS = log_format() == "json"
 
 
+def _escaping(formatter: logging.Formatter | None) -> EscapingFormatter:
+    assert formatter is not None  # gunicorn gives each of its handlers one
+    return EscapingFormatter(formatter._fmt, formatter.datefmt)
+
+
 class RedactingLogger(Logger):
     """Secrets digested wherever they appear, query parameters outside an allow-list and
     credential headers left out, control characters escaped (app/observability/logs.py). In text the
@@ -48,8 +54,7 @@ class RedactingLogger(Logger):
         self.shown_atoms = format_atoms(cfg.access_log_format)
         self.error_log.addFilter(REDACT_TARGETS)  # one instance: a reload adds it once
         for handler in (*self.error_log.handlers, *self.access_log.handlers):
-            handler.setFormatter(json_formatter() if JSON_LOGS else EscapingFormatter(
-                handler.formatter._fmt, handler.formatter.datefmt))
+            handler.setFormatter(json_formatter() if JSON_LOGS else _escaping(handler.formatter))
 
     def atoms(self, resp, req, environ, request_time):
         return loggable_atoms(super().atoms(resp, req, environ, request_time), self.shown_atoms)

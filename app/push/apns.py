@@ -160,6 +160,7 @@ def _broadcast_request(channel: Device, notification: Notification, apns_id: str
     the channel in ``apns-channel-id``, no topic; the delivery's id as ``apns-request-id``."""
     if notification.push_type is not PushType.LIVEACTIVITY:
         raise NotificationError("only Live Activity pushes are broadcast on channels")
+    assert channel.channel_id is not None  # a channel's Device (broadcast_address)
     expiration = 0 if channel.expiration_zero else notification.expiration
     headers = [("apns-push-type", notification.push_type.value),
                ("apns-channel-id", channel.channel_id),
@@ -366,7 +367,7 @@ class ApnsClient:
                         ) -> list[Outcome]:
         """``send`` for each item, concurrently over the pools; outcomes in item order.
         Items sharing one ``Notification`` object share its payload, built once."""
-        templates = {}
+        templates: dict[tuple[int, str], tuple[tuple[tuple[str, str], ...], bytes]] = {}
         environments = {device.sandbox for device, _, _ in items}
         return await in_order(
             lambda device, notification, apns_id: self.send(device, notification, apns_id,

@@ -124,7 +124,7 @@ class Target:
 
     claimed: ledger.Claimed
     address: Address
-    device_id: uuid.UUID
+    device_id: uuid.UUID | None  # None for a broadcast
     registered_at: datetime
     deadline: datetime | None
     channel: str
@@ -285,7 +285,7 @@ class Dispatcher:
         if channel.ended_at is not None:
             return fail("ChannelEnded", "APNs said the channel is gone")
         transport = self._transports.get(Channel.IOS_PUSH)
-        if not hasattr(transport, "broadcast_address"):
+        if transport is None or not hasattr(transport, "broadcast_address"):
             return fail(NOT_CONFIGURED, "broadcasts need APNs: is it configured?")
         address = transport.broadcast_address(channel, notification)
         if isinstance(address, Refusal):
@@ -297,7 +297,7 @@ class Dispatcher:
 
     def _judge(self, targets, outcomes, started):
         quarantine = self._quarantine(outcomes)
-        results, invalidations, refused = [], [], Counter()
+        results, invalidations, refused = [], [], Counter[tuple]()
         for target, outcome in zip(targets, outcomes, strict=True):
             if outcome.action is Action.INVALIDATE:
                 result, invalidation = self._invalidate(target, outcome, started, quarantine)

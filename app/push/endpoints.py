@@ -78,6 +78,7 @@ class EndpointPolicy:
     def resolve(self, url: str) -> list[Address]:
         """The URL's host resolved (blocking), every address checked."""
         host = urlsplit(url).hostname
+        assert host is not None  # check_url refused URLs without one
         literal = _literal_address(host)
         addresses = [literal] if literal is not None else resolve_host(host)
         self.check_addresses(host, addresses)
@@ -95,7 +96,7 @@ def resolve_host(host: str, port: int = 443) -> list[Address]:
         answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise RefusedEndpoint(f"The webhook host {host} does not resolve.") from exc
-    return [ipaddress.ip_address(answer[4][0].split("%")[0]) for answer in answers]
+    return [ipaddress.ip_address(str(answer[4][0]).split("%")[0]) for answer in answers]
 
 
 def _literal_address(host: str) -> Address | None:

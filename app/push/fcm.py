@@ -81,7 +81,9 @@ def data_value(value) -> str:
 def build_message(notification, now: float) -> dict:
     """The ``message`` without its ``token``; ``NotificationError`` when FCM would refuse
     it (a reserved data key, more than 4,096 bytes of notification and data)."""
-    message, android, shown = {}, {}, {}
+    message: dict[str, object] = {}
+    android: dict[str, object] = {}
+    shown: dict[str, object] = {}
     background = notification.push_type is PushType.BACKGROUND
     if not background:
         alert = notification.alert

@@ -167,7 +167,7 @@ class ApplicationDefaultMinter:
                  timeout: float = TOKEN_REQUEST_TIMEOUT):
         self._request = _BoundedRequest(ca_file, timeout)
         self._max_age = max_age
-        self._credentials = None
+        self._credentials: google.auth.credentials.Credentials | None = None
 
     @property
     def identity(self) -> str:
@@ -186,8 +186,9 @@ class ApplicationDefaultMinter:
         except GoogleAuthError as exc:
             raise AccessTokenError(f"no access token from application default credentials: "
                                    f"{_first_line(exc)}") from exc
-        return StoredToken(self._credentials.token,
-                           self._dated(issued_at, self._credentials.expiry))
+        token = self._credentials.token
+        assert token is not None  # refresh() has set it
+        return StoredToken(token, self._dated(issued_at, self._credentials.expiry))
 
     def _dated(self, issued_at: int, expiry: datetime.datetime | None) -> int:
         if expiry is None:

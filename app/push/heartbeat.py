@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from app.models import WorkerHeartbeat
 from app.models.types import utcnow
@@ -24,7 +24,7 @@ def this_worker():
 
 @dataclass
 class Heartbeat:
-    engine: object
+    engine: Engine
     interval: float
     worker_id: str = ""
 

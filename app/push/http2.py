@@ -129,10 +129,10 @@ class _Connection(asyncio.Protocol):
         self._h2.encoder = MemoEncoder()
         self._streams: dict[int, _Stream] = {}
         self._unsent: dict[int, memoryview] = {}
-        self._transport = None
+        self._transport: asyncio.Transport | None = None
         self._flush_scheduled = False
-        self._idle_timer = None
-        self._ping_deadline = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._ping_deadline: asyncio.TimerHandle | None = None
         self._last_heard = self._loop.time()
         self._lost_reason = "connection lost"
         self.ready = self._loop.create_future()
@@ -280,6 +280,7 @@ class _Connection(asyncio.Protocol):
         self._finish(event.stream_id, Response(status, headers, b"".join(stream.body)))
 
     def _on_stream_reset(self, event):
+        error: TransportError
         if event.error_code == ErrorCodes.REFUSED_STREAM:
             error = NotProcessedError("the server refused the stream")
         else:
@@ -333,6 +334,7 @@ class _Connection(asyncio.Protocol):
         self._flush_scheduled = False
         data = self._h2.data_to_send()
         if data and not self.closed:
+            assert self._transport is not None  # flushes follow connection_made
             self._transport.write(data)
 
     def _arm_idle_timer(self, delay: float):

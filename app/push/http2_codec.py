@@ -24,11 +24,12 @@ H2_CONFIG = h2.config.H2Configuration(client_side=True, header_encoding="utf-8",
 def unindexed(name: str, value: str) -> tuple[str, str]:
     """A header kept out of the HPACK table: values unique to one request (ids) would push
     the shared ones (a bearer token) out of it, and both ends would Huffman-code them anew."""
-    return NeverIndexedHeaderTuple(name, value)
+    # hpack types its header tuples as bytes pairs; they hold str ones too (as here)
+    return NeverIndexedHeaderTuple(name, value)  # type: ignore[return-value]
 
 
 # The first static-table index of each header name (RFC 7541 appendix A).
-_STATIC_NAMES = {}
+_STATIC_NAMES: dict[bytes, int] = {}
 for _index, (_name, _value) in enumerate(HeaderTable.STATIC_TABLE, start=1):
     _STATIC_NAMES.setdefault(_name, _index)
 
@@ -48,11 +49,13 @@ class MemoEncoder(Encoder):
         self._indexed: dict[tuple, bytes] = {}
         self._literal_names: dict[bytes, bytes] = {}
 
+    # mypy sees a property with a setter, read on its class, as its overloaded accessors
     def _resize(self, value: int):
-        Encoder.header_table_size.fset(self, value)
+        Encoder.header_table_size.fset(self, value)  # type: ignore[attr-defined]
         self._indexed.clear()  # evicted entries: their indexes now point elsewhere
 
-    header_table_size = property(Encoder.header_table_size.fget, _resize)
+    header_table_size = property(Encoder.header_table_size.fget,  # type: ignore[attr-defined]
+                                 _resize)
 
     def encode(self, headers, huffman=True):
         block = []

@@ -174,7 +174,7 @@ class ProcrastinateQueue:
         async def expand(notification_id: str):
             await asyncio.to_thread(_expand, worker, uuid.UUID(notification_id))
 
-        async def sweep(timestamp):
+        async def sweep(timestamp: int):
             await _sweep(app, worker)
 
         app.task(name=DELIVER, queue=QUEUE, retry=retry)(deliver)

@@ -93,7 +93,7 @@ class MemoryTokenStore:
     """A ``TokenStore`` for one process."""
 
     def __init__(self):
-        self._token = None
+        self._token: StoredToken | None = None
         self._lock = threading.Lock()
 
     def get(self) -> StoredToken | None:
@@ -103,6 +103,7 @@ class MemoryTokenStore:
         with self._lock:
             if self._token == replacing:
                 self._token = token
+            assert self._token is not None  # ``replacing`` is what get() gave: None only at first
             return self._token
 
 

@@ -109,7 +109,7 @@ class ReceiptSender:
         self._transport = transport
         self._engine = engine
         self._settings = settings
-        self.totals = Counter()
+        self.totals: Counter[str] = Counter()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Rounds until ``stopping`` is set, pausing ``poll_interval`` when idle."""

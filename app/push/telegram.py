@@ -194,6 +194,7 @@ class TelegramTransport:
                                     delivery_id, migrated=True)
         outcome = outcome_of(delivery_id, status, answer)
         if status == 429:
+            assert outcome.retry_after is not None  # outcome_of reads it from a 429
             await asyncio.to_thread(
                 slots.hold, self._engine, CHANNEL_SCOPE,
                 utcnow() + timedelta(seconds=outcome.retry_after), utcnow())

@@ -29,7 +29,9 @@ class DatabaseTokenStore:
         except IntegrityError:
             pass  # another worker stored the first token at the same moment: it wins
         with self._engine.connect() as connection:
-            return self._read(connection)
+            stored = self._read(connection)
+        assert stored is not None  # ours, or the one that won
+        return stored
 
     def _swap(self, connection, token: StoredToken, replacing: StoredToken | None):
         values = {"value": token.value, "issued_at": token.issued_at}

@@ -25,7 +25,7 @@ from app.push.webhook import WebhookSettings, WebhookTransport
 async def open_transports(push: PushSettings, config, engine,
                           stack: contextlib.AsyncExitStack) -> dict[str, Transport]:
     """Each channel's transport, opened on ``stack`` (closed with it)."""
-    transports = {}
+    transports: dict[str, Transport] = {}
     if push.apns is not None:
         transports[Channel.IOS_PUSH] = await stack.enter_async_context(
             apns_client(push.apns, engine))

@@ -322,7 +322,7 @@ async def _read_some(response: aiohttp.ClientResponse):
         response.close()
 
 
-def _refusal_in(exc: BaseException) -> RefusedAddressError | None:
+def _refusal_in(exc: BaseException | None) -> RefusedAddressError | None:
     while exc is not None:
         if isinstance(exc, RefusedAddressError):
             return exc

@@ -30,6 +30,7 @@ from app.push.queue import NO_QUEUE, Queue, queue_for
 from app.push.receipts import ReceiptSender, ReceiptSettings
 from app.push.settings import PushSettings
 from app.push.transports import open_transports
+from app.push.webhook import WebhookTransport
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Worker:
         self._queue = queue
         self._stopping = asyncio.Event()
         self._lanes: list[asyncio.Task] = []
-        self.totals = Counter()
+        self.totals: Counter[str] = Counter()
 
     async def run(self) -> Counter:
         """Send what the queue hands over until stopped; what was done, counted."""
@@ -190,7 +191,9 @@ async def run_worker(config, engine, **overrides) -> Counter:
         dispatcher = Dispatcher(transports, engine, DispatchSettings.from_config(config),
                                 queue=queue)
         heartbeat = Heartbeat(engine, config["PUSH_HEARTBEAT_INTERVAL"])
-        sender = ReceiptSender(transports[Channel.WEBHOOK], engine,
+        webhooks = transports[Channel.WEBHOOK]
+        assert isinstance(webhooks, WebhookTransport)  # the registry always serves webhooks
+        sender = ReceiptSender(webhooks, engine,
                                ReceiptSettings.from_config(config))
         async with sender.running(burst=options.burst):
             totals = await Worker(dispatcher, engine, options, heartbeat, queue).run()

@@ -5,6 +5,7 @@ receipts are POSTed to (``app/push/receipts.py``), signed with a secret shown on
 from flask import current_app
 from sqlalchemy import delete, or_, select
 
+from app.database.results import rows_changed
 from app.errors import Conflict, InvalidAttribute, NotFound
 from app.extensions import db
 from app.formats.ids import integer_id
@@ -40,8 +41,8 @@ def list_all():
 
 
 def revoke(name_or_id):
-    deleted = db.session.execute(delete(Credential).where(
-        Credential.kind == CredentialKind.API_KEY, _named(name_or_id))).rowcount
+    deleted = rows_changed(db.session.execute(delete(Credential).where(
+        Credential.kind == CredentialKind.API_KEY, _named(name_or_id))))
     if not deleted:
         raise NotFound(f"There is no API key '{name_or_id}'.")
 

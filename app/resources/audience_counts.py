@@ -91,7 +91,7 @@ def _matches(audience, statement):
 def _estimate(audience, matching):
     start = uuid.uuid4()
     sample = select(Device.id).where(Device.id > start).order_by(Device.id).limit(SAMPLE_SIZE)
-    sampled = db.session.scalars(sample).all()
+    sampled = list(db.session.scalars(sample).all())
     if len(sampled) < SAMPLE_SIZE:  # past the end: wrap around to the first ids
         sampled += db.session.scalars(select(Device.id).order_by(Device.id)
                                       .limit(SAMPLE_SIZE - len(sampled))).all()

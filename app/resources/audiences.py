@@ -57,6 +57,7 @@ def _tokens(text):
             raise ConditionError("Unbalanced quote" if quote else
                                  f"Unexpected character {text[offset]!r}", offset)
         kind = match.lastgroup
+        assert kind is not None  # every alternative of the pattern is a named group
         tokens.append((kind, match.group(kind), match.start(kind)))
         position = match.end()
     tokens.append(("end", "", len(text)))

@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import and_, bindparam, delete, false, not_, or_, select, update
 
 from app.database.engine import OWN_TRANSACTION, EarlyCommit, commit_early
+from app.database.results import rows_changed
 from app.extensions import db
 from app.models import Credential, CredentialKind
 from app.models.types import utcnow
@@ -165,4 +166,4 @@ def prune_ended(now):
     """Delete the auth tokens and API keys whose lifetime is over (sessions end through
     ``sessions.end_sessions``, which also detaches their devices)."""
     kinds = (CredentialKind.AUTH_TOKEN, CredentialKind.API_KEY)
-    return db.session.execute(delete(Credential).where(ended(now, kinds))).rowcount
+    return rows_changed(db.session.execute(delete(Credential).where(ended(now, kinds))))

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 
+from app.database.results import rows_changed
 from app.database.upsert import insert_for
 from app.errors import ErrorList, NotFound, Unprocessable, Where
 from app.extensions import db
@@ -122,8 +123,8 @@ def get_owned(principal, raw_id):
 
 def delete_owned(principal, raw_id):
     """The owner's DELETE: the activity is gone (it stops being a target at once)."""
-    deleted = db.session.execute(delete(LiveActivity).where(
-        LiveActivity.id == _activity_id(raw_id), _owned_by(principal))).rowcount
+    deleted = rows_changed(db.session.execute(delete(LiveActivity).where(
+        LiveActivity.id == _activity_id(raw_id), _owned_by(principal))))
     if deleted != 1:
         raise NotFound(_NO_SUCH_ACTIVITY)
 
@@ -241,5 +242,5 @@ def end(connection, endings, now):
 def prune(now: datetime, age: timedelta, cutoff: datetime):
     """Delete activities no longer targets: ended before ``cutoff``, or older than ``age``
     (their deliveries stay, without the activity). How many went."""
-    return db.session.execute(delete(LiveActivity).where(or_(
-        LiveActivity.ended_at < cutoff, LiveActivity.created_at <= now - age))).rowcount
+    return rows_changed(db.session.execute(delete(LiveActivity).where(or_(
+        LiveActivity.ended_at < cutoff, LiveActivity.created_at <= now - age))))

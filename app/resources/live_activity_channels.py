@@ -12,6 +12,7 @@ from flask import current_app
 from sqlalchemy import bindparam, delete, select, update
 
 from app.database.engine import EarlyCommit, commit_early
+from app.database.results import rows_changed
 from app.errors import BadGateway, NotFound, ServiceUnavailable, Unprocessable, Where
 from app.extensions import db
 from app.formats.ids import uuid_id
@@ -145,6 +146,6 @@ def load(connection, ids):
 
 def prune_ended(cutoff):
     """``flask prune``: channels found gone at APNs before ``cutoff``."""
-    return db.session.execute(delete(LiveActivityChannel).where(
-        LiveActivityChannel.ended_at < cutoff)).rowcount
+    return rows_changed(db.session.execute(delete(LiveActivityChannel).where(
+        LiveActivityChannel.ended_at < cutoff)))
 

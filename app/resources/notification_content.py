@@ -123,7 +123,7 @@ def _check_fcm_message(notification):
 def _bulkiest(notification):
     sizes = {name: len(json.dumps(getattr(notification, field), ensure_ascii=False).encode())
              for field, name in BULKY_FIELDS.items()}
-    return max(sizes, key=sizes.get)
+    return max(sizes, key=sizes.__getitem__)
 
 
 def _check_expiration(notification):

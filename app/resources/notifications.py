@@ -20,6 +20,7 @@ from flask import current_app
 from sqlalchemy import case, delete, exists, func, literal, or_, select, update
 from sqlalchemy.types import Uuid
 
+from app.database.results import rows_changed
 from app.database.upsert import insert_for
 from app.errors import (
     Conflict,
@@ -428,15 +429,17 @@ def counts(notification):
 
 
 def _counted(rows):
-    by_state, begun = {}, 0
+    by_state: dict[str, int] = {}
+    begun = 0
     for _, state, count, state_started in rows:  # sums: PostgreSQL's are numeric
         by_state[state] = by_state.get(state, 0) + int(count)
         begun += int(state_started or 0)
     return Counts(
         pending=sum(by_state.get(state, 0) for state in PENDING_STATES),
-        **{state.value: by_state.get(state, 0) for state in (
-            DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.INVALIDATED,
-            DeliveryState.EXPIRED)},
+        sent=by_state.get(DeliveryState.SENT, 0),
+        failed=by_state.get(DeliveryState.FAILED, 0),
+        invalidated=by_state.get(DeliveryState.INVALIDATED, 0),
+        expired=by_state.get(DeliveryState.EXPIRED, 0),
         started=begun)
 
 
@@ -481,7 +484,7 @@ def purge_finished(cutoff):
     finished = select(Notification.id).where(Notification.created_at < cutoff, ~unfinished)
     deliveries = db.session.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.notification_id.in_(finished)))
-    notifications = db.session.execute(
+    notifications = rows_changed(db.session.execute(
         delete(Notification).where(Notification.id.in_(finished)),
-        execution_options={"synchronize_session": False}).rowcount
+        execution_options={"synchronize_session": False}))
     return notifications, deliveries

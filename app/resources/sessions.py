@@ -6,6 +6,7 @@ nothing else bounds how many rows a client can make or how many devices it can d
 
 from sqlalchemy import delete, select
 
+from app.database.results import rows_changed
 from app.errors import InvalidAttribute, NotAuthorized, NotFound
 from app.extensions import db
 from app.models import Credential, CredentialKind, Device
@@ -114,7 +115,7 @@ def end_sessions(*conditions):
     if not ending:
         return 0
     devices.detach(Device.session_id.in_(ending))
-    return db.session.execute(delete(Credential).where(Credential.id.in_(ending))).rowcount
+    return rows_changed(db.session.execute(delete(Credential).where(Credential.id.in_(ending))))
 
 
 

@@ -7,6 +7,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from app.database.engine import EarlyCommit, commit_early
+from app.database.results import rows_changed
 from app.errors import BadGateway, InvalidAttribute, Unprocessable
 from app.extensions import db
 from app.formats import phone_numbers
@@ -104,11 +105,11 @@ def check_code(session, code):
         commit_early(EarlyCommit.WRONG_TRY_COUNTS)
         raise Unprocessable("The verification code is not right.", field=CODE_FIELD,
                             code="VERIFICATION_CODE_INVALID")
-    consumed = db.session.execute(
+    consumed = rows_changed(db.session.execute(
         update(VerificationCode)
         .where(VerificationCode.id == pending.id, VerificationCode.consumed_at.is_(None))
         .values(consumed_at=utcnow())
-    ).rowcount
+    ))
     if consumed != 1:
         raise Unprocessable("The verification code was already used.", field=CODE_FIELD,
                             code="VERIFICATION_CODE_USED")
@@ -132,12 +133,12 @@ def _pending_code(session):
 
 
 def _claim_try(pending):
-    return db.session.execute(
+    return rows_changed(db.session.execute(
         update(VerificationCode)
         .where(VerificationCode.id == pending.id,
                VerificationCode.attempts < current_app.config["VERIFICATION_MAX_ATTEMPTS"])
         .values(attempts=VerificationCode.attempts + 1)
-    ).rowcount == 1
+    )) == 1
 
 
 def _exhausted():

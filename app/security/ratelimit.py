@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import String, delete, select, update
 
 from app.database.upsert import insert_for
 from app.errors import TooManyRequests
@@ -25,7 +25,14 @@ from app.extensions import db
 from app.formats.rates import Rate
 from app.models import RateLimitCounter
 
-KEY_LENGTH = RateLimitCounter.__table__.c.key.type.length
+
+def _key_length() -> int:
+    column_type = RateLimitCounter.__table__.c.key.type
+    assert isinstance(column_type, String) and column_type.length is not None  # String(200)
+    return column_type.length
+
+
+KEY_LENGTH = _key_length()
 IPV6_KEY_PREFIX = 64
 
 
@@ -159,7 +166,7 @@ end
 return {previous, current}
 """
 
-_redis_clients = {}
+_redis_clients: dict[str, tuple] = {}  # url → (client, its registered script)
 
 
 class RedisCounters:

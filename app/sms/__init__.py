@@ -13,7 +13,8 @@ from app.sms.outbox import OutboxSender
 
 __all__ = ["HttpGatewaySender", "OutboxSender", "SmsDeliveryError", "SmsDeliveryUncertain",
            "TwilioSender", "sender"]
-SENDERS = {"http": HttpGatewaySender, "twilio": TwilioSender}
+SENDERS: dict[str, type[HttpGatewaySender] | type[TwilioSender]] = {
+    "http": HttpGatewaySender, "twilio": TwilioSender}
 
 
 def sender():

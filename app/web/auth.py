@@ -84,9 +84,9 @@ def _authenticate():
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme:
         return _by_secret(value.strip()) if scheme.lower() == "bearer" else None
-    value = request.headers.get("Authentication")
-    if value is not None:
-        return _by_secret(value.removeprefix("Bearer ").strip())
+    legacy = request.headers.get("Authentication")
+    if legacy is not None:
+        return _by_secret(legacy.removeprefix("Bearer ").strip())
     cookie = request.cookies.get(ACCESS_TOKEN_COOKIE)
     return _by_access_token(cookie) if cookie else None
 

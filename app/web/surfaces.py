@@ -6,6 +6,7 @@ database, a crash) alike. JSON:API is the default for every other path.
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException
@@ -15,7 +16,7 @@ from app.observability.logs import loggable_path
 
 log = logging.getLogger(__name__)
 
-HTTP_ERRORS = {
+HTTP_ERRORS: dict[int | None, type[errors.ServiceError]] = {
     400: errors.BadRequest,
     401: errors.NotAuthorized,
     403: errors.Forbidden,
@@ -23,8 +24,8 @@ HTTP_ERRORS = {
     405: errors.MethodNotAllowed,
     413: errors.PayloadTooLarge,
 }
-_renderers = {}  # path prefix → render(error) → response
-_default = []
+_renderers: dict[str, Callable] = {}  # path prefix → render(error) → response
+_default: list[Callable] = []
 
 
 def register(prefix, render_error):
@@ -58,8 +59,9 @@ def handle_http_exception(exc: HTTPException):
                                     code=exc.name.upper().replace(" ", "_"), title=exc.name)
     else:
         error = error_class(_http_detail(exc))
-    if exc.code == 405 and getattr(exc, "valid_methods", None):
-        error.headers["Allow"] = ", ".join(exc.valid_methods)
+    valid_methods = getattr(exc, "valid_methods", None)
+    if exc.code == 405 and valid_methods:
+        error.headers["Allow"] = ", ".join(valid_methods)
     return render(error)
 
 

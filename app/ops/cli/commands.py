@@ -11,6 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import delete, select
 
 from app.api.schemas.fields import format_timestamp
+from app.database.results import rows_changed
 from app.errors import ServiceError
 from app.extensions import db
 from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
@@ -82,7 +83,7 @@ def prune(days):
 
 
 def _delete(model, condition):
-    return db.session.execute(delete(model).where(condition)).rowcount
+    return rows_changed(db.session.execute(delete(model).where(condition)))
 
 
 @keys.command("create")
@@ -253,7 +254,7 @@ LIST_MEMBERS = ("channel", "bundle_id", "time_zone")
 
 def _audience(everyone, topics, condition, where):
     """The audience the options describe, as the API's attribute (None: no audience)."""
-    audience = {}
+    audience: dict[str, object] = {}
     if everyone:
         audience["all"] = True
     if topics:

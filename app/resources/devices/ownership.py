@@ -4,6 +4,7 @@ test in their own statement; the caps on how many devices an owner keeps."""
 
 from sqlalchemy import case, delete, false, literal, or_, select, update
 
+from app.database.results import rows_changed
 from app.errors import InvalidAttribute, NotFound, Where
 from app.extensions import db
 from app.formats.ids import uuid_id
@@ -174,8 +175,8 @@ def _unless_fcm(name, value):
 
 def delete_owned_by_id(principal, raw_id):
     """Forget a device: one statement carrying its ownership test."""
-    deleted = db.session.execute(delete(Device).where(
-        Device.id == _device_id(raw_id), owned_by(principal))).rowcount
+    deleted = rows_changed(db.session.execute(delete(Device).where(
+        Device.id == _device_id(raw_id), owned_by(principal))))
     if deleted != 1:
         raise NotFound(_NO_SUCH_DEVICE)
 
@@ -214,8 +215,8 @@ def delete_owned(principal, channel, raw_token):
     """One statement that carries its own ownership test: a registration racing the
     delete moves the token first (and nothing is deleted) or comes after it."""
     token = normalise_token(channel, raw_token, field="id", where=Where.URL)
-    deleted = db.session.execute(delete(Device).where(
-        Device.channel == channel, Device.token == token, owned_by(principal))).rowcount
+    deleted = rows_changed(db.session.execute(delete(Device).where(
+        Device.channel == channel, Device.token == token, owned_by(principal))))
     if deleted != 1:
         raise NotFound(_NO_SUCH_TOKEN)
 
@@ -228,5 +229,5 @@ def purge_stale(cutoff):
     Their deliveries stay in the ledger, without a device."""
     stale = or_(Device.last_seen_at < cutoff,
                 Device.is_invalidated.is_(True) & (Device.invalidated_at < cutoff))
-    return db.session.execute(delete(Device).where(stale),
-                              execution_options={"synchronize_session": False}).rowcount
+    return rows_changed(db.session.execute(
+        delete(Device).where(stale), execution_options={"synchronize_session": False}))

@@ -3,6 +3,7 @@
 
 from sqlalchemy import update
 
+from app.database.results import rows_changed
 from app.extensions import db
 from app.models import Channel, Device
 from app.push.webhook import new_signing_secret
@@ -20,4 +21,4 @@ def issue_signing_secret(device) -> str | None:
         update(Device).where(Device.id == device.id, Device.signing_secret.is_(None))
         .values(signing_secret=crypto.seal(secret))
         .execution_options(synchronize_session=False))
-    return secret if issued.rowcount == 1 else None
+    return secret if rows_changed(issued) == 1 else None
