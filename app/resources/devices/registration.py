@@ -176,8 +176,9 @@ def _serialise_claims(principal, channel, token, fingerprint):
     keys = [f"token {channel} {token}" if token is not None else None,
             f"installation {principal.user_id} {fingerprint}" if fingerprint is not None
             else None]
-    for key in sorted(key for key in keys if key is not None):
-        db.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+    # one round trip; PostgreSQL evaluates the select list in order, so the order holds
+    db.session.execute(select(*(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))
+                                for key in sorted(key for key in keys if key is not None))))
 
 
 def _claim_once(principal, channel, token, fingerprint, attributes):
