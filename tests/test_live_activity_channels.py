@@ -186,3 +186,12 @@ def test_a_broadcast_takes_no_other_recipients(client, app, fake, environ):  # n
     with app.app_context():
         assert db.session.query(Delivery).count() == 0
     send(client, key, update(2), live_activities=[activity["id"]])  # still works alone
+
+
+@pytest.mark.committed
+def test_without_apns_a_channel_is_refused_and_nothing_kept(client, app):
+    """No retry helps until an operator configures APNs: a 422, not a 5xx."""
+    errors = create(client, manager_key(app), status=422)["errors"]
+    assert errors[0]["code"] == "APNS_NOT_CONFIGURED"
+    with app.app_context():
+        assert db.session.query(LiveActivityChannel).count() == 0

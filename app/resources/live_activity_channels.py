@@ -86,9 +86,10 @@ def _manager():
     (``EarlyCommit.BEFORE_CHANNEL_MANAGEMENT``)."""
     settings = PushSettings.from_config(current_app.config).apns
     if settings is None:
-        raise ServiceUnavailable("APNs is not configured (APNS_KEY, APNS_KEY_ID, "
-                                 "APNS_TEAM_ID, APNS_BUNDLE_ID): channels cannot be made.",
-                                 code="APNS_NOT_CONFIGURED")
+        # not a 503: no retry succeeds until an operator configures APNs
+        raise Unprocessable("This service has no APNs configured (APNS_KEY, APNS_KEY_ID, "
+                            "APNS_TEAM_ID, APNS_BUNDLE_ID): channels cannot be made.",
+                            code="APNS_NOT_CONFIGURED")
     commit_early(EarlyCommit.BEFORE_CHANNEL_MANAGEMENT)
     return ChannelManager(settings, db.engine)
 
