@@ -12,6 +12,7 @@ from marshmallow import fields as plain
 from marshmallow_jsonapi import Schema, fields
 
 from app.api.schemas.fields import StrictBoolean, StrictInteger, Timestamp, format_timestamp
+from app.models import Channel
 
 PUSH_TYPES = ("alert", "background", "voip", "liveactivity")
 ALERT_KEYS = frozenset({
@@ -138,7 +139,7 @@ AUDIENCE_JSON_SCHEMA = {
                       "description": "FCM's condition: 'a' in topics, &&, ||, !, "
                                      "parentheses; at most 5 topics."},
         "where": {"type": "object", "additionalProperties": False, "properties": {
-            "channel": {**_STRINGS, "items": {"enum": ["ios_push", "fcm"]}},
+            "channel": {**_STRINGS, "items": {"enum": [channel.value for channel in Channel]}},
             "environment": {"enum": ["sandbox", "production"]},
             "bundle_id": _STRINGS,
             "app_version": {"type": "object", "additionalProperties": False, "minProperties": 1,
