@@ -97,6 +97,7 @@ bench-push: $(STAMP) ## fan one notification out to 100,000 devices (fake APNs, 
 	$(BIN)/python bench/push_fanout.py --channel fcm
 	$(BIN)/python bench/push_fanout.py --channel webhook
 	$(BIN)/python bench/push_fanout.py --channel apns --receipts
+	$(BIN)/python bench/push_fanout.py --channel apns --live-activities --devices 10000
 	$(BIN)/python bench/webhook_clients.py
 	$(BIN)/python bench/push_audience.py --audience all --devices $(or $(DEVICES),1000000)
 	$(BIN)/python bench/push_audience.py --audience topic --devices $(or $(DEVICES),1000000)

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from app.config import normalise_database_url  # noqa: E402
-from app.models import Credential, CredentialKind, Device  # noqa: E402
+from app.models import Credential, CredentialKind, Device, LiveActivity  # noqa: E402
 from app.models.notification import Delivery, Notification, ProviderToken  # noqa: E402
 from app.models.receipt import ReceiptBatch, ReceiptEvent  # noqa: E402
 from app.models.types import utcnow  # noqa: E402
@@ -101,13 +101,14 @@ def receipts_key(connection, callback: str | None) -> int | None:
 
 
 def fill(engine, devices: int, channel: str, served: dict, queue: str, chunk_size: int,
-         callback: str | None = None):
+         callback: str | None = None, live_activities: bool = False):
     """Empty the push tables, then one notification to ``devices`` new devices (sent by a
-    key whose receipts go to ``callback``, if given)."""
+    key whose receipts go to ``callback``, if given); with ``live_activities``, a Live
+    Activity update to one running activity on each device, through its own token."""
     now = utcnow()
     with engine.begin() as connection:
         for table in (ReceiptEvent, ReceiptBatch, Delivery, Notification, ProviderToken,
-                      Device):
+                      LiveActivity, Device):
             connection.execute(table.__table__.delete())
         connection.execute(Credential.__table__.delete().where(
             Credential.__table__.c.name == RECEIPT_KEY))
@@ -115,25 +116,44 @@ def fill(engine, devices: int, channel: str, served: dict, queue: str, chunk_siz
                         "is_invalidated": False, "last_seen_at": now - timedelta(days=1),
                         "created_at": now, "updated_at": now} for _ in range(devices)]
         connection.execute(sa.insert(Device.__table__), device_rows)
+        activities = _running_activities(connection, device_rows, now) \
+            if live_activities else {}
         notification_id = uuid.uuid4()
+        content = LIVE_ACTIVITY_UPDATE | {"timestamp": int(now.timestamp())} \
+            if live_activities else ALERT
         connection.execute(sa.insert(Notification.__table__).values(
-            id=notification_id, push_type="alert",
-            sender_id=receipts_key(connection, callback), content={
-                "push_type": "alert", "alert": {"title": "New post",
-                                                "body": "Someone posted a photo"},
-                "badge": 1, "sound": "default", "custom": {"post_id": "p123"}}))
+            id=notification_id, push_type=content["push_type"],
+            sender_id=receipts_key(connection, callback), content=content))
         accepted = utcnow()
         connection.execute(sa.insert(Delivery.__table__), [
             {"notification_id": notification_id, "device_id": row["id"],
              "channel": row["channel"], "apns_id": uuid.uuid4(), "state": "pending",
              "attempts": 0, "next_attempt_at": accepted, "created_at": accepted,
-             "updated_at": accepted} for row in device_rows])
+             "updated_at": accepted, "live_activity_id": activities.get(row["id"])}
+            for row in device_rows])
         if queue == "procrastinate":
             from app.push import procrastinate_queue
 
             connection.execute(sa.text(
                 f"TRUNCATE {procrastinate_queue.SCHEMA}.procrastinate_jobs CASCADE"))
             procrastinate_queue.enqueue_notification(connection, notification_id, chunk_size)
+
+
+ALERT = {"push_type": "alert", "alert": {"title": "New post", "body": "Someone posted a photo"},
+         "badge": 1, "sound": "default", "custom": {"post_id": "p123"}}
+LIVE_ACTIVITY_UPDATE = {"push_type": "liveactivity", "event": "update", "priority": 5,
+                        "content_state": {"home": 2, "away": 1, "minute": 67}}
+
+
+def _running_activities(connection, device_rows, now) -> dict:
+    """One running activity on each device, with a push token of its own (sealed, as the
+    registry keeps it): device id → activity id."""
+    rows = [{"id": uuid.uuid4(), "device_id": row["id"], "activity_id": f"match-{index}",
+             "attributes_type": "MatchAttributes",
+             "token": seal(secrets.token_hex(32), SECRET_KEY), "created_at": now,
+             "updated_at": now} for index, row in enumerate(device_rows)]
+    connection.execute(sa.insert(LiveActivity.__table__), rows)
+    return {row["device_id"]: row["id"] for row in rows}
 
 
 def apns_environment(apns: dict, connections: int) -> dict:
@@ -203,9 +223,14 @@ def main():
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the worker with py-spy into FILE (collapsed stacks)")
     parser.add_argument("--queue", choices=("embedded", "procrastinate"), default="embedded")
+    parser.add_argument("--live-activities", action="store_true",
+                        help="a Live Activity update to one running activity a device "
+                             "(APNs only)")
     parser.add_argument("--receipts", action="store_true",
                         help="the sending key has a callback (a local receiver): receipts on")
     args = parser.parse_args()
+    if args.live_activities and args.channel != "apns":
+        sys.exit("--live-activities goes through APNs: --channel apns")
     if args.profile and not (BIN / "py-spy").exists():
         sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
@@ -222,7 +247,7 @@ def main():
         engine = sa.create_engine(normalise_database_url(args.database_url))
         started = time.perf_counter()
         fill(engine, args.devices, args.channel, served, args.queue, args.chunk_size,
-             callback and callback["url"] + "/receipts")
+             callback and callback["url"] + "/receipts", args.live_activities)
         print(f"inserted {args.devices} devices and deliveries in "
               f"{time.perf_counter() - started:.1f} s", flush=True)
 

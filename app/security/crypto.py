@@ -3,6 +3,7 @@ the few the service must read back are sealed (encrypted) instead."""
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -53,9 +54,16 @@ def derived_key(secret_key, label):
                 info=label).derive(secret_key.encode())
 
 
-def _sealing_key(secret_key=None):
-    """The AES key that seals (``secret_key``: outside an app context, the push worker's)."""
-    return derived_key(secret_key or current_app.config["SECRET_KEY"], b"pushreg seal v1")
+def _sealing_cipher(secret_key=None):
+    """The AES-GCM cipher that seals (``secret_key``: outside an app context, the push
+    worker's)."""
+    return _cipher_for(secret_key or current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=4)
+def _cipher_for(secret_key):
+    # derived once per server key: a worker unseals a token for every Live Activity push
+    return AESGCM(derived_key(secret_key, b"pushreg seal v1"))
 
 
 def seal(text, secret_key=None):
@@ -64,7 +72,7 @@ def seal(text, secret_key=None):
     back, such as a Live Activity push-to-start token (``secret_key``: the app's by
     default)."""
     nonce = secrets.token_bytes(SEAL_NONCE_BYTES)
-    sealed = AESGCM(_sealing_key(secret_key)).encrypt(nonce, text.encode(), SEAL_VERSION.encode())
+    sealed = _sealing_cipher(secret_key).encrypt(nonce, text.encode(), SEAL_VERSION.encode())
     return f"{SEAL_VERSION}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
@@ -76,9 +84,9 @@ def unseal(text, secret_key=None):
         raise ValueError("not a sealed value")
     try:
         raw = base64.urlsafe_b64decode(encoded)
-        opened = AESGCM(_sealing_key(secret_key)).decrypt(raw[:SEAL_NONCE_BYTES],
-                                                raw[SEAL_NONCE_BYTES:],
-                                                SEAL_VERSION.encode())
+        opened = _sealing_cipher(secret_key).decrypt(raw[:SEAL_NONCE_BYTES],
+                                                     raw[SEAL_NONCE_BYTES:],
+                                                     SEAL_VERSION.encode())
     except (InvalidTag, binascii.Error) as exc:
         raise ValueError("the sealed value cannot be opened with this key") from exc
     return opened.decode()
