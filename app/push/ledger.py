@@ -15,12 +15,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, any_, bindparam, case, or_, select, update
+from sqlalchemy import and_, any_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.models.notification import Delivery, DeliveryState
+from app.database.engine import OWN_TRANSACTION
+from app.models.notification import Delivery, DeliveryState, Notification
 
 deliveries = Delivery.__table__
+notifications = Notification.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,23 @@ def claim_ids(connection, ids: list[int], *, lease: float, now: datetime) -> lis
               and_(deliveries.c.state == DeliveryState.PENDING,
                    deliveries.c.next_attempt_at <= now))
     return _take(connection, and_(deliveries.c.id.in_(ids), due), len(ids), lease, now)
+
+
+def next_due(connection, expanding_at: datetime) -> datetime | None:
+    """When a worker next has something to do: the earliest pending delivery's next
+    attempt or sending delivery's lease end (each an index range of ``ix_deliveries_due``,
+    the first row of the one, the rows in flight of the other), and ``expanding_at`` when
+    a notification's audience is still expanding; None when nothing waits."""
+    pending = select(func.min(deliveries.c.next_attempt_at)).where(
+        deliveries.c.state == DeliveryState.PENDING).scalar_subquery()
+    leased = select(func.min(deliveries.c.lease_until)).where(
+        deliveries.c.state == DeliveryState.SENDING).scalar_subquery()
+    expanding = exists().where(notifications.c.expanding)
+    # a read of its own (no BEGIN, no ROLLBACK on PostgreSQL): an idle worker's only query
+    row = connection.execute(select(pending, leased, expanding).execution_options(
+        **{OWN_TRANSACTION: True})).one()
+    moments = [moment for moment in (row[0], row[1], row[2] and expanding_at) if moment]
+    return min(moments, default=None)
 
 
 def waiting(connection, ids: list[int], now: datetime) -> dict[int, datetime]:
