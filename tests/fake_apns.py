@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h2.config
@@ -71,6 +71,7 @@ class Logged:
     status: int | None = None  # None: never answered (held, hung, dropped by GOAWAY)
     headers: dict | None = None  # the request's headers and body (None: keep_log off)
     body: bytes | None = None
+    received_at: float = field(default_factory=time.time)  # when its last frame came
 
     @property
     def payload(self) -> dict:
