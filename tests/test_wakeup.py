@@ -159,3 +159,18 @@ def test_a_worker_whose_listener_is_killed_still_sends_on_time(
     wait_for(lambda: listeners(app, LISTENER_NAME) - {listener})  # listening again
     committed, devices = accept(app, "embedded")
     assert arrival(fake, devices) - committed <= REQUIRED + SLACK
+
+
+def test_a_procrastinate_job_names_deliveries_due_close_together_at_the_latest():
+    from app.push.procrastinate_queue import JOB_SPAN, _jobs
+
+    start = utcnow() + timedelta(minutes=1)
+    step = JOB_SPAN / 2
+    moments = {1: None, 2: None, 3: start, 4: start + step, 5: start + 2 * step,
+               6: start + 3 * step, 7: start + 3 * step, 8: start + 3 * step}
+
+    assert list(_jobs(moments, chunk_size=2)) == [
+        (None, [1, 2]), (start + step, [3, 4]), (start + 3 * step, [5, 6]),
+        (start + 3 * step, [7, 8])]
+    assert list(_jobs(moments, chunk_size=1000)) == [
+        (None, [1, 2]), (start + 2 * step, [3, 4, 5]), (start + 3 * step, [6, 7, 8])]
