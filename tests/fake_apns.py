@@ -292,6 +292,8 @@ class FakeApns:
             normalize_outbound_headers=False, validate_outbound_headers=False)
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
+        self.first_request = asyncio.Event()  # set when the first request is read
+        self.first_request_at: float | None = None
         self.manage_log: list[Logged] = []  # channel management requests
         self.answered = 0
         # Per stream-limit setting (the first, then one per change): the most streams open
@@ -454,6 +456,9 @@ class FakeApns:
 
     def _handle(self, conn: _ServerConnection, stream_id: int, headers: dict, body: bytes):
         entry = self._entry(conn, stream_id, headers, body)
+        if self.first_request_at is None:
+            self.first_request_at = entry.received_at
+            self.first_request.set()
         if self.keep_log:
             with self._received:
                 (self.manage_log if conn.manages else self.log).append(entry)
@@ -665,6 +670,14 @@ def standalone_options(description: str) -> dict:
             "keep_log": not args.fast, "validate_headers": not args.fast}
 
 
+async def report_first_request(fake: "FakeApns"):
+    """A standalone fake's second line of output: when its first request came (for a
+    benchmark's latency); then it serves on."""
+    await fake.first_request.wait()
+    print(json.dumps({"first_request_at": fake.first_request_at}), flush=True)
+    await asyncio.Event().wait()
+
+
 def main():
     options = standalone_options(__doc__.splitlines()[0])
     workdir = Path(tempfile.mkdtemp(prefix="fake-apns-key-"))
@@ -676,7 +689,7 @@ def main():
         print(json.dumps({"url": fake.url, "ca_file": fake.ca_file,
                           "key_file": str(workdir / "AuthKey.p8"), "key_id": fake.key_id,
                           "team_id": fake.team_id, "bundle_id": fake.bundle_id}), flush=True)
-        await asyncio.Event().wait()
+        await report_first_request(fake)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever())

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -29,7 +29,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fake_apns import FakeApns, standalone_options
+from tests.fake_apns import FakeApns, report_first_request, standalone_options
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -81,6 +81,7 @@ class Sent:
     connection: int
     stream_id: int
     status: int | None = None  # None: never answered
+    received_at: float = field(default_factory=time.time)  # when its last frame came
 
     @property
     def apns_id(self):  # the fake APNs's log key; FCM has no message id of the sender's
@@ -284,7 +285,7 @@ def main():
         print(json.dumps({"url": fake.url, "ca_file": fake.ca_file,
                           "credentials_file": str(key_file),
                           "project_id": fake.project_id}), flush=True)
-        await asyncio.Event().wait()
+        await report_first_request(fake)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_forever())

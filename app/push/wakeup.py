@@ -8,7 +8,9 @@ at once when told that something changed:
 - on PostgreSQL, by ``NOTIFY push_due`` (``notify_due``), which every transaction that
   makes work for the workers issues — accepting a notification, accepting an audience,
   a step of its expansion, a delivery put back to pending — and which PostgreSQL delivers
-  at commit to the ``DueListener`` of every worker (one connection per worker process);
+  at commit to the ``DueListener`` of every worker (one connection per worker process):
+  the idle lanes look at once (an audience to expand is not a due delivery), and the
+  clock reads the ledger again (the work may be due later);
 - in the worker's own process, by its lanes: one that becomes idle makes the clock read
   the ledger again (what it just recorded may be due sooner).
 
@@ -103,6 +105,12 @@ class Alarm:
         self._someone_idle.clear()
         bell.set()
 
+    def heard(self) -> None:
+        """Work was written (a notification, an audience to expand, a retry): the idle
+        lanes look now, and the clock reads the ledger again."""
+        self.ring()
+        self.look_again()
+
     def look_again(self) -> None:
         """Something may be due sooner than the clock thinks: read the ledger again."""
         self._look_again.set()
@@ -177,7 +185,7 @@ class DueListener:
     async def _listen(self, connection) -> None:
         while True:
             async for _ in connection.notifies(timeout=LISTEN_CHECK):
-                self._alarm.look_again()
+                self._alarm.heard()
             await connection.execute("SELECT 1")  # a dead connection raises here
 
     def _heard(self, listening: bool, was_lost: bool) -> None:
