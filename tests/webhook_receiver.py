@@ -33,6 +33,7 @@ class Received:
     body: dict | None
     verified: bool
     at: float
+    raw: bytes = b""
 
 
 class WebhookReceiver:
@@ -81,7 +82,7 @@ class WebhookReceiver:
         except ValueError:
             body = None
         with self._lock:
-            self.log.append(Received(path, headers, body, verified, time.time()))
+            self.log.append(Received(path, headers, body, verified, time.time(), raw))
 
     def _handler(self):
         receiver = self
