@@ -13,17 +13,18 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Device
 from app.security import crypto
-from tests import test_compat_cross_surface
+from tests import test_compat_cross_surface, test_races
 from tests.compat_helpers import send
 from tests.conftest import free_port
 from tests.factories import bearer
 from tests.live_server import LiveServer
 from tests.test_dispatch import one_notification
-from tests.test_races import _logged_in, _no_server_error, iphones, race  # noqa: F401
+from tests.test_races import _logged_in, _no_server_error
 from tests.test_webhook_channel import send_webhooks
 from tests.webhook_receiver import WebhookReceiver
 
 people = test_compat_cross_surface.people
+iphones, race = test_races.iphones, test_races.race  # two clients' requests at once
 
 
 @pytest.fixture
@@ -154,8 +155,8 @@ def test_two_users_taking_one_url_at_once_each_know_only_their_own(live, app, ip
         url = f"http://127.0.0.1:9/hook-{round_number}-{uuid.uuid4().hex}"
         seed_003 = round_number % 2 == 1
         _, original = live_register(first_owner, url, seed_003)
-        answers = race(*(lambda iphone=iphone: live_register(iphone, url, seed_003)
-                         for iphone, _ in racers))
+        answers = race(*(lambda iphone=iphone, url=url, seed_003=seed_003:
+                         live_register(iphone, url, seed_003) for iphone, _ in racers))
 
         _no_server_error(*(response for response, _ in answers))
         assert all(response.status_code in (200, 201) for response, _ in answers)
