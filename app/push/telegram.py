@@ -35,6 +35,7 @@ from app.models.device import Device as DeviceModel
 from app.models.types import utcnow
 from app.push import slots
 from app.push.fanout import in_order
+from app.push.http_pool import PooledHttp
 from app.push.message import Action, Address, Notification, Outcome, PushType, Refusal
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _retry_after(answer: dict) -> float:
     return float(value) if isinstance(value, int | float) and value >= 0 else 1.0
 
 
-class TelegramTransport:
+class TelegramTransport(PooledHttp):
     def __init__(self, settings: TelegramSettings, engine, clock=time.time):
         self._settings = settings
         self._engine = engine
@@ -139,7 +140,6 @@ class TelegramTransport:
                                                      settings.messages_per_second)
         # how long a permit stays taken by a worker that died mid-send
         self._lease = settings.timeout + LEASE_MARGIN
-        self._session: aiohttp.ClientSession | None = None
 
     def address(self, device, notification: Notification) -> Address | Refusal:
         if notification.push_type is not PushType.ALERT:
@@ -241,23 +241,10 @@ class TelegramTransport:
             log.info("telegram: device %s's chat migrated to a chat another device has",
                      chat.device_id)
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._settings.connections),
-                timeout=aiohttp.ClientTimeout(total=self._settings.timeout))
-        return self._session
-
-    async def close(self):
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc_info):
-        await self.close()
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._settings.connections),
+            timeout=aiohttp.ClientTimeout(total=self._settings.timeout))
 
 
 def _answer(raw: bytes) -> dict:
