@@ -215,6 +215,17 @@ def test_429_waits_at_least_its_retry_after(app, receiver):
 
 
 @pytest.mark.committed
+def test_an_endless_answer_is_read_no_further_than_64_kib(app, receiver):
+    receiver.answer("/hook?n=0", Answer(200, endless=True))
+    _, (delivery,) = webhook_notification(app, receiver)
+
+    send_webhooks(app, WEBHOOK_TIMEOUT=5.0)
+
+    assert state(app, delivery).state == "sent"  # not a timeout reading a gigabyte
+    assert receiver.endless_written < 64 * 1024 * 1024  # what socket buffers took
+
+
+@pytest.mark.committed
 def test_a_redirect_to_a_private_address_is_not_followed(app, receiver):
     receiver.answer("/hook?n=0", Answer(302, {"Location": "http://10.0.0.1/steal"}))
     _, (delivery,) = webhook_notification(app, receiver)
