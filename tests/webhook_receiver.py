@@ -5,7 +5,8 @@ as told, per path: a status (with headers), a redirect, a hang, or a reset conne
 ``answers[path]`` is a list consumed one answer per request (the last one repeats); an
 ``Answer`` with ``hang`` sleeps that long before answering, ``reset`` closes the socket
 without answering, ``endless`` writes a body far larger than anyone should read (how much
-was written before the client let go: ``endless_written``). Every request is logged, verified or not (``Received.verified``)."""
+was written before the client let go: ``endless_written``). Every request is logged,
+verified or not (``Received.verified``)."""
 
 import json
 import socket
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import standardwebhooks
-
 
 ENDLESS = 1 << 30
 
