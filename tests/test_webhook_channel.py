@@ -79,6 +79,16 @@ def test_seed_003_registers_a_webhook_with_its_secret(client, people, receiver):
     assert "token" not in document["device"]
 
 
+def test_webhooks_and_chats_are_never_apple_device_tokens(client, people, receiver):
+    alice = people()
+    assert post_device(client, alice, channel="webhook", token=receiver.url()).status_code == 201
+    assert post_device(client, alice, channel="telegram", token="4242").status_code == 201
+
+    listed = client.get("/api/apple_device_tokens", headers=bearer(alice.session))
+
+    assert listed.status_code == 200 and listed.get_json()["data"] == []
+
+
 @pytest.mark.parametrize("url", [
     "ftp://example.com/hook", "https://user:pw@example.com/hook",
     "https://example.com/hook#part", "https:///nohost", "not a url", "https://example.com/"
