@@ -193,9 +193,9 @@ class NotificationSchema(Schema):
     live_activity_audience = ActivityAudience(load_only=True)
     # when (app/resources/notification_schedule.py)
     send_at = PushTime(allow_none=True)
-    local_time = fields.Str(allow_none=True, validate=validate.Regexp(
-        LOCAL_TIME_PATTERN, error='A wall-clock time "HH:MM" or "HH:MM:SS", from "00:00" '
-                                  'to "23:59:59".'))
+    # the pattern is checked by the service (its own code, INVALID_LOCAL_TIME)
+    local_time = plain.Raw(allow_none=True, metadata={"type": "string",
+                                                      "pattern": LOCAL_TIME_PATTERN})
     throttle = Throttle(allow_none=True)
     # who it goes to instead of users and devices (checked by app/resources/audiences.py)
     audience = Audience(allow_none=True)
