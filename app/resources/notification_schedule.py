@@ -54,7 +54,8 @@ class Schedule:
 def requested(content: dict, now: datetime) -> Schedule:
     """The schedule ``content`` asks for, its members taken out of it; every bad member
     named at once."""
-    asked = {name: content.pop(name) for name in MEMBERS if content.get(name) is not None}
+    asked = {name: content.pop(name) for name in MEMBERS if name in content}
+    asked = {name: value for name, value in asked.items() if value is not None}
     errors: list[ServiceError] = []
     parsed = {}
     for name, parse in (("send_at", _send_at), ("local_time", _local_time),
