@@ -13,6 +13,7 @@ zones, no database, no wire format.
 Every datetime given and returned is aware, in UTC.
 """
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,12 +27,15 @@ EPSILON = timedelta(microseconds=1)
 def zone_named(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
     """The IANA zone ``name``, or ``fallback`` when there is none or it names no zone (a
     stored value the registry's validation never saw must not stop a worker)."""
-    if not name:
-        return fallback
+    return (_zone(name) if name else None) or fallback
+
+
+@functools.lru_cache(maxsize=1024)
+def _zone(name: str) -> ZoneInfo | None:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        return fallback
+        return None
 
 
 def local_moment(start: datetime, wall: time, zone: ZoneInfo) -> datetime:

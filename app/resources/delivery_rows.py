@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import DateTime, String, bindparam, func, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 from sqlalchemy.types import Uuid
 
@@ -72,15 +73,32 @@ def write(connection, notification_id, schedule: Schedule, conditions, *, positi
                                  .where(*conditions).order_by(Device.id)).all()
     due = moments_for(connection, notification_id, schedule, [row[2] for row in devices],
                       position=position, now=now, default_zone=default_zone)
-    written = NOTHING
-    for first in range(0, len(devices), ROWS_PER_STATEMENT):
-        rows = [_row(notification_id, device_id, channel, at, now) for (device_id, channel, _),
-                at in zip(devices[first:first + ROWS_PER_STATEMENT],
-                          due[first:first + ROWS_PER_STATEMENT], strict=True)]
-        statement = insert_for(connection, Delivery).values(rows)
-        ids = _inserted(connection, statement, skip_duplicates)
-        written += Written(ids, min(due[first:first + ROWS_PER_STATEMENT]) if ids else None)
-    return written
+    if not devices:
+        return NOTHING
+    if connection.dialect.name == "postgresql":
+        ids = _inserted(connection, _from_arrays(connection, notification_id, devices, due, now),
+                        skip_duplicates)
+    else:  # executemany: compiled once, sent as multi-row VALUES of ROWS_PER_STATEMENT rows
+        rows = [_row(notification_id, device_id, channel, at, now)
+                for (device_id, channel, _), at in zip(devices, due, strict=True)]
+        ids = _inserted(connection, insert_for(connection, Delivery), skip_duplicates, rows)
+    return Written(ids, min(due) if ids else None)
+
+
+def _from_arrays(connection, notification_id, devices, due, now):
+    """PostgreSQL: ``INSERT … SELECT … FROM unnest(ids, channels, moments)``: three array
+    parameters, however many rows (a statement of thousands of parameters costs more to
+    build than to run)."""
+    given = func.unnest(
+        bindparam(None, [row[0] for row in devices], type_=ARRAY(Uuid())),
+        bindparam(None, [row[1] for row in devices], type_=ARRAY(String())),
+        bindparam(None, due, type_=ARRAY(DateTime(timezone=True))),
+    ).table_valued("device_id", "channel", "at").render_derived()
+    values = {**delivery_values(notification_id, now, "postgresql"),
+              "device_id": given.c.device_id, "channel": given.c.channel,
+              "next_attempt_at": given.c.at, "scheduled_at": given.c.at}
+    return insert_for(connection, Delivery).from_select(list(values),
+                                                        select(*values.values()))
 
 
 def moments_for(connection, notification_id, schedule: Schedule, zones, *, position: int,
@@ -141,12 +159,17 @@ def _row(notification_id, device_id, channel, at, now):
             "next_attempt_at": at, "scheduled_at": at, "created_at": now, "updated_at": now}
 
 
-def _inserted(connection, statement, skip_duplicates) -> list[int]:
+def _inserted(connection, statement, skip_duplicates, rows=None) -> list[int]:
     if skip_duplicates:
         statement = statement.on_conflict_do_nothing(
             index_elements=["notification_id", "device_id"], index_where=ONE_PER_DEVICE)
     # (rowcount is not reliable across drivers for INSERT … SELECT: the rows say)
-    return list(connection.scalars(statement.returning(Delivery.id)))
+    statement = statement.returning(Delivery.id)
+    if rows is None:
+        return list(connection.scalars(statement))
+    return list(connection.execute(
+        statement, rows,
+        execution_options={"insertmanyvalues_page_size": ROWS_PER_STATEMENT}).scalars())
 
 
 def delivery_values(notification_id, now, dialect_name, due=None):
