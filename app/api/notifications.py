@@ -131,10 +131,19 @@ def _shown(notification):
     """The notification as its resource object shows it: content, status and counts."""
     counts = notifications.counts(notification)
     return SimpleNamespace(**notification.content, id=notification.id,
-                           audience=notification.audience,
+                           audience=notification.audience, **_schedule(notification),
                            sender_id=notification.sender_id,
                            status=notifications.status_of(counts).value,
                            counts=counts.shown(), created_at=notification.created_at)
+
+
+def _schedule(notification):
+    """send_at as UNIX seconds (as ``expiration``), throttle as the object it was given."""
+    send_at = notification.send_at
+    return {"send_at": None if send_at is None else int(send_at.timestamp()),
+            "local_time": notification.local_time,
+            "throttle": None if notification.throttle is None
+            else {"per_minute": notification.throttle}}
 
 
 def _identifiers(name, linkage):

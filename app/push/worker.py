@@ -46,13 +46,15 @@ class WorkerOptions:
     poll_interval: float = 1.0
     shutdown_grace: float = 15.0
     burst: bool = False
+    default_time_zone: str = "UTC"  # a local-time notification's, for devices without
 
     @classmethod
     def from_config(cls, config, **overrides) -> "WorkerOptions":
         values = {"chunk_size": config["PUSH_CHUNK_SIZE"],
                   "concurrency": config["PUSH_CONCURRENCY"], "lease": config["PUSH_LEASE"],
                   "poll_interval": config["PUSH_POLL_INTERVAL"],
-                  "shutdown_grace": config["PUSH_SHUTDOWN_GRACE"]}
+                  "shutdown_grace": config["PUSH_SHUTDOWN_GRACE"],
+                  "default_time_zone": config["DEFAULT_TIME_ZONE"]}
         return cls(**values | {key: value for key, value in overrides.items()
                                if value is not None})
 
@@ -178,7 +180,8 @@ class Worker:
     def expand(self, connection, now, notification_id=None):
         """One step of an audience's expansion (``expansion.step``), in ``connection``'s
         transaction: the queues run it through the worker, which knows the services."""
-        return expansion.step(connection, self.options.chunk_size, now, notification_id)
+        return expansion.step(connection, self.options.chunk_size, now, notification_id,
+                              default_zone=self.options.default_time_zone)
 
     def _next_due(self):
         with self.engine.connect() as connection:

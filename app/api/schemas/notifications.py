@@ -13,6 +13,7 @@ from marshmallow_jsonapi import Schema, fields
 
 from app.api.schemas.fields import StrictBoolean, StrictInteger, Timestamp, format_timestamp
 from app.models import Channel
+from app.resources.notification_schedule import LOCAL_TIME_PATTERN, THROTTLE_MAX, THROTTLE_MIN
 
 PUSH_TYPES = ("alert", "background", "voip", "liveactivity")
 ALERT_KEYS = frozenset({
@@ -121,6 +122,18 @@ class ActivityAudience(plain.Field):
         return value
 
 
+class Throttle(plain.Raw):
+    """``{"per_minute": N}``: checked by ``app/resources/notification_schedule.py``."""
+
+
+THROTTLE_JSON_SCHEMA = {
+    "type": ["object", "null"], "additionalProperties": False, "required": ["per_minute"],
+    "properties": {"per_minute": {"type": "integer", "minimum": THROTTLE_MIN,
+                                  "maximum": THROTTLE_MAX}},
+    "description": "At most per_minute deliveries of this notification a minute.",
+}
+
+
 class Audience(plain.Raw):
     """Who a notification goes to instead of users and devices; checked by
     ``app/resources/audiences.py`` (its JSON Schema: ``AUDIENCE_JSON_SCHEMA``)."""
@@ -178,6 +191,12 @@ class NotificationSchema(Schema):
     stale_date = PushTime(allow_none=True)
     dismissal_date = PushTime(allow_none=True)
     live_activity_audience = ActivityAudience(load_only=True)
+    # when (app/resources/notification_schedule.py)
+    send_at = PushTime(allow_none=True)
+    # the pattern is checked by the service (its own code, INVALID_LOCAL_TIME)
+    local_time = plain.Raw(allow_none=True, metadata={"type": "string",
+                                                      "pattern": LOCAL_TIME_PATTERN})
+    throttle = Throttle(allow_none=True)
     # who it goes to instead of users and devices (checked by app/resources/audiences.py)
     audience = Audience(allow_none=True)
     status = fields.Str(dump_only=True)
@@ -202,6 +221,7 @@ class DeliverySchema(Schema):
     created_at = Timestamp(dump_only=True)
     sent_at = Timestamp(dump_only=True)
     next_attempt_at = Timestamp(dump_only=True)
+    scheduled_at = Timestamp(dump_only=True)
 
     class Meta:
         type_ = "deliveries"

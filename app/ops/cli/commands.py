@@ -1,9 +1,10 @@
 """``flask`` commands for operators."""
 
 import json
+import math
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 from flask import current_app
@@ -177,6 +178,26 @@ class Duration(click.ParamType):
         return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
 
 
+class Moment(click.ParamType):
+    """A moment as UNIX seconds, given as such or as ISO 8601 with a zone."""
+
+    name = "moment"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        if value.isdigit():
+            return int(value)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            self.fail("give ISO 8601 with a zone (2026-12-24T18:00:00+01:00) or UNIX "
+                      "seconds", param, ctx)
+        return math.floor(moment.timestamp())
+
+
 class JsonObject(click.ParamType):
     """A JSON object given on the command line."""
 
@@ -224,9 +245,15 @@ class JsonObject(click.ParamType):
 @click.option("--content-state", type=JsonObject(), help="aps.content-state, a JSON object.")
 @click.option("--attributes", type=JsonObject(), help="A start's aps.attributes (JSON).")
 @click.option("--priority", type=click.Choice(("5", "10")), help="apns-priority.")
+@click.option("--send-at", type=Moment(), help="Not before this moment: ISO 8601 with a zone, "
+              "or UNIX seconds (at most 30 days ahead).")
+@click.option("--local-time", metavar="HH:MM[:SS]",
+              help="Each device at this time on its own wall clock (from --send-at or now).")
+@click.option("--throttle", type=int, metavar="N",
+              help="At most N deliveries a minute (60 to 1,000,000).")
 def send(users, device_ids, alert, everyone, topics, condition, where, sandbox_only,
          live_activity_event, activity_ids, attributes_type, activity_id, channel_id,
-         content_state, attributes, priority):
+         content_state, attributes, priority, send_at, local_time, throttle):
     """Accept a notification for sending, as an operator (no sender), and print its id, its
     status and how many deliveries it has so far. The push workers send it (and expand an
     audience: --all, --topic, --condition, with --where)."""
@@ -237,6 +264,8 @@ def send(users, device_ids, alert, everyone, topics, condition, where, sandbox_o
     else:
         content = _live_activity_content(live_activity_event, alert, attributes_type,
                                          activity_id, content_state, attributes, priority)
+    content |= {"send_at": send_at, "local_time": local_time,
+                "throttle": None if throttle is None else {"per_minute": throttle}}
     audience = _audience(everyone, topics, condition, where)
     notification, _ = _or_fail(lambda: notifications.accept(
         None, content, users=users, devices=device_ids, live_activities=activity_ids,
