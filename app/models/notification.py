@@ -28,6 +28,7 @@ class NotificationStatus(enum.StrEnum):
     QUEUED = "queued"
     SENDING = "sending"
     DONE = "done"
+    CANCELED = "canceled"  # its sender canceled it and nothing is left in flight
 
 
 class DeliveryState(enum.StrEnum):
@@ -37,10 +38,11 @@ class DeliveryState(enum.StrEnum):
     FAILED = "failed"
     INVALIDATED = "invalidated"
     EXPIRED = "expired"
+    CANCELED = "canceled"  # its notification was canceled before it was handed to a provider
 
 
 FINAL_STATES = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.INVALIDATED,
-                          DeliveryState.EXPIRED})
+                          DeliveryState.EXPIRED, DeliveryState.CANCELED})
 
 
 class Notification(Model):
@@ -50,7 +52,8 @@ class Notification(Model):
     An audience is expanded by the workers (``app/push/expansion.py``): ``expanding``
     until every matching device has its delivery, ``expanded_through`` the last device id
     written (the keyset position a resumed expansion starts after), ``targeted`` the
-    deliveries written so far, added to in the transaction that writes them."""
+    deliveries written so far, added to in the transaction that writes them.
+    ``canceled_at``: when its sender canceled it (``app/resources/cancellation.py``)."""
 
     __tablename__ = "notifications"
     # The notifications still expanding, for the workers to find without a scan.
@@ -69,6 +72,7 @@ class Notification(Model):
     expanding: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     expanded_through: Mapped[uuid.UUID | None] = mapped_column()
     targeted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -79,10 +79,12 @@ class Counts:
     failed: int = 0
     invalidated: int = 0
     expired: int = 0
+    canceled: int = 0
     started: int = 0  # deliveries attempted at least once or being sent now
     by_channel: dict = dataclasses.field(default_factory=dict)
     targeted: int = 0  # deliveries written so far
     expanding: bool = False  # an audience not written whole yet
+    was_canceled: bool = False  # its sender canceled it (``cancellation.py``)
 
     def shown(self):
         return {**_by_state(self), "targeted": self.targeted,
@@ -92,7 +94,8 @@ class Counts:
 
 def _by_state(counts):
     return {"pending": counts.pending, "sent": counts.sent, "failed": counts.failed,
-            "invalidated": counts.invalidated, "expired": counts.expired}
+            "invalidated": counts.invalidated, "expired": counts.expired,
+            "canceled": counts.canceled}
 
 
 # -- accepting -----------------------------------------------------------------------
@@ -425,7 +428,8 @@ def counts(notification):
                   for channel in {row[0] for row in rows}}
     return dataclasses.replace(_counted(rows), by_channel=by_channel,
                                targeted=notification.targeted,
-                               expanding=notification.expanding)
+                               expanding=notification.expanding,
+                               was_canceled=notification.canceled_at is not None)
 
 
 def _counted(rows):
@@ -440,16 +444,19 @@ def _counted(rows):
         failed=by_state.get(DeliveryState.FAILED, 0),
         invalidated=by_state.get(DeliveryState.INVALIDATED, 0),
         expired=by_state.get(DeliveryState.EXPIRED, 0),
+        canceled=by_state.get(DeliveryState.CANCELED, 0),
         started=begun)
 
 
 def status_of(counts):
     """expanding (an audience's deliveries are still being written), queued (nothing
-    tried yet), sending, or done (no delivery left pending)."""
+    tried yet), sending, or, once no delivery is left pending, canceled (its sender
+    canceled it: a cancel stops an expansion, and the deliveries in flight when it came
+    are sending until they finish) or done."""
     if counts.expanding:
         return NotificationStatus.EXPANDING
     if counts.pending == 0:
-        return NotificationStatus.DONE
+        return NotificationStatus.CANCELED if counts.was_canceled else NotificationStatus.DONE
     return NotificationStatus.SENDING if counts.started else NotificationStatus.QUEUED
 
 
