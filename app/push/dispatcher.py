@@ -380,15 +380,17 @@ class Dispatcher:
         (a retry of a canceled notification is canceled)."""
         now = utcnow()
         with self._engine.begin() as connection:
-            results = ledger.record(connection, results, now, claimed)
-            receipts.keep(connection, [result.delivery_id for result in results
-                                       if result.state in FINAL_STATES], now)
+            # the hand-backs first: each takes its cancel locks before it writes a row
+            # (``ledger``), so none may come after the outcomes are written
             canceled: list[int] = []
             for seconds in set(paused.values()):
                 canceled += _release(connection, [claimed[id_] for id_, s in paused.items()
                                                   if s == seconds],
                                      now, now + timedelta(seconds=seconds))
             paused = {id_: s for id_, s in paused.items() if id_ not in set(canceled)}
+            results = ledger.record(connection, results, now, claimed)
+            receipts.keep(connection, [result.delivery_id for result in results
+                                       if result.state in FINAL_STATES], now)
             invalidate(connection, [item for item in invalidations
                                     if isinstance(item, Invalidation)],
                        now, self._settings.invalidation_policy)

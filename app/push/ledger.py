@@ -10,10 +10,13 @@ commits. On PostgreSQL concurrent claims skip each other's rows (``FOR UPDATE SK
 LOCKED``); SQLite's write lock serialises them.
 
 A delivery of a canceled notification (``app/resources/cancellation.py``) never goes back
-to pending: a retry or a hand-back is written ``canceled`` instead. Both read the
-notifications' ``canceled_at`` under a share lock, which waits for a cancel in progress
-(it updates the notification before its deliveries): either the cancel commits first and
-is seen here, or this commits first and the cancel's UPDATE finds the row pending.
+to pending: a retry or a hand-back is written ``canceled`` instead. On PostgreSQL both read
+the notifications' ``canceled_at`` holding ``cancel_lock`` shared, which a cancel holds
+exclusively until it commits: either the cancel commits first and is seen here, or this
+commits first and the cancel's UPDATE finds the row pending. (An advisory lock, not the
+notification's row lock: a row lock would make an audience's expansion step, which skips a
+locked notification, pass this one by.) Each transaction takes it before it writes any
+delivery, so it never holds a row the cancel waits for while it waits for the cancel.
 """
 
 import random
@@ -21,13 +24,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, any_, bindparam, case, or_, select, update
+from sqlalchemy import and_, any_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.models.notification import Delivery, DeliveryState, Notification
 
 deliveries = Delivery.__table__
 notifications = Notification.__table__
+CANCEL_LOCK = "notification-cancel:"  # its advisory lock's key, with the notification's id
 CANCELED_REASON = "Canceled"
 CANCELED_DETAIL = "its notification was canceled before it was handed to a provider"
 CANCELED_WHY = {"last_reason": CANCELED_REASON, "detail": CANCELED_DETAIL}  # column values
@@ -197,14 +201,24 @@ def canceled_result(delivery_id: int) -> Result:
 
 
 def canceled_among(connection, notification_ids) -> set[uuid.UUID]:
-    """Those of ``notification_ids`` canceled, read under a share lock (see above)."""
+    """Those of ``notification_ids`` canceled, read holding ``cancel_lock`` shared."""
     if not notification_ids:
         return set()
-    statement = select(notifications.c.id, notifications.c.canceled_at).where(
-        among(connection, notifications.c.id, notification_ids))
-    if connection.dialect.name == "postgresql":
-        statement = statement.with_for_update(read=True)
-    return {row.id for row in connection.execute(statement) if row.canceled_at is not None}
+    cancel_lock(connection, notification_ids)
+    return set(connection.scalars(select(notifications.c.id).where(
+        among(connection, notifications.c.id, notification_ids),
+        notifications.c.canceled_at.is_not(None))))
+
+
+def cancel_lock(connection, notification_ids, *, exclusive=False) -> None:
+    """PostgreSQL's transaction-scoped advisory lock on each notification's cancel: shared
+    by the writers that could put a delivery back to pending, exclusive for a cancel.
+    (SQLite's write lock serialises them anyway.)"""
+    if connection.dialect.name != "postgresql":
+        return
+    lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+    keys = sorted(f"{CANCEL_LOCK}{notification_id}" for notification_id in notification_ids)
+    connection.execute(select(*(lock(func.hashtextextended(key, 0)) for key in keys)))
 
 
 _OUTCOME = (

@@ -415,7 +415,8 @@ def find(notification_id):
 
 def counts(notification):
     """Its deliveries by state, overall and by channel, in one query of the counts the
-    database keeps (``DeliveryCount``): its cost does not grow with the deliveries."""
+    database keeps (``DeliveryCount``): its cost does not grow with the deliveries. A
+    canceled notification's rows still pending (``cancellation.py``) count as canceled."""
     rows = db.session.execute(
         select(DeliveryCount.channel, DeliveryCount.state, func.sum(DeliveryCount.count),
                func.sum(case((or_(DeliveryCount.attempted,
@@ -424,18 +425,19 @@ def counts(notification):
         .where(DeliveryCount.notification_id == notification.id)
         .group_by(DeliveryCount.channel, DeliveryCount.state)).all()
     rows = [row for row in rows if row[2]]  # keys counted to zero
-    by_channel = {channel: _counted([row for row in rows if row[0] == channel])
+    canceled = notification.canceled_at is not None
+    by_channel = {channel: _counted([row for row in rows if row[0] == channel], canceled)
                   for channel in {row[0] for row in rows}}
-    return dataclasses.replace(_counted(rows), by_channel=by_channel,
+    return dataclasses.replace(_counted(rows, canceled), by_channel=by_channel,
                                targeted=notification.targeted,
-                               expanding=notification.expanding,
-                               was_canceled=notification.canceled_at is not None)
+                               expanding=notification.expanding, was_canceled=canceled)
 
 
-def _counted(rows):
+def _counted(rows, canceled=False):
     by_state: dict[str, int] = {}
     begun = 0
     for _, state, count, state_started in rows:  # sums: PostgreSQL's are numeric
+        state = DeliveryState.CANCELED if canceled and state == DeliveryState.PENDING else state
         by_state[state] = by_state.get(state, 0) + int(count)
         begun += int(state_started or 0)
     return Counts(
@@ -450,9 +452,8 @@ def _counted(rows):
 
 def status_of(counts):
     """expanding (an audience's deliveries are still being written), queued (nothing
-    tried yet), sending, or, once no delivery is left pending, canceled (its sender
-    canceled it: a cancel stops an expansion, and the deliveries in flight when it came
-    are sending until they finish) or done."""
+    tried yet), sending, or, once none is left pending, canceled (its sender canceled it:
+    that stops an expansion; those in flight then are sending until they finish) or done."""
     if counts.expanding:
         return NotificationStatus.EXPANDING
     if counts.pending == 0:
