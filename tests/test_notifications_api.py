@@ -105,7 +105,8 @@ def test_a_notification_is_accepted_with_one_delivery_per_device(client, app, se
     url = f"http://localhost/api/notifications/{sent['id']}"
     assert sent["links"]["self"] == url and response.headers["Content-Location"] == url
     assert sent["attributes"]["status"] == "queued"
-    by_state = {"pending": 4, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0}
+    by_state = {"pending": 4, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0,
+                "canceled": 0}
     assert sent["attributes"]["counts"] == {**by_state, "targeted": 4,
                                             "by_channel": {"ios_push": by_state}}
     assert sent["attributes"]["data"] == {"post": "p1"} and sent["attributes"]["badge"] == 2
@@ -419,7 +420,7 @@ def test_status_and_counts_are_read_from_the_deliveries(client, app, service, st
                  200)["data"]["attributes"]
     assert shown["status"] == status
     by_state = {"pending": 0, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0,
-                **counts}
+                "canceled": 0, **counts}
     assert shown["counts"] == {**by_state, "targeted": 6,
                                "by_channel": {"ios_push": by_state}}
 

@@ -73,8 +73,10 @@ def test_status_prints_the_counts(runner, app):
     assert push(runner, "status", sent["id"]) == {
         "id": sent["id"], "status": "queued",
         "counts": {"pending": 3, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0,
-                   "targeted": 3, "by_channel": {"ios_push": {"pending": 3, "sent": 0, "failed": 0,
-                                               "invalidated": 0, "expired": 0}}}}
+                   "canceled": 0, "targeted": 3,
+                   "by_channel": {"ios_push": {"pending": 3, "sent": 0, "failed": 0,
+                                               "invalidated": 0, "expired": 0,
+                                               "canceled": 0}}}}
     with app.app_context():
         db.session.execute(update(Delivery).values(state="sent", attempts=1))
         db.session.commit()

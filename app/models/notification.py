@@ -29,6 +29,7 @@ class NotificationStatus(enum.StrEnum):
     QUEUED = "queued"
     SENDING = "sending"
     DONE = "done"
+    CANCELED = "canceled"  # its sender canceled it and nothing is left in flight
 
 
 class DeliveryState(enum.StrEnum):
@@ -38,10 +39,11 @@ class DeliveryState(enum.StrEnum):
     FAILED = "failed"
     INVALIDATED = "invalidated"
     EXPIRED = "expired"
+    CANCELED = "canceled"  # its notification was canceled before it was handed to a provider
 
 
 FINAL_STATES = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.INVALIDATED,
-                          DeliveryState.EXPIRED})
+                          DeliveryState.EXPIRED, DeliveryState.CANCELED})
 
 
 class Notification(Model):
@@ -56,7 +58,8 @@ class Notification(Model):
     Its schedule (``app/resources/notification_schedule.py``): ``send_at`` (not before),
     ``local_time`` (each device at that wall-clock time in its own zone), ``throttle`` (at
     most that many deliveries a minute); ``first_due_at`` the earliest moment a delivery of
-    it was written with, so its status tells "scheduled" without reading its deliveries."""
+    it was written with, so its status tells "scheduled" without reading its deliveries.
+    ``canceled_at``: when its sender canceled it (``app/resources/cancellation.py``)."""
 
     __tablename__ = "notifications"
     # The notifications still expanding, for the workers to find without a scan.
@@ -79,6 +82,7 @@ class Notification(Model):
     local_time: Mapped[str | None] = mapped_column(String(8))  # HH:MM:SS
     throttle: Mapped[int | None] = mapped_column(Integer)  # deliveries a minute
     first_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -78,11 +78,13 @@ class Counts:
     failed: int = 0
     invalidated: int = 0
     expired: int = 0
+    canceled: int = 0
     started: int = 0  # deliveries attempted at least once or being sent now
     by_channel: dict = dataclasses.field(default_factory=dict)
     targeted: int = 0  # deliveries written so far
     expanding: bool = False  # an audience not written whole yet
     first_due_at: datetime | None = None  # the earliest moment a delivery was written with
+    was_canceled: bool = False  # its sender canceled it (``cancellation.py``)
 
     def shown(self):
         return {**_by_state(self), "targeted": self.targeted,
@@ -92,7 +94,8 @@ class Counts:
 
 def _by_state(counts):
     return {"pending": counts.pending, "sent": counts.sent, "failed": counts.failed,
-            "invalidated": counts.invalidated, "expired": counts.expired}
+            "invalidated": counts.invalidated, "expired": counts.expired,
+            "canceled": counts.canceled}
 
 
 # -- accepting -----------------------------------------------------------------------
@@ -388,7 +391,8 @@ def find(notification_id):
 
 def counts(notification):
     """Its deliveries by state, overall and by channel, in one query of the counts the
-    database keeps (``DeliveryCount``): its cost does not grow with the deliveries."""
+    database keeps (``DeliveryCount``): its cost does not grow with the deliveries. A
+    canceled notification's rows still pending (``cancellation.py``) count as canceled."""
     rows = db.session.execute(
         select(DeliveryCount.channel, DeliveryCount.state, func.sum(DeliveryCount.count),
                func.sum(case((or_(DeliveryCount.attempted,
@@ -397,18 +401,20 @@ def counts(notification):
         .where(DeliveryCount.notification_id == notification.id)
         .group_by(DeliveryCount.channel, DeliveryCount.state)).all()
     rows = [row for row in rows if row[2]]  # keys counted to zero
-    by_channel = {channel: _counted([row for row in rows if row[0] == channel])
+    canceled = notification.canceled_at is not None
+    by_channel = {channel: _counted([row for row in rows if row[0] == channel], canceled)
                   for channel in {row[0] for row in rows}}
-    return dataclasses.replace(_counted(rows), by_channel=by_channel,
+    return dataclasses.replace(_counted(rows, canceled), by_channel=by_channel,
                                targeted=notification.targeted,
                                expanding=notification.expanding,
-                               first_due_at=notification.first_due_at)
+                               first_due_at=notification.first_due_at, was_canceled=canceled)
 
 
-def _counted(rows):
+def _counted(rows, canceled=False):
     by_state: dict[str, int] = {}
     begun = 0
     for _, state, count, state_started in rows:  # sums: PostgreSQL's are numeric
+        state = DeliveryState.CANCELED if canceled and state == DeliveryState.PENDING else state
         by_state[state] = by_state.get(state, 0) + int(count)
         begun += int(state_started or 0)
     return Counts(
@@ -417,16 +423,19 @@ def _counted(rows):
         failed=by_state.get(DeliveryState.FAILED, 0),
         invalidated=by_state.get(DeliveryState.INVALIDATED, 0),
         expired=by_state.get(DeliveryState.EXPIRED, 0),
+        canceled=by_state.get(DeliveryState.CANCELED, 0),
         started=begun)
 
 
 def status_of(counts):
     """expanding (an audience's deliveries are still being written), scheduled (none due
-    yet), queued (nothing tried yet), sending, or done (no delivery left pending)."""
+    yet), queued (nothing tried yet), sending, or, once none is left pending, canceled (its
+    sender canceled it: that stops an expansion; those in flight then are sending until
+    they finish) or done."""
     if counts.expanding:
         return NotificationStatus.EXPANDING
     if counts.pending == 0:
-        return NotificationStatus.DONE
+        return NotificationStatus.CANCELED if counts.was_canceled else NotificationStatus.DONE
     if counts.started:
         return NotificationStatus.SENDING
     if counts.first_due_at is not None and counts.first_due_at > utcnow():

@@ -201,10 +201,27 @@ class NotificationSchema(Schema):
     audience = Audience(allow_none=True)
     status = fields.Str(dump_only=True)
     counts = fields.Dict(dump_only=True)
+    # set by a PATCH (NotificationChangeSchema), never by the POST
+    canceled = StrictBoolean(dump_only=True)
+    canceled_at = Timestamp(dump_only=True)
     created_at = Timestamp(dump_only=True)
 
     class Meta:
         type_ = "notifications"
+
+
+class NotificationChangeSchema(NotificationSchema):
+    """What ``PATCH /api/notifications/<id>`` takes: ``canceled``, to cancel it. Every other
+    attribute is fixed once accepted: sent back unchanged it passes, changed it is refused
+    as read-only."""
+
+    canceled = StrictBoolean()
+
+    class Meta:
+        type_ = "notifications"
+        exclude = ("live_activity_audience",)  # accepted by the POST, never shown
+        dump_only = tuple(name for name in NotificationSchema._declared_fields
+                          if name not in ("canceled", "live_activity_audience"))
 
 
 class DeliverySchema(Schema):

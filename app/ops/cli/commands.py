@@ -22,6 +22,7 @@ from app.ops.cli.push import worker as push_worker
 from app.push import heartbeat
 from app.resources import (
     api_keys,
+    cancellation,
     credentials,
     devices,
     live_activities,
@@ -340,6 +341,24 @@ def status(notification_id):
         raise click.ClickException(f"There is no notification {notification_id}.")
     counts = notifications.counts(notification)
     click.echo(json.dumps({"id": str(notification.id),
+                           "status": notifications.status_of(counts).value,
+                           "counts": counts.shown()}))
+
+
+@push.command("cancel")
+@click.argument("notification_id")
+def cancel(notification_id):
+    """Cancel a notification, as an operator (whoever sent it): every delivery not yet
+    handed to a provider is canceled, those in flight finish. Prints how many it canceled
+    (0 when it was canceled before), its status and counts, as JSON."""
+    notification = notifications.find(notification_id)
+    if notification is None:
+        raise click.ClickException(f"There is no notification {notification_id}.")
+    canceled = cancellation.cancel(notification)
+    db.session.commit()
+    counts = notifications.counts(notification)
+    click.echo(json.dumps({"id": str(notification.id), "canceled": canceled.deliveries,
+                           "already_canceled": not canceled.first,
                            "status": notifications.status_of(counts).value,
                            "counts": counts.shown()}))
 
