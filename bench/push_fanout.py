@@ -286,7 +286,8 @@ def main():
         starts = [watch_start(worker) for worker in workers]
         totals = Counter()
         for worker in workers:
-            output = worker.communicate()[0].splitlines()
+            output = worker.stdout.read().splitlines()  # stderr: watch_start reads it
+            worker.wait()
             totals.update(json.loads(next(line for line in reversed(output)
                                           if line.startswith("{"))))
         finished = time.perf_counter()
