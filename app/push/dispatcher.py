@@ -113,6 +113,8 @@ class Pauses:
 
     def remaining(self, topic: str = EVERY_TOPIC) -> float:
         """Seconds ``topic`` stays paused (every topic's pause counts for each)."""
+        if not self._until:  # asked twice a push: most of the time nothing was paused
+            return 0.0
         now = self._clock()
         until = max(self._until.get(topic, 0), self._until.get(EVERY_TOPIC, 0))
         return max(0.0, until - now)
@@ -206,7 +208,9 @@ class Dispatcher:
 
     def _load(self, chunk):
         notification_ids = {claimed.notification_id for claimed in chunk}
-        device_ids = {claimed.device_id for claimed in chunk if claimed.device_id is not None}
+        # a delivery to an activity reads its device with the activity (``activities.load``)
+        device_ids = {claimed.device_id for claimed in chunk
+                      if claimed.device_id is not None and not claimed.live_activity_id}
         with self._engine.connect() as connection:
             notifications = {row.id: row for row in connection.execute(
                 select(notifications_table.c.id, notifications_table.c.push_type,

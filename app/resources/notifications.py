@@ -197,8 +197,10 @@ def _check_schedule_fits(schedule, recipients):
 def _require_running(notification, ids):
     try:
         live_activities.require_running(ids)
-    except ServiceError:
-        metrics.LIVE_ACTIVITY_REFUSED.labels(notification.event).inc()
+    except ServiceError as exc:
+        # counted: an update to an activity that ended (not one naming no activity at all)
+        if any(error.code == live_activities.ACTIVITY_ENDED for error in exc.errors):
+            metrics.LIVE_ACTIVITY_REFUSED.labels(notification.event).inc()
         raise
 
 

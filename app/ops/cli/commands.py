@@ -15,7 +15,13 @@ from app.api.schemas.fields import format_timestamp
 from app.database.results import rows_changed
 from app.errors import ServiceError
 from app.extensions import db
-from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
+from app.models import (
+    DevPushMessage,
+    RateLimitCounter,
+    SmsMessage,
+    VerificationCode,
+    WorkerHeartbeat,
+)
 from app.models.types import utcnow
 from app.ops.cli.push import outbox as push_outbox
 from app.ops.cli.push import worker as push_worker
@@ -26,6 +32,7 @@ from app.resources import (
     credentials,
     devices,
     live_activities,
+    live_activity_channels,
     notifications,
     sessions,
 )
@@ -65,8 +72,9 @@ def outbox(phone, last):
 def prune(days):
     """Delete what the service no longer needs: sessions, auth tokens and API keys whose
     lifetime is over (the SESSION_*, AUTH_TOKEN_*, API_KEY_* settings), dead verification
-    codes, old outbox texts and expired rate-limit windows. Prints how many rows went, as
-    JSON."""
+    codes, old outbox texts and pushes of the development stand-in, expired rate-limit
+    windows, Live Activities past LIVE_ACTIVITY_MAX_AGE or ended, and broadcast channels
+    found gone at APNs. Prints how many rows went, as JSON."""
     now = utcnow()
     cutoff = now - timedelta(days=days)
     removed = {
@@ -79,6 +87,8 @@ def prune(days):
         # left by workers that died without removing theirs
         "worker_heartbeats": _delete(WorkerHeartbeat, WorkerHeartbeat.beat_at < cutoff),
         "live_activities": live_activities.prune(now, live_activities.max_age(), cutoff),
+        "live_activity_channels": live_activity_channels.prune_ended(cutoff),
+        "dev_push_outbox": _delete(DevPushMessage, DevPushMessage.created_at < cutoff),
     }
     db.session.commit()
     click.echo(json.dumps(removed))
