@@ -164,9 +164,14 @@ def _take(connection, condition, limit, lease, now) -> list[Claimed]:
     due = (select(deliveries.c.id).where(condition)
            .order_by(deliveries.c.next_attempt_at).limit(limit))
     if connection.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # A CTE, materialized: run once. Under ``IN (…)`` PostgreSQL may rescan the locking
+        # subquery for each outer row, and each rescan can lock other rows than the last.
+        taken = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        chosen = deliveries.c.id == taken.c.id
+    else:
+        chosen = deliveries.c.id.in_(due.scalar_subquery())
     statement = (
-        update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+        update(deliveries).where(chosen)
         .values(state=DeliveryState.SENDING, lease_until=now + timedelta(seconds=lease),
                 attempts=deliveries.c.attempts + 1, updated_at=now)
         .returning(deliveries.c.id, deliveries.c.notification_id, deliveries.c.device_id,
