@@ -5,7 +5,8 @@ A step takes one notification still ``expanding`` (on PostgreSQL locked with ``F
 UPDATE SKIP LOCKED``: two workers never expand one notification at once; on SQLite the write lock
 serialises them), reads the next ``chunk_size`` devices after ``expanded_through`` that
 the audience and the push can reach, in device-id order (a keyset: each step reads one
-index range, however far along it is), and in the same transaction:
+index range, however far along it is; the first step reads at most ``FIRST_STEP``, so the
+first pushes leave while the rest is written), and in the same transaction:
 
 - writes their deliveries, each at its moment (``app/resources/delivery_rows.py``: a
   local time, a throttle), ``ON CONFLICT DO NOTHING`` on the unique (notification,
@@ -37,6 +38,7 @@ from app.resources.delivery_rows import NOTHING, Written
 from app.resources.notification_schedule import Schedule
 
 log = logging.getLogger(__name__)
+FIRST_STEP = 100  # devices the first step of an expansion reads, at most
 
 notifications_table = Notification.__table__
 
@@ -65,15 +67,17 @@ def step(connection, chunk_size: int, now: datetime,
         log.error("notification %s: its audience no longer parses (%s): not expanded",
                   row.id, exc.detail)
         return _advance(connection, row, NOTHING, None, True, now)
+    # the first step is small, so the first pushes leave while the next chunks are written
+    limit = chunk_size if row.expanded_through is not None else min(chunk_size, FIRST_STEP)
     candidates = connection.execute(
         select(Device.id, Device.app_version)
         .where(*audience.conditions(), *delivery_rows.reachable(row.push_type), *(
             () if row.expanded_through is None else (Device.id > row.expanded_through,)))
-        .order_by(Device.id).limit(chunk_size)).all()
+        .order_by(Device.id).limit(limit)).all()
     chosen = [device_id for device_id, version in candidates if audience.admits(version)]
     written = write_deliveries(connection, row, chosen, now, default_zone)
     last = candidates[-1].id if candidates else row.expanded_through
-    return _advance(connection, row, written, last, len(candidates) < chunk_size, now)
+    return _advance(connection, row, written, last, len(candidates) < limit, now)
 
 
 def write_deliveries(connection, row, device_ids, now, default_zone="UTC") -> Written:
