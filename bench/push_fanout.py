@@ -19,8 +19,8 @@ fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answe
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
 are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--profile FILE``
-samples the (first) worker with py-spy (``pip install py-spy``) into collapsed stacks; its
-CPU figure then counts py-spy too. ``--queue procrastinate`` (PostgreSQL) enqueues the
+samples the (first) worker with py-spy (``pip install py-spy``; the virtualenv's, else the
+one on ``PATH``) into collapsed stacks; its CPU figure then counts py-spy too. ``--queue procrastinate`` (PostgreSQL) enqueues the
 deliveries as procrastinate jobs with the rows, as ``accept`` does.
 """
 
@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
@@ -299,7 +300,8 @@ def main():
     args = parser.parse_args()
     if args.live_activities and args.channel != "apns":
         sys.exit("--live-activities goes through APNs: --channel apns")
-    if args.profile and not (BIN / "py-spy").exists():
+    py_spy = BIN / "py-spy" if (BIN / "py-spy").exists() else shutil.which("py-spy")
+    if args.profile and not py_spy:
         sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
@@ -326,7 +328,7 @@ def main():
         backends.start()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        profiler = [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw",
+        profiler = [str(py_spy), "record", "--nonblocking", "--format", "raw",
                     "--rate", "200", "-o", args.profile, "--"] if args.profile else []
         workers = [flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
                          "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
