@@ -20,8 +20,9 @@ fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answe
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
 are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--profile FILE``
 samples the (first) worker with py-spy (``pip install py-spy``; the virtualenv's, else the
-one on ``PATH``) into collapsed stacks; its CPU figure then counts py-spy too. ``--queue procrastinate`` (PostgreSQL) enqueues the
-deliveries as procrastinate jobs with the rows, as ``accept`` does.
+one on ``PATH``) into collapsed stacks; its CPU figure then counts py-spy too.
+``--queue procrastinate`` (PostgreSQL) enqueues the deliveries as procrastinate jobs with
+the rows, as ``accept`` does.
 """
 
 import argparse
@@ -81,8 +82,11 @@ def ensure_database(url: str):
 
 
 def flask(env, *args, prefix=(), **popen):
+    """``flask`` on this checkout's code (``PYTHONPATH``), not on whatever checkout the
+    virtualenv's editable install points to."""
+    path = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     return subprocess.Popen([*prefix, str(BIN / "flask"), *args], cwd=ROOT,
-                            env={**env, "FLASK_APP": "wsgi.py"}, **popen)
+                            env={**env, "FLASK_APP": "wsgi.py", "PYTHONPATH": path}, **popen)
 
 
 def endpoint(channel: str, served: dict) -> dict:
