@@ -327,6 +327,7 @@ def main():
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
         fake_cpu = cpu_seconds_of(fake.pid)
+        sink_cpu = cpu_seconds_of(sink.pid) if sink else 0.0
         backends = BackendMeter(sa.engine.make_url(args.database_url).database
                                 if args.database_url.startswith("postgres") else None)
         backends.start()
@@ -347,6 +348,7 @@ def main():
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
         fake_cpu = cpu_seconds_of(fake.pid) - fake_cpu
+        sink_cpu = cpu_seconds_of(sink.pid) - sink_cpu if sink else 0.0
         postgres_cpu = backends.stop()
         states, waits = latencies(engine)
         engine.dispose()
@@ -365,7 +367,9 @@ def main():
           f"(~{max(sent, 1) / worker_cpu:.0f} pushes/s per core); "
           f"fake {FAKE_NAMES[args.channel]} {fake_cpu * 1000 / max(sent, 1):.3f} ms/push"
           + (f"; PostgreSQL {postgres_cpu * 1000 / max(sent, 1):.3f} ms/push"
-             if postgres_cpu is not None else ""))
+             if postgres_cpu is not None else "")
+          + (f"; receipts receiver {sink_cpu * 1000 / max(sent, 1):.3f} ms/push"
+             if sink else ""))
     print(f"accept → {FAKE_NAMES[args.channel]} answer: p50 {percentile(waits, 0.5):.2f} s, "
           f"p99 {percentile(waits, 0.99):.2f} s, max {waits[-1] if waits else 0:.2f} s")
     print(f"{args.channel}; load average {_load(load_before)} before, "
