@@ -1,10 +1,11 @@
 """What receipts cost a push: ``push_fanout.py`` with receipts off, then on, alternately,
 ``--rounds`` times each, in one session, so that both see the same (shared) machine.
 
-Prints each run's pushes/s, worker CPU ms/push, the load average before it and its receipt
-figures, then the medians and the ratios on ÷ off (of each adjacent pair, and of the
-medians): on a loaded machine the interleaved ratios are the figure to read. Fails when a
-receipts run misses an event.
+Prints each run's pushes/s, worker CPU ms/push (and its PostgreSQL backends', and the
+receipts receiver's: on one machine they take from the same cores), the load average before
+it and its receipt figures, then the medians and the ratios on ÷ off (of each adjacent
+pair, and their median): on a loaded machine the interleaved ratios are the figure to read.
+Fails when a receipts run misses an event.
 
     .venv/bin/python bench/receipts_cost.py [--rounds 3] [--devices 20000] [--channel apns]
         [-- more push_fanout.py options]
@@ -22,6 +23,7 @@ FIGURES = {
     "pushes_s": re.compile(r"pushes in [\d.]+ s .*: (\d+) pushes/s"),
     "cpu_ms": re.compile(r"worker CPU ([\d.]+) ms/push"),
     "postgres_ms": re.compile(r"PostgreSQL ([\d.]+) ms/push"),
+    "receiver_ms": re.compile(r"receipts receiver ([\d.]+) ms/push"),
     "load": re.compile(r"load average ([\d.]+) [\d.]+ [\d.]+ before"),
 }
 RECEIPTS = re.compile(r"^receipts: .*$", re.MULTILINE)
