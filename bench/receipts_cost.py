@@ -55,8 +55,9 @@ def main():
             figures = pair["on" if receipts else "off"] = run(args.channel, args.devices,
                                                                receipts, args.extra)
             print(f"round {round_} receipts {'on ' if receipts else 'off'}: "
-                  f"{figures['pushes_s']:.0f} pushes/s, {figures['cpu_ms']:.3f} ms CPU/push, "
-                  f"load {figures['load']:.2f}", flush=True)
+                  f"{figures['pushes_s']:.0f} pushes/s, {figures['cpu_ms']:.3f} ms CPU/push "
+                  f"(+ PostgreSQL {figures['postgres_ms']:.3f}, receiver "
+                  f"{figures['receiver_ms']:.3f}), load {figures['load']:.2f}", flush=True)
             if figures["receipts"]:
                 print(f"    {figures['receipts']}", flush=True)
         print(f"    on ÷ off: pushes/s {pair['on']['pushes_s'] / pair['off']['pushes_s']:.3f}, "
