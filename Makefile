@@ -92,11 +92,11 @@ docs: $(DOCS_STAMP) ## build the documentation site into site/ (mkdocs --strict:
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-push: $(STAMP) ## fan one notification out to 100,000 devices (fake APNs, fake FCM, a local webhook receiver, APNs with receipts on), then audiences of DEVICES (1,000,000) mixed, and a local-time one
+bench-push: $(STAMP) ## fan one notification out to 100,000 devices (fake APNs, fake FCM, a local webhook receiver), receipts off then on 3 times (20,000 APNs devices), then audiences of DEVICES (1,000,000) mixed, and a local-time one
 	$(BIN)/python bench/push_fanout.py --channel apns
 	$(BIN)/python bench/push_fanout.py --channel fcm
 	$(BIN)/python bench/push_fanout.py --channel webhook
-	$(BIN)/python bench/push_fanout.py --channel apns --receipts
+	$(BIN)/python bench/receipts_cost.py --rounds 3 --devices 20000
 	$(BIN)/python bench/push_fanout.py --channel apns --live-activities --devices 10000
 	$(BIN)/python bench/webhook_clients.py
 	$(BIN)/python bench/push_audience.py --audience all --devices $(or $(DEVICES),1000000)

@@ -3,7 +3,9 @@
 (``--channel fcm``: Android devices, HTTP v1, an OAuth access token) or a local webhook
 receiver (``--channel webhook``: signed POSTs over HTTP/1.1 keep-alive), in its own process.
 ``--receipts``: the notification's API key has a callback (the local receiver), so every
-outcome is also kept as a receipt and POSTed by the worker: the cost of receipts.
+outcome is also kept as a receipt and POSTed by the worker: the cost of receipts. The run
+then checks that the receiver got one event for every final outcome (and fails otherwise),
+and prints the receipts' batches, events/s and lag from outcome to arrival.
 
 Devices, the notification and its deliveries are inserted directly (as ``accept`` would
 have, in one go); then the worker runs until nothing is due. Prints pushes/s, the worker's
@@ -17,9 +19,10 @@ fake's, and the p50/p99 from accept (a delivery's ``created_at``) to APNs' answe
 
 The default database is PostgreSQL ``pushreg_bench`` (created when missing); its push tables
 are emptied first. ``--database-url sqlite:///…`` runs it on SQLite. ``--profile FILE``
-samples the (first) worker with py-spy (``pip install py-spy``) into collapsed stacks; its
-CPU figure then counts py-spy too. ``--queue procrastinate`` (PostgreSQL) enqueues the
-deliveries as procrastinate jobs with the rows, as ``accept`` does.
+samples the (first) worker with py-spy (``pip install py-spy``; the virtualenv's, else the
+one on ``PATH``) into collapsed stacks; its CPU figure then counts py-spy too.
+``--queue procrastinate`` (PostgreSQL) enqueues the deliveries as procrastinate jobs with
+the rows, as ``accept`` does.
 """
 
 import argparse
@@ -27,10 +30,12 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from datetime import timedelta
@@ -43,7 +48,12 @@ import sqlalchemy as sa  # noqa: E402
 
 from app.config import normalise_database_url  # noqa: E402
 from app.models import Credential, CredentialKind, Device, LiveActivity  # noqa: E402
-from app.models.notification import Delivery, Notification, ProviderToken  # noqa: E402
+from app.models.notification import (  # noqa: E402
+    FINAL_STATES,
+    Delivery,
+    Notification,
+    ProviderToken,
+)
 from app.models.receipt import ReceiptBatch, ReceiptEvent  # noqa: E402
 from app.models.types import utcnow  # noqa: E402
 from app.push.webhook import new_signing_secret  # noqa: E402
@@ -72,11 +82,11 @@ def ensure_database(url: str):
 
 
 def flask(env, *args, prefix=(), **popen):
-    # PYTHONPATH: this checkout's app, not the one the virtualenv was installed from (a
-    # git worktree shares the virtualenv of another)
+    """``flask`` on this checkout's code (``PYTHONPATH``), not on whatever checkout the
+    virtualenv's editable install points to."""
+    path = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     return subprocess.Popen([*prefix, str(BIN / "flask"), *args], cwd=ROOT,
-                            env={**env, "FLASK_APP": "wsgi.py", "PYTHONPATH": str(ROOT)},
-                            **popen)
+                            env={**env, "FLASK_APP": "wsgi.py", "PYTHONPATH": path}, **popen)
 
 
 STARTED_LINE = "push worker started"
@@ -231,6 +241,65 @@ def percentile(values, fraction):
     return values[min(len(values) - 1, int(len(values) * fraction))] if values else float("nan")
 
 
+class BackendMeter(threading.Thread):
+    """The CPU spent by the PostgreSQL backends of ``database`` while it runs, sampled from
+    /proc every ``interval`` s (a backend's last fraction of an interval before it exits is
+    missed): a worker's backends come and go with it, so they cannot be read once after."""
+
+    def __init__(self, database: str | None, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self._marker = f" {database} "
+        self._interval = interval
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stopping = threading.Event()
+        self.available = bool(database) and Path("/proc/stat").exists()
+
+    def run(self):
+        while self.available and not self._stopping.is_set():
+            for pid, seconds in self._backends():
+                self._first.setdefault(pid, seconds)
+                self._last[pid] = seconds
+            self._stopping.wait(self._interval)
+
+    def stop(self) -> float | None:
+        """The seconds of CPU the backends spent, or None where /proc is not there."""
+        self._stopping.set()
+        self.join()
+        if not self.available:
+            return None
+        return sum(self._last[pid] - self._first[pid] for pid in self._last)
+
+    def _backends(self):
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if not command.startswith(b"postgres:") or \
+                        self._marker.encode() not in command:
+                    continue
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            yield int(pid), (int(fields[11]) + int(fields[12])) / tick
+
+
+def receipts_report(callback: dict, states: dict) -> bool:
+    """Print what the receipts receiver got; whether it got every final outcome once."""
+    with urllib.request.urlopen(callback["url"] + "/stats") as answer:
+        got = json.load(answer)
+    final = sum(states.get(state.value, 0) for state in FINAL_STATES)
+    complete = got["distinct_deliveries"] == final and got["events"] >= final
+    print(f"receipts: {got['events']} events ({got['distinct_deliveries']} deliveries) for "
+          f"{final} final outcomes: {'all there' if complete else 'MISSING SOME'}; "
+          f"{got['batches']} batches ({got['repeated_batches']} sent again), "
+          f"{got['events'] / max(got['span_s'], 1e-9):.0f} events/s over "
+          f"{got['span_s']:.1f} s from the first batch to the last; outcome → receipt lag "
+          f"p50 {got['lag_p50_s'] or 0:.2f} s, p99 {got['lag_p99_s'] or 0:.2f} s, "
+          f"max {got['lag_max_s'] or 0:.2f} s")
+    return complete
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--channel", choices=("apns", "fcm", "webhook"), default="apns")
@@ -253,7 +322,8 @@ def main():
     args = parser.parse_args()
     if args.live_activities and args.channel != "apns":
         sys.exit("--live-activities goes through APNs: --channel apns")
-    if args.profile and not (BIN / "py-spy").exists():
+    py_spy = BIN / "py-spy" if (BIN / "py-spy").exists() else shutil.which("py-spy")
+    if args.profile and not py_spy:
         sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
@@ -263,6 +333,7 @@ def main():
            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),  # the worker's start line
            **CHANNEL_ENVIRONMENT[args.channel](served, args.connections),
            **LOCAL_WEBHOOKS, "PUSH_QUEUE": args.queue}
+    load_before = os.getloadavg()
     try:
         if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
             sys.exit("flask db upgrade failed")
@@ -274,9 +345,13 @@ def main():
               f"{time.perf_counter() - started:.1f} s", flush=True)
 
         fake_cpu = cpu_seconds_of(fake.pid)
+        sink_cpu = cpu_seconds_of(sink.pid) if sink else 0.0
+        backends = BackendMeter(sa.engine.make_url(args.database_url).database
+                                if args.database_url.startswith("postgres") else None)
+        backends.start()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        profiler = [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw",
+        profiler = [str(py_spy), "record", "--nonblocking", "--format", "raw",
                     "--rate", "200", "-o", args.profile, "--"] if args.profile else []
         workers = [flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
                          "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
@@ -297,8 +372,11 @@ def main():
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
         fake_cpu = cpu_seconds_of(fake.pid) - fake_cpu
+        sink_cpu = cpu_seconds_of(sink.pid) - sink_cpu if sink else 0.0
+        postgres_cpu = backends.stop()
         states, waits = latencies(engine)
         engine.dispose()
+        complete = receipts_report(callback, states) if callback else True
     finally:
         for process in (fake, sink):
             if process is not None:
@@ -312,13 +390,24 @@ def main():
           f"from the worker's start line (after its {elapsed - sending:.1f} s of start-up)")
     print(f"worker CPU {worker_cpu * 1000 / max(sent, 1):.3f} ms/push "
           f"(~{max(sent, 1) / worker_cpu:.0f} pushes/s per core); "
-          f"fake {FAKE_NAMES[args.channel]} {fake_cpu * 1000 / max(sent, 1):.3f} ms/push")
+          f"fake {FAKE_NAMES[args.channel]} {fake_cpu * 1000 / max(sent, 1):.3f} ms/push"
+          + (f"; PostgreSQL {postgres_cpu * 1000 / max(sent, 1):.3f} ms/push"
+             if postgres_cpu is not None else "")
+          + (f"; receipts receiver {sink_cpu * 1000 / max(sent, 1):.3f} ms/push"
+             if sink else ""))
     print(f"accept → {FAKE_NAMES[args.channel]} answer: p50 {percentile(waits, 0.5):.2f} s, "
           f"p99 {percentile(waits, 0.99):.2f} s, max {waits[-1] if waits else 0:.2f} s")
-    print(f"{args.channel}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+    print(f"{args.channel}; load average {_load(load_before)} before, "
+          f"{_load(os.getloadavg())} after, on {os.cpu_count()} cores; "
           f"chunk {args.chunk_size}, concurrency {args.concurrency}, "
           f"{args.connections} connections, {args.workers} worker process(es), "
           f"{args.queue} queue, receipts {'on' if args.receipts else 'off'}")
+    if not complete:
+        sys.exit("receipts: the receiver did not get every final outcome")
+
+
+def _load(averages) -> str:
+    return " ".join(f"{value:.2f}" for value in averages)
 
 
 if __name__ == "__main__":
