@@ -1,29 +1,35 @@
 """Audience benchmark: a broadcast (``--audience all``) or a topic (``--audience topic``) to
-N devices, APNs and FCM mixed, POSTed over JSON:API and expanded by ``flask push worker
---burst`` through the fake APNs and the fake FCM.
+N devices, APNs and FCM mixed, POSTed over JSON:API and expanded by a running ``flask push
+worker`` through the fake APNs and the fake FCM; then, as the baseline of the same run, the
+same devices' deliveries written up front (as explicit recipients' are) and sent by a new
+worker.
 
-Prints the POST's p50/p99 (``--posts`` of them before any worker runs; the audience's
-size must not show in it), then, with a worker running, the time from one POST's 202 to
-its first delivery answered, pushes/s end to end, whether every device got exactly
-one delivery, all sent, the worker's peak RSS, and the ledger's bytes per delivery
-(``deliveries`` with its indexes) and PostgreSQL's WAL bytes per delivery.
+Prints the POST's p50/p99 (``--posts`` of them before any worker runs; the audience's size
+must not show in it), then for the audience and the baseline: the time from the POST's 202
+(the baseline's commit) to the first delivery answered, pushes/s to the last, the worker's
+CPU per push and its RSS (at a tenth of the way, at the end, and its peak), whether every
+device got exactly one push (the ledger: one sent delivery per device; the fakes' tallies:
+as many tokens answered 200 as devices, none twice), the ledger's bytes per delivery
+(``deliveries`` with its indexes, and ``delivery_counts``) and PostgreSQL's WAL bytes per
+delivery. Each figure comes with the load average.
 
     .venv/bin/python bench/push_audience.py [--audience all|topic] [--devices 100000]
         [--fcm-share 0.3] [--posts 30] [--database-url URL] [--chunk-size 1000]
-        [--concurrency 2] [--connections 2]
+        [--concurrency 2] [--connections 2] [--no-baseline] [--profile FILE]
+
+PostgreSQL only (the WAL position is PostgreSQL's). The devices are written by one
+``INSERT … SELECT generate_series`` (10⁶ in well under a minute), the push tables emptied
+first.
 """
 
 import argparse
 import json
 import os
-import resource
 import signal
 import statistics
 import subprocess
 import sys
 import time
-import uuid
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,53 +38,71 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from app.config import normalise_database_url  # noqa: E402
-from app.models import Device, DeviceTopic, WorkerHeartbeat  # noqa: E402
-from app.models.notification import Delivery, Notification, ProviderToken  # noqa: E402
+from app.models import WorkerHeartbeat  # noqa: E402
 from app.models.types import utcnow  # noqa: E402
 from bench.push_fanout import (  # noqa: E402
+    ALERT,
+    BIN,
     DEFAULT_DATABASE,
     apns_environment,
-    endpoint,
     ensure_database,
     fcm_environment,
     flask,
     percentile,
 )
-from bench.push_transport import start_fake  # noqa: E402
+from bench.push_transport import cpu_seconds_of, start_fake  # noqa: E402
 
 TOPIC = "bench.everyone"
-INSERT_BATCH = 20_000
+PUSH_TABLES = "deliveries, delivery_counts, notifications, provider_tokens, device_topics"
+
+# Deterministic, distinct tokens (devices are emptied first): 64 hex digits for APNs, an
+# FCM registration token's shape for Android.
+SEED = r"""
+INSERT INTO devices (id, channel, token, bundle_id, environment, app_version, is_voip,
+                     is_invalidated, last_seen_at, created_at, updated_at)
+SELECT gen_random_uuid(), CASE WHEN fcm THEN 'fcm' ELSE 'ios_push' END,
+       CASE WHEN fcm THEN md5(i || 'a') || '\:APA91b' || md5(i || 'b') || md5(i || 'c')
+            ELSE md5(i || 'x') || md5(i || 'y') END,
+       CASE WHEN fcm THEN NULL ELSE :bundle_id END,
+       CASE WHEN fcm THEN NULL ELSE 'production' END,
+       '3.1.0', false, false, now() - interval '1 day', now(), now()
+FROM generate_series(1, :devices) AS i, LATERAL (SELECT :every > 0 AND i % :every = 0) AS f(fcm)
+"""
+SUBSCRIBE = ("INSERT INTO device_topics (device_id, topic, created_at)"
+             " SELECT id, :topic, now() FROM devices")
+# The baseline: what accepting explicit recipients writes, for every device at once.
+EXPLICIT = """
+INSERT INTO deliveries (notification_id, device_id, channel, apns_id, state, attempts,
+                        next_attempt_at, created_at, updated_at)
+SELECT :notification_id, id, channel, gen_random_uuid(), 'pending', 0, now(), now(), now()
+FROM devices ORDER BY id
+"""
 
 
-def fill(engine, devices: int, fcm_share: float, bundle_id: str, topic: bool):
-    """Empty the push tables, then ``devices`` devices (a share of them FCM), each
-    subscribed to ``TOPIC`` when ``topic``."""
-    now = utcnow()
+def seed(engine, devices: int, fcm_share: float, bundle_id: str, topic: bool):
+    """Empty the push tables and the devices, then ``devices`` devices (one in
+    1/``fcm_share`` on FCM), each subscribed to ``TOPIC`` when ``topic``."""
     with engine.begin() as connection:
-        for table in (Delivery, Notification, ProviderToken, DeviceTopic, Device):
-            connection.execute(table.__table__.delete())
-    android_every = round(1 / fcm_share) if fcm_share else 0
-    for start in range(0, devices, INSERT_BATCH):
-        rows = [{"id": uuid.uuid4(), **endpoint(
-            "fcm" if android_every and index % android_every == 0 else "apns", bundle_id),
-            "is_voip": False, "is_invalidated": False, "app_version": "3.1.0",
-            "last_seen_at": now - timedelta(days=1), "created_at": now, "updated_at": now}
-            for index in range(start, min(devices, start + INSERT_BATCH))]
-        with engine.begin() as connection:
-            connection.execute(sa.insert(Device.__table__), rows)
-            if topic:
-                connection.execute(sa.insert(DeviceTopic.__table__), [
-                    {"device_id": row["id"], "topic": TOPIC, "created_at": now}
-                    for row in rows])
-    with engine.begin() as connection:
-        connection.execute(sa.text("ANALYZE devices"))
+        connection.execute(sa.text(f"TRUNCATE {PUSH_TABLES}, devices CASCADE"))
+        connection.execute(sa.text(SEED), {"devices": devices, "bundle_id": bundle_id,
+                                           "every": round(1 / fcm_share) if fcm_share else 0})
         if topic:
-            connection.execute(sa.text("ANALYZE device_topics"))
+            connection.execute(sa.text(SUBSCRIBE), {"topic": TOPIC})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text("VACUUM ANALYZE devices"))
+        connection.execute(sa.text("VACUUM ANALYZE device_topics"))
+
+
+def forget_notifications(engine):
+    """No notification left, nor a provider token minted with an earlier fake's key."""
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "TRUNCATE deliveries, delivery_counts, notifications, provider_tokens"))
 
 
 def api_key(env) -> str:
     output = subprocess.run(
-        [sys.executable, "-m", "flask", "keys", "create", "--name", f"bench-{uuid.uuid4()}",
+        [str(BIN / "flask"), "keys", "create", "--name", "bench-audience",
          "--scope", "notifications:send", "--scope", "notifications:broadcast"],
         cwd=ROOT, env={**env, "FLASK_APP": "wsgi.py"}, capture_output=True, text=True,
         check=True).stdout
@@ -108,9 +132,17 @@ def poster(env, key: str, audience: dict):
     return post
 
 
-def forget_notifications(engine):
+def explicit_notification(engine):
+    """The baseline's notification and every device's delivery, committed: when."""
     with engine.begin() as connection:
-        connection.execute(Notification.__table__.delete())
+        notification_id = connection.scalar(sa.text(
+            "INSERT INTO notifications (id, push_type, content, created_at, updated_at)"
+            " VALUES (gen_random_uuid(), 'alert', :content, now(), now()) RETURNING id"),
+            {"content": json.dumps(ALERT)})
+        connection.execute(sa.text(EXPLICIT), {"notification_id": notification_id})
+        connection.execute(sa.text(
+            "UPDATE notifications SET targeted = (SELECT count(*) FROM deliveries)"))
+    return time.perf_counter(), utcnow()
 
 
 def wait_for_worker(engine, timeout=60):
@@ -123,17 +155,27 @@ def wait_for_worker(engine, timeout=60):
     sys.exit("the worker did not start")
 
 
-def wait_until_sent(engine, devices, timeout):
-    """Until every device's delivery is written and none is pending: when that was seen."""
-    table = Delivery.__table__
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_until_sent(engine, devices: int, worker_pid: int, timeout: float):
+    """Until every device's delivery is written and none is pending: when that was seen,
+    and the worker's RSS sampled on the way (progress share → MB)."""
     deadline = time.monotonic() + timeout
+    samples = {}
     while time.monotonic() < deadline:
         with engine.connect() as connection:
-            targeted = connection.scalar(sa.select(Notification.__table__.c.targeted))
-            pending = connection.scalar(sa.select(sa.func.count()).select_from(table).where(
-                table.c.state.in_(("pending", "sending"))))
-        if targeted >= devices and not pending:
-            return time.perf_counter()
+            targeted, open_ = connection.execute(sa.text(
+                "SELECT (SELECT coalesce(sum(targeted), 0) FROM notifications),"
+                " (SELECT count(*) FROM deliveries WHERE state IN ('pending', 'sending'))")
+            ).one()
+        samples[round(1 - open_ / devices if targeted >= devices else 0, 2)] = rss_mb(worker_pid)
+        if targeted >= devices and not open_:
+            return time.perf_counter(), samples
         time.sleep(0.5)
     sys.exit(f"not sent within {timeout} s")
 
@@ -143,23 +185,109 @@ def wal_position(engine):
         return connection.scalar(sa.text("SELECT pg_current_wal_lsn()"))
 
 
-def measured(engine, since_lsn, accepted_at):
-    table = Delivery.__table__
+def ledger_figures(engine, since_lsn, accepted_at) -> dict:
     with engine.connect() as connection:
-        states = dict(connection.execute(
-            sa.select(table.c.state, sa.func.count()).group_by(table.c.state)).all())
-        per_device = connection.execute(sa.select(
-            sa.func.count(), sa.func.count(sa.distinct(table.c.device_id)))).one()
-        first = connection.scalar(sa.select(sa.func.min(table.c.sent_at)))
-        ledger_bytes = connection.scalar(sa.text("SELECT pg_total_relation_size('deliveries')"))
-        wal = connection.scalar(sa.text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), :lsn)"),
-                                {"lsn": since_lsn})
-        targeted = connection.scalar(sa.select(Notification.__table__.c.targeted))
-    return {"states": states, "deliveries": per_device[0], "devices": per_device[1],
+        states = dict(connection.execute(sa.text(
+            "SELECT state, count(*) FROM deliveries GROUP BY state")).all())
+        deliveries, devices, first = connection.execute(sa.text(
+            "SELECT count(*), count(DISTINCT device_id), min(sent_at) FROM deliveries")).one()
+        sizes = connection.execute(sa.text(
+            "SELECT pg_table_size('deliveries'), pg_indexes_size('deliveries'),"
+            " pg_total_relation_size('delivery_counts'), (SELECT count(*) FROM delivery_counts),"
+            " pg_wal_lsn_diff(pg_current_wal_lsn(), :lsn)"), {"lsn": since_lsn}).one()
+        targeted = connection.scalar(sa.text("SELECT sum(targeted) FROM notifications"))
+    per = max(1, deliveries)
+    return {"states": states, "deliveries": deliveries, "devices": devices,
             "targeted": targeted,
             "first_delivery_s": (first - accepted_at).total_seconds() if first else None,
-            "ledger_bytes_per_delivery": ledger_bytes / max(1, per_device[0]),
-            "wal_bytes_per_delivery": float(wal) / max(1, per_device[0])}
+            "table_bytes_per_delivery": sizes[0] / per,
+            "index_bytes_per_delivery": sizes[1] / per,
+            "counts_bytes_per_delivery": sizes[2] / per, "count_rows": sizes[3],
+            "wal_bytes_per_delivery": float(sizes[4]) / per}
+
+
+class Fakes:
+    """The fake APNs and FCM, each counting the tokens it answered 200."""
+
+    def __init__(self, connections: int):
+        self.apns_process, self.apns = start_fake(1000, "tests.fake_apns", "--tally")
+        self.fcm_process, fcm = start_fake(1000, "tests.fake_fcm", "--tally")
+        self.environment = {**fcm_environment(fcm, connections),
+                            **apns_environment(self.apns, connections)}
+
+    def stop(self) -> dict:
+        """Stop both: their tallies added up (pushes, tokens, tokens pushed twice)."""
+        total = {"pushes": 0, "tokens": 0, "twice": 0}
+        for process in (self.apns_process, self.fcm_process):
+            process.send_signal(signal.SIGTERM)
+            tally = json.loads(process.communicate(timeout=60)[0].splitlines()[-1])
+            total = {key: total[key] + tally[key] for key in total}
+        return total
+
+    def kill(self):
+        """Stop both, if still running (a run cut short)."""
+        for process in (self.apns_process, self.fcm_process):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def run_phase(engine, env, args, start, profile=None) -> dict:
+    """A running worker; ``start()`` makes the work (returns when it was accepted); until
+    every device's push is answered: the figures."""
+    profiler = [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate",
+                "100", "-o", profile, "--"] if profile else []
+    with engine.begin() as connection:
+        connection.execute(sa.delete(WorkerHeartbeat))
+    worker = flask(env, "push", "worker", "--chunk-size", str(args.chunk_size),
+                   "--concurrency", str(args.concurrency), stdout=subprocess.PIPE, text=True,
+                   prefix=profiler)
+    wait_for_worker(engine)
+    worker_pid = _python_pid(worker.pid) if profile else worker.pid
+    lsn, cpu = wal_position(engine), cpu_seconds_of(worker_pid)
+    started, accepted_at = start()
+    finished, rss = wait_until_sent(engine, args.devices, worker_pid, timeout=7200)
+    cpu = cpu_seconds_of(worker_pid) - cpu
+    peak = rss_mb(worker_pid, "VmHWM")
+    worker.send_signal(signal.SIGTERM)
+    worker.communicate(timeout=120)
+    figures = ledger_figures(engine, lsn, accepted_at)
+    sent = figures["states"].get("sent", 0)
+    return figures | {"seconds": finished - started, "pushes_per_s": sent / (finished - started),
+                      "worker_cpu_ms_per_push": cpu * 1000 / max(1, sent),
+                      "rss_mb": rss, "rss_peak_mb": peak, "load": os.getloadavg()}
+
+
+def _python_pid(profiler_pid: int) -> int:
+    """The worker py-spy started (its only child)."""
+    children = Path(f"/proc/{profiler_pid}/task/{profiler_pid}/children")
+    for _ in range(50):
+        if pids := children.read_text().split():
+            return int(pids[0])
+        time.sleep(0.1)
+    sys.exit("py-spy started no worker")
+
+
+def report(name: str, figures: dict, tally: dict, devices: int):
+    sent = figures["states"].get("sent", 0)
+    once = (figures["deliveries"] == figures["devices"] == figures["targeted"] == sent
+            == devices == tally["pushes"] == tally["tokens"]) and not tally["twice"]
+    rss = figures["rss_mb"]
+    tenth = next((mb for share, mb in sorted(rss.items()) if share >= 0.1), float("nan"))
+    print(f"{name}: {sent} pushes in {figures['seconds']:.1f} s: "
+          f"{figures['pushes_per_s']:,.0f} pushes/s, first "
+          f"{figures['first_delivery_s']:.2f} s after the accept; worker CPU "
+          f"{figures['worker_cpu_ms_per_push']:.3f} ms/push; load "
+          f"{' '.join(f'{value:.1f}' for value in figures['load'])}")
+    print(f"  every device exactly once: {once} (ledger {figures['deliveries']} deliveries to "
+          f"{figures['devices']} devices, targeted {figures['targeted']}; fakes {tally})")
+    print(f"  worker RSS {tenth:.0f} MB at 10 %, {rss[max(rss)]:.0f} MB at the end, peak "
+          f"{figures['rss_peak_mb']:.0f} MB")
+    print(f"  ledger {figures['table_bytes_per_delivery']:.0f} + "
+          f"{figures['index_bytes_per_delivery']:.0f} B/delivery (table + indexes), "
+          f"delivery_counts {figures['counts_bytes_per_delivery']:.1f} B/delivery "
+          f"({figures['count_rows']} rows); WAL {figures['wal_bytes_per_delivery']:.0f} "
+          f"B/delivery")
 
 
 def main():
@@ -173,60 +301,54 @@ def main():
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--connections", type=int, default=2)
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="skip the explicit-recipients run of the same devices")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="sample the audience's worker with py-spy into FILE")
     args = parser.parse_args()
 
     ensure_database(args.database_url)
-    apns_fake, apns = start_fake(1000, "tests.fake_apns")
-    fcm_fake, fcm = start_fake(1000, "tests.fake_fcm")
-    env = {**os.environ, **fcm_environment(fcm, args.connections),
-           **apns_environment(apns, args.connections), "DATABASE_URL": args.database_url,
-           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"), "PUSH_QUEUE": "embedded",
+    env = {**os.environ, "DATABASE_URL": args.database_url, "PUSH_QUEUE": "embedded",
+           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
            "PYTHONPATH": str(ROOT)}  # this checkout's app, whichever venv runs it
+    if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
+        sys.exit("flask db upgrade failed")
+    engine = sa.create_engine(normalise_database_url(args.database_url))
+    fakes = Fakes(args.connections)
     try:
-        if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
-            sys.exit("flask db upgrade failed")
-        engine = sa.create_engine(normalise_database_url(args.database_url))
+        env |= fakes.environment
         started = time.perf_counter()
-        fill(engine, args.devices, args.fcm_share, apns["bundle_id"], args.audience == "topic")
-        print(f"inserted {args.devices} devices in {time.perf_counter() - started:.1f} s",
+        seed(engine, args.devices, args.fcm_share, fakes.apns["bundle_id"],
+             args.audience == "topic")
+        print(f"seeded {args.devices} devices in {time.perf_counter() - started:.1f} s",
               flush=True)
+
         audience = {"all": True} if args.audience == "all" else {"topics": [TOPIC]}
         post = poster(env, api_key(env), audience)
         durations = sorted(post()[0] for _ in range(args.posts))  # no worker runs yet
+        print(f"POST p50 {statistics.median(durations) * 1000:.1f} ms, p99 "
+              f"{percentile(durations, 0.99) * 1000:.1f} ms ({args.posts} POSTs, audience "
+              f"{args.audience} of {args.devices} devices; load "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
         forget_notifications(engine)
-        worker = flask(env, "push", "worker", "--chunk-size", str(args.chunk_size),
-                       "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
-                       text=True)
-        wait_for_worker(engine)
-        lsn = wal_position(engine)
-        _, started, accepted_at = post()
-        finished = wait_until_sent(engine, args.devices, timeout=3600)
-        worker.send_signal(signal.SIGTERM)
-        worker.communicate(timeout=120)
-        elapsed = finished - started
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        figures = measured(engine, lsn, accepted_at)
-        engine.dispose()
+        figures = run_phase(engine, env, args, lambda: post()[1:], args.profile)
+        report(f"audience {args.audience}", figures, fakes.stop(), args.devices)
+        if not args.no_baseline:
+            forget_notifications(engine)
+            fakes = Fakes(args.connections)
+            env |= fakes.environment
+            baseline = run_phase(engine, env, args, lambda: explicit_notification(engine))
+            report("baseline (the deliveries written up front, as explicit recipients')",
+                   baseline, fakes.stop(), args.devices)
+            print("audience ÷ baseline: "
+                  f"{figures['pushes_per_s'] / baseline['pushes_per_s']:.2f} in pushes/s, "
+                  f"{figures['worker_cpu_ms_per_push'] / baseline['worker_cpu_ms_per_push']:.2f}"
+                  " in worker CPU a push")
+        print(f"chunk {args.chunk_size}, concurrency {args.concurrency}, {args.connections} "
+              f"connections per provider, {args.fcm_share:.0%} FCM")
     finally:
-        for fake in (apns_fake, fcm_fake):
-            fake.terminate()
-            fake.wait()
-
-    sent = figures["states"].get("sent", 0)
-    print(json.dumps(figures))
-    print(f"POST p50 {statistics.median(durations) * 1000:.1f} ms, p99 "
-          f"{percentile(durations, 0.99) * 1000:.1f} ms ({args.posts} posts, audience "
-          f"{args.audience} of {args.devices} devices)")
-    print(f"first delivery {figures['first_delivery_s']:.2f} s after the 202 (a running "
-          f"worker); {sent} pushes in {elapsed:.1f} s from the 202 to the last answer "
-          f"(polled every 0.5 s): {sent / elapsed:.0f} pushes/s")
-    once = figures["deliveries"] == figures["devices"] == figures["targeted"] == sent
-    print(f"every device exactly once: {once}; worker peak RSS {peak_rss_mb:.0f} MB "
-          "(the largest child process)")
-    print(f"ledger {figures['ledger_bytes_per_delivery']:.0f} B/delivery (table and indexes), "
-          f"WAL {figures['wal_bytes_per_delivery']:.0f} B/delivery; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; chunk {args.chunk_size}, "
-          f"concurrency {args.concurrency}, {args.connections} connections per provider")
+        fakes.kill()
+        engine.dispose()
 
 
 if __name__ == "__main__":
