@@ -23,6 +23,7 @@ first.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -244,10 +245,12 @@ def run_phase(engine, env, args, start, profile=None) -> dict:
                    prefix=profiler)
     wait_for_worker(engine)
     worker_pid = _python_pid(worker.pid) if profile else worker.pid
-    lsn, cpu = wal_position(engine), cpu_seconds_of(worker_pid)
+    lsn, cpu, database_cpu = wal_position(engine), cpu_seconds_of(worker_pid), backends_cpu(engine)
     started, accepted_at = start()
     finished, rss = wait_until_sent(engine, args.devices, worker_pid, timeout=7200)
     cpu = cpu_seconds_of(worker_pid) - cpu
+    database_cpu = sum(seconds - database_cpu.get(pid, 0)  # a backend opened since: all of it
+                       for pid, seconds in backends_cpu(engine).items())
     peak = rss_mb(worker_pid, "VmHWM")
     worker.send_signal(signal.SIGTERM)
     worker.communicate(timeout=120)
@@ -255,7 +258,22 @@ def run_phase(engine, env, args, start, profile=None) -> dict:
     sent = figures["states"].get("sent", 0)
     return figures | {"seconds": finished - started, "pushes_per_s": sent / (finished - started),
                       "worker_cpu_ms_per_push": cpu * 1000 / max(1, sent),
+                      "database_cpu_ms_per_push": database_cpu * 1000 / max(1, sent),
                       "rss_mb": rss, "rss_peak_mb": peak, "load": os.getloadavg()}
+
+
+def backends_cpu(engine) -> dict[int, float]:
+    """The CPU seconds of each PostgreSQL backend serving this database (the worker's pool;
+    the same machine), but this process's own."""
+    with engine.connect() as connection:
+        pids = connection.scalars(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()")).all()
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            seconds[pid] = cpu_seconds_of(pid)
+    return seconds
 
 
 def _python_pid(profiler_pid: int) -> int:
@@ -277,7 +295,8 @@ def report(name: str, figures: dict, tally: dict, devices: int):
     print(f"{name}: {sent} pushes in {figures['seconds']:.1f} s: "
           f"{figures['pushes_per_s']:,.0f} pushes/s, first "
           f"{figures['first_delivery_s']:.2f} s after the accept; worker CPU "
-          f"{figures['worker_cpu_ms_per_push']:.3f} ms/push; load "
+          f"{figures['worker_cpu_ms_per_push']:.3f} ms/push, its PostgreSQL backends "
+          f"{figures['database_cpu_ms_per_push']:.3f} ms/push; load "
           f"{' '.join(f'{value:.1f}' for value in figures['load'])}")
     print(f"  every device exactly once: {once} (ledger {figures['deliveries']} deliveries to "
           f"{figures['devices']} devices, targeted {figures['targeted']}; fakes {tally})")
