@@ -181,12 +181,48 @@ def wait_until_sent(engine, devices: int, worker_pid: int, timeout: float):
     sys.exit(f"not sent within {timeout} s")
 
 
-def wal_position(engine):
-    with engine.connect() as connection:
-        return connection.scalar(sa.text("SELECT pg_current_wal_lsn()"))
+class WalWatch:
+    """PostgreSQL's WAL written meanwhile: the whole cluster's (LSN delta), and this
+    database's own (the records whose blocks are its relations, read back with
+    pg_walinspect from a slot that keeps them; other databases on a shared server write
+    WAL too). Records without blocks (commits) are left out: a few per chunk."""
+
+    def __init__(self, engine, own: bool):
+        self.engine, self.slot = engine, f"bench_audience_{os.getpid()}" if own else None
+        with engine.begin() as connection:
+            self.start = connection.scalar(sa.text("SELECT pg_current_wal_lsn()"))
+            if not own:
+                return
+            connection.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_walinspect"))
+            connection.execute(sa.text(
+                "SELECT pg_create_physical_replication_slot(:slot, true)"), {"slot": self.slot})
+
+    def written(self) -> dict:
+        try:
+            with self.engine.connect() as connection:
+                end = connection.scalar(sa.text("SELECT pg_current_wal_lsn()"))
+                own, fpi = (None, None) if self.slot is None else connection.execute(sa.text(
+                    "SELECT sum(record_length), sum(fpi_length)"
+                    " FROM pg_get_wal_records_info(:start, :end) WHERE block_ref LIKE"
+                    " '%/' || (SELECT oid FROM pg_database WHERE datname = current_database())"
+                    " || '/%'"), {"start": self.start, "end": end}).one()
+                cluster = connection.scalar(sa.text("SELECT pg_wal_lsn_diff(:end, :start)"),
+                                            {"start": self.start, "end": end})
+        finally:
+            self.drop()
+        return {"cluster": float(cluster), "own": float(own or "nan"),
+                "own_fpi": float(fpi or "nan")}
+
+    def drop(self):
+        if self.slot is None:
+            return
+        with self.engine.begin() as connection:
+            connection.execute(sa.text(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                " WHERE slot_name = :slot"), {"slot": self.slot})
 
 
-def ledger_figures(engine, since_lsn, accepted_at) -> dict:
+def ledger_figures(engine, wal: dict, accepted_at) -> dict:
     with engine.connect() as connection:
         states = dict(connection.execute(sa.text(
             "SELECT state, count(*) FROM deliveries GROUP BY state")).all())
@@ -194,8 +230,8 @@ def ledger_figures(engine, since_lsn, accepted_at) -> dict:
             "SELECT count(*), count(DISTINCT device_id), min(sent_at) FROM deliveries")).one()
         sizes = connection.execute(sa.text(
             "SELECT pg_table_size('deliveries'), pg_indexes_size('deliveries'),"
-            " pg_total_relation_size('delivery_counts'), (SELECT count(*) FROM delivery_counts),"
-            " pg_wal_lsn_diff(pg_current_wal_lsn(), :lsn)"), {"lsn": since_lsn}).one()
+            " pg_total_relation_size('delivery_counts'), (SELECT count(*) FROM delivery_counts)"
+            )).one()
         targeted = connection.scalar(sa.text("SELECT sum(targeted) FROM notifications"))
     per = max(1, deliveries)
     return {"states": states, "deliveries": deliveries, "devices": devices,
@@ -204,7 +240,7 @@ def ledger_figures(engine, since_lsn, accepted_at) -> dict:
             "table_bytes_per_delivery": sizes[0] / per,
             "index_bytes_per_delivery": sizes[1] / per,
             "counts_bytes_per_delivery": sizes[2] / per, "count_rows": sizes[3],
-            "wal_bytes_per_delivery": float(sizes[4]) / per}
+            **{f"wal_{kind}_per_delivery": bytes_ / per for kind, bytes_ in wal.items()}}
 
 
 class Fakes:
@@ -225,6 +261,10 @@ class Fakes:
             total = {key: total[key] + tally[key] for key in total}
         return total
 
+    def cpu(self) -> float:
+        return sum(cpu_seconds_of(process.pid)
+                   for process in (self.apns_process, self.fcm_process))
+
     def kill(self):
         """Stop both, if still running (a run cut short)."""
         for process in (self.apns_process, self.fcm_process):
@@ -233,7 +273,7 @@ class Fakes:
                 process.wait()
 
 
-def run_phase(engine, env, args, start, profile=None) -> dict:
+def run_phase(engine, env, args, fakes, start, profile=None) -> dict:
     """A running worker; ``start()`` makes the work (returns when it was accepted); until
     every device's push is answered: the figures."""
     profiler = [str(BIN / "py-spy"), "record", "--nonblocking", "--format", "raw", "--rate",
@@ -245,20 +285,26 @@ def run_phase(engine, env, args, start, profile=None) -> dict:
                    prefix=profiler)
     wait_for_worker(engine)
     worker_pid = _python_pid(worker.pid) if profile else worker.pid
-    lsn, cpu, database_cpu = wal_position(engine), cpu_seconds_of(worker_pid), backends_cpu(engine)
-    started, accepted_at = start()
-    finished, rss = wait_until_sent(engine, args.devices, worker_pid, timeout=7200)
-    cpu = cpu_seconds_of(worker_pid) - cpu
-    database_cpu = sum(seconds - database_cpu.get(pid, 0)  # a backend opened since: all of it
-                       for pid, seconds in backends_cpu(engine).items())
-    peak = rss_mb(worker_pid, "VmHWM")
-    worker.send_signal(signal.SIGTERM)
-    worker.communicate(timeout=120)
-    figures = ledger_figures(engine, lsn, accepted_at)
+    wal = WalWatch(engine, args.own_wal)
+    cpu, database_cpu, fakes_cpu = cpu_seconds_of(worker_pid), backends_cpu(engine), fakes.cpu()
+    try:
+        started, accepted_at = start()
+        finished, rss = wait_until_sent(engine, args.devices, worker_pid, timeout=7200)
+        cpu = cpu_seconds_of(worker_pid) - cpu
+        database_cpu = sum(seconds - database_cpu.get(pid, 0)  # a backend opened since: all of it
+                           for pid, seconds in backends_cpu(engine).items())
+        fakes_cpu = fakes.cpu() - fakes_cpu
+        peak = rss_mb(worker_pid, "VmHWM")
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=120)
+        figures = ledger_figures(engine, wal.written(), accepted_at)
+    finally:
+        wal.drop()  # a slot left behind would keep the server's WAL forever
     sent = figures["states"].get("sent", 0)
     return figures | {"seconds": finished - started, "pushes_per_s": sent / (finished - started),
                       "worker_cpu_ms_per_push": cpu * 1000 / max(1, sent),
                       "database_cpu_ms_per_push": database_cpu * 1000 / max(1, sent),
+                      "fakes_cpu_ms_per_push": fakes_cpu * 1000 / max(1, sent),
                       "rss_mb": rss, "rss_peak_mb": peak, "load": os.getloadavg()}
 
 
@@ -291,12 +337,15 @@ def report(name: str, figures: dict, tally: dict, devices: int):
     once = (figures["deliveries"] == figures["devices"] == figures["targeted"] == sent
             == devices == tally["pushes"] == tally["tokens"]) and not tally["twice"]
     rss = figures["rss_mb"]
+    budget = sum(figures[f"{part}_cpu_ms_per_push"] for part in ("worker", "database", "fakes"))
     tenth = next((mb for share, mb in sorted(rss.items()) if share >= 0.1), float("nan"))
     print(f"{name}: {sent} pushes in {figures['seconds']:.1f} s: "
           f"{figures['pushes_per_s']:,.0f} pushes/s, first "
           f"{figures['first_delivery_s']:.2f} s after the accept; worker CPU "
           f"{figures['worker_cpu_ms_per_push']:.3f} ms/push, its PostgreSQL backends "
-          f"{figures['database_cpu_ms_per_push']:.3f} ms/push; load "
+          f"{figures['database_cpu_ms_per_push']:.3f}, the fakes "
+          f"{figures['fakes_cpu_ms_per_push']:.3f}: at most "
+          f"{2000 / budget:,.0f} pushes/s on 2 idle cores; load "
           f"{' '.join(f'{value:.1f}' for value in figures['load'])}")
     print(f"  every device exactly once: {once} (ledger {figures['deliveries']} deliveries to "
           f"{figures['devices']} devices, targeted {figures['targeted']}; fakes {tally})")
@@ -305,8 +354,9 @@ def report(name: str, figures: dict, tally: dict, devices: int):
     print(f"  ledger {figures['table_bytes_per_delivery']:.0f} + "
           f"{figures['index_bytes_per_delivery']:.0f} B/delivery (table + indexes), "
           f"delivery_counts {figures['counts_bytes_per_delivery']:.1f} B/delivery "
-          f"({figures['count_rows']} rows); WAL {figures['wal_bytes_per_delivery']:.0f} "
-          f"B/delivery")
+          f"({figures['count_rows']} rows); WAL {figures['wal_own_per_delivery']:.0f} "
+          f"B/delivery of this database ({figures['wal_own_fpi_per_delivery']:.0f} of it "
+          f"full-page images), {figures['wal_cluster_per_delivery']:.0f} of the whole server")
 
 
 def main():
@@ -324,7 +374,15 @@ def main():
                         help="skip the explicit-recipients run of the same devices")
     parser.add_argument("--profile", metavar="FILE",
                         help="sample the audience's worker with py-spy into FILE")
+    parser.add_argument("--own-wal", action=argparse.BooleanOptionalAction, default=None,
+                        help="read this database's own WAL back (pg_walinspect; a slot "
+                             "keeps the whole server's WAL meanwhile: default up to 10⁵ "
+                             "devices)")
     args = parser.parse_args()
+    if args.own_wal is None:
+        args.own_wal = args.devices <= 100_000
+    if args.profile and not (BIN / "py-spy").exists():
+        sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
     env = {**os.environ, "DATABASE_URL": args.database_url, "PUSH_QUEUE": "embedded",
@@ -350,13 +408,14 @@ def main():
               f"{args.audience} of {args.devices} devices; load "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
         forget_notifications(engine)
-        figures = run_phase(engine, env, args, lambda: post()[1:], args.profile)
+        figures = run_phase(engine, env, args, fakes, lambda: post()[1:], args.profile)
         report(f"audience {args.audience}", figures, fakes.stop(), args.devices)
         if not args.no_baseline:
             forget_notifications(engine)
             fakes = Fakes(args.connections)
             env |= fakes.environment
-            baseline = run_phase(engine, env, args, lambda: explicit_notification(engine))
+            baseline = run_phase(engine, env, args, fakes,
+                                 lambda: explicit_notification(engine))
             report("baseline (the deliveries written up front, as explicit recipients')",
                    baseline, fakes.stop(), args.devices)
             print("audience ÷ baseline: "
