@@ -210,8 +210,9 @@ class WalWatch:
                                             {"start": self.start, "end": end})
         finally:
             self.drop()
-        return {"cluster": float(cluster), "own": float(own or "nan"),
-                "own_fpi": float(fpi or "nan")}
+        unread = self.slot is None
+        return {"cluster": float(cluster), "own": float("nan") if unread else float(own or 0),
+                "own_fpi": float("nan") if unread else float(fpi or 0)}
 
     def drop(self):
         if self.slot is None:
