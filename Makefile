@@ -11,7 +11,7 @@ NPM     := $(shell command -v npm)
 
 export FLASK_APP := wsgi.py
 
-.PHONY: help install run test lint docs fuzz chromium prometheus deploy-check bench bench-push clean migrate
+.PHONY: help install run test lint docs fuzz chromium prometheus deploy-check bench bench-push bench-idle clean migrate
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -92,7 +92,7 @@ docs: $(DOCS_STAMP) ## build the documentation site into site/ (mkdocs --strict:
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-bench-push: $(STAMP) ## fan one notification out to 100,000 devices (fake APNs, fake FCM, a local webhook receiver, APNs with receipts on), then audiences of DEVICES (1,000,000) mixed
+bench-push: $(STAMP) ## fan one notification out to 100,000 devices (fake APNs, fake FCM, a local webhook receiver, APNs with receipts on), then audiences of DEVICES (1,000,000) mixed, and a local-time one
 	$(BIN)/python bench/push_fanout.py --channel apns
 	$(BIN)/python bench/push_fanout.py --channel fcm
 	$(BIN)/python bench/push_fanout.py --channel webhook
@@ -101,6 +101,10 @@ bench-push: $(STAMP) ## fan one notification out to 100,000 devices (fake APNs, 
 	$(BIN)/python bench/webhook_clients.py
 	$(BIN)/python bench/push_audience.py --audience all --devices $(or $(DEVICES),1000000)
 	$(BIN)/python bench/push_audience.py --audience topic --devices $(or $(DEVICES),1000000)
+	$(BIN)/python bench/push_schedule.py --devices $(or $(DEVICES),1000000)
+
+bench-idle: $(STAMP) ## an idle push worker's transactions a second on PostgreSQL, embedded queue and procrastinate
+	$(BIN)/python bench/idle_worker.py $(BENCH_ARGS)
 
 clean: ## remove the virtual environment and local databases
 	rm -rf $(VENV) instance .pytest_cache bench/.venv-dpn site

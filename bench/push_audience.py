@@ -2,20 +2,24 @@
 N devices, APNs and FCM mixed, POSTed over JSON:API and expanded by a running ``flask push
 worker`` through the fake APNs and the fake FCM; then, as the baseline of the same run, the
 same devices' deliveries written up front (as explicit recipients' are) and sent by a new
-worker.
+worker. ``--audience devices``: an explicit notification to the first 500 of them (its
+deliveries written by the POST), no baseline. ``--queue``: the embedded queue or
+procrastinate (the baseline runs on the embedded queue only).
 
 Prints the POST's p50/p99 (``--posts`` of them before any worker runs; the audience's size
 must not show in it), then for the audience and the baseline: the time from the POST's 202
-(the baseline's commit) to the first delivery answered, pushes/s to the last, the worker's
+(the baseline's commit) to the first request at a fake and to the first delivery recorded
+sent, pushes/s to the last, the worker's
 CPU per push and its RSS (at a tenth of the way, at the end, and its peak), whether every
 device got exactly one push (the ledger: one sent delivery per device; the fakes' tallies:
 as many tokens answered 200 as devices, none twice), the ledger's bytes per delivery
 (``deliveries`` with its indexes, and ``delivery_counts``) and PostgreSQL's WAL bytes per
 delivery. Each figure comes with the load average.
 
-    .venv/bin/python bench/push_audience.py [--audience all|topic] [--devices 100000]
-        [--fcm-share 0.3] [--posts 30] [--database-url URL] [--chunk-size 1000]
-        [--concurrency 2] [--connections 2] [--no-baseline] [--profile FILE]
+    .venv/bin/python bench/push_audience.py [--audience all|topic|devices]
+        [--devices 100000] [--queue embedded|procrastinate] [--fcm-share 0.3] [--posts 30]
+        [--database-url URL] [--chunk-size 1000] [--concurrency 2] [--connections 2]
+        [--no-baseline] [--own-wal|--no-own-wal] [--profile FILE]
 
 PostgreSQL only (the WAL position is PostgreSQL's). The devices are written by one
 ``INSERT … SELECT generate_series`` (10⁶ in well under a minute), the push tables emptied
@@ -39,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import sqlalchemy as sa  # noqa: E402
 
 from app.config import normalise_database_url  # noqa: E402
-from app.models import WorkerHeartbeat  # noqa: E402
+from app.models import Device, WorkerHeartbeat  # noqa: E402
 from app.models.types import utcnow  # noqa: E402
 from bench.push_fanout import (  # noqa: E402
     ALERT,
@@ -54,6 +58,8 @@ from bench.push_fanout import (  # noqa: E402
 from bench.push_transport import cpu_seconds_of, start_fake  # noqa: E402
 
 TOPIC = "bench.everyone"
+EXPLICIT_DEVICES = 500  # their ids fit the 64 kB a request body may have
+SETTLE = 2.0  # seconds from the worker's first heartbeat to its LISTEN (either queue)
 PUSH_TABLES = "deliveries, delivery_counts, notifications, provider_tokens, device_topics"
 
 # Deterministic, distinct tokens (devices are emptied first): 64 hex digits for APNs, an
@@ -95,10 +101,13 @@ def seed(engine, devices: int, fcm_share: float, bundle_id: str, topic: bool):
 
 
 def forget_notifications(engine):
-    """No notification left, nor a provider token minted with an earlier fake's key."""
+    """No notification left (the POSTs timed before any worker ran are not sent: their
+    rows and jobs go), nor a provider token minted with an earlier fake's key."""
     with engine.begin() as connection:
         connection.execute(sa.text(
-            "TRUNCATE deliveries, delivery_counts, notifications, provider_tokens"))
+            "TRUNCATE deliveries, delivery_counts, notifications, provider_tokens,"
+            " procrastinate.procrastinate_periodic_defers,"
+            " procrastinate.procrastinate_events, procrastinate.procrastinate_jobs"))
 
 
 def api_key(env) -> str:
@@ -110,7 +119,20 @@ def api_key(env) -> str:
     return json.loads(output)["key"]
 
 
-def poster(env, key: str, audience: dict):
+def recipients(engine, audience: str) -> dict:
+    """The notification's members naming whom it goes to."""
+    if audience == "all":
+        return {"attributes": {"audience": {"all": True}}}
+    if audience == "topic":
+        return {"attributes": {"audience": {"topics": [TOPIC]}}}
+    with engine.connect() as connection:
+        ids = connection.scalars(sa.select(Device.id).order_by(Device.id)
+                                 .limit(EXPLICIT_DEVICES)).all()
+    return {"attributes": {}, "relationships": {"devices": {"data": [
+        {"type": "devices", "id": str(id_)} for id_ in ids]}}}
+
+
+def poster(env, key: str, members: dict):
     """A function POSTing the notification through the app (in this process: its WSGI
     stack and database), returning how long it took and when it answered."""
     os.environ.update(env)
@@ -118,9 +140,9 @@ def poster(env, key: str, audience: dict):
     from app.config import Config
 
     client = create_app(Config()).test_client()
-    document = {"data": {"type": "notifications", "attributes": {
+    document = {"data": {"type": "notifications", **members, "attributes": {
         "alert": {"title": "New post", "body": "Someone posted a photo"}, "badge": 1,
-        "data": {"post_id": "p123"}, "audience": audience}}}
+        "data": {"post_id": "p123"}, **members["attributes"]}}}
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/vnd.api+json",
                "Accept": "application/vnd.api+json"}
 
@@ -254,13 +276,17 @@ class Fakes:
                             **apns_environment(self.apns, connections)}
 
     def stop(self) -> dict:
-        """Stop both: their tallies added up (pushes, tokens, tokens pushed twice)."""
+        """Stop both: their tallies added up (pushes, tokens, tokens pushed twice), and
+        when the first request reached either (``first_request_at``, None: none did)."""
         total = {"pushes": 0, "tokens": 0, "twice": 0}
+        firsts = []
         for process in (self.apns_process, self.fcm_process):
             process.send_signal(signal.SIGTERM)
-            tally = json.loads(process.communicate(timeout=60)[0].splitlines()[-1])
-            total = {key: total[key] + tally[key] for key in total}
-        return total
+            lines = [json.loads(line)
+                     for line in process.communicate(timeout=60)[0].splitlines()]
+            firsts += [line["first_request_at"] for line in lines if "first_request_at" in line]
+            total = {key: total[key] + lines[-1][key] for key in total}
+        return total | {"first_request_at": min(firsts, default=None)}
 
     def cpu(self) -> float:
         return sum(cpu_seconds_of(process.pid)
@@ -285,12 +311,13 @@ def run_phase(engine, env, args, fakes, start, profile=None) -> dict:
                    "--concurrency", str(args.concurrency), stdout=subprocess.PIPE, text=True,
                    prefix=profiler)
     wait_for_worker(engine)
+    time.sleep(SETTLE)
     worker_pid = _python_pid(worker.pid) if profile else worker.pid
     wal = WalWatch(engine, args.own_wal)
     cpu, database_cpu, fakes_cpu = cpu_seconds_of(worker_pid), backends_cpu(engine), fakes.cpu()
     try:
         started, accepted_at = start()
-        finished, rss = wait_until_sent(engine, args.devices, worker_pid, timeout=7200)
+        finished, rss = wait_until_sent(engine, args.expected, worker_pid, timeout=7200)
         cpu = cpu_seconds_of(worker_pid) - cpu
         database_cpu = sum(seconds - database_cpu.get(pid, 0)  # a backend opened since: all of it
                            for pid, seconds in backends_cpu(engine).items())
@@ -306,7 +333,8 @@ def run_phase(engine, env, args, fakes, start, profile=None) -> dict:
                       "worker_cpu_ms_per_push": cpu * 1000 / max(1, sent),
                       "database_cpu_ms_per_push": database_cpu * 1000 / max(1, sent),
                       "fakes_cpu_ms_per_push": fakes_cpu * 1000 / max(1, sent),
-                      "rss_mb": rss, "rss_peak_mb": peak, "load": os.getloadavg()}
+                      "rss_mb": rss, "rss_peak_mb": peak, "load": os.getloadavg(),
+                      "accepted_at": accepted_at}
 
 
 def backends_cpu(engine) -> dict[int, float]:
@@ -335,14 +363,16 @@ def _python_pid(profiler_pid: int) -> int:
 
 def report(name: str, figures: dict, tally: dict, devices: int):
     sent = figures["states"].get("sent", 0)
+    first = tally.pop("first_request_at")
+    at_fake = f"{first - figures['accepted_at'].timestamp():.3f} s" if first else "never"
     once = (figures["deliveries"] == figures["devices"] == figures["targeted"] == sent
             == devices == tally["pushes"] == tally["tokens"]) and not tally["twice"]
     rss = figures["rss_mb"]
     budget = sum(figures[f"{part}_cpu_ms_per_push"] for part in ("worker", "database", "fakes"))
     tenth = next((mb for share, mb in sorted(rss.items()) if share >= 0.1), float("nan"))
     print(f"{name}: {sent} pushes in {figures['seconds']:.1f} s: "
-          f"{figures['pushes_per_s']:,.0f} pushes/s, first "
-          f"{figures['first_delivery_s']:.2f} s after the accept; worker CPU "
+          f"{figures['pushes_per_s']:,.0f} pushes/s; the first at a fake {at_fake} after the "
+          f"accept, recorded sent after {figures['first_delivery_s']:.2f} s; worker CPU "
           f"{figures['worker_cpu_ms_per_push']:.3f} ms/push, its PostgreSQL backends "
           f"{figures['database_cpu_ms_per_push']:.3f}, the fakes "
           f"{figures['fakes_cpu_ms_per_push']:.3f}: at most "
@@ -362,7 +392,8 @@ def report(name: str, figures: dict, tally: dict, devices: int):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--audience", choices=("all", "topic"), default="all")
+    parser.add_argument("--audience", choices=("all", "topic", "devices"), default="all")
+    parser.add_argument("--queue", choices=("embedded", "procrastinate"), default="embedded")
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--fcm-share", type=float, default=0.3)
     parser.add_argument("--posts", type=int, default=30)
@@ -386,7 +417,9 @@ def main():
         sys.exit(f"--profile needs py-spy: {BIN / 'pip'} install py-spy")
 
     ensure_database(args.database_url)
-    env = {**os.environ, "DATABASE_URL": args.database_url, "PUSH_QUEUE": "embedded",
+    args.expected = min(args.devices, EXPLICIT_DEVICES) if args.audience == "devices" \
+        else args.devices
+    env = {**os.environ, "DATABASE_URL": args.database_url, "PUSH_QUEUE": args.queue,
            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
            "PYTHONPATH": str(ROOT)}  # this checkout's app, whichever venv runs it
     if flask(env, "db", "upgrade", stdout=subprocess.DEVNULL).wait() != 0:
@@ -401,17 +434,18 @@ def main():
         print(f"seeded {args.devices} devices in {time.perf_counter() - started:.1f} s",
               flush=True)
 
-        audience = {"all": True} if args.audience == "all" else {"topics": [TOPIC]}
-        post = poster(env, api_key(env), audience)
+        post = poster(env, api_key(env), recipients(engine, args.audience))
         durations = sorted(post()[0] for _ in range(args.posts))  # no worker runs yet
         print(f"POST p50 {statistics.median(durations) * 1000:.1f} ms, p99 "
               f"{percentile(durations, 0.99) * 1000:.1f} ms ({args.posts} POSTs, audience "
-              f"{args.audience} of {args.devices} devices; load "
+              f"{args.audience} of {args.expected} devices; load "
               f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
         forget_notifications(engine)
         figures = run_phase(engine, env, args, fakes, lambda: post()[1:], args.profile)
-        report(f"audience {args.audience}", figures, fakes.stop(), args.devices)
-        if not args.no_baseline:
+        report(f"audience {args.audience}, {args.queue} queue", figures, fakes.stop(),
+               args.expected)
+        # the baseline's rows are written behind the queue's back: embedded only
+        if not args.no_baseline and args.audience != "devices" and args.queue == "embedded":
             forget_notifications(engine)
             fakes = Fakes(args.connections)
             env |= fakes.environment

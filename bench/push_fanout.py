@@ -29,6 +29,7 @@ import resource
 import secrets
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -71,8 +72,29 @@ def ensure_database(url: str):
 
 
 def flask(env, *args, prefix=(), **popen):
+    # PYTHONPATH: this checkout's app, not the one the virtualenv was installed from (a
+    # git worktree shares the virtualenv of another)
     return subprocess.Popen([*prefix, str(BIN / "flask"), *args], cwd=ROOT,
-                            env={**env, "FLASK_APP": "wsgi.py"}, **popen)
+                            env={**env, "FLASK_APP": "wsgi.py", "PYTHONPATH": str(ROOT)},
+                            **popen)
+
+
+STARTED_LINE = "push worker started"
+
+
+def watch_start(worker) -> list[float]:
+    """Pass the worker's log through to stderr; the list gets the moment it logged that it
+    started (its imports and app done, its transports open), the start of its sending."""
+    started: list[float] = []
+
+    def read():
+        for line in worker.stderr:
+            if not started and STARTED_LINE in line:
+                started.append(time.perf_counter())
+            sys.stderr.write(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return started
 
 
 def endpoint(channel: str, served: dict) -> dict:
@@ -238,7 +260,7 @@ def main():
     fake, served = start_target(args.channel)
     sink, callback = start_receiver() if args.receipts else (None, None)
     env = {**os.environ, "DATABASE_URL": args.database_url,
-           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO"),  # the worker's start line
            **CHANNEL_ENVIRONMENT[args.channel](served, args.connections),
            **LOCAL_WEBHOOKS, "PUSH_QUEUE": args.queue}
     try:
@@ -258,14 +280,20 @@ def main():
                     "--rate", "200", "-o", args.profile, "--"] if args.profile else []
         workers = [flask(env, "push", "worker", "--burst", "--chunk-size", str(args.chunk_size),
                          "--concurrency", str(args.concurrency), stdout=subprocess.PIPE,
-                         text=True, prefix=profiler if index == 0 else ())
+                         stderr=subprocess.PIPE, text=True,
+                         prefix=profiler if index == 0 else ())
                    for index in range(args.workers)]
+        starts = [watch_start(worker) for worker in workers]
         totals = Counter()
         for worker in workers:
-            output = worker.communicate()[0].splitlines()
+            output = worker.stdout.read().splitlines()  # stderr: watch_start reads it
+            worker.wait()
             totals.update(json.loads(next(line for line in reversed(output)
                                           if line.startswith("{"))))
-        elapsed = time.perf_counter() - started
+        finished = time.perf_counter()
+        elapsed = finished - started
+        sending = finished - min((moment for seen in starts for moment in seen),
+                                 default=started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         worker_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
         fake_cpu = cpu_seconds_of(fake.pid) - fake_cpu
@@ -280,7 +308,8 @@ def main():
     sent = states.get("sent", 0)
     print(json.dumps({"worker_totals": totals, "states": states}))
     print(f"{sent} pushes in {elapsed:.1f} s (worker process start to exit): "
-          f"{sent / elapsed:.0f} pushes/s")
+          f"{sent / elapsed:.0f} pushes/s; {sent / sending:.0f} pushes/s in the {sending:.1f} s "
+          f"from the worker's start line (after its {elapsed - sending:.1f} s of start-up)")
     print(f"worker CPU {worker_cpu * 1000 / max(sent, 1):.3f} ms/push "
           f"(~{max(sent, 1) / worker_cpu:.0f} pushes/s per core); "
           f"fake {FAKE_NAMES[args.channel]} {fake_cpu * 1000 / max(sent, 1):.3f} ms/push")

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h2.config
@@ -72,6 +72,7 @@ class Logged:
     status: int | None = None  # None: never answered (held, hung, dropped by GOAWAY)
     headers: dict | None = None  # the request's headers and body (None: keep_log off)
     body: bytes | None = None
+    received_at: float = field(default_factory=time.time)  # when its last frame came
 
     @property
     def payload(self) -> dict:
@@ -314,6 +315,8 @@ class FakeApns:
             normalize_outbound_headers=False, validate_outbound_headers=False)
         self.script: dict[str, list[Answer]] = {}
         self.log: list[Logged] = []
+        self.first_request = asyncio.Event()  # set when the first request is read
+        self.first_request_at: float | None = None
         self.manage_log: list[Logged] = []  # channel management requests
         self.answered = 0
         self.tally = Tally() if tally else None
@@ -477,6 +480,9 @@ class FakeApns:
 
     def _handle(self, conn: _ServerConnection, stream_id: int, headers: dict, body: bytes):
         entry = self._entry(conn, stream_id, headers, body)
+        if self.first_request_at is None:
+            self.first_request_at = entry.received_at
+            self.first_request.set()
         if self.keep_log:
             with self._received:
                 (self.manage_log if conn.manages else self.log).append(entry)
@@ -699,18 +705,29 @@ def standalone_options(description: str) -> dict:
 
 def serve_standalone(fake: FakeApns, describe):
     """Serve until SIGTERM or Ctrl-C, printing ``describe()`` (one JSON line: where and
-    how to connect) once listening, and the tally (if kept) when stopped."""
+    how to connect) once listening, when the first request came (a second line), and the
+    tally (if kept) when stopped (the last line)."""
     async def serve():
         await fake.serve()
         print(json.dumps(describe()), flush=True)
         stopped = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+        reporting = asyncio.create_task(report_first_request(fake))
         await stopped.wait()
+        reporting.cancel()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
     if fake.tally is not None:
         print(json.dumps(fake.tally.summary()), flush=True)
+
+
+async def report_first_request(fake: "FakeApns"):
+    """A standalone fake's second line of output: when its first request came (for a
+    benchmark's latency); then it serves on."""
+    await fake.first_request.wait()
+    print(json.dumps({"first_request_at": fake.first_request_at}), flush=True)
+    await asyncio.Event().wait()
 
 
 def main():

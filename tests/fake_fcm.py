@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -79,6 +79,7 @@ class Sent:
     connection: int
     stream_id: int
     status: int | None = None  # None: never answered
+    received_at: float = field(default_factory=time.time)  # when its last frame came
 
     @property
     def apns_id(self):  # the fake APNs's log key; FCM has no message id of the sender's

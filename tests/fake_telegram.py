@@ -4,9 +4,11 @@ with the answers of the table in app/push/telegram.py, and Telegram's limits che
 ``chats[chat_id]`` picks the answer for a chat: ``"ok"`` (the default), ``"blocked"``,
 ``"deactivated"``, ``"kicked"``, ``"not_found"``, ``"bad"`` (another 400), ``"down"``
 (a 502), or ``("migrate", new_id)``. ``burst_429(n, retry_after)`` answers the next ``n``
-requests 429. Every accepted message is logged (``log``); a send faster than one a
-``chat_interval`` to one chat or more than ``per_second`` in one second is counted in
-``violations`` (and answered 429, as Telegram would)."""
+requests 429. Every request's chat and arrival time is kept (``arrivals``), every accepted
+message is logged (``log``); a send less than ``chat_interval`` after the one before to
+the same chat, or one more than ``per_second`` within one second, is counted in
+``violations`` (and answered 429, as Telegram would). The limits are checked exactly,
+against the moments requests arrive here."""
 
 import json
 import threading
@@ -16,7 +18,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOKEN = "123456:ABC-test-bot-token-secret"
-SLACK = 0.1  # seconds of scheduling jitter forgiven (a loaded machine delays a request)
 
 ANSWERS = {
     "blocked": (403, "Forbidden: bot was blocked by the user"),
@@ -43,6 +44,7 @@ class FakeTelegram:
         self.chats: dict = {}
         self.log: list[Sent] = []
         self.requests: list[dict] = []
+        self.arrivals: list[tuple[object, float]] = []
         self.violations = 0
         self.violation_log: list = []
         self._burst = 0
@@ -72,10 +74,11 @@ class FakeTelegram:
     def _answer(self, body) -> tuple[int, dict]:
         with self._lock:
             self.requests.append(body)
+            self.arrivals.append((body.get("chat_id"), time.time()))
             if self._burst:
                 self._burst -= 1
                 return _too_many(self._burst_retry_after)
-            chat_id, now = body.get("chat_id"), time.time()
+            chat_id, now = self.arrivals[-1]
             if not body.get("text") or body.get("parse_mode") != "HTML":
                 return _error(400, "Bad Request: message text is empty")
             behaviour = self.chats.get(chat_id, "ok")
@@ -95,10 +98,10 @@ class FakeTelegram:
 
     def _too_fast(self, chat_id, now) -> bool:
         last = self._last_by_chat.get(chat_id)
-        while self._recent and self._recent[0] <= now - 1 + SLACK:
+        while self._recent and self._recent[0] <= now - 1:
             self._recent.popleft()
-        too_fast = (last is not None and now - last < self.chat_interval - SLACK) or \
-            len(self._recent) >= self.per_second + 1
+        too_fast = (last is not None and now - last < self.chat_interval) or \
+            len(self._recent) >= self.per_second
         if not too_fast:
             self._last_by_chat[chat_id] = now
             self._recent.append(now)

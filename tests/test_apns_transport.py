@@ -357,3 +357,24 @@ def test_settings_come_from_apns_variables_with_defaults(monkeypatch):
     assert (settings.connections, settings.request_timeout, settings.max_streams) == (4, 2.5, 100)
     assert (settings.production_url, settings.sandbox_url) == (
         "https://api.push.apple.com", "https://api.sandbox.push.apple.com")
+
+
+LIVE = {"push_type": PushType.LIVEACTIVITY, "timestamp": 1_700_000_000}
+
+
+@pytest.mark.parametrize("notification", [
+    Notification(**LIVE, event="update"),  # no content-state
+    Notification(**LIVE, event="update", content_state={}, dismissal_date=1_700_000_100),
+    Notification(**LIVE, event="end", content_state={}, attributes_type="Match",
+                 attributes={}),
+    Notification(**LIVE, event="start", content_state={}),  # no attributes
+    Notification(push_type=PushType.LIVEACTIVITY, event="update", content_state={}),
+    Notification(**LIVE, content_state={}),  # no event
+], ids=["update without content-state", "update with a dismissal date", "end with attributes",
+        "start without attributes", "no timestamp", "no event"])
+def test_the_fake_refuses_a_live_activity_push_a_device_would_drop(fake, key_file, clock,
+                                                                   notification):
+    """APNs answers 200 and the device drops it: the fake refuses it so a test sees it."""
+    [outcome] = send(fake, key_file, clock, batch(1, notification))
+    assert (outcome.status, outcome.reason) == (400, "BadLiveActivityPayload")
+    assert fake.log[0].push_type == "liveactivity"

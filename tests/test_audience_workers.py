@@ -8,6 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Delivery, Notification
+from app.models.types import utcnow
+from app.push import expansion
 from tests.factories import bearer
 from tests.fake_apns import Answer
 from tests.jsonapi_helpers import body
@@ -67,6 +69,21 @@ def test_a_topic_reaches_each_subscribed_device_once(
                  200)["data"]["attributes"]
     assert shown["status"] == "done"
     assert (shown["counts"]["targeted"], shown["counts"]["sent"]) == (45, 45)
+
+
+def test_the_first_step_is_small_so_the_first_pushes_leave_early(client, app):
+    """A broadcast's first step writes FIRST_STEP deliveries, not a whole chunk: a worker
+    sends those while the rest of the audience is written."""
+    with rows(app) as connection:
+        make_devices(connection, 250)
+    headers = bearer(make_key(app, (SEND, BROADCAST))[0])
+    body(post(client, headers, {"all": True}), 202)
+    steps = []
+    with rows(app) as connection:
+        while (done := expansion.step(connection, 1000, utcnow())) and not done.done:
+            steps.append(len(done.delivery_ids))
+        steps.append(len(done.delivery_ids))
+    assert steps == [expansion.FIRST_STEP, 150]
 
 
 @pytest.mark.slow

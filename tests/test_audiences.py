@@ -129,7 +129,7 @@ def test_a_device_registered_or_deleted_during_the_expansion(client, app, sender
         connection.execute(delete(DeviceTopic).where(
             DeviceTopic.device_id == unsubscribed["id"]))
         expand_all(connection, 1)
-        assert targeted_devices(connection, sent["id"]) == ids(first + [kept] + ahead)
+        assert targeted_devices(connection, sent["id"]) == ids([*first, kept, *ahead])
 
 
 @pytest.mark.parametrize("where, expected", [

@@ -77,10 +77,10 @@ def test_a_late_retry_does_not_overwrite_a_newer_attempt(engine, pending):
     now = utcnow()
     with engine.begin() as connection:
         ledger.record(connection, [ledger.Result(newer.id, DeliveryState.SENT, 200)], now,
-                      {newer.id: newer.attempts})
+                      {newer.id: newer})
         ledger.record(connection, [ledger.Result(slow.id, DeliveryState.PENDING, 503,
                                                  next_attempt_at=now)], now,
-                      {slow.id: slow.attempts})
+                      {slow.id: slow})
 
     assert states(engine)[slow.id] == DeliveryState.SENT
 
@@ -88,7 +88,7 @@ def test_a_late_retry_does_not_overwrite_a_newer_attempt(engine, pending):
 def test_release_hands_rows_back_without_counting_the_attempt(engine, pending):
     taken = claim(engine, 3)
     with engine.begin() as connection:
-        ledger.release(connection, [c.id for c in taken], utcnow())
+        ledger.release(connection, taken, utcnow())
 
     again = claim(engine, 10)
     assert sorted(c.id for c in again) == pending

@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.extensions import db
@@ -61,6 +62,12 @@ def send(client, service, attributes, status=202, **linkage):
     return body(client.post("/api/notifications", headers=bearer(service), json={
         "data": {"type": "notifications", "attributes": attributes,
                  "relationships": relationships}}), status)
+
+
+def refused_updates():
+    """``pushreg_live_activity_updates_refused_total`` for updates, so far."""
+    return REGISTRY.get_sample_value("pushreg_live_activity_updates_refused_total",
+                                     {"event": "update"}) or 0
 
 
 def update(eta, **more):
@@ -153,6 +160,7 @@ def test_start_then_three_updates_then_end_then_an_update_is_refused(
         send(client, service, update(eta), live_activities=[activity["id"]])
         assert send_due(app, environ)["sent"] == 1
     send(client, service, {"push_type": "liveactivity", "event": "end", "priority": 10,
+                           "timestamp": 1_900_000_060,  # given: kept, not the acceptance's
                            "content_state": {"eta": 0}, "dismissal_date": 1_900_000_100,
                            "stale_date": 1_900_000_050, "relevance_score": 0.5},
          live_activities=[activity["id"]])
@@ -162,6 +170,7 @@ def test_start_then_three_updates_then_end_then_an_update_is_refused(
     assert (start.token, start.topic, start.push_type) == (push_to_start, TOPIC,
                                                            "liveactivity")
     assert start.payload["aps"]["event"] == "start"
+    assert start.payload["aps"]["timestamp"] == 1_900_000_000
     for entry, eta in zip(updates, (10, 20, 30), strict=True):
         assert entry.token == activity_token and entry.status == 200
         assert entry.headers["apns-topic"] == TOPIC
@@ -173,14 +182,18 @@ def test_start_then_three_updates_then_end_then_an_update_is_refused(
         assert before <= aps["timestamp"] <= int(time.time())  # when it was accepted
     assert end.token == activity_token and end.headers["apns-priority"] == "10"
     assert end.payload["aps"] == {"event": "end", "content-state": {"eta": 0},
-                                  "timestamp": end.payload["aps"]["timestamp"],
+                                  "timestamp": 1_900_000_060,
                                   "stale-date": 1_900_000_050,
                                   "dismissal-date": 1_900_000_100, "relevance-score": 0.5}
 
     assert stored(app, activity["id"]).ended_reason == "End"
+    counted = refused_updates()
     refused = send(client, service, update(40), status=422,
                    live_activities=[activity["id"]])
     assert refused["errors"][0]["code"] == "ACTIVITY_ENDED"
+    assert refused_updates() == counted + 1
+    send(client, service, update(41), status=404, live_activities=[str(uuid.uuid4())])
+    assert refused_updates() == counted + 1  # no such activity: not an ended one
     assert refused["errors"][0]["source"]["pointer"] == "/data/relationships/live_activities/data/0"
     assert send_due(app, environ)["sent"] == 0 and len(fake.log) == 5
     body(client.post(ACTIVITIES, headers=caller.headers,  # an ended activity stays ended
@@ -234,6 +247,28 @@ def test_an_update_made_obsolete_before_it_was_sent_is_not_sent(
 
 
 @pytest.mark.committed
+def test_an_update_accepted_before_the_end_was_sent_is_not_sent_after_it(
+        client, app, fake, key_file):  # noqa: F811
+    caller = Caller(client, app)
+    device_id, _ = register_device(client, caller)
+    activity = register(client, caller, device_id, new_token())
+    service = api_key(app)
+    send(client, service, {"push_type": "liveactivity", "event": "end",
+                           "content_state": {"eta": 0}}, live_activities=[activity["id"]])
+    late = send(client, service, update(5), live_activities=[activity["id"]])
+
+    # one delivery a chunk: the end is sent before the update is looked at
+    counts = send_due(app, apns_environ(fake, key_file), PUSH_CHUNK_SIZE=1,
+                      PUSH_CONCURRENCY=1)
+    assert (counts["sent"], counts["failed"]) == (1, 1)
+    assert [entry.payload["aps"]["event"] for entry in fake.log] == ["end"]
+    shown = body(client.get(f"/api/notifications/{late['data']['id']}/deliveries",
+                            headers=bearer(service)), 200)["data"]
+    assert [(item["attributes"]["state"], item["attributes"]["reason"]) for item in shown] \
+        == [("failed", "ActivityEnded")]
+
+
+@pytest.mark.committed
 def test_an_audience_reaches_every_running_activity_it_matches(
         client, app, fake, key_file):  # noqa: F811
     service = api_key(app)
@@ -262,6 +297,9 @@ def test_prune_deletes_ended_and_too_old_activities(client, app, monkeypatch):
         db.session.commit()
     assert body(client.get(f"{ACTIVITIES}/{deleted['id']}", headers=caller.headers),
                 200)["data"]["attributes"]["state"] == "ended"
+    refused = send(client, api_key(app), update(1), status=422,
+                   live_activities=[deleted["id"]])  # too old: no target any more
+    assert refused["errors"][0]["code"] == "ACTIVITY_ENDED"
     result = app.test_cli_runner().invoke(args=["prune"])
     assert json.loads(result.output)["live_activities"] == 1
     with app.app_context():

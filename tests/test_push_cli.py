@@ -73,8 +73,10 @@ def test_status_prints_the_counts(runner, app):
     assert push(runner, "status", sent["id"]) == {
         "id": sent["id"], "status": "queued",
         "counts": {"pending": 3, "sent": 0, "failed": 0, "invalidated": 0, "expired": 0,
-                   "targeted": 3, "by_channel": {"ios_push": {"pending": 3, "sent": 0, "failed": 0,
-                                               "invalidated": 0, "expired": 0}}}}
+                   "canceled": 0, "targeted": 3,
+                   "by_channel": {"ios_push": {"pending": 3, "sent": 0, "failed": 0,
+                                               "invalidated": 0, "expired": 0,
+                                               "canceled": 0}}}}
     with app.app_context():
         db.session.execute(update(Delivery).values(state="sent", attempts=1))
         db.session.commit()
@@ -156,4 +158,31 @@ def test_send_to_an_audience(runner, app, args, audience):
 def test_a_bad_audience_is_refused_and_nothing_is_written(runner, app, args, message):
     assert message in push(runner, "send", "--alert", "Hi", *args, exit_code=2
                            if "MEMBER" in message or "JSON" in message else 1)
+    assert count(app, Notification) == 0
+
+
+def test_send_schedules_with_send_at_local_time_and_throttle(runner, app):
+    (alice,) = insert_users(app, 1)
+    insert_devices(app, 3, user_id=alice, time_zone="Asia/Kolkata")
+    at = (utcnow() + timedelta(days=1)).replace(microsecond=0)
+    sent = push(runner, "send", "--user", alice, "--alert", "Hi", "--send-at", at.isoformat(),
+                "--local-time", "07:45", "--throttle", "60")
+    assert (sent["status"], sent["deliveries"]) == ("scheduled", 3)
+    with app.app_context():
+        stored = db.session.get(Notification, uuid.UUID(sent["id"]))
+        assert (stored.send_at, stored.local_time, stored.throttle) == (at, "07:45:00", 60)
+        db.session.remove()
+
+
+@pytest.mark.parametrize(("args", "message", "exit_code"), [
+    (["--send-at", "tomorrow"], "ISO 8601 with a zone", 2),
+    (["--send-at", "2026-12-24T18:00:00"], "ISO 8601 with a zone", 2),
+    (["--local-time", "24:00"], "local_time is a wall-clock time", 1),
+    (["--throttle", "10"], "throttle is", 1),
+])
+def test_send_refuses_a_bad_schedule(runner, app, args, message, exit_code):
+    (alice,) = insert_users(app, 1)
+    insert_devices(app, 1, user_id=alice)
+    output = push(runner, "send", "--user", alice, "--alert", "Hi", *args, exit_code=exit_code)
+    assert message in output
     assert count(app, Notification) == 0

@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -64,18 +64,16 @@ def sent_by(app, key_id, deliveries):
 def dispatch_all(app, concurrency=2, **settings):
     """A burst of the dispatcher with the webhook transport alone: the iOS deliveries fail
     as ChannelNotConfigured without a request, the webhook ones are sent."""
-    config = {**app.config, **FAST, **settings}
-
-    async def run():
-        async with WebhookTransport(WebhookSettings.from_config(config),
-                                    db.engine) as transport:
-            dispatcher = Dispatcher({Channel.WEBHOOK: transport}, db.engine,
-                                    DispatchSettings.from_config(config))
-            return await Worker(dispatcher, db.engine,
-                                WorkerOptions(burst=True, concurrency=concurrency)).run()
-
     with app.app_context():
-        return asyncio.run(run())
+        return asyncio.run(dispatching({**app.config, **FAST, **settings}, concurrency))
+
+
+async def dispatching(config, concurrency=2):
+    async with WebhookTransport(WebhookSettings.from_config(config), db.engine) as transport:
+        dispatcher = Dispatcher({Channel.WEBHOOK: transport}, db.engine,
+                                DispatchSettings.from_config(config))
+        return await Worker(dispatcher, db.engine,
+                            WorkerOptions(burst=True, concurrency=concurrency)).run()
 
 
 def send_receipts(app, until, timeout=20.0, **settings):
@@ -258,13 +256,50 @@ def test_a_batch_failing_past_its_retry_window_is_dropped(app, receiver):
     dispatch_all(app)
     receiver.answer(RECEIPTS, Answer(503))
     send_receipts(app, lambda: len(acknowledged(receiver)) >= 1, timeout=5)
-    with rows(app) as connection:  # as if the batch had been failing for a day
-        connection.execute(update(ReceiptBatch.__table__).values(
-            created_at=utcnow() - timedelta(hours=25), next_attempt_at=utcnow()))
 
+    failing_for(app, hours=23)  # within the day: retried still
+    totals = send_receipts(app, lambda: len(acknowledged(receiver)) >= 2, timeout=5)
+    assert totals["receipts_dropped"] == 0 and waiting_events(app) == 2
+
+    failing_for(app, hours=25)
     totals = send_receipts(app, nothing_waits(app))
-
     assert totals["receipts_dropped"] == 2
+
+
+def failing_for(app, hours):
+    """As if the batch had been failing for ``hours``, and its next attempt due."""
+    with rows(app) as connection:
+        connection.execute(update(ReceiptBatch.__table__).values(
+            created_at=utcnow() - timedelta(hours=hours), next_attempt_at=utcnow()))
+
+
+@pytest.mark.committed
+def test_outcomes_reach_the_receiver_within_two_seconds(app, receiver):
+    key_id = key_with_callback(app, receiver)
+    _, deliveries = webhook_notification(app, receiver, count=3)
+    sent_by(app, key_id, deliveries)
+    config = dict(app.config)  # the receipts' settings as shipped (a 0.5 s poll)
+    assert config["RECEIPTS_POLL_INTERVAL"] == 0.5
+
+    async def run():
+        async with WebhookTransport(WebhookSettings.from_config(config),
+                                    db.engine) as transport:
+            sender = ReceiptSender(transport, db.engine, ReceiptSettings.from_config(config))
+            async with sender.running():
+                await asyncio.sleep(0.7)  # idle, looking for receipts now and then
+                await dispatching({**config, **FAST})
+                deadline = time.monotonic() + 10
+                while not acknowledged(receiver) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+
+    with app.app_context():
+        asyncio.run(run())
+
+    (entry,) = acknowledged(receiver)
+    assert len(entry.body["events"]) == 3
+    for event in entry.body["events"]:
+        happened = datetime.fromisoformat(event["at"].replace("Z", "+00:00")).timestamp()
+        assert entry.at - happened < 2.0, (entry.at - happened, event)
 
 
 @pytest.mark.committed

@@ -79,6 +79,16 @@ def test_seed_003_registers_a_webhook_with_its_secret(client, people, receiver):
     assert "token" not in document["device"]
 
 
+def test_webhooks_and_chats_are_never_apple_device_tokens(client, people, receiver):
+    alice = people()
+    assert post_device(client, alice, channel="webhook", token=receiver.url()).status_code == 201
+    assert post_device(client, alice, channel="telegram", token="4242").status_code == 201
+
+    listed = client.get("/api/apple_device_tokens", headers=bearer(alice.session))
+
+    assert listed.status_code == 200 and listed.get_json()["data"] == []
+
+
 @pytest.mark.parametrize("url", [
     "ftp://example.com/hook", "https://user:pw@example.com/hook",
     "https://example.com/hook#part", "https:///nohost", "not a url", "https://example.com/"
@@ -212,6 +222,17 @@ def test_429_waits_at_least_its_retry_after(app, receiver):
     before = utcnow()
     send_webhooks(app)
     assert state(app, delivery).next_attempt_at >= before + timedelta(seconds=119)
+
+
+@pytest.mark.committed
+def test_an_endless_answer_is_read_no_further_than_64_kib(app, receiver):
+    receiver.answer("/hook?n=0", Answer(200, endless=True))
+    _, (delivery,) = webhook_notification(app, receiver)
+
+    send_webhooks(app, WEBHOOK_TIMEOUT=5.0)
+
+    assert state(app, delivery).state == "sent"  # not a timeout reading a gigabyte
+    assert receiver.endless_written < 64 * 1024 * 1024  # what socket buffers took
 
 
 @pytest.mark.committed

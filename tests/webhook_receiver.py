@@ -4,7 +4,9 @@ as told, per path: a status (with headers), a redirect, a hang, or a reset conne
 
 ``answers[path]`` is a list consumed one answer per request (the last one repeats); an
 ``Answer`` with ``hang`` sleeps that long before answering, ``reset`` closes the socket
-without answering. Every request is logged, verified or not (``Received.verified``)."""
+without answering, ``endless`` writes a body far larger than anyone should read (how much
+was written before the client let go: ``endless_written``). Every request is logged,
+verified or not (``Received.verified``)."""
 
 import json
 import socket
@@ -16,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import standardwebhooks
 
+ENDLESS = 1 << 30
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -24,6 +28,7 @@ class Answer:
     hang: float = 0.0
     reset: bool = False
     body: bytes = b""
+    endless: bool = False  # a 1 GiB body, written until the client stops reading
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Received:
     body: dict | None
     verified: bool
     at: float
+    raw: bytes = b""
 
 
 class WebhookReceiver:
@@ -43,6 +49,7 @@ class WebhookReceiver:
         self.log: list[Received] = []
         self._lock = threading.Lock()
         self.connections = 0
+        self.endless_written = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -81,7 +88,7 @@ class WebhookReceiver:
         except ValueError:
             body = None
         with self._lock:
-            self.log.append(Received(path, headers, body, verified, time.time()))
+            self.log.append(Received(path, headers, body, verified, time.time(), raw))
 
     def _handler(self):
         receiver = self
@@ -109,9 +116,22 @@ class WebhookReceiver:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(answer.body)))
+                length = ENDLESS if answer.endless else len(answer.body)
+                self.send_header("Content-Length", str(length))
                 self.end_headers()
-                self.wfile.write(answer.body)
+                if answer.endless:
+                    self._write_endlessly()
+                else:
+                    self.wfile.write(answer.body)
+
+            def _write_endlessly(self):
+                chunk = b"x" * 65536
+                try:
+                    for _ in range(ENDLESS // len(chunk)):
+                        self.wfile.write(chunk)
+                        receiver.endless_written += len(chunk)
+                except OSError:  # the client closed the connection: it read enough
+                    self.close_connection = True
 
             def log_message(self, *args):
                 pass

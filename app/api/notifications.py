@@ -2,7 +2,7 @@
 and their deliveries (each also at ``/api/deliveries/<apns_id>``). The recipients are the
 to-many relationships ``users`` and ``devices`` of the document a service POSTs (here
 linkage is the input), or its ``audience`` attribute (topics, a condition, filters,
-everyone)."""
+everyone). A PATCH setting ``canceled`` cancels what has not gone out."""
 
 import uuid
 from types import SimpleNamespace
@@ -22,14 +22,14 @@ from app.api.contract import (
     ToOne,
     route,
 )
-from app.api.types import AUDIENCE_COUNTS, DELIVERIES, NOTIFICATIONS
+from app.api.types import AUDIENCE_COUNTS, DELIVERIES, NOTIFICATION_CHANGES, NOTIFICATIONS
 from app.errors import InvalidAttribute, InvalidQueryParameter, Where
 from app.extensions import db
 from app.jsonapi.document import parse_resource, refuse_changes_to_read_only
 from app.jsonapi.errors import InvalidDocument, at, type_mismatch
 from app.jsonapi.flask import jsonapi_response, request_body
 from app.jsonapi.media import JSONAPI_OBJECT
-from app.resources import audience_counts, notifications
+from app.resources import audience_counts, cancellation, notifications
 from app.web import untrusted
 from app.web.untrusted import too_deep
 
@@ -98,6 +98,25 @@ def get_notification(call, notification_id):
     return _response(call, notifications.get(call.principal, notification_id))
 
 
+@route(blueprint, "PATCH", NOTIFICATION, "Cancel a notification", NOTIFICATIONS,
+       credentials=SENDERS, query=SINGLE, body=NOTIFICATION_CHANGES, id_required=True,
+       errors={403: "\"canceled\": false (a cancel cannot be undone), or another attribute "
+                    "changed: they are read-only."},
+       description="\"canceled\": true cancels every delivery not yet handed to a provider; "
+                   "those in flight finish. Cancelling again changes nothing.")
+def update_notification(call, notification_id):
+    """200: the notification as it is now (its counts show what was canceled)."""
+    parsed = call.changes(notification_id,
+                          lambda: _shown(notifications.get(call.principal, notification_id)))
+    if cancellation.MEMBER in parsed.attributes:
+        notification, _ = cancellation.cancel_own(call.principal, notification_id,
+                                                   parsed.attributes[cancellation.MEMBER])
+    else:  # nothing asked: the notification as it is
+        notification = notifications.get(call.principal, notification_id)
+    db.session.commit()
+    return _response(call, notification)
+
+
 @route(blueprint, "GET", f"{NOTIFICATION}/deliveries", "A notification's deliveries",
        DELIVERIES, credentials=SENDERS, query=COLLECTION, responses={200: MANY})
 def list_deliveries(call, notification_id):
@@ -132,10 +151,21 @@ def _shown(notification):
     """The notification as its resource object shows it: content, status and counts."""
     counts = notifications.counts(notification)
     return SimpleNamespace(**notification.content, id=notification.id,
-                           audience=notification.audience,
+                           audience=notification.audience, **_schedule(notification),
                            sender_id=notification.sender_id,
                            status=notifications.status_of(counts).value,
-                           counts=counts.shown(), created_at=notification.created_at)
+                           counts=counts.shown(), created_at=notification.created_at,
+                           canceled=notification.canceled_at is not None,
+                           canceled_at=notification.canceled_at)
+
+
+def _schedule(notification):
+    """send_at as UNIX seconds (as ``expiration``), throttle as the object it was given."""
+    send_at = notification.send_at
+    return {"send_at": None if send_at is None else int(send_at.timestamp()),
+            "local_time": notification.local_time,
+            "throttle": None if notification.throttle is None
+            else {"per_minute": notification.throttle}}
 
 
 def _identifiers(name, linkage):

@@ -9,7 +9,11 @@ from app.api.schemas.configs import ConfigSchema
 from app.api.schemas.devices import DeviceChangeSchema, DeviceSchema
 from app.api.schemas.live_activities import LiveActivitySchema
 from app.api.schemas.live_activity_channels import LiveActivityChannelSchema
-from app.api.schemas.notifications import DeliverySchema, NotificationSchema
+from app.api.schemas.notifications import (
+    DeliverySchema,
+    NotificationChangeSchema,
+    NotificationSchema,
+)
 from app.api.schemas.sessions import SessionSchema
 from app.api.schemas.topics import TopicSchema
 from app.api.schemas.users import UserSchema
@@ -146,6 +150,10 @@ NOTIFICATIONS = registry.add(ResourceType(
                 notifications.list_deliveries(principal, notification, listing)),
     },
 ))
+
+# What a PATCH of a notification takes (not registered: responses are drawn with
+# NOTIFICATIONS).
+NOTIFICATION_CHANGES = dataclasses.replace(NOTIFICATIONS, schema=NotificationChangeSchema)
 
 # An audience's size, asked with filter[audience] (and filter[push_type]): one resource,
 # no collection to page or sort (its route takes contract.FILTERED).

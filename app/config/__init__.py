@@ -5,6 +5,7 @@ Every setting has a safe development default except the secrets, which productio
 """
 
 import ipaddress
+import zoneinfo
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -169,6 +170,8 @@ class Config:
         self.PUSH_QUARANTINE_MIN = env.int("PUSH_QUARANTINE_MIN", 20)
         self.PUSH_INVALIDATION_POLICY = env.str("PUSH_INVALIDATION_POLICY", "mark")
         self.PUSH_SHUTDOWN_GRACE = env.float("PUSH_SHUTDOWN_GRACE", 15.0)
+        # A local-time notification's zone for a device whose user has none (IANA name).
+        self.DEFAULT_TIME_ZONE = env.str("DEFAULT_TIME_ZONE", "UTC")
         # A Live Activity older than this is no target (Apple: 8 hours running, then up to
         # 4 on the Lock Screen); `flask prune` deletes it.
         self.LIVE_ACTIVITY_MAX_AGE = env.int("LIVE_ACTIVITY_MAX_AGE", 12 * 3600)
@@ -370,6 +373,11 @@ class Config:
                 raise ConfigurationError(f"{name} must be a number of seconds above 0")
         if not 0 < self.PUSH_QUARANTINE_RATIO <= 1:
             raise ConfigurationError("PUSH_QUARANTINE_RATIO must be above 0 and at most 1")
+        try:
+            zoneinfo.ZoneInfo(self.DEFAULT_TIME_ZONE)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            raise ConfigurationError("DEFAULT_TIME_ZONE must be an IANA time zone, like UTC "
+                                     "or Europe/Paris") from None
 
     def _validate_fcm_settings(self):
         for name in ("FCM_CONNECTIONS", "FCM_MAX_STREAMS"):

@@ -14,6 +14,7 @@ from app.models.notification import (
     Notification,
     NotificationStatus,
     ProviderToken,
+    ThrottleMoment,
 )
 from app.models.rate_limit import RateLimitCounter
 from app.models.receipt import ReceiptBatch, ReceiptEvent
@@ -46,6 +47,7 @@ __all__ = [
     "ReceiptEvent",
     "SendSlot",
     "SmsMessage",
+    "ThrottleMoment",
     "User",
     "VerificationCode",
     "WorkerHeartbeat",

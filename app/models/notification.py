@@ -25,9 +25,11 @@ class NotificationStatus(enum.StrEnum):
     """Read from its deliveries' states, never stored: nothing to keep in step."""
 
     EXPANDING = "expanding"  # an audience's deliveries are still being written
+    SCHEDULED = "scheduled"  # none of its deliveries is due yet
     QUEUED = "queued"
     SENDING = "sending"
     DONE = "done"
+    CANCELED = "canceled"  # its sender canceled it and nothing is left in flight
 
 
 class DeliveryState(enum.StrEnum):
@@ -37,10 +39,11 @@ class DeliveryState(enum.StrEnum):
     FAILED = "failed"
     INVALIDATED = "invalidated"
     EXPIRED = "expired"
+    CANCELED = "canceled"  # its notification was canceled before it was handed to a provider
 
 
 FINAL_STATES = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.INVALIDATED,
-                          DeliveryState.EXPIRED})
+                          DeliveryState.EXPIRED, DeliveryState.CANCELED})
 
 
 class Notification(Model):
@@ -50,7 +53,13 @@ class Notification(Model):
     An audience is expanded by the workers (``app/push/expansion.py``): ``expanding``
     until every matching device has its delivery, ``expanded_through`` the last device id
     written (the keyset position a resumed expansion starts after), ``targeted`` the
-    deliveries written so far, added to in the transaction that writes them."""
+    deliveries written so far, added to in the transaction that writes them.
+
+    Its schedule (``app/resources/notification_schedule.py``): ``send_at`` (not before),
+    ``local_time`` (each device at that wall-clock time in its own zone), ``throttle`` (at
+    most that many deliveries a minute); ``first_due_at`` the earliest moment a delivery of
+    it was written with, so its status tells "scheduled" without reading its deliveries.
+    ``canceled_at``: when its sender canceled it (``app/resources/cancellation.py``)."""
 
     __tablename__ = "notifications"
     # The notifications still expanding, for the workers to find without a scan.
@@ -69,6 +78,11 @@ class Notification(Model):
     expanding: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     expanded_through: Mapped[uuid.UUID | None] = mapped_column()
     targeted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    local_time: Mapped[str | None] = mapped_column(String(8))  # HH:MM:SS
+    throttle: Mapped[int | None] = mapped_column(Integer)  # deliveries a minute
+    first_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -87,7 +101,8 @@ class Delivery(Model):
 
     ``apns_id`` is minted with the row and sent on every attempt. A worker takes the row by
     setting ``state`` to ``sending`` with a ``lease_until``; when the lease runs out (the
-    worker died) the row is due again. ``next_attempt_at`` says when it may be tried.
+    worker died) the row is due again. ``next_attempt_at`` says when it may be tried;
+    ``scheduled_at`` when it could first be (its notification's schedule), never moved.
     """
 
     __tablename__ = "deliveries"
@@ -127,6 +142,8 @@ class Delivery(Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # never null (nullable: see migration 0017)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_reason: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(Text)
@@ -135,6 +152,20 @@ class Delivery(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
+
+
+class ThrottleMoment(Model):
+    """How many deliveries of a throttled local-time notification were written with one
+    moment: read and written back, a chunk at a time, by the transaction that writes them
+    (the notification's writers are serialised), so no moment gets more than its
+    ``throttle``."""
+
+    __tablename__ = "throttle_moments"
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), primary_key=True)
+    moment: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    deliveries: Mapped[int] = mapped_column(Integer)
 
 
 class DeliveryCount(Model):

@@ -10,7 +10,14 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from app.api.schemas.fields import Timestamp
-from app.api.schemas.notifications import AUDIENCE_JSON_SCHEMA, Audience, PushTime, TextOrObject
+from app.api.schemas.notifications import (
+    AUDIENCE_JSON_SCHEMA,
+    THROTTLE_JSON_SCHEMA,
+    Audience,
+    PushTime,
+    TextOrObject,
+    Throttle,
+)
 from app.jsonapi.media import JSONAPI_OBJECT
 
 OPENAPI_VERSION = "3.1.0"
@@ -28,6 +35,8 @@ def _custom_fields(_converter, field, **_):
         return {"type": ["string", "object", NULL]}
     if isinstance(field, Audience):
         return dict(AUDIENCE_JSON_SCHEMA)
+    if isinstance(field, Throttle):
+        return dict(THROTTLE_JSON_SCHEMA)
     return {}
 
 

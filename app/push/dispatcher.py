@@ -113,6 +113,8 @@ class Pauses:
 
     def remaining(self, topic: str = EVERY_TOPIC) -> float:
         """Seconds ``topic`` stays paused (every topic's pause counts for each)."""
+        if not self._until:  # asked twice a push: most of the time nothing was paused
+            return 0.0
         now = self._clock()
         until = max(self._until.get(topic, 0), self._until.get(EVERY_TOPIC, 0))
         return max(0.0, until - now)
@@ -167,13 +169,13 @@ class Dispatcher:
         plan = self._plan(chunk, notifications, devices, running, broadcast, utcnow())
         loaded, started = time.perf_counter(), utcnow()
         results, invalidations = await self._send(plan.targets, started)
-        metrics.count_deliveries(plan.results + results)
         answered = time.perf_counter()
-        await asyncio.to_thread(self._write, plan.results + results, invalidations, plan.paused,
-                                {claimed.id: claimed.attempts for claimed in chunk})
+        written = await asyncio.to_thread(self._write, plan.results + results, invalidations,
+                                          plan.paused, {claimed.id: claimed for claimed in chunk})
+        metrics.count_deliveries(written)
         log.debug("chunk of %d: loaded in %.3f s, sent in %.3f s, recorded in %.3f s",
                   len(chunk), loaded - clock, answered - loaded, time.perf_counter() - answered)
-        counts = Counter(result.state.value for result in plan.results + results)
+        counts = Counter(result.state.value for result in written)
         counts["handed_back"] = len(plan.paused)
         return counts
 
@@ -198,18 +200,22 @@ class Dispatcher:
         """Hand a chunk back unsent (or with its outcome unknown) on shutdown."""
         now = utcnow()
         with self._engine.begin() as connection:
-            ledger.release(connection, [claimed.id for claimed in chunk], now)
-            self._queue.requeue(connection, {claimed.id: now for claimed in chunk})
+            canceled = set(_release(connection, chunk, now))
+            self._queue.requeue(connection, {claimed.id: now for claimed in chunk
+                                             if claimed.id not in canceled})
 
     # -- loading and building ------------------------------------------------------------
 
     def _load(self, chunk):
         notification_ids = {claimed.notification_id for claimed in chunk}
-        device_ids = {claimed.device_id for claimed in chunk if claimed.device_id is not None}
+        # a delivery to an activity reads its device with the activity (``activities.load``)
+        device_ids = {claimed.device_id for claimed in chunk
+                      if claimed.device_id is not None and not claimed.live_activity_id}
         with self._engine.connect() as connection:
             notifications = {row.id: row for row in connection.execute(
                 select(notifications_table.c.id, notifications_table.c.push_type,
-                       notifications_table.c.content, notifications_table.c.expires_at)
+                       notifications_table.c.content, notifications_table.c.expires_at,
+                       notifications_table.c.canceled_at)
                 .where(ledger.among(connection, notifications_table.c.id, notification_ids)))}
             devices = {row.id: row for row in connection.execute(
                 select(devices_table.c.id, devices_table.c.channel, devices_table.c.token,
@@ -373,15 +379,22 @@ class Dispatcher:
 
     # -- writing -------------------------------------------------------------------------
 
-    def _write(self, results, invalidations, paused, attempts):
+    def _write(self, results, invalidations, paused, claimed) -> list[ledger.Result]:
+        """Record the outcomes and hand back the paused deliveries: the results as written
+        (a retry of a canceled notification is canceled)."""
         now = utcnow()
         with self._engine.begin() as connection:
-            ledger.record(connection, results, now, attempts)
+            # the hand-backs first: each takes its cancel locks before it writes a row
+            # (``ledger``), so none may come after the outcomes are written
+            canceled: list[int] = []
+            for seconds in set(paused.values()):
+                canceled += _release(connection, [claimed[id_] for id_, s in paused.items()
+                                                  if s == seconds],
+                                     now, now + timedelta(seconds=seconds))
+            paused = {id_: s for id_, s in paused.items() if id_ not in set(canceled)}
+            results = ledger.record(connection, results, now, claimed)
             receipts.keep(connection, [result.delivery_id for result in results
                                        if result.state in FINAL_STATES], now)
-            for seconds in set(paused.values()):
-                ledger.release(connection, [id_ for id_, s in paused.items() if s == seconds],
-                               now, now + timedelta(seconds=seconds))
             invalidate(connection, [item for item in invalidations
                                     if isinstance(item, Invalidation)],
                        now, self._settings.invalidation_policy)
@@ -390,6 +403,14 @@ class Dispatcher:
             channels.end(connection, [(item.channel_id, item.reason) for item in invalidations
                                       if isinstance(item, ChannelEnding)], now)
             self._queue.requeue(connection, _back_to_pending(results, paused, now))
+        return results
+
+
+def _release(connection, chunk, now, at=None) -> list[int]:
+    """``ledger.release``, with a receipt for each delivery it canceled (their ids)."""
+    canceled = ledger.release(connection, chunk, now, at)
+    receipts.keep(connection, canceled, now)
+    return canceled
 
 
 def _back_to_pending(results, paused, now) -> dict[int, datetime]:
@@ -403,7 +424,10 @@ def _failed_before_sending(claimed, reason, detail) -> ledger.Result:
 
 
 def _unsendable(claimed, row, notification, now) -> ledger.Result | None:
-    """Whatever the target: the notification expired, or cannot be built."""
+    """Whatever the target: the notification was canceled (a lease that ran out, or a
+    claim just before the cancel), expired, or cannot be built."""
+    if row.canceled_at is not None:
+        return ledger.canceled_result(claimed.id)
     if row.expires_at is not None and row.expires_at <= now:
         return ledger.Result(claimed.id, DeliveryState.EXPIRED, reason="Expired",
                              detail="the notification expired before it was sent")

@@ -5,13 +5,16 @@ A step takes one notification still ``expanding`` (on PostgreSQL locked with ``F
 UPDATE SKIP LOCKED``: two workers never expand one notification at once; on SQLite the write lock
 serialises them), reads the next ``chunk_size`` devices after ``expanded_through`` that
 the audience and the push can reach, in device-id order (a keyset: each step reads one
-index range, however far along it is), and in the same transaction:
+index range, however far along it is; the first step reads at most ``FIRST_STEP``, so the
+first pushes leave while the rest is written), and in the same transaction:
 
-- writes their deliveries: ``INSERT … SELECT … ON CONFLICT DO NOTHING`` on the unique
-  (notification, device) index, so a chunk written twice adds nothing;
+- writes their deliveries, each at its moment (``app/resources/delivery_rows.py``: a
+  local time, a throttle), ``ON CONFLICT DO NOTHING`` on the unique (notification,
+  device) index, so a chunk written twice adds nothing;
 - moves ``expanded_through`` to the last device read, adds the deliveries written to
-  ``targeted`` (the rows the INSERT returned: exact), and clears ``expanding`` once a
-  step reads fewer devices than a chunk.
+  ``targeted`` (the rows the INSERT returned: exact; a throttle's position), keeps the
+  earliest moment written in ``first_due_at``, and clears ``expanding`` once a step reads
+  fewer devices than a chunk.
 
 A worker killed mid-step loses that step's transaction, nothing else: the next step, by
 any worker, starts after the last committed position. A device is included when it
@@ -24,16 +27,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import case, literal, select, update
 
-from app.database.upsert import insert_for
 from app.errors import ServiceError
-from app.models import Delivery, Device, Notification
-from app.models.notification import ONE_PER_DEVICE
+from app.models import Device, Notification
+from app.models.types import UTCDateTime
 from app.push import ledger
-from app.resources import audiences, notifications
+from app.resources import audiences, delivery_rows
+from app.resources.delivery_rows import NOTHING, Written
+from app.resources.notification_schedule import Schedule
 
 log = logging.getLogger(__name__)
+FIRST_STEP = 100  # devices the first step of an expansion reads, at most
 
 notifications_table = Notification.__table__
 
@@ -48,9 +53,11 @@ class Expanded:
 
 
 def step(connection, chunk_size: int, now: datetime,
-         notification_id: uuid.UUID | None = None) -> Expanded | None:
+         notification_id: uuid.UUID | None = None, *,
+         default_zone: str = "UTC") -> Expanded | None:
     """Expand one chunk of a notification still expanding (``notification_id``'s, or the
-    oldest one no other worker holds); None when there is none."""
+    oldest one no other worker holds); None when there is none. ``default_zone``: a local
+    time's zone for devices whose users have none."""
     row = _next_expanding(connection, notification_id)
     if row is None:
         return None
@@ -59,37 +66,35 @@ def step(connection, chunk_size: int, now: datetime,
     except ServiceError as exc:  # a rule tightened since it was accepted: nobody matches
         log.error("notification %s: its audience no longer parses (%s): not expanded",
                   row.id, exc.detail)
-        return _advance(connection, row, [], None, True, now)
+        return _advance(connection, row, NOTHING, None, True, now)
+    # the first step is small, so the first pushes leave while the next chunks are written
+    limit = chunk_size if row.expanded_through is not None else min(chunk_size, FIRST_STEP)
     candidates = connection.execute(
         select(Device.id, Device.app_version)
-        .where(*audience.conditions(), *notifications.reachable(row.push_type), *(
+        .where(*audience.conditions(), *delivery_rows.reachable(row.push_type), *(
             () if row.expanded_through is None else (Device.id > row.expanded_through,)))
-        .order_by(Device.id).limit(chunk_size)).all()
+        .order_by(Device.id).limit(limit)).all()
     chosen = [device_id for device_id, version in candidates if audience.admits(version)]
-    written = write_deliveries(connection, row.id, chosen, now)
+    written = write_deliveries(connection, row, chosen, now, default_zone)
     last = candidates[-1].id if candidates else row.expanded_through
-    return _advance(connection, row, written, last, len(candidates) < chunk_size, now)
+    return _advance(connection, row, written, last, len(candidates) < limit, now)
 
 
-def write_deliveries(connection, notification_id, device_ids, now) -> list[int]:
-    """One pending delivery per device that has none of this notification yet: the ids
-    written. Each is due ``now``; a per-row moment (a device's local time, a throttle)
-    would be the ``due`` expression of ``notifications.delivery_values``."""
+def write_deliveries(connection, row, device_ids, now, default_zone="UTC") -> Written:
+    """One pending delivery per device that has none of this notification yet, each at
+    its moment (``row``: the notification's id, schedule and ``targeted``)."""
     if not device_ids:
-        return []
-    values = notifications.delivery_values(notification_id, now, connection.dialect.name)
-    rows = select(*values.values()).where(ledger.among(connection, Device.id, device_ids))
-    statement = (insert_for(connection, Delivery).from_select(list(values), rows)
-                 .on_conflict_do_nothing(index_elements=["notification_id", "device_id"],
-                                         index_where=ONE_PER_DEVICE)
-                 .returning(Delivery.id))
-    return list(connection.scalars(statement))
+        return NOTHING
+    return delivery_rows.write(
+        connection, row.id, Schedule.of(row), [ledger.among(connection, Device.id, device_ids)],
+        position=row.targeted, now=now, default_zone=default_zone, skip_duplicates=True)
 
 
 def _next_expanding(connection, notification_id):
     table = notifications_table
     statement = select(table.c.id, table.c.push_type, table.c.audience,
-                       table.c.expanded_through).where(table.c.expanding)
+                       table.c.expanded_through, table.c.targeted, table.c.send_at,
+                       table.c.local_time, table.c.throttle).where(table.c.expanding)
     if notification_id is not None:
         statement = statement.where(table.c.id == notification_id)
     else:
@@ -101,9 +106,13 @@ def _next_expanding(connection, notification_id):
     return connection.execute(statement).first()
 
 
-def _advance(connection, row, written, last, done, now) -> Expanded:
-    connection.execute(
-        update(notifications_table).where(notifications_table.c.id == row.id)
-        .values(expanded_through=last, expanding=not done,
-                targeted=notifications_table.c.targeted + len(written), updated_at=now))
-    return Expanded(row.id, written, done)
+def _advance(connection, row, written: Written, last, done, now) -> Expanded:
+    table = notifications_table
+    values = {"expanded_through": last, "expanding": not done,
+              "targeted": table.c.targeted + len(written.ids), "updated_at": now}
+    if written.first_due_at is not None:
+        earliest = literal(written.first_due_at, UTCDateTime())
+        values["first_due_at"] = case((table.c.first_due_at < earliest, table.c.first_due_at),
+                                      else_=earliest)
+    connection.execute(update(table).where(table.c.id == row.id).values(**values))
+    return Expanded(row.id, written.ids, done)

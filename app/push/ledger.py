@@ -8,6 +8,15 @@ chunk of hundreds costs a handful of round trips.
 Every function takes a SQLAlchemy ``Connection`` inside a transaction that its caller
 commits. On PostgreSQL concurrent claims skip each other's rows (``FOR UPDATE SKIP
 LOCKED``); SQLite's write lock serialises them.
+
+A delivery of a canceled notification (``app/resources/cancellation.py``) never goes back
+to pending: a retry or a hand-back is written ``canceled`` instead. On PostgreSQL both read
+the notifications' ``canceled_at`` holding ``cancel_lock`` shared, which a cancel holds
+exclusively until it commits: either the cancel commits first and is seen here, or this
+commits first and the cancel's UPDATE finds the row pending. (An advisory lock, not the
+notification's row lock: a row lock would make an audience's expansion step, which skips a
+locked notification, pass this one by.) Each transaction takes it before it writes any
+delivery, so it never holds a row the cancel waits for while it waits for the cancel.
 """
 
 import random
@@ -15,12 +24,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, any_, bindparam, case, or_, select, update
+from sqlalchemy import and_, any_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.models.notification import Delivery, DeliveryState
+from app.database.engine import OWN_TRANSACTION
+from app.models.notification import Delivery, DeliveryState, Notification
 
 deliveries = Delivery.__table__
+notifications = Notification.__table__
+CANCEL_LOCK = "notification-cancel:"  # its advisory lock's key, with the notification's id
+CANCELED_REASON = "Canceled"
+CANCELED_DETAIL = "its notification was canceled before it was handed to a provider"
+CANCELED_WHY = {"last_reason": CANCELED_REASON, "detail": CANCELED_DETAIL}  # column values
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,23 @@ def claim_ids(connection, ids: list[int], *, lease: float, now: datetime) -> lis
     return _take(connection, and_(deliveries.c.id.in_(ids), due), len(ids), lease, now)
 
 
+def next_due(connection, expanding_at: datetime) -> datetime | None:
+    """When a worker next has something to do: the earliest pending delivery's next
+    attempt or sending delivery's lease end (each an index range of ``ix_deliveries_due``,
+    the first row of the one, the rows in flight of the other), and ``expanding_at`` when
+    a notification's audience is still expanding; None when nothing waits."""
+    pending = select(func.min(deliveries.c.next_attempt_at)).where(
+        deliveries.c.state == DeliveryState.PENDING).scalar_subquery()
+    leased = select(func.min(deliveries.c.lease_until)).where(
+        deliveries.c.state == DeliveryState.SENDING).scalar_subquery()
+    expanding = exists().where(notifications.c.expanding)
+    # a read of its own (no BEGIN, no ROLLBACK on PostgreSQL): an idle worker's only query
+    row = connection.execute(select(pending, leased, expanding).execution_options(
+        **{OWN_TRANSACTION: True})).one()
+    moments = [moment for moment in (row[0], row[1], row[2] and expanding_at) if moment]
+    return min(moments, default=None)
+
+
 def waiting(connection, ids: list[int], now: datetime) -> dict[int, datetime]:
     """Those of ``ids`` not due yet, with the moment each will be: pending after a backoff
     (its next attempt), or held under another worker's lease (when the lease runs out)."""
@@ -132,9 +164,14 @@ def _take(connection, condition, limit, lease, now) -> list[Claimed]:
     due = (select(deliveries.c.id).where(condition)
            .order_by(deliveries.c.next_attempt_at).limit(limit))
     if connection.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
+        # A CTE, materialized: run once. Under ``IN (…)`` PostgreSQL may rescan the locking
+        # subquery for each outer row, and each rescan can lock other rows than the last.
+        taken = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        chosen = deliveries.c.id == taken.c.id
+    else:
+        chosen = deliveries.c.id.in_(due.scalar_subquery())
     statement = (
-        update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+        update(deliveries).where(chosen)
         .values(state=DeliveryState.SENDING, lease_until=now + timedelta(seconds=lease),
                 attempts=deliveries.c.attempts + 1, updated_at=now)
         .returning(deliveries.c.id, deliveries.c.notification_id, deliveries.c.device_id,
@@ -145,23 +182,66 @@ def _take(connection, condition, limit, lease, now) -> list[Claimed]:
 
 
 def record(connection, results: list[Result], now: datetime,
-           attempts: dict[int, int]) -> None:
+           claimed: dict[int, Claimed]) -> list[Result]:
     """Write a chunk's outcomes: the sent rows in one UPDATE, the others in one
-    executemany. Every row leaves ``sending`` and drops its lease.
+    executemany. Every row leaves ``sending`` and drops its lease. The results as written:
+    a retry of a canceled notification's delivery is written canceled.
 
-    ``attempts``: each row's attempt count when it was claimed. A failure or retry is not
+    ``claimed``: each row as it was claimed (id → ``Claimed``). A failure or retry is not
     written over a row claimed again since (its lease ran out while this attempt was slow):
     that later attempt owns the row. A 200 is written whatever happened since."""
+    results = _canceled_retries(connection, results, claimed)
     sent = [result.delivery_id for result in results if result.state is DeliveryState.SENT]
     if sent:
         connection.execute(
             update(deliveries).where(among(connection, deliveries.c.id, sent))
             .values(state=DeliveryState.SENT, sent_at=now, last_status=200, last_reason=None,
                     detail=None, lease_until=None, updated_at=now))
-    others = [_row(result, now, attempts[result.delivery_id])
+    others = [_row(result, now, claimed[result.delivery_id].attempts)
               for result in results if result.state is not DeliveryState.SENT]
     if others:
         connection.execute(_OUTCOME, others)
+    return results
+
+
+def _canceled_retries(connection, results, claimed) -> list[Result]:
+    def notification_of(result):
+        return claimed[result.delivery_id].notification_id
+
+    retried = {notification_of(result) for result in results
+               if result.state is DeliveryState.PENDING}
+    canceled = canceled_among(connection, retried)
+    if not canceled:
+        return results
+    return [canceled_result(result.delivery_id)
+            if result.state is DeliveryState.PENDING and notification_of(result) in canceled
+            else result for result in results]
+
+
+def canceled_result(delivery_id: int) -> Result:
+    return Result(delivery_id, DeliveryState.CANCELED, reason=CANCELED_REASON,
+                  detail=CANCELED_DETAIL)
+
+
+def canceled_among(connection, notification_ids) -> set[uuid.UUID]:
+    """Those of ``notification_ids`` canceled, read holding ``cancel_lock`` shared."""
+    if not notification_ids:
+        return set()
+    cancel_lock(connection, notification_ids)
+    return set(connection.scalars(select(notifications.c.id).where(
+        among(connection, notifications.c.id, notification_ids),
+        notifications.c.canceled_at.is_not(None))))
+
+
+def cancel_lock(connection, notification_ids, *, exclusive=False) -> None:
+    """PostgreSQL's transaction-scoped advisory lock on each notification's cancel: shared
+    by the writers that could put a delivery back to pending, exclusive for a cancel.
+    (SQLite's write lock serialises them anyway.)"""
+    if connection.dialect.name != "postgresql":
+        return
+    lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
+    keys = sorted(f"{CANCEL_LOCK}{notification_id}" for notification_id in notification_ids)
+    connection.execute(select(*(lock(func.hashtextextended(key, 0)) for key in keys)))
 
 
 _OUTCOME = (
@@ -181,13 +261,20 @@ def _row(result: Result, now: datetime, attempt: int) -> dict:
             "next_at": result.next_attempt_at or now, "now": now}
 
 
-def release(connection, ids: list[int], now: datetime, at: datetime | None = None) -> None:
+def release(connection, claimed: list[Claimed], now: datetime,
+            at: datetime | None = None) -> list[int]:
     """Hand claimed deliveries back unsent (shutdown, a paused topic): pending again from
-    ``at`` (default now), the attempt not counted."""
-    if ids:
-        connection.execute(
-            update(deliveries).where(among(connection, deliveries.c.id, ids),
-                                     deliveries.c.state == DeliveryState.SENDING)
-            .values(state=DeliveryState.PENDING, lease_until=None,
-                    attempts=deliveries.c.attempts - 1, next_attempt_at=at or now,
-                    updated_at=now))
+    ``at`` (default now), the attempt not counted; those of a canceled notification are
+    canceled instead (their ids are returned)."""
+    canceled = canceled_among(connection, {item.notification_id for item in claimed})
+    back = [item.id for item in claimed if item.notification_id not in canceled]
+    stopped = [item.id for item in claimed if item.notification_id in canceled]
+    for ids, state in ((back, DeliveryState.PENDING), (stopped, DeliveryState.CANCELED)):
+        if ids:
+            connection.execute(
+                update(deliveries).where(among(connection, deliveries.c.id, ids),
+                                         deliveries.c.state == DeliveryState.SENDING)
+                .values(state=state, lease_until=None, attempts=deliveries.c.attempts - 1,
+                        next_attempt_at=at or now, updated_at=now,
+                        **(CANCELED_WHY if state is DeliveryState.CANCELED else {})))
+    return stopped

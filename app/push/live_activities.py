@@ -9,13 +9,12 @@ is not sent (collapse by activity: it expires as ``Superseded``; an ``end`` neve
 """
 
 import dataclasses
-import types
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, false, func, select
 
-from app.models import Delivery, DeliveryState, LiveActivity
+from app.models import Delivery, DeliveryState, Device, LiveActivity
 from app.push import ledger, message
 from app.push.message import PushType
 from app.resources.live_activities import ENDED_BY_END
@@ -24,6 +23,7 @@ ENDED = ENDED_BY_END
 UPDATE, END = "update", "end"
 _activities = LiveActivity.__table__
 _deliveries = Delivery.__table__
+_devices = Device.__table__
 _STILL_TO_SEND = (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.SENT)
 
 
@@ -36,45 +36,53 @@ class NotSent:
     detail: str
 
 
-def load(connection, chunk) -> dict[uuid.UUID, tuple]:
-    """The activities a chunk goes to: id → (row, the newest delivery to it still to be
-    sent or sent), in two queries."""
+def load(connection, chunk) -> dict[uuid.UUID, Row]:
+    """The activities a chunk goes to, each joined with its device, in one query: id → a
+    row that is also the device row the push goes to (``addressed``): the activity's token
+    where Live Activity pushes are taken from, and ``latest_delivery``, the newest delivery
+    to the activity still to be sent or sent (the collapse)."""
     ids = {claimed.live_activity_id for claimed in chunk if claimed.live_activity_id}
     if not ids:
         return {}
-    latest = dict(connection.execute(
-        select(_deliveries.c.live_activity_id, func.max(_deliveries.c.id))
-        .where(ledger.among(connection, _deliveries.c.live_activity_id, ids),
-               _deliveries.c.state.in_(_STILL_TO_SEND))
-        .group_by(_deliveries.c.live_activity_id)).all())
-    rows = connection.execute(
-        select(_activities.c.id, _activities.c.token, _activities.c.ended_at,
-               _activities.c.created_at, _activities.c.updated_at)
-        .where(ledger.among(connection, _activities.c.id, ids)))
-    return {row.id: (row, latest.get(row.id)) for row in rows}
+    # grouped over the chunk's activities, not a subquery per activity: its plan stays
+    # one index scan even before the planner has statistics of a fresh ledger
+    latest = (select(_deliveries.c.live_activity_id, func.max(_deliveries.c.id).label("id"))
+              .where(ledger.among(connection, _deliveries.c.live_activity_id, ids),
+                     _deliveries.c.state.in_(_STILL_TO_SEND))
+              .group_by(_deliveries.c.live_activity_id).subquery())
+    return {row.live_activity_id: row for row in connection.execute(
+        _running(latest.c.id.label("latest_delivery"))
+        .outerjoin(latest, latest.c.live_activity_id == _activities.c.id)
+        .where(ledger.among(connection, _activities.c.id, ids)))}
+
+
+def _running(latest_delivery):
+    # a 410 is judged against when the activity's token was registered (``last_seen_at``),
+    # and the device's own token, valid or not, does not matter (``is_invalidated``)
+    return select(
+        _activities.c.id.label("live_activity_id"), _activities.c.ended_at,
+        _activities.c.created_at, latest_delivery,
+        _devices.c.id, _devices.c.channel, _devices.c.token, _devices.c.environment,
+        _devices.c.bundle_id, _devices.c.is_voip,
+        _activities.c.token.label("live_activity_token"),
+        _activities.c.updated_at.label("last_seen_at"), false().label("is_invalidated"),
+    ).join_from(_activities, _devices, _devices.c.id == _activities.c.device_id)
 
 
 def addressed(claimed, notification, devices, running, now: datetime, max_age: timedelta):
     """The device row a delivery goes to (None: the device is gone), or ``NotSent``."""
-    device = devices.get(claimed.device_id)
     if not _to_activity(notification):
-        return device
-    if claimed.live_activity_id not in running:
+        return devices.get(claimed.device_id)
+    activity = running.get(claimed.live_activity_id)
+    if activity is None:  # deleted, or its device was (the activity went with it)
         return NotSent(DeliveryState.FAILED, "ActivityGone", "the live activity was deleted")
-    activity, latest = running[claimed.live_activity_id]
     if activity.ended_at is not None or activity.created_at <= now - max_age:
         return NotSent(DeliveryState.FAILED, "ActivityEnded",
                        "the activity ended before this push was sent")
-    if notification.event == UPDATE and latest is not None and latest > claimed.id:
+    if notification.event == UPDATE and (activity.latest_delivery or 0) > claimed.id:
         return NotSent(DeliveryState.EXPIRED, "Superseded",
                        "a later push to this activity was accepted before this one was sent")
-    if device is None:
-        return None
-    # the activity's token where Live Activity pushes are taken from; a 410 is judged
-    # against when that token was registered, and the device's own token does not matter
-    return types.SimpleNamespace(**{
-        **device._mapping, "live_activity_token": activity.token,
-        "last_seen_at": activity.updated_at, "is_invalidated": False})
+    return activity
 
 
 def _to_activity(notification) -> bool:

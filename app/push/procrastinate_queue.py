@@ -6,11 +6,12 @@ claims those of them that are due through ``ledger.claim_ids`` (same states, sam
 as the embedded queue), so a duplicated, retried or late job finds its rows taken or sent
 and sends nothing twice. Jobs are written in the transaction that writes what they name:
 
-- accepting a notification enqueues its deliveries in chunks (``enqueue_notification``);
+- accepting a notification enqueues its deliveries in chunks, each job scheduled for its
+  deliveries' moment (``next_attempt_at``: now, a ``send_at``, a local time; ``enqueue``);
 - accepting one for an audience enqueues its expansion (``enqueue_expansion``): an
   ``EXPAND`` job expands one chunk (``expansion.step``), enqueues that chunk's deliveries
-  and its own follow-up in the same transaction, so a job that dies is run again (a stalled
-  job) from the position the last committed step left;
+  (at their moments) and its own follow-up in the same transaction, so a job that dies
+  is run again (a stalled job) from the position the last committed step left;
 - a delivery put back to pending (a retry after its backoff, a paused topic, a chunk handed
   back on shutdown) is enqueued again for when it is due (``ProcrastinateQueue.requeue``,
   which the dispatcher calls);
@@ -52,7 +53,12 @@ EXPAND = "push.expand"
 SWEEP = "push.sweep"
 SWEEP_CRON = "* * * * * */10"  # every ten seconds (the sixth field is seconds)
 SWEEP_PRIORITY = 10  # ahead of a backlog of deliveries: it finds what is stuck
-FOLLOW_UP_GAP = 1.0  # seconds at least between a job and its follow-up
+FOLLOW_UP_GAP = 0.1  # seconds at least between a job and its follow-up
+JOB_SPAN = timedelta(seconds=0.25)  # the most a delivery waits for the rest of its job
+# A job scheduled for later is fetched by polling (its insert's NOTIFY came too early):
+# how often an idle worker asks (or PUSH_POLL_INTERVAL, if shorter). With JOB_SPAN, a
+# delivery is sent at most 0.75 s (and a claim) after its moment.
+SCHEDULED_JOB_POLL = 0.5
 STRAYS_PER_SWEEP = 100_000
 _EARLIEST = datetime.min.replace(tzinfo=UTC)  # sorts before any moment
 
@@ -69,17 +75,20 @@ _deferring = procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
 
 
 def enqueue(connection, due: dict[int, datetime | None], chunk_size: int) -> int:
-    """Jobs for deliveries (id → when due; None: now), ``chunk_size`` ids a job, each job
-    due with its earliest delivery; on ``connection`` (SQLAlchemy), in its transaction.
-    The number of jobs."""
-    ordered = sorted(due, key=lambda id_: (due[id_] or _EARLIEST, id_))
-    by_time: dict[datetime | None, list[dict]] = {}
+    """Jobs for deliveries (id → when due; None or past: now), on ``connection``
+    (SQLAlchemy), in its transaction: the number of jobs.
+
+    A job names at most ``chunk_size`` deliveries whose moments lie within ``JOB_SPAN`` of
+    each other, and is scheduled at the latest of them: when it runs every one of them is
+    due (none waits for a follow-up), and none waited more than ``JOB_SPAN`` for it. A
+    notification's jobs are its deliveries ÷ ``chunk_size``, plus at most one for every
+    ``JOB_SPAN`` its moments spread over (local times fall on a few moments, one a time
+    zone; a throttle's moments on at most four jobs a second)."""
     now = utcnow()
-    for start in range(0, len(ordered), chunk_size):
-        chunk = ordered[start:start + chunk_size]
-        at = due[chunk[0]]
-        by_time.setdefault(at if at is not None and at > now else None, []).append(
-            {"ids": chunk})
+    moments = {id_: at if at is not None and at > now else None for id_, at in due.items()}
+    by_time: dict[datetime | None, list[dict]] = {}
+    for at, ids in _jobs(moments, chunk_size):
+        by_time.setdefault(at, []).append({"ids": ids})
     driver = connection.connection.driver_connection
     with _on_search_path(driver):
         for at, jobs in by_time.items():
@@ -88,12 +97,45 @@ def enqueue(connection, due: dict[int, datetime | None], chunk_size: int) -> int
     return sum(len(jobs) for jobs in by_time.values())
 
 
+def _jobs(moments: dict[int, datetime | None], chunk_size: int):
+    """(when, ids) of each job: the ids in moment order, cut at ``chunk_size`` and where a
+    moment is more than ``JOB_SPAN`` after the job's first."""
+    ordered = sorted(moments, key=lambda id_: (moments[id_] or _EARLIEST, id_))
+    ids: list[int] = []
+    for id_ in ordered:
+        if ids and (len(ids) == chunk_size or not _within_span(moments[ids[0]], moments[id_])):
+            yield moments[ids[-1]], ids
+            ids = []
+        ids.append(id_)
+    if ids:
+        yield moments[ids[-1]], ids
+
+
+def _within_span(first: datetime | None, at: datetime | None) -> bool:
+    if first is None or at is None:
+        return first is at
+    return at - first <= JOB_SPAN
+
+
 def enqueue_notification(connection, notification_id, chunk_size: int) -> int:
-    """Jobs for every delivery of a notification just accepted."""
-    ids = connection.scalars(select(ledger.deliveries.c.id).where(
-        ledger.deliveries.c.notification_id == notification_id).order_by(
-        ledger.deliveries.c.id)).all()
-    return enqueue(connection, dict.fromkeys(ids), chunk_size)
+    """Jobs for every delivery of a notification just accepted, each at its moment."""
+    return _enqueue_where(connection, ledger.deliveries.c.notification_id == notification_id,
+                          chunk_size)
+
+
+def enqueue_deliveries(connection, ids: list[int], chunk_size: int) -> int:
+    """Jobs for deliveries just written (a step of an expansion), each at its moment."""
+    if not ids:
+        return 0
+    return _enqueue_where(connection, ledger.among(connection, ledger.deliveries.c.id, ids),
+                          chunk_size)
+
+
+def _enqueue_where(connection, condition, chunk_size: int) -> int:
+    table = ledger.deliveries
+    due = dict(connection.execute(
+        select(table.c.id, table.c.next_attempt_at).where(condition)).all())
+    return enqueue(connection, due, chunk_size)
 
 
 def enqueue_expansion(connection, notification_id) -> None:
@@ -157,6 +199,9 @@ class ProcrastinateQueue:
     def enqueue_expansion(self, connection, notification_id):
         enqueue_expansion(connection, notification_id)
 
+    def enqueue_deliveries(self, connection, ids):
+        enqueue_deliveries(connection, ids, self._chunk_size)
+
     def requeue(self, connection, due):
         enqueue(connection, due, self._chunk_size)
 
@@ -192,7 +237,8 @@ class ProcrastinateQueue:
                 await app.run_worker_async(
                     queues=[QUEUE], name=f"push@{socket.gethostname()}:{os.getpid()}",
                     concurrency=options.concurrency, wait=not options.burst,
-                    fetch_job_polling_interval=options.poll_interval,
+                    fetch_job_polling_interval=min(options.poll_interval,
+                                                   SCHEDULED_JOB_POLL),
                     shutdown_graceful_timeout=options.shutdown_grace,
                     delete_jobs="successful",
                     # a worker silent for a lease is stalled: its jobs are run again
@@ -230,7 +276,7 @@ def _expand(worker, notification_id):
         expanded = worker.expand(connection, utcnow(), notification_id)
         if expanded is None:
             return
-        enqueue(connection, dict.fromkeys(expanded.delivery_ids), worker.options.chunk_size)
+        enqueue_deliveries(connection, expanded.delivery_ids, worker.options.chunk_size)
         if not expanded.done:
             enqueue_expansion(connection, notification_id)
 

@@ -30,7 +30,7 @@ from sqlalchemy import and_, delete, exists, insert, or_, select, update
 
 from app.database.upsert import insert_for
 from app.models.credential import Credential
-from app.models.notification import FINAL_STATES, Delivery, Notification
+from app.models.notification import FINAL_STATES, Delivery, DeliveryState, Notification
 from app.models.receipt import ReceiptBatch, ReceiptEvent
 from app.models.types import utcnow
 from app.push.ledger import RetryPolicy, among
@@ -60,15 +60,25 @@ def keep(connection, delivery_ids: list[int], now) -> None:
     """An event for each of ``delivery_ids`` this transaction just made final (its
     ``updated_at`` is ``now``: a row a later attempt owns is not this write's) and whose
     sender's receipts are on; in the deliveries' order."""
-    if not delivery_ids:
-        return
+    if delivery_ids:
+        _keep(connection, among(connection, _deliveries.c.id, delivery_ids), now)
+
+
+def keep_canceled(connection, notification_id, now) -> None:
+    """An event for each delivery of ``notification_id`` this transaction just canceled
+    (in one statement: there may be a million), when its sender's receipts are on."""
+    _keep(connection, and_(_deliveries.c.notification_id == notification_id,
+                           _deliveries.c.state == DeliveryState.CANCELED), now)
+
+
+def _keep(connection, chosen_deliveries, now) -> None:
     d, n = _deliveries.c, _notifications.c
     chosen = (
         select(_credentials.c.id, d.apns_id, d.notification_id, d.device_id, d.channel,
                d.state, d.last_reason, d.updated_at)
         .select_from(_deliveries.join(_notifications, n.id == d.notification_id)
                      .join(_credentials, _credentials.c.id == n.sender_id))
-        .where(among(connection, d.id, delivery_ids), d.updated_at == now,
+        .where(chosen_deliveries, d.updated_at == now,
                d.state.in_([state.value for state in FINAL_STATES]), receiving())
         .order_by(d.id))
     connection.execute(insert(_events).from_select(

@@ -7,11 +7,15 @@ logged, and any error text has the token redacted.
 
 Telegram's limits hold across every worker (``slots.py``): at most
 ``TELEGRAM_MESSAGES_PER_SECOND`` messages a second in all and one every
-``TELEGRAM_CHAT_INTERVAL`` seconds to one chat. The answer table (``outcome_of``):
-``ok: true`` sent; 403 and 400 "chat not found" invalidate the device with Telegram's
-description as the reason; 429 holds the whole channel for ``parameters.retry_after``
-seconds (every worker) and retries; 400 with ``migrate_to_chat_id`` moves the device to the
-new chat id and sends again; other 400s fail; 5xx and network errors retry.
+``TELEGRAM_CHAT_INTERVAL`` seconds to one chat, as Telegram receives them: each message
+takes its permits from the database as it leaves and frees them only that long after its
+answer came back. One chat's messages go one after another, in order.
+
+The answer table (``outcome_of``): ``ok: true`` sent; 403 and 400 "chat not found"
+invalidate the device with Telegram's description as the reason; 429 holds the whole
+channel for ``parameters.retry_after`` seconds (every worker) and retries; 400 with
+``migrate_to_chat_id`` moves the device to the new chat id and sends again; other 400s
+fail; 5xx and network errors retry.
 """
 
 import asyncio
@@ -31,6 +35,7 @@ from app.models.device import Device as DeviceModel
 from app.models.types import utcnow
 from app.push import slots
 from app.push.fanout import in_order
+from app.push.http_pool import PooledHttp
 from app.push.message import Action, Address, Notification, Outcome, PushType, Refusal
 
 log = logging.getLogger(__name__)
@@ -38,7 +43,9 @@ log = logging.getLogger(__name__)
 TOPIC = "telegram"  # the dispatcher's pause scope
 CHANNEL_SCOPE = "telegram"
 MAX_TEXT = 4096
-MAX_WAIT = 5.0  # a send whose slot is further away is retried later, not waited for
+MAX_WAIT = 5.0  # a send whose permits are not free by then is retried later
+POLL = 0.25  # seconds between looks at a permit that is in use
+LEASE_MARGIN = 10.0
 MAX_ANSWER_BYTES = 64 * 1024
 REASON_LENGTH = 64
 REDACTED = "<bot token>"
@@ -123,13 +130,16 @@ def _retry_after(answer: dict) -> float:
     return float(value) if isinstance(value, int | float) and value >= 0 else 1.0
 
 
-class TelegramTransport:
+class TelegramTransport(PooledHttp):
     def __init__(self, settings: TelegramSettings, engine, clock=time.time):
         self._settings = settings
         self._engine = engine
         self._clock = clock
         self._url = f"{settings.api_url}/bot{settings.bot_token}/sendMessage"
-        self._session: aiohttp.ClientSession | None = None
+        self._channel_limit = slots.Limit.per_second(CHANNEL_SCOPE,
+                                                     settings.messages_per_second)
+        # how long a permit stays taken by a worker that died mid-send
+        self._lease = settings.timeout + LEASE_MARGIN
 
     def address(self, device, notification: Notification) -> Address | Refusal:
         if notification.push_type is not PushType.ALERT:
@@ -141,34 +151,22 @@ class TelegramTransport:
 
     async def send_many(self, items: Sequence[tuple[Chat, Notification, str]]
                         ) -> list[Outcome]:
-        moments = await asyncio.to_thread(self._reserve, [item[0] for item in items])
-        return await in_order(self._send_at, [(*item, at) for item, at in
-                                              zip(items, moments, strict=True)],
-                              self._settings.connections)
-
-    def _reserve(self, chats: list[Chat]) -> list[float]:
-        """Each send's moment (UNIX seconds): a slot in the channel's rate, then the first
-        slot of its chat's at or after it."""
-        now = utcnow()
-        moments = slots.reserve(self._engine, CHANNEL_SCOPE, [now] * len(chats),
-                                1 / self._settings.messages_per_second, now)
+        """Each chat's messages one after another, in their order; chats side by side."""
         by_chat: dict[str, list[int]] = {}
-        for index, chat in enumerate(chats):
+        for index, (chat, _, _) in enumerate(items):
             by_chat.setdefault(chat.chat_id, []).append(index)
-        for chat_id, indexes in by_chat.items():
-            reserved = slots.reserve(self._engine, f"telegram:{chat_id}",
-                                     [moments[index] for index in indexes],
-                                     self._settings.chat_interval, now)
-            for index, moment in zip(indexes, reserved, strict=True):
-                moments[index] = moment
-        return [moment.timestamp() for moment in moments]
+        outcomes: dict[int, Outcome] = {}
 
-    async def _send_at(self, chat: Chat, notification: Notification, delivery_id: str,
-                       at: float) -> Outcome:
-        wait = at - self._clock()
-        if wait > MAX_WAIT:
-            return Outcome(delivery_id, Action.RETRY, reason="RateLimited", retry_after=wait,
-                           detail="Telegram's rate limits: the next free slot is later")
+        async def one_chat(indexes: list[int]):
+            for index in indexes:
+                outcomes[index] = await self._send_checked(*items[index])
+
+        await in_order(one_chat, [(indexes,) for indexes in by_chat.values()],
+                       self._settings.connections)
+        return [outcomes[index] for index in range(len(items))]
+
+    async def _send_checked(self, chat: Chat, notification: Notification, delivery_id: str
+                            ) -> Outcome:
         text = message_text(notification)
         if text is None:
             return Outcome(delivery_id, Action.FAIL, reason="NothingToShow",
@@ -177,13 +175,21 @@ class TelegramTransport:
             return Outcome(delivery_id, Action.FAIL, reason="PayloadTooLarge",
                            detail=f"the text has {len(text)} characters; Telegram takes "
                                   f"{MAX_TEXT}")
-        if wait > 0:
-            await asyncio.sleep(wait)
         return await self._send(chat, notification, text, delivery_id)
 
     async def _send(self, chat: Chat, notification, text, delivery_id, migrated=False
                     ) -> Outcome:
-        status, answer = await self._post(request_body(chat.chat_id, text, notification))
+        taken = await self._permits(chat, delivery_id)
+        if isinstance(taken, Outcome):
+            return taken
+        try:
+            status, answer = await self._post(request_body(chat.chat_id, text, notification))
+            if status == 429:  # held before the permit is free again: nothing slips past
+                await asyncio.to_thread(
+                    slots.hold, self._engine, CHANNEL_SCOPE,
+                    utcnow() + timedelta(seconds=_retry_after(answer)), utcnow())
+        finally:
+            await asyncio.to_thread(slots.give_back, self._engine, taken, utcnow())
         if status is None:
             return Outcome(delivery_id, Action.RETRY, reason="TransportError",
                            outcome_unknown=True, detail=answer["description"])
@@ -192,13 +198,26 @@ class TelegramTransport:
             await asyncio.to_thread(self._move, chat, new_chat)
             return await self._send(Chat(chat.device_id, new_chat), notification, text,
                                     delivery_id, migrated=True)
-        outcome = outcome_of(delivery_id, status, answer)
-        if status == 429:
-            assert outcome.retry_after is not None  # outcome_of reads it from a 429
-            await asyncio.to_thread(
-                slots.hold, self._engine, CHANNEL_SCOPE,
-                utcnow() + timedelta(seconds=outcome.retry_after), utcnow())
-        return outcome
+        return outcome_of(delivery_id, status, answer)
+
+    async def _permits(self, chat: Chat, delivery_id: str) -> slots.Taken | Outcome:
+        """Telegram's limits for one message, taken as it leaves (``slots.py``): waited for
+        up to ``MAX_WAIT`` seconds, else the delivery is retried when they may be free."""
+        limits = (self._channel_limit, slots.Limit((f"{CHANNEL_SCOPE}:{chat.chat_id}",),
+                                                   self._settings.chat_interval))
+        give_up_at = self._clock() + MAX_WAIT
+        while True:
+            taken = await asyncio.to_thread(slots.take, self._engine, CHANNEL_SCOPE, limits,
+                                            utcnow(), self._lease)
+            if isinstance(taken, slots.Taken):
+                return taken
+            free_at, now = taken.until.timestamp(), self._clock()
+            if free_at > give_up_at and (taken.held or now >= give_up_at):
+                return Outcome(delivery_id, Action.RETRY, reason="RateLimited",
+                               retry_after=max(free_at - now, POLL),
+                               detail="Telegram's rate limits: no free slot for now")
+            # a permit in use is given back as its answer comes: look again soon
+            await asyncio.sleep(min(max(free_at - now, 0.0), POLL))
 
     async def _post(self, body: dict) -> tuple[int | None, dict]:
         try:
@@ -222,23 +241,10 @@ class TelegramTransport:
             log.info("telegram: device %s's chat migrated to a chat another device has",
                      chat.device_id)
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._settings.connections),
-                timeout=aiohttp.ClientTimeout(total=self._settings.timeout))
-        return self._session
-
-    async def close(self):
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc_info):
-        await self.close()
+    def _new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._settings.connections),
+            timeout=aiohttp.ClientTimeout(total=self._settings.timeout))
 
 
 def _answer(raw: bytes) -> dict:

@@ -42,6 +42,7 @@ from app.models.types import utcnow
 from app.push import endpoints
 from app.push.fanout import in_order
 from app.push.fcm import _retry_after as retry_after_seconds
+from app.push.http_pool import PooledHttp
 from app.push.ledger import among
 from app.push.message import Action, Address, Notification, Outcome, Refusal
 from app.security import crypto
@@ -151,7 +152,7 @@ class RefusedAddressError(OSError):
     """The host resolved to an address webhooks may not reach."""
 
 
-class WebhookTransport:
+class WebhookTransport(PooledHttp):
     """Sends to webhook endpoints over one keep-alive pool; keeps each endpoint's
     ``failing_since`` up to date (the 72-hour rule)."""
 
@@ -160,7 +161,6 @@ class WebhookTransport:
         self._engine = engine
         self._clock = clock
         self._resolver = CheckedResolver(settings.policy, lookup)
-        self._session: aiohttp.ClientSession | None = None
 
     def address(self, device, notification: Notification) -> Address | Refusal:
         """The token rule: the URL, its form checked again (literal addresses too: they
@@ -232,16 +232,14 @@ class WebhookTransport:
             return Outcome(delivery_id, Action.RETRY, reason="TransportError",
                            outcome_unknown=True, detail=_describe(exc))
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._settings.connections,
-                                             resolver=self._resolver, ttl_dns_cache=10)
-            timeout = aiohttp.ClientTimeout(total=self._settings.timeout,
-                                            sock_connect=self._settings.connect_timeout)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, auto_decompress=False,
-                headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"})
-        return self._session
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._settings.connections,
+                                         resolver=self._resolver, ttl_dns_cache=10)
+        timeout = aiohttp.ClientTimeout(total=self._settings.timeout,
+                                        sock_connect=self._settings.connect_timeout)
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, auto_decompress=False,
+            headers={"User-Agent": USER_AGENT, "Content-Type": "application/json"})
 
     def _notification_ids(self, delivery_ids: list[str]) -> dict[str, uuid.UUID]:
         ids = [uuid.UUID(delivery_id) for delivery_id in delivery_ids]
@@ -284,17 +282,6 @@ class WebhookTransport:
                 connection.execute(update(_devices).where(
                     among(connection, _devices.c.id, failing),
                     _devices.c.failing_since.is_(None)).values(failing_since=now))
-
-    async def close(self):
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc_info):
-        await self.close()
 
 
 def signed_headers(secret: str, message_id: str, payload: str, now: float) -> dict:

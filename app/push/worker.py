@@ -3,8 +3,10 @@ dispatcher. With the embedded queue (the ledger itself) it runs its own lanes:
 
 An asyncio loop with ``concurrency`` lanes; each expands a chunk of an audience when one
 is expanding (``expansion.py``), claims a chunk of due deliveries, has the dispatcher send
-it, records, and repeats, sleeping ``poll_interval`` when nothing is due
-(``burst``: returning instead). The database work runs in threads so the HTTP/2 streams of
+it, records, and repeats. Lanes with nothing to do share one wait (``wakeup.Alarm``),
+which ends when the ledger's next delivery is due or when new work is heard of (a
+``NOTIFY`` on PostgreSQL, another lane's expansion step or full chunk); ``burst``: they
+return instead. The database work runs in threads so the HTTP/2 streams of
 the other lanes keep flowing meanwhile. SIGTERM (or SIGINT) stops the claiming; the chunks
 in flight finish within ``shutdown_grace`` seconds or are handed back (their leases
 released, their apns-ids kept for the next attempt). A worker that dies without handing
@@ -20,10 +22,11 @@ import logging
 import signal
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 
 from app.models.device import Channel
 from app.models.types import utcnow
-from app.push import expansion, ledger
+from app.push import expansion, ledger, wakeup
 from app.push.dispatcher import Dispatcher, DispatchSettings
 from app.push.heartbeat import Heartbeat
 from app.push.queue import NO_QUEUE, Queue, queue_for
@@ -43,13 +46,15 @@ class WorkerOptions:
     poll_interval: float = 1.0
     shutdown_grace: float = 15.0
     burst: bool = False
+    default_time_zone: str = "UTC"  # a local-time notification's, for devices without
 
     @classmethod
     def from_config(cls, config, **overrides) -> "WorkerOptions":
         values = {"chunk_size": config["PUSH_CHUNK_SIZE"],
                   "concurrency": config["PUSH_CONCURRENCY"], "lease": config["PUSH_LEASE"],
                   "poll_interval": config["PUSH_POLL_INTERVAL"],
-                  "shutdown_grace": config["PUSH_SHUTDOWN_GRACE"]}
+                  "shutdown_grace": config["PUSH_SHUTDOWN_GRACE"],
+                  "default_time_zone": config["DEFAULT_TIME_ZONE"]}
         return cls(**values | {key: value for key, value in overrides.items()
                                if value is not None})
 
@@ -64,6 +69,7 @@ class Worker:
         self._queue = queue
         self._stopping = asyncio.Event()
         self._lanes: list[asyncio.Task] = []
+        self._alarm = wakeup.Alarm(self._next_due, options.poll_interval, self._stopping)
         self.totals: Counter[str] = Counter()
 
     async def run(self) -> Counter:
@@ -80,7 +86,7 @@ class Worker:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
         try:
-            async with self.beating():
+            async with self.beating(), wakeup.running(self._alarm, self.engine):
                 self._lanes = [asyncio.create_task(self._lane())
                                for _ in range(self.options.concurrency)]
                 for outcome in await asyncio.gather(*self._lanes, return_exceptions=True):
@@ -123,6 +129,7 @@ class Worker:
                     return
                 await self._sleep(paused)
                 continue
+            bell = self._alarm.bell  # a ring from here on ends the wait below at once
             try:
                 expanded = await asyncio.shield(asyncio.to_thread(self._expand))
                 chunk = await self._claim_chunk()
@@ -130,12 +137,14 @@ class Worker:
                 log.exception("push worker: expanding or claiming deliveries failed")
                 await self._sleep(self.options.poll_interval)
                 continue
+            if expanded or len(chunk) == self.options.chunk_size:
+                self._alarm.ring()  # more is due: the idle lanes help
             if not chunk:
                 if expanded:  # a chunk of devices none of which matched: more to expand
                     continue
                 if self.options.burst:
                     return
-                await self._sleep(self.options.poll_interval)
+                await self._alarm.idle(bell)
                 continue
             await self.dispatch(chunk)
 
@@ -163,12 +172,21 @@ class Worker:
     def _expand(self) -> bool:
         """One expansion step, if an audience is expanding: whether there was one."""
         with self.engine.begin() as connection:
-            return self.expand(connection, utcnow()) is not None
+            expanded = self.expand(connection, utcnow())
+            if expanded is not None:
+                self._queue.enqueue_deliveries(connection, expanded.delivery_ids)
+            return expanded is not None
 
     def expand(self, connection, now, notification_id=None):
         """One step of an audience's expansion (``expansion.step``), in ``connection``'s
         transaction: the queues run it through the worker, which knows the services."""
-        return expansion.step(connection, self.options.chunk_size, now, notification_id)
+        return expansion.step(connection, self.options.chunk_size, now, notification_id,
+                              default_zone=self.options.default_time_zone)
+
+    def _next_due(self):
+        with self.engine.connect() as connection:
+            now = utcnow()
+            return ledger.next_due(connection, now + timedelta(seconds=self._alarm.interval))
 
     def _claim(self):
         with self.engine.begin() as connection:

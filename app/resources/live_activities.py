@@ -167,6 +167,8 @@ def list_activities(principal, listing):
 def require_running(ids):
     """Each named activity exists (404 naming its place) and is running (422
     ``ACTIVITY_ENDED``): updates and ends go to running activities only."""
+    if not ids:
+        return
     found = {activity.id: activity for activity in db.session.scalars(
         select(LiveActivity).where(LiveActivity.id.in_(set(ids))))}
     now, age = utcnow(), max_age()

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 
 from flask import current_app
 from sqlalchemy import case, delete, exists, func, literal, or_, select, update
-from sqlalchemy.types import Uuid
 
 from app.database.results import rows_changed
 from app.database.upsert import insert_for
@@ -51,12 +50,12 @@ from app.push import message
 from app.push.message import PushType
 from app.push.queue import queue_for
 from app.resources import audiences, live_activities, live_activity_channels
+from app.resources.delivery_rows import NOTHING, delivery_values, reachable, write
 from app.resources.listing import Filter, list_page
 from app.resources.notification_content import ACTIVITY_EVENTS, validated
+from app.resources.notification_schedule import Schedule, check_expiration, requested
 from app.security import policies
 
-# The push types a service may send; the others need tokens the registry does not keep.
-PUSH_CHANNELS = tuple(Channel)  # every channel a notification reaches
 MAX_RECIPIENTS = 1000  # identifiers per list (users, devices) in one request
 RECIPIENTS_PER_STATEMENT = 100  # users or devices whose deliveries one INSERT writes
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -79,10 +78,13 @@ class Counts:
     failed: int = 0
     invalidated: int = 0
     expired: int = 0
+    canceled: int = 0
     started: int = 0  # deliveries attempted at least once or being sent now
     by_channel: dict = dataclasses.field(default_factory=dict)
     targeted: int = 0  # deliveries written so far
     expanding: bool = False  # an audience not written whole yet
+    first_due_at: datetime | None = None  # the earliest moment a delivery was written with
+    was_canceled: bool = False  # its sender canceled it (``cancellation.py``)
 
     def shown(self):
         return {**_by_state(self), "targeted": self.targeted,
@@ -92,7 +94,8 @@ class Counts:
 
 def _by_state(counts):
     return {"pending": counts.pending, "sent": counts.sent, "failed": counts.failed,
-            "invalidated": counts.invalidated, "expired": counts.expired}
+            "invalidated": counts.invalidated, "expired": counts.expired,
+            "canceled": counts.canceled}
 
 
 # -- accepting -----------------------------------------------------------------------
@@ -113,9 +116,13 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(), chan
     """
     content = dict(content)
     activity_audience = content.pop("live_activity_audience", None)
+    now = utcnow()
+    schedule = requested(content, now)
     notification = validated(content)
+    check_expiration(schedule, notification.expiration)
     recipients = Recipients(list(users), list(devices), list(live_activities),
                             activity_audience, channel)
+    _check_schedule_fits(schedule, recipients)
     if audience is not None:
         if recipients.to_devices or recipients.to_activities:
             raise InvalidAttribute("Send to an audience or to users and devices, not both.",
@@ -126,10 +133,10 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(), chan
         _check_recipients(notification, recipients)
     stored = message.stored(notification)
     sender_id = None if principal is None else principal.credential_id
-    now = utcnow()
-    notification_id = _insert(sender_id, idempotency_key, notification, stored, audience, now)
+    notification_id = _insert(sender_id, idempotency_key, notification, stored, audience,
+                              schedule, now)
     if notification_id is None:
-        return _earlier(sender_id, idempotency_key, stored, content, audience), False
+        return _earlier(sender_id, idempotency_key, stored, content, audience, schedule), False
     if audience is not None:
         queue_for(current_app.config).enqueue_expansion(db.session.connection(),
                                                         notification_id)
@@ -139,11 +146,12 @@ def accept(principal, content, *, users=(), devices=(), live_activities=(), chan
     _require_running(notification, recipients.live_activities)
     broadcast_to = channel and live_activity_channels.require_open(channel)
     _insert_deliveries(notification_id, notification, recipients.users, recipients.devices,
-                       environment, now)
+                       environment, schedule, now)
+    due = schedule.start(now)  # a running activity's update goes at send_at, unthrottled
     _insert_activity_deliveries(notification_id, recipients.live_activities,
-                                activity_audience, environment, now)
+                                activity_audience, environment, now, due)
     if broadcast_to:
-        _insert_broadcast(notification_id, broadcast_to, now)
+        _insert_broadcast(notification_id, broadcast_to, now, due)
     _enqueue(notification_id)
     return db.session.get(Notification, notification_id), True
 
@@ -176,11 +184,23 @@ def check_audience(principal, audience, environment=None):
     return parsed
 
 
+def _check_schedule_fits(schedule, recipients):
+    """local_time and throttle spread deliveries to devices; an update to running
+    activities goes to them all at once (send_at alone may delay it)."""
+    if schedule.per_device and recipients.to_activities:
+        field = "local_time" if schedule.local_time else "throttle"
+        raise Unprocessable(f"{field} is for pushes to users and devices (or an audience), "
+                            "not to running Live Activities or channels.", field=field,
+                            code="SCHEDULE_NOT_FOR_ACTIVITIES")
+
+
 def _require_running(notification, ids):
     try:
         live_activities.require_running(ids)
-    except ServiceError:
-        metrics.LIVE_ACTIVITY_REFUSED.labels(notification.event).inc()
+    except ServiceError as exc:
+        # counted: an update to an activity that ended (not one naming no activity at all)
+        if any(error.code == live_activities.ACTIVITY_ENDED for error in exc.errors):
+            metrics.LIVE_ACTIVITY_REFUSED.labels(notification.event).inc()
         raise
 
 
@@ -231,7 +251,7 @@ def _check_recipient_count(users, devices, live_activities):
                                 code="TOO_MANY_RECIPIENTS")
 
 
-def _insert(sender_id, idempotency_key, notification, stored, audience, now):
+def _insert(sender_id, idempotency_key, notification, stored, audience, schedule, now):
     """The new notification's id, or None when the sender's key was used before (then
     the earlier row stands: racing retries wait on its unique index and find it)."""
     statement = insert_for(db.session.get_bind(), Notification).values(
@@ -239,18 +259,20 @@ def _insert(sender_id, idempotency_key, notification, stored, audience, now):
         push_type=notification.push_type.value, content=stored, audience=audience,
         expanding=audience is not None, targeted=0,
         expires_at=_expires_at(notification), created_at=now, updated_at=now,
+        **schedule.columns(),
     ).on_conflict_do_nothing(index_elements=["sender_id", "idempotency_key"]
                              ).returning(Notification.id)
     return db.session.execute(statement).scalar_one_or_none()
 
 
-def _earlier(sender_id, idempotency_key, stored, content, audience):
+def _earlier(sender_id, idempotency_key, stored, content, audience, schedule):
     earlier = db.session.scalars(select(Notification).where(
         Notification.sender_id == sender_id,
         Notification.idempotency_key == idempotency_key)).one()
     if "timestamp" not in content:  # stamped when accepted: the retry's own moment differs
         stored = {**stored, "timestamp": earlier.content.get("timestamp")}
-    if earlier.content != stored or earlier.audience != audience:
+    if earlier.content != stored or earlier.audience != audience or \
+            Schedule.of(earlier) != schedule:
         raise Conflict(f"This {IDEMPOTENCY_KEY_HEADER} was used for another notification "
                        "with other content.", field=IDEMPOTENCY_KEY_HEADER,
                        where=Where.HEADER, code="IDEMPOTENCY_KEY_REUSED")
@@ -269,59 +291,42 @@ def _require_existing(model, ids, name):
                          for index in missing])
 
 
-def _insert_deliveries(notification_id, notification, users, devices, environment, now):
-    """One pending delivery per reachable device: an ``INSERT … SELECT`` per
-    ``RECIPIENTS_PER_STATEMENT`` users or devices, so no statement grows without bound
-    (1,000 users of 100 devices take ten statements, not 100,000). ``targeted`` counts
+def _insert_deliveries(notification_id, notification, users, devices, environment,
+                       schedule, now):
+    """One pending delivery per reachable device, at its moment (``delivery_rows``): a
+    statement or two per ``RECIPIENTS_PER_STATEMENT`` users or devices, so no statement
+    grows without bound (1,000 users of 100 devices take ten ``INSERT … SELECT``, or a
+    hundred ``INSERT … VALUES`` of a thousand rows, not 100,000). ``targeted`` counts
     them, in the same transaction."""
-    values = delivery_values(notification_id, now, db.session.get_bind().dialect.name)
     can_take = reachable(notification.push_type, environment)
     # a device named twice (as itself and through its user) gets one delivery
     not_through_users = [or_(Device.user_id.is_(None), Device.user_id.not_in(set(users)))] \
         if users else []
-    targeted = 0
+    written = NOTHING
     for chosen, ids in ((Device.user_id.in_, users), (Device.id.in_, devices)):
         extra = not_through_users if ids is devices else []
         for chunk in _chunks(sorted(set(ids))):
-            rows = select(*values.values()).where(chosen(chunk), *can_take, *extra)
-            # (rowcount is not reliable across drivers for INSERT … SELECT: the rows say)
-            targeted += len(db.session.execute(Delivery.__table__.insert().from_select(
-                list(values), rows).returning(Delivery.id)).all())
+            written += write(db.session.connection(), notification_id, schedule,
+                             [chosen(chunk), *can_take, *extra], position=len(written.ids),
+                             now=now, default_zone=current_app.config["DEFAULT_TIME_ZONE"])
     db.session.execute(update(Notification).where(Notification.id == notification_id)
-                       .values(targeted=targeted))
+                       .values(targeted=len(written.ids), first_due_at=written.first_due_at))
 
 
-def delivery_values(notification_id, now, dialect_name, due=None):
-    """Column → SQL of a new pending delivery of the notification to each ``Device`` row
-    selected, written ``now`` and due at ``due`` (default now; a per-row SQL expression
-    over ``Device`` may stand here)."""
-    written = literal(now, UTCDateTime())
-    return {
-        "notification_id": literal(notification_id, Uuid()),
-        "device_id": Device.id,
-        "channel": Device.channel,
-        "apns_id": random_uuid(dialect_name),
-        "state": literal(DeliveryState.PENDING.value),
-        "attempts": literal(0),
-        "next_attempt_at": written if due is None else due,
-        "created_at": written,
-        "updated_at": written,
-    }
-
-
-def _pending(notification_id, now):
+def _pending(notification_id, now, due):
     """The columns every new delivery shares, as the values an ``INSERT … SELECT`` writes."""
-    values = delivery_values(notification_id, now, db.session.get_bind().dialect.name)
+    values = delivery_values(notification_id, now, db.session.get_bind().dialect.name,
+                             literal(due, UTCDateTime()))
     return {column: value for column, value in values.items()
             if column not in ("device_id", "channel")}
 
 
-def _insert_activity_deliveries(notification_id, ids, audience, environment, now):
+def _insert_activity_deliveries(notification_id, ids, audience, environment, now, due):
     """One pending delivery per running activity named or matched by the audience (those
     with a token of their own: a channel's listeners are reached by a broadcast)."""
     if not ids and not audience:
         return
-    values = {**_pending(notification_id, now), "device_id": LiveActivity.device_id,
+    values = {**_pending(notification_id, now, due), "device_id": LiveActivity.device_id,
               "channel": Device.channel, "live_activity_id": LiveActivity.id}
     reachable = select(*values.values()).join(Device, Device.id == LiveActivity.device_id) \
         .where(*live_activities.running(now, live_activities.max_age()),
@@ -335,25 +340,27 @@ def _insert_activity_deliveries(notification_id, ids, audience, environment, now
                      reachable.where(live_activities.audience(**audience), *named))
 
 
-def _insert_broadcast(notification_id, channel, now):
+def _insert_broadcast(notification_id, channel, now, due):
     """One delivery for the whole channel, whatever its audience: APNs fans it out."""
     db.session.execute(Delivery.__table__.insert().values(
         notification_id=notification_id, apns_id=uuid.uuid4(), channel=Channel.IOS_PUSH,
         live_activity_channel_id=channel.id, state=DeliveryState.PENDING.value, attempts=0,
-        next_attempt_at=now, created_at=now, updated_at=now))
-    _count_targeted(notification_id, 1)
+        next_attempt_at=due, scheduled_at=due, created_at=now, updated_at=now))
+    _count_targeted(notification_id, 1, literal(due, UTCDateTime()))
 
 
 def _insert_from(notification_id, values, rows):
     """Write the deliveries ``rows`` selects; ``targeted`` counts them."""
     written = len(db.session.execute(Delivery.__table__.insert().from_select(
         list(values), rows).returning(Delivery.id)).all())
-    _count_targeted(notification_id, written)
+    _count_targeted(notification_id, written, values["next_attempt_at"])
 
 
-def _count_targeted(notification_id, written):
+def _count_targeted(notification_id, written, due):
+    """``written`` more deliveries, all due at ``due``."""
     db.session.execute(update(Notification).where(Notification.id == notification_id)
-                       .values(targeted=Notification.targeted + written))
+                       .values(targeted=Notification.targeted + written,
+                               first_due_at=func.coalesce(Notification.first_due_at, due)))
 
 
 def _enqueue(notification_id):
@@ -365,32 +372,6 @@ def _enqueue(notification_id):
 def _chunks(ids):
     for start in range(0, len(ids), RECIPIENTS_PER_STATEMENT):
         yield ids[start:start + RECIPIENTS_PER_STATEMENT]
-
-
-def reachable(push_type, environment=None):
-    """Devices that can take this push: a live endpoint of the right kind (a VoIP token
-    for VoIP pushes, a push-to-start token for Live Activities: APNs only; FCM devices
-    take alert and background pushes)."""
-    push_type = PushType(push_type)
-    conditions = [Device.channel.in_(PUSH_CHANNELS), Device.token.is_not(None),
-                  Device.is_invalidated.is_(False),
-                  Device.is_voip.is_(push_type is PushType.VOIP)]
-    if push_type is PushType.LIVEACTIVITY:
-        conditions.append(Device.live_activity_token.is_not(None))
-    if environment is not None:
-        conditions.append(Device.environment == environment)
-    return conditions
-
-
-def random_uuid(dialect_name):
-    """A fresh version-4 UUID per row, made by the database."""
-    if dialect_name == "postgresql":
-        return func.gen_random_uuid()
-    # SQLite: 32 hex digits as the Uuid type stores them, with the version and variant bits
-    def hex_digits(count):
-        return func.substr(func.lower(func.hex(func.randomblob(8))), 1, count)
-    variant = func.substr("89ab", 1 + func.abs(func.random()) % 4, 1)
-    return (hex_digits(12) + literal("4") + hex_digits(3) + variant + hex_digits(15))
 
 
 # -- reading -------------------------------------------------------------------------
@@ -412,7 +393,8 @@ def find(notification_id):
 
 def counts(notification):
     """Its deliveries by state, overall and by channel, in one query of the counts the
-    database keeps (``DeliveryCount``): its cost does not grow with the deliveries."""
+    database keeps (``DeliveryCount``): its cost does not grow with the deliveries. A
+    canceled notification's rows still pending (``cancellation.py``) count as canceled."""
     rows = db.session.execute(
         select(DeliveryCount.channel, DeliveryCount.state, func.sum(DeliveryCount.count),
                func.sum(case((or_(DeliveryCount.attempted,
@@ -421,17 +403,20 @@ def counts(notification):
         .where(DeliveryCount.notification_id == notification.id)
         .group_by(DeliveryCount.channel, DeliveryCount.state)).all()
     rows = [row for row in rows if row[2]]  # keys counted to zero
-    by_channel = {channel: _counted([row for row in rows if row[0] == channel])
+    canceled = notification.canceled_at is not None
+    by_channel = {channel: _counted([row for row in rows if row[0] == channel], canceled)
                   for channel in {row[0] for row in rows}}
-    return dataclasses.replace(_counted(rows), by_channel=by_channel,
+    return dataclasses.replace(_counted(rows, canceled), by_channel=by_channel,
                                targeted=notification.targeted,
-                               expanding=notification.expanding)
+                               expanding=notification.expanding,
+                               first_due_at=notification.first_due_at, was_canceled=canceled)
 
 
-def _counted(rows):
+def _counted(rows, canceled=False):
     by_state: dict[str, int] = {}
     begun = 0
     for _, state, count, state_started in rows:  # sums: PostgreSQL's are numeric
+        state = DeliveryState.CANCELED if canceled and state == DeliveryState.PENDING else state
         by_state[state] = by_state.get(state, 0) + int(count)
         begun += int(state_started or 0)
     return Counts(
@@ -440,17 +425,24 @@ def _counted(rows):
         failed=by_state.get(DeliveryState.FAILED, 0),
         invalidated=by_state.get(DeliveryState.INVALIDATED, 0),
         expired=by_state.get(DeliveryState.EXPIRED, 0),
+        canceled=by_state.get(DeliveryState.CANCELED, 0),
         started=begun)
 
 
 def status_of(counts):
-    """expanding (an audience's deliveries are still being written), queued (nothing
-    tried yet), sending, or done (no delivery left pending)."""
+    """expanding (an audience's deliveries are still being written), scheduled (none due
+    yet), queued (nothing tried yet), sending, or, once none is left pending, canceled (its
+    sender canceled it: that stops an expansion; those in flight then are sending until
+    they finish) or done."""
     if counts.expanding:
         return NotificationStatus.EXPANDING
     if counts.pending == 0:
-        return NotificationStatus.DONE
-    return NotificationStatus.SENDING if counts.started else NotificationStatus.QUEUED
+        return NotificationStatus.CANCELED if counts.was_canceled else NotificationStatus.DONE
+    if counts.started:
+        return NotificationStatus.SENDING
+    if counts.first_due_at is not None and counts.first_due_at > utcnow():
+        return NotificationStatus.SCHEDULED
+    return NotificationStatus.QUEUED
 
 
 def list_deliveries(principal, notification, listing):

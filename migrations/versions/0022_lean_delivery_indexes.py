@@ -3,7 +3,7 @@ claim can take (pending and sending), and the Live Activity indexes only the row
 name one, so most deliveries' writes touch five indexes instead of eight
 
 Revision ID: 0022
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-08 14:00:00.000000
 
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0022'
-down_revision = '0016'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

@@ -13,6 +13,7 @@ from marshmallow_jsonapi import Schema, fields
 
 from app.api.schemas.fields import StrictBoolean, StrictInteger, Timestamp, format_timestamp
 from app.models import Channel
+from app.resources.notification_schedule import LOCAL_TIME_PATTERN, THROTTLE_MAX, THROTTLE_MIN
 
 PUSH_TYPES = ("alert", "background", "voip", "liveactivity")
 ALERT_KEYS = frozenset({
@@ -121,6 +122,18 @@ class ActivityAudience(plain.Field):
         return value
 
 
+class Throttle(plain.Raw):
+    """``{"per_minute": N}``: checked by ``app/resources/notification_schedule.py``."""
+
+
+THROTTLE_JSON_SCHEMA = {
+    "type": ["object", "null"], "additionalProperties": False, "required": ["per_minute"],
+    "properties": {"per_minute": {"type": "integer", "minimum": THROTTLE_MIN,
+                                  "maximum": THROTTLE_MAX}},
+    "description": "At most per_minute deliveries of this notification a minute.",
+}
+
+
 class Audience(plain.Raw):
     """Who a notification goes to instead of users and devices; checked by
     ``app/resources/audiences.py`` (its JSON Schema: ``AUDIENCE_JSON_SCHEMA``)."""
@@ -178,14 +191,37 @@ class NotificationSchema(Schema):
     stale_date = PushTime(allow_none=True)
     dismissal_date = PushTime(allow_none=True)
     live_activity_audience = ActivityAudience(load_only=True)
+    # when (app/resources/notification_schedule.py)
+    send_at = PushTime(allow_none=True)
+    # the pattern is checked by the service (its own code, INVALID_LOCAL_TIME)
+    local_time = plain.Raw(allow_none=True, metadata={"type": "string",
+                                                      "pattern": LOCAL_TIME_PATTERN})
+    throttle = Throttle(allow_none=True)
     # who it goes to instead of users and devices (checked by app/resources/audiences.py)
     audience = Audience(allow_none=True)
     status = fields.Str(dump_only=True)
     counts = fields.Dict(dump_only=True)
+    # set by a PATCH (NotificationChangeSchema), never by the POST
+    canceled = StrictBoolean(dump_only=True)
+    canceled_at = Timestamp(dump_only=True)
     created_at = Timestamp(dump_only=True)
 
     class Meta:
         type_ = "notifications"
+
+
+class NotificationChangeSchema(NotificationSchema):
+    """What ``PATCH /api/notifications/<id>`` takes: ``canceled``, to cancel it. Every other
+    attribute is fixed once accepted: sent back unchanged it passes, changed it is refused
+    as read-only."""
+
+    canceled = StrictBoolean()
+
+    class Meta:
+        type_ = "notifications"
+        exclude = ("live_activity_audience",)  # accepted by the POST, never shown
+        dump_only = tuple(name for name in NotificationSchema._declared_fields
+                          if name not in ("canceled", "live_activity_audience"))
 
 
 class DeliverySchema(Schema):
@@ -202,6 +238,7 @@ class DeliverySchema(Schema):
     created_at = Timestamp(dump_only=True)
     sent_at = Timestamp(dump_only=True)
     next_attempt_at = Timestamp(dump_only=True)
+    scheduled_at = Timestamp(dump_only=True)
 
     class Meta:
         type_ = "deliveries"

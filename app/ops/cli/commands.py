@@ -1,9 +1,10 @@
 """``flask`` commands for operators."""
 
 import json
+import math
 import re
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 from flask import current_app
@@ -14,16 +15,24 @@ from app.api.schemas.fields import format_timestamp
 from app.database.results import rows_changed
 from app.errors import ServiceError
 from app.extensions import db
-from app.models import RateLimitCounter, SmsMessage, VerificationCode, WorkerHeartbeat
+from app.models import (
+    DevPushMessage,
+    RateLimitCounter,
+    SmsMessage,
+    VerificationCode,
+    WorkerHeartbeat,
+)
 from app.models.types import utcnow
 from app.ops.cli.push import outbox as push_outbox
 from app.ops.cli.push import worker as push_worker
 from app.push import heartbeat
 from app.resources import (
     api_keys,
+    cancellation,
     credentials,
     devices,
     live_activities,
+    live_activity_channels,
     notifications,
     sessions,
 )
@@ -63,8 +72,9 @@ def outbox(phone, last):
 def prune(days):
     """Delete what the service no longer needs: sessions, auth tokens and API keys whose
     lifetime is over (the SESSION_*, AUTH_TOKEN_*, API_KEY_* settings), dead verification
-    codes, old outbox texts and expired rate-limit windows. Prints how many rows went, as
-    JSON."""
+    codes, old outbox texts and pushes of the development stand-in, expired rate-limit
+    windows, Live Activities past LIVE_ACTIVITY_MAX_AGE or ended, and broadcast channels
+    found gone at APNs. Prints how many rows went, as JSON."""
     now = utcnow()
     cutoff = now - timedelta(days=days)
     removed = {
@@ -77,6 +87,8 @@ def prune(days):
         # left by workers that died without removing theirs
         "worker_heartbeats": _delete(WorkerHeartbeat, WorkerHeartbeat.beat_at < cutoff),
         "live_activities": live_activities.prune(now, live_activities.max_age(), cutoff),
+        "live_activity_channels": live_activity_channels.prune_ended(cutoff),
+        "dev_push_outbox": _delete(DevPushMessage, DevPushMessage.created_at < cutoff),
     }
     db.session.commit()
     click.echo(json.dumps(removed))
@@ -177,6 +189,26 @@ class Duration(click.ParamType):
         return timedelta(**{DURATION_UNITS[match[2]]: int(match[1])})
 
 
+class Moment(click.ParamType):
+    """A moment as UNIX seconds, given as such or as ISO 8601 with a zone."""
+
+    name = "moment"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        if value.isdigit():
+            return int(value)
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            self.fail("give ISO 8601 with a zone (2026-12-24T18:00:00+01:00) or UNIX "
+                      "seconds", param, ctx)
+        return math.floor(moment.timestamp())
+
+
 class JsonObject(click.ParamType):
     """A JSON object given on the command line."""
 
@@ -224,9 +256,15 @@ class JsonObject(click.ParamType):
 @click.option("--content-state", type=JsonObject(), help="aps.content-state, a JSON object.")
 @click.option("--attributes", type=JsonObject(), help="A start's aps.attributes (JSON).")
 @click.option("--priority", type=click.Choice(("5", "10")), help="apns-priority.")
+@click.option("--send-at", type=Moment(), help="Not before this moment: ISO 8601 with a zone, "
+              "or UNIX seconds (at most 30 days ahead).")
+@click.option("--local-time", metavar="HH:MM[:SS]",
+              help="Each device at this time on its own wall clock (from --send-at or now).")
+@click.option("--throttle", type=int, metavar="N",
+              help="At most N deliveries a minute (60 to 1,000,000).")
 def send(users, device_ids, alert, everyone, topics, condition, where, sandbox_only,
          live_activity_event, activity_ids, attributes_type, activity_id, channel_id,
-         content_state, attributes, priority):
+         content_state, attributes, priority, send_at, local_time, throttle):
     """Accept a notification for sending, as an operator (no sender), and print its id, its
     status and how many deliveries it has so far. The push workers send it (and expand an
     audience: --all, --topic, --condition, with --where)."""
@@ -237,6 +275,8 @@ def send(users, device_ids, alert, everyone, topics, condition, where, sandbox_o
     else:
         content = _live_activity_content(live_activity_event, alert, attributes_type,
                                          activity_id, content_state, attributes, priority)
+    content |= {"send_at": send_at, "local_time": local_time,
+                "throttle": None if throttle is None else {"per_minute": throttle}}
     audience = _audience(everyone, topics, condition, where)
     notification, _ = _or_fail(lambda: notifications.accept(
         None, content, users=users, devices=device_ids, live_activities=activity_ids,
@@ -311,6 +351,24 @@ def status(notification_id):
         raise click.ClickException(f"There is no notification {notification_id}.")
     counts = notifications.counts(notification)
     click.echo(json.dumps({"id": str(notification.id),
+                           "status": notifications.status_of(counts).value,
+                           "counts": counts.shown()}))
+
+
+@push.command("cancel")
+@click.argument("notification_id")
+def cancel(notification_id):
+    """Cancel a notification, as an operator (whoever sent it): every delivery not yet
+    handed to a provider is canceled, those in flight finish. Prints how many it canceled
+    (0 when it was canceled before), its status and counts, as JSON."""
+    notification = notifications.find(notification_id)
+    if notification is None:
+        raise click.ClickException(f"There is no notification {notification_id}.")
+    canceled = cancellation.cancel(notification)
+    db.session.commit()
+    counts = notifications.counts(notification)
+    click.echo(json.dumps({"id": str(notification.id), "canceled": canceled.deliveries,
+                           "already_canceled": not canceled.first,
                            "status": notifications.status_of(counts).value,
                            "counts": counts.shown()}))
 

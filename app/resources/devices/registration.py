@@ -23,7 +23,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from app.database.upsert import insert_for
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized
 from app.extensions import db
-from app.models import APNS_CHANNELS, Credential, Device, Environment
+from app.models import APNS_CHANNELS, Channel, Credential, Device, Environment
 from app.models.types import utcnow
 from app.resources import credentials
 from app.resources.devices import statements
@@ -132,12 +132,13 @@ def _register_by_upsert(principal, channel, token, attributes):
                              principal.session_id)
     dialect = db.session.get_bind().dialect.name
     within_caps = dialect == "postgresql"
+    signed = channel == Channel.WEBHOOK
     if within_caps:
         statement = statements.upsert_within_caps(given, principal.session_id is not None,
-                                                  principal.user_id is not None)
+                                                  principal.user_id is not None, signed)
         row = statements.insert_arguments(row)
     else:
-        statement = statements.upsert(dialect, given)
+        statement = statements.upsert(dialect, given, signed)
     # a Core statement: the session's connection runs it without the ORM's execute
     returned = db.session.connection().execute(statement, row).one_or_none()
     if returned is None:
@@ -191,6 +192,7 @@ def _claim_once(principal, channel, token, fingerprint, attributes):
     if by_token is not None and by_token is not by_fingerprint:
         if by_fingerprint is None and _adoptable(by_token, principal, fingerprint):
             device = by_token
+            _forget_secret_unless_kept(device, principal)
         else:
             _give_up_token(by_token)
     now = utcnow()
@@ -240,13 +242,21 @@ def _adoptable(device, principal, fingerprint):
         and device.user_id == principal.user_id
 
 
+def _forget_secret_unless_kept(device, principal):
+    """An endpoint that moves to another owner loses the signing secret its former owner
+    knows (``signing.py`` issues a new one), as ``statements.same_owner`` says."""
+    if not statements.keeps_owner(device.user_id, device.session_id, principal.user_id,
+                                  principal.session_id):
+        device.signing_secret = None
+
+
 def _give_up_token(device):
     """A device loses its token to another: a bare token row goes, an installation (which
     credentials may hang off) stays without a push endpoint."""
     if device.fingerprint is None:
         db.session.delete(device)
     else:
-        device.channel = device.token = None
+        device.channel = device.token = device.signing_secret = None
         device.updated_at = utcnow()
     db.session.flush()  # before the token is written elsewhere: it is unique
 

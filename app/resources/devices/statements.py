@@ -9,7 +9,7 @@ import functools
 import uuid
 
 from flask import current_app
-from sqlalchemy import Integer, bindparam, case, delete, or_, select, true, union_all
+from sqlalchemy import Integer, and_, bindparam, case, delete, or_, select, true, union_all
 
 from app.database.engine import OWN_TRANSACTION
 from app.database.upsert import insert_for
@@ -72,25 +72,50 @@ def insert_arguments(row):
 
 
 @functools.cache
-def upsert(dialect_name, given):
-    """The upsert for one set of client-given attributes, built once."""
-    return _upsert_statement(dialect_name, given)
+def upsert(dialect_name, given, signed=False):
+    """The upsert for one set of client-given attributes, built once (``signed``: for a
+    channel whose endpoints have a signing secret)."""
+    return _upsert_statement(dialect_name, given, signed=signed)
 
 
-def _upsert_statement(dialect_name, given, values=None):
+def same_owner(user_id, session_id, new_user_id, new_session_id):
+    """Whether a device owned by ``user_id``/``session_id`` stays with the same owner when
+    registered by ``new_user_id``/``new_session_id`` (SQL expressions): the same user, or,
+    for a device of no user, the same session (which may have logged in since). A device
+    of nobody (detached at a logout) has no owner to stay with."""
+    return or_(and_(user_id.is_not(None), user_id == new_user_id),
+               and_(user_id.is_(None), session_id.is_not(None), session_id == new_session_id))
+
+
+def keeps_owner(user_id, session_id, new_user_id, new_session_id) -> bool:
+    """``same_owner`` for values at hand."""
+    if user_id is not None:
+        return user_id == new_user_id
+    return session_id is not None and session_id == new_session_id
+
+
+def _upsert_statement(dialect_name, given, values=None, signed=False):
     """Re-registration updates the owner, validity and what the client sent, never
     ``created_at``; it returns no row for a token that must move instead (see
     ``registration``). Its values are the execution's parameters, or ``values`` (by column,
-    or a SELECT of labelled columns)."""
+    or a SELECT of labelled columns). ``signed``: an endpoint that moves to another owner
+    loses its signing secret (the one its former owner knows); ``signing.py`` issues the
+    new owner a new one."""
     table = Device.__table__
     statement = insert_for(dialect_name, table)
     if isinstance(values, dict):
         statement = statement.values(values)
     elif values is not None:
         statement = statement.from_select(list(values.selected_columns.keys()), values)
+    changed = {name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)}
+    if signed:
+        excluded = statement.excluded
+        changed["signing_secret"] = case(
+            (same_owner(table.c.user_id, table.c.session_id, excluded.user_id,
+                        excluded.session_id), table.c.signing_secret), else_=None)
     return statement.on_conflict_do_update(
         index_elements=["channel", "token"],
-        set_={name: statement.excluded[name] for name in (*OWNER_COLUMNS, *given)},
+        set_=changed,
         # an installation of another user (or of nobody) keeps its fingerprint: its token
         # is moved by the registration's claiming path instead
         where=or_(table.c.fingerprint.is_(None), table.c.user_id == statement.excluded.user_id),
@@ -98,11 +123,11 @@ def _upsert_statement(dialect_name, given, values=None):
 
 
 @functools.cache
-def upsert_within_caps(given, for_session, for_user):
+def upsert_within_caps(given, for_session, for_user, signed=False):
     """``upsert`` (PostgreSQL) with the caps' DELETE beside it in one statement."""
     values = insert_parameters(given)
-    registered, capped = _within_caps(_upsert_statement("postgresql", given, values),
-                                      for_session, for_user)
+    registered, capped = _within_caps(
+        _upsert_statement("postgresql", given, values, signed), for_session, for_user)
     # a statement its caller commits at once (register): no transaction of its own
     return select(registered).add_cte(capped).execution_options(**{OWN_TRANSACTION: True})
 
