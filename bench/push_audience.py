@@ -107,7 +107,7 @@ def forget_notifications(engine):
         connection.execute(sa.text(
             "TRUNCATE deliveries, delivery_counts, notifications, provider_tokens,"
             " procrastinate.procrastinate_periodic_defers,"
-            " procrastinate.procrastinate_events, procrastinate.procrastinate_jobs"))
+            " procrastinate.procrastinate_events, procrastinate.procrastinate_jobs CASCADE"))
 
 
 def api_key(env) -> str:
