@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,7 +113,7 @@ def forget_notifications(engine):
 
 def api_key(env) -> str:
     output = subprocess.run(
-        [str(BIN / "flask"), "keys", "create", "--name", "bench-audience",
+        [str(BIN / "flask"), "keys", "create", "--name", f"bench-{uuid.uuid4()}",
          "--scope", "notifications:send", "--scope", "notifications:broadcast"],
         cwd=ROOT, env={**env, "FLASK_APP": "wsgi.py"}, capture_output=True, text=True,
         check=True).stdout
