@@ -24,9 +24,11 @@ sys.path.insert(0, str(ROOT))
 from app.push.apns import Action, ApnsClient, ApnsSettings, Device, Notification  # noqa: E402
 
 
-def start_fake(max_streams: int, module: str = "tests.fake_apns"):
+def start_fake(max_streams: int, module: str = "tests.fake_apns", *options: str):
+    """The fake in its own process (``options``: more of its command line), and the JSON
+    line it printed: where and how to connect."""
     process = subprocess.Popen(
-        [sys.executable, "-m", module, "--max-streams", str(max_streams), "--fast"],
+        [sys.executable, "-m", module, "--max-streams", str(max_streams), "--fast", *options],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     return process, json.loads(process.stdout.readline())
 

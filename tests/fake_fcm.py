@@ -10,8 +10,6 @@ logs every request. Standalone: ``python -m tests.fake_fcm`` writes a service-ac
 and prints one JSON line with the key file, URL and CA file.
 """
 
-import asyncio
-import contextlib
 import json
 import re
 import secrets
@@ -29,7 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.fake_apns import FakeApns, report_first_request, standalone_options
+from tests.fake_apns import FakeApns, serve_standalone, standalone_options
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -222,8 +220,7 @@ class FakeFcm(FakeApns):
             headers.append(("retry-after", answer.retry_after))
         if conn.respond(stream_id, answer.status, None, answer.body(self.project_id),
                         headers):
-            entry.status = answer.status
-            self.answered += 1
+            self._answered(entry, answer.status)
 
 
 def _json(body: bytes):
@@ -278,17 +275,10 @@ def main():
     options = standalone_options(__doc__.splitlines()[0])
     workdir = Path(tempfile.mkdtemp(prefix="fake-fcm-key-"))
     fake = FakeFcm(**options)
-
-    async def serve_forever():
-        await fake.serve()
-        key_file = fake.write_credentials(workdir / "service-account.json")
-        print(json.dumps({"url": fake.url, "ca_file": fake.ca_file,
-                          "credentials_file": str(key_file),
-                          "project_id": fake.project_id}), flush=True)
-        await report_first_request(fake)
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_forever())
+    serve_standalone(fake, lambda: {
+        "url": fake.url, "ca_file": fake.ca_file,
+        "credentials_file": str(fake.write_credentials(workdir / "service-account.json")),
+        "project_id": fake.project_id})
 
 
 if __name__ == "__main__":

@@ -84,3 +84,14 @@ def test_the_same_audience_has_the_same_id(client, sender):  # noqa: F811
     first = body(asked(client, sender, {"topics": ["a", "b"]}), 200)["data"]["id"]
     assert body(asked(client, sender, {"topics": ["a", "b"]}), 200)["data"]["id"] == first
     assert uuid.UUID(first)
+
+
+def test_it_takes_filters_but_no_paging_or_sort_and_openapi_lists_only_those(
+        client, app, sender):  # noqa: F811
+    for parameter, value in (("page[size]", "5"), ("sort", "devices"), ("page[after]", "x")):
+        error = error_of(client.get("/api/audience_counts", headers=sender, query_string={
+            "filter[audience]": '{"topics": ["a"]}', parameter: value}), 400)
+        assert error["source"] == {"parameter": parameter}
+    operation = client.get("/openapi.json").get_json()["paths"]["/api/audience_counts"]["get"]
+    assert sorted(parameter["name"] for parameter in operation["parameters"]) == [
+        "fields[audience_counts]", "filter[audience]", "filter[push_type]", "include"]

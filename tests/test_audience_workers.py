@@ -87,8 +87,12 @@ def test_the_first_step_is_small_so_the_first_pushes_leave_early(client, app):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("queue", ["embedded", "procrastinate"])
 def test_a_worker_killed_mid_expansion_is_resumed_and_each_device_gets_it_once(
-        client, app, fake, key_file, service_env):  # noqa: F811
+        client, app, fake, key_file, service_env, queue, request, monkeypatch):  # noqa: F811
+    if queue == "procrastinate" and request.config.getoption("--db") != "postgresql":
+        pytest.skip("procrastinate runs on PostgreSQL only")
+    monkeypatch.setitem(app.config, "PUSH_QUEUE", queue)  # accepting enqueues the expansion
     with rows(app) as connection:
         devices = by_id(make_devices(connection, 300))
     sent = body(post(client, bearer(make_key(app, (SEND, BROADCAST))[0]), {"all": True}),
@@ -96,7 +100,8 @@ def test_a_worker_killed_mid_expansion_is_resumed_and_each_device_gets_it_once(
     for device in devices[100:200]:  # the second chunk's first attempt never returns
         fake.answer(device["token"], Answer(hang=True), Answer(200))
     environ = apns_environ(fake, key_file, APNS_REQUEST_TIMEOUT=60)
-    settings = {"PUSH_CHUNK_SIZE": 100, "PUSH_CONCURRENCY": 1, "PUSH_LEASE": 2}
+    settings = {"PUSH_CHUNK_SIZE": 100, "PUSH_CONCURRENCY": 1, "PUSH_LEASE": 2,
+                "PUSH_QUEUE": queue}
 
     process = worker_process(service_env, environ, **settings)
     if not fake.wait_for_tokens([device["token"] for device in devices[:200]], timeout=90):
@@ -107,7 +112,7 @@ def test_a_worker_killed_mid_expansion_is_resumed_and_each_device_gets_it_once(
     process.wait(timeout=10)
     assert tuple(expansion_state(app)) == (True, 200)  # two chunks of three written
     assert count_by_state_now(app) == {"sent": 100, "sending": 100}
-    time.sleep(2.1)  # the dead worker's lease runs out
+    time.sleep(2.1)  # the dead worker's lease runs out (and, on procrastinate, its jobs stall)
     finished(worker_process(service_env, environ, "--burst", **settings))
 
     assert deliveries_per_device(app) == (sorted(d["id"] for d in devices), 300)

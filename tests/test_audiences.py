@@ -108,22 +108,28 @@ def test_the_expansion_writes_each_matching_device_once_and_is_counted(client, a
 
 
 def test_a_device_registered_or_deleted_during_the_expansion(client, app, sender):
-    """One that matches when the expansion reaches it is included; one gone before is not;
-    one registered behind the position already passed is not (it came too late)."""
+    """One that matches when the expansion reaches it is included; one deleted,
+    invalidated or unsubscribed before then is not; one registered behind the position
+    already passed is not (it came too late), one registered ahead of it is."""
     early, late = "00000000-0000-4000-8000-", "ffffffff-ffff-4fff-bfff-"
     with connected(app) as connection:
         first = make_devices(connection, 1, id=uuid.UUID(early + "000000000001"))
-        middle = make_devices(connection, 2)
+        middle = make_devices(connection, 4)
         subscribe(connection, first + middle, "news")
     sent = body(post(client, sender, {"topics": ["news"]}), 202)["data"]
+    deleted, invalidated, unsubscribed, kept = middle
     with connected(app) as connection:
         expansion.step(connection, 1, utcnow())  # reaches `first`
         behind = make_devices(connection, 1, id=uuid.UUID(early + "000000000000"))
         ahead = make_devices(connection, 1, id=uuid.UUID(late + "ffffffffffff"))
         subscribe(connection, behind + ahead, "news")
-        connection.execute(delete(Device).where(Device.id == middle[0]["id"]))
+        connection.execute(delete(Device).where(Device.id == deleted["id"]))
+        connection.execute(update(Device).where(Device.id == invalidated["id"])
+                           .values(is_invalidated=True))
+        connection.execute(delete(DeviceTopic).where(
+            DeviceTopic.device_id == unsubscribed["id"]))
         expand_all(connection, 1)
-        assert targeted_devices(connection, sent["id"]) == ids(first + middle[1:] + ahead)
+        assert targeted_devices(connection, sent["id"]) == ids([*first, kept, *ahead])
 
 
 @pytest.mark.parametrize("where, expected", [

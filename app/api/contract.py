@@ -65,19 +65,25 @@ class ToOne:
 
 @dataclass(frozen=True)
 class Query:
-    """The query parameters a route takes: a collection's (paging, sorting, filtering) or a
-    single resource's (include, fields). A linkage document's are parsed but, as linkage
-    shows no attributes, not documented."""
+    """The query parameters a route takes: a collection's (paging, sorting, filtering), a
+    single resource's (include, fields), or a single resource's with its type's filters
+    (``filtered``: one resource computed from them, like an audience's count). A linkage
+    document's are parsed but, as linkage shows no attributes, not documented."""
 
     collection: bool = False
     documented: bool = True
+    filtered: bool = False
 
     def capabilities(self, resource_type):
-        return resource_type.collection if self.collection else Capabilities()
+        if self.collection:
+            return resource_type.collection
+        return Capabilities(filterable=resource_type.collection.filterable
+                            if self.filtered else ())
 
 
 SINGLE = Query()
 COLLECTION = Query(collection=True)
+FILTERED = Query(filtered=True)
 LINKAGE = Query(documented=False)
 
 # What a success status's body is, of the route's resource type.

@@ -12,6 +12,7 @@ from flask import request
 from app.api import jsonapi_blueprint
 from app.api.contract import (
     COLLECTION,
+    FILTERED,
     LINKAGE,
     LINKAGE_DOCUMENT,
     MANY,
@@ -67,7 +68,7 @@ def send_notification(call):
 
 
 @route(blueprint, "GET", "/audience_counts", "How many devices an audience matches now",
-       AUDIENCE_COUNTS, credentials=SENDERS, query=COLLECTION)
+       AUDIENCE_COUNTS, credentials=SENDERS, query=FILTERED)
 def count_audience(call):
     """How many devices an audience (``filter[audience]``, its JSON) matches now: nothing
     is written. The same scopes as sending to it."""

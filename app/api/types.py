@@ -155,11 +155,12 @@ NOTIFICATIONS = registry.add(ResourceType(
 # NOTIFICATIONS).
 NOTIFICATION_CHANGES = dataclasses.replace(NOTIFICATIONS, schema=NotificationChangeSchema)
 
-# An audience's size, asked with filter[audience] (and filter[push_type]): one resource.
+# An audience's size, asked with filter[audience] (and filter[push_type]): one resource,
+# no collection to page or sort (its route takes contract.FILTERED).
 AUDIENCE_COUNTS = registry.add(ResourceType(
     type="audience_counts",
     schema=AudienceCountSchema,
-    collection=Capabilities(collection=True, filterable=("audience", "push_type")),
+    collection=Capabilities(filterable=("audience", "push_type")),
 ))
 
 DELIVERIES = registry.add(ResourceType(

@@ -130,7 +130,8 @@ def _page_size(name, value, maximum):
 
 
 def _filter(query, name, member, value, capabilities, *_):
-    _require_collection(name, capabilities)
+    if not capabilities.filterable:  # a filtered single resource has some
+        _require_collection(name, capabilities)
     if member not in capabilities.filterable:
         allowed = ", ".join(capabilities.filterable) or "nothing"
         raise InvalidQueryParameter(

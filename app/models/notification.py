@@ -91,6 +91,9 @@ class Notification(Model):
 
 
 ONE_PER_DEVICE = text("live_activity_id IS NULL")
+OPEN = text("state IN ('pending', 'sending')")  # what a claim can take
+NAMES_ACTIVITY = text("live_activity_id IS NOT NULL")
+NAMES_CHANNEL = text("live_activity_channel_id IS NOT NULL")
 
 
 class Delivery(Model):
@@ -106,10 +109,20 @@ class Delivery(Model):
     # One delivery per (notification, device), decided by the database: an audience chunk
     # expanded twice adds nothing. (Deliveries of deleted devices keep a null device_id; a
     # Live Activity update goes once to each running activity, several on one device.)
-    __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at"),
+    # Most deliveries are written three times (pending, sending, sent), each write a new
+    # entry in every index whose rows it is in (a state change is never a HOT update):
+    # the due index holds only what a claim can take, the Live Activity ones only rows
+    # naming one (migration 0022).
+    __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at",
+                            postgresql_where=OPEN, sqlite_where=OPEN),
                       Index("uq_deliveries_notification_id_device_id", "notification_id",
                             "device_id", unique=True, postgresql_where=ONE_PER_DEVICE,
-                            sqlite_where=ONE_PER_DEVICE))
+                            sqlite_where=ONE_PER_DEVICE),
+                      Index("ix_deliveries_live_activity_id", "live_activity_id",
+                            postgresql_where=NAMES_ACTIVITY, sqlite_where=NAMES_ACTIVITY),
+                      Index("ix_deliveries_live_activity_channel_id",
+                            "live_activity_channel_id", postgresql_where=NAMES_CHANNEL,
+                            sqlite_where=NAMES_CHANNEL))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
@@ -120,10 +133,10 @@ class Delivery(Model):
     channel: Mapped[str] = mapped_column(String(32))
     # a Live Activity update or end: the activity it goes to (its token, not the device's)
     live_activity_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("live_activities.id", ondelete="SET NULL"), index=True)
+        ForeignKey("live_activities.id", ondelete="SET NULL"))
     # a broadcast: the one request to a channel, whatever its audience
     live_activity_channel_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("live_activity_channels.id", ondelete="SET NULL"), index=True)
+        ForeignKey("live_activity_channels.id", ondelete="SET NULL"))
     apns_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
     state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -67,9 +67,18 @@ def listing(resource_type):
         Parameter("page[before]", "query", "The cursor of the page's `prev` link."),
         Parameter("page[total]", "query", "true: count every match in meta.total.",
                   {"type": "string", "enum": ["true", "false"]}),
-        *(Parameter(f"filter[{name}]", "query", f"Only resources whose {name} is this.")
-          for name in capabilities.filterable),
+        *filters(resource_type),
     )
+
+
+def filtered(resource_type):
+    """The query parameters of one resource computed from filters (no paging, no sort)."""
+    return (*single(resource_type), *filters(resource_type))
+
+
+def filters(resource_type):
+    return tuple(Parameter(f"filter[{name}]", "query", f"Only resources whose {name} is this.")
+                 for name in resource_type.collection.filterable)
 
 
 def one(type_name):
@@ -131,7 +140,8 @@ def _parameters(route):
     if query is None or not query.documented:
         shown = ()
     else:
-        shown = (listing if query.collection else single)(route.resource_type)
+        shown = (listing if query.collection else filtered if query.filtered else single)(
+            route.resource_type)
     return (*shown, *(Parameter(name, "header", description)
                       for name, description in route.headers.items()))
 
