@@ -113,8 +113,12 @@ class Delivery(Model):
     # entry in every index whose rows it is in (a state change is never a HOT update):
     # the due index holds only what a claim can take, the Live Activity ones only rows
     # naming one (migration 0022).
+    # A notification's deliveries are paged (and shown as its linkage) in the order of
+    # their own index, however many (migration 0023).
     __table_args__ = (Index("ix_deliveries_due", "state", "next_attempt_at",
                             postgresql_where=OPEN, sqlite_where=OPEN),
+                      Index("ix_deliveries_notification_id_created_at", "notification_id",
+                            "created_at", "id"),
                       Index("uq_deliveries_notification_id_device_id", "notification_id",
                             "device_id", unique=True, postgresql_where=ONE_PER_DEVICE,
                             sqlite_where=ONE_PER_DEVICE),
@@ -126,8 +130,8 @@ class Delivery(Model):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
-    notification_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("notifications.id", ondelete="CASCADE"), index=True)
+    notification_id: Mapped[uuid.UUID] = mapped_column(  # indexed first in the page index
+        ForeignKey("notifications.id", ondelete="CASCADE"))
     device_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("devices.id", ondelete="SET NULL"), index=True)
     channel: Mapped[str] = mapped_column(String(32))
