@@ -28,6 +28,7 @@ from sqlalchemy import and_, any_, bindparam, case, exists, func, or_, select, u
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.database.engine import OWN_TRANSACTION
+from app.database.locks import advisory_locks
 from app.models.notification import Delivery, DeliveryState, Notification
 
 deliveries = Delivery.__table__
@@ -234,14 +235,11 @@ def canceled_among(connection, notification_ids) -> set[uuid.UUID]:
 
 
 def cancel_lock(connection, notification_ids, *, exclusive=False) -> None:
-    """PostgreSQL's transaction-scoped advisory lock on each notification's cancel: shared
-    by the writers that could put a delivery back to pending, exclusive for a cancel.
-    (SQLite's write lock serialises them anyway.)"""
-    if connection.dialect.name != "postgresql":
-        return
-    lock = func.pg_advisory_xact_lock if exclusive else func.pg_advisory_xact_lock_shared
-    keys = sorted(f"{CANCEL_LOCK}{notification_id}" for notification_id in notification_ids)
-    connection.execute(select(*(lock(func.hashtextextended(key, 0)) for key in keys)))
+    """The advisory lock on each notification's cancel: shared by the writers that could
+    put a delivery back to pending, exclusive for a cancel."""
+    advisory_locks(connection, (f"{CANCEL_LOCK}{notification_id}"
+                                for notification_id in notification_ids),
+                   shared=not exclusive)
 
 
 _OUTCOME = (

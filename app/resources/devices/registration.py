@@ -16,10 +16,11 @@ The paths, one per way a registration arrives:
 
 import uuid
 
-from sqlalchemy import and_, func, inspect, or_, select
+from sqlalchemy import and_, inspect, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 
+from app.database.locks import advisory_locks
 from app.database.upsert import insert_for
 from app.errors import Forbidden, InvalidAttribute, NotAuthorized
 from app.extensions import db
@@ -172,14 +173,10 @@ def _serialise_claims(principal, channel, token, fingerprint):
     installation, in one order: without it, of many claims racing for one new token each
     retry can lose to another's insert again. (SQLite's BEGIN IMMEDIATE already runs one
     writer at a time.)"""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return
     keys = [f"token {channel} {token}" if token is not None else None,
             f"installation {principal.user_id} {fingerprint}" if fingerprint is not None
             else None]
-    # one round trip; PostgreSQL evaluates the select list in order, so the order holds
-    db.session.execute(select(*(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))
-                                for key in sorted(key for key in keys if key is not None))))
+    advisory_locks(db.session.connection(), (key for key in keys if key is not None))
 
 
 def _claim_once(principal, channel, token, fingerprint, attributes):
