@@ -5,7 +5,8 @@
 Without ``local_time`` or ``throttle`` every delivery has the same moment and the rows are
 written by ``INSERT … SELECT``. With them each device's moment is its own: the chunk's
 devices and zones are read, their moments computed (``app/push/moments.py``) and the
-rows written with ``INSERT … VALUES``, ``ROWS_PER_STATEMENT`` at a time.
+rows written from three arrays on PostgreSQL (``INSERT … SELECT … FROM unnest``), by an
+executemany of ``ROWS_PER_STATEMENT`` rows a statement on SQLite.
 
 A device's zone is its own ``time_zone``, else the zone of its user's most recently seen
 device that has one, else ``DEFAULT_TIME_ZONE``; a stored name no zone has counts as none.
@@ -71,10 +72,10 @@ def write(connection, notification_id, schedule: Schedule, conditions, *, positi
         return Written(ids, start if ids else None)
     devices = connection.execute(select(Device.id, Device.channel, _zone(schedule))
                                  .where(*conditions).order_by(Device.id)).all()
-    due = moments_for(connection, notification_id, schedule, [row[2] for row in devices],
-                      position=position, now=now, default_zone=default_zone)
     if not devices:
         return NOTHING
+    due = moments_for(connection, notification_id, schedule, [row[2] for row in devices],
+                      position=position, now=now, default_zone=default_zone)
     if connection.dialect.name == "postgresql":
         ids = _inserted(connection, _from_arrays(connection, notification_id, devices, due, now),
                         skip_duplicates)
