@@ -13,6 +13,7 @@ request's write is committed, what it still reads (to render its answer) begins 
 so the write lock is not held while the response is rendered.
 """
 
+import contextlib
 import enum
 import logging
 from contextvars import ContextVar
@@ -30,6 +31,22 @@ def begin_writes_immediately(enabled):
     """Make the transactions of the current request take SQLite's write lock up front,
     until its write is committed."""
     _write_transactions.set(enabled)
+
+
+@contextlib.contextmanager
+def write_transaction(engine):
+    """``engine.begin()`` for a transaction that writes, outside a request (the push
+    worker's threads): on SQLite it takes the write lock as it begins. Begun deferred, one
+    that reads first fails at once with "database is locked" when another connection has
+    written since that read (WAL's stale snapshot: the busy timeout does not wait for it)."""
+    with engine.connect() as connection:
+        token = _write_transactions.set(True)
+        try:
+            transaction = connection.begin()  # SQLite's BEGIN is sent here (on_begin)
+        finally:
+            _write_transactions.reset(token)
+        with transaction:
+            yield connection
 
 
 def engine_options(config):

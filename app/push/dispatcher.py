@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from app.database.engine import write_transaction
 from app.models.device import Channel
 from app.models.device import Device as DeviceModel
 from app.models.notification import FINAL_STATES, DeliveryState, Notification
@@ -199,7 +200,7 @@ class Dispatcher:
     def release(self, chunk: list[ledger.Claimed]):
         """Hand a chunk back unsent (or with its outcome unknown) on shutdown."""
         now = utcnow()
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             canceled = set(_release(connection, chunk, now))
             self._queue.requeue(connection, {claimed.id: now for claimed in chunk
                                              if claimed.id not in canceled})
@@ -383,7 +384,7 @@ class Dispatcher:
         """Record the outcomes and hand back the paused deliveries: the results as written
         (a retry of a canceled notification is canceled)."""
         now = utcnow()
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             # the hand-backs first: each takes its cancel locks before it writes a row
             # (``ledger``), so none may come after the outcomes are written
             canceled: list[int] = []

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, delete, insert, select, update
 
+from app.database.engine import write_transaction
 from app.models import WorkerHeartbeat
 from app.models.types import utcnow
 
@@ -47,7 +48,7 @@ class Heartbeat:
 
     def beat(self, counts):
         values = {"beat_at": utcnow(), "counts": counts}
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             mine = WorkerHeartbeat.worker_id == self.worker_id
             updated = connection.execute(update(WorkerHeartbeat).where(mine).values(values))
             if not updated.rowcount:
@@ -55,7 +56,7 @@ class Heartbeat:
                     worker_id=self.worker_id, started_at=self.started_at, **values))
 
     def remove(self):
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             connection.execute(delete(WorkerHeartbeat)
                                .where(WorkerHeartbeat.worker_id == self.worker_id))
 

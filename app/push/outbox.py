@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.database.engine import write_transaction
 from app.models.dev_push import DevPushMessage
 from app.models.device import Channel
 from app.models.types import utcnow
@@ -83,7 +84,7 @@ class OutboxTransport:
             return exc
 
     def _record(self, rows: list[dict]):
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             connection.execute(_table.insert(), rows)
         for row in rows:
             log.info("development stand-in: nothing left this machine: push %s to %s device "

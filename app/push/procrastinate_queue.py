@@ -39,6 +39,7 @@ from datetime import UTC, datetime, timedelta
 import procrastinate
 from sqlalchemy import select, text
 
+from app.database.engine import write_transaction
 from app.models import Notification
 from app.models.types import utcnow
 from app.push import ledger
@@ -262,7 +263,7 @@ async def _deliver(worker, ids: list[int]):
 def _claim_ids(worker, ids):
     now = utcnow()
     earliest = now + timedelta(seconds=FOLLOW_UP_GAP)
-    with worker.engine.begin() as connection:
+    with write_transaction(worker.engine) as connection:
         later = ledger.waiting(connection, ids, now)
         chunk = ledger.claim_ids(connection, ids, lease=worker.options.lease, now=now)
         enqueue(connection, {id_: max(at, earliest) for id_, at in later.items()}, len(ids))
@@ -272,7 +273,7 @@ def _claim_ids(worker, ids):
 def _expand(worker, notification_id):
     """One step of the expansion, its deliveries' jobs and the next step's job, committed
     together. A notification another job is expanding (locked) is left to it."""
-    with worker.engine.begin() as connection:
+    with write_transaction(worker.engine) as connection:
         expanded = worker.expand(connection, utcnow(), notification_id)
         if expanded is None:
             return
@@ -298,7 +299,7 @@ async def _sweep(app, worker):
 
 def _enqueue_orphan_expansions(worker) -> int:
     """Notifications expanding with no job to do it (accepted under the embedded queue)."""
-    with worker.engine.begin() as connection:
+    with write_transaction(worker.engine) as connection:
         orphans = connection.scalars(select(notifications_table.c.id).where(
             notifications_table.c.expanding, text(
                 f"NOT EXISTS (SELECT FROM {SCHEMA}.procrastinate_jobs j WHERE j.queue_name = "
@@ -312,7 +313,7 @@ def _enqueue_orphan_expansions(worker) -> int:
 
 def _enqueue_strays(worker) -> int:
     since = utcnow() - timedelta(seconds=worker.options.lease)
-    with worker.engine.begin() as connection:
+    with write_transaction(worker.engine) as connection:
         if _runnable_jobs(connection):
             return 0
         strays = ledger.overdue(connection, since, STRAYS_PER_SWEEP)

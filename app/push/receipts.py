@@ -42,6 +42,7 @@ from sqlalchemy import (
     update,
 )
 
+from app.database.engine import write_transaction
 from app.database.upsert import insert_for
 from app.models.credential import Credential
 from app.models.notification import FINAL_STATES, Delivery, DeliveryState, Notification
@@ -193,13 +194,13 @@ class ReceiptSender:
         with self._engine.connect() as connection:  # idle: no write, no lock (SQLite)
             if not connection.scalar(select(or_(_unbatched(), _due(now)))):
                 return []
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             _gather(connection, now)
             return _claim(connection, now, self._settings.lease)
 
     def _record(self, batches: list[Batch], outcomes: list[Outcome]) -> None:
         now = utcnow()
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             for batch, outcome in zip(batches, outcomes, strict=True):
                 self._record_one(connection, batch, outcome, now)
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from app.database.engine import begin_writes_immediately
+from app.database.engine import write_transaction
 from app.database.upsert import insert_for
 from app.models.send_slot import SendSlot
 
@@ -62,7 +62,7 @@ def take(engine, hold_scope: str, limits: Sequence[Limit], now: datetime, lease:
          ) -> Taken | Busy:
     """A free permit of each limit, taken until ``now + lease``; or, when ``hold_scope`` is
     held or some limit has none free, when to try again (nothing taken)."""
-    with _writing(engine) as connection:
+    with write_transaction(engine) as connection:
         held_until = _locked(connection, hold_scope, now)
         if held_until > now:
             return Busy(held_until, held=True)
@@ -81,7 +81,7 @@ def take(engine, hold_scope: str, limits: Sequence[Limit], now: datetime, lease:
 def give_back(engine, taken: Taken, answered_at: datetime) -> None:
     """Each permit is free ``window`` seconds after the answer came back: unless its lease
     ran out meanwhile and another send holds it now (its lease is another moment)."""
-    with engine.begin() as connection:
+    with write_transaction(engine) as connection:
         for scope, window in taken.permits:
             connection.execute(
                 update(_slots).where(_slots.c.scope == scope,
@@ -91,17 +91,10 @@ def give_back(engine, taken: Taken, answered_at: datetime) -> None:
 
 def hold(engine, scope: str, until: datetime, now: datetime) -> None:
     """Nothing in ``scope`` goes before ``until``."""
-    with _writing(engine) as connection:
+    with write_transaction(engine) as connection:
         if _locked(connection, scope, now) < until:
             connection.execute(update(_slots).where(_slots.c.scope == scope)
                                .values(next_at=until))
-
-
-def _writing(engine):
-    """A transaction that takes SQLite's write lock as it begins (a read first would let
-    two workers read the same free permit)."""
-    begin_writes_immediately(True)
-    return engine.begin()
 
 
 def _locked(connection, scope, now) -> datetime:

@@ -31,6 +31,7 @@ import aiohttp
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from app.database.engine import write_transaction
 from app.models.device import Device as DeviceModel
 from app.models.types import utcnow
 from app.push import slots
@@ -234,7 +235,7 @@ class TelegramTransport(PooledHttp):
     def _move(self, chat: Chat, new_chat: str):
         """The group became a supergroup: the device follows it to its new chat id."""
         try:
-            with self._engine.begin() as connection:
+            with write_transaction(self._engine) as connection:
                 connection.execute(update(_devices).where(_devices.c.id == chat.device_id)
                                    .values(token=new_chat, updated_at=utcnow()))
         except IntegrityError:  # another device already has the new chat: it stays

@@ -5,6 +5,7 @@ find it stale at once, one mints and the others adopt its token."""
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.database.engine import write_transaction
 from app.models.notification import ProviderToken
 from app.push.provider_token import StoredToken
 
@@ -24,7 +25,7 @@ class DatabaseTokenStore:
 
     def put(self, token: StoredToken, replacing: StoredToken | None) -> StoredToken:
         try:
-            with self._engine.begin() as connection:
+            with write_transaction(self._engine) as connection:
                 self._swap(connection, token, replacing)
         except IntegrityError:
             pass  # another worker stored the first token at the same moment: it wins

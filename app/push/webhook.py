@@ -36,6 +36,7 @@ import standardwebhooks
 from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy import select, update
 
+from app.database.engine import write_transaction
 from app.models.device import Device as DeviceModel
 from app.models.notification import Delivery
 from app.models.types import utcnow
@@ -273,7 +274,7 @@ class WebhookTransport(PooledHttp):
     def _write_failure_times(self, succeeded, failing, now):
         if not succeeded and not failing:
             return
-        with self._engine.begin() as connection:
+        with write_transaction(self._engine) as connection:
             if succeeded:
                 connection.execute(update(_devices).where(
                     among(connection, _devices.c.id, succeeded),

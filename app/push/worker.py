@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
+from app.database.engine import write_transaction
 from app.models.device import Channel
 from app.models.types import utcnow
 from app.push import expansion, ledger, wakeup
@@ -171,7 +172,7 @@ class Worker:
 
     def _expand(self) -> bool:
         """One expansion step, if an audience is expanding: whether there was one."""
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             expanded = self.expand(connection, utcnow())
             if expanded is not None:
                 self._queue.enqueue_deliveries(connection, expanded.delivery_ids)
@@ -189,7 +190,7 @@ class Worker:
             return ledger.next_due(connection, now + timedelta(seconds=self._alarm.interval))
 
     def _claim(self):
-        with self.engine.begin() as connection:
+        with write_transaction(self.engine) as connection:
             return ledger.claim(connection, limit=self.options.chunk_size,
                                 lease=self.options.lease, now=utcnow())
 
