@@ -1,5 +1,6 @@
 """``flask prune``: dead codes, old outbox texts and stand-in pushes, expired rate-limit
-windows, ended Live Activities and gone broadcast channels go; what is still in use stays."""
+windows, ended Live Activities, gone broadcast channels and long-unused send permits go;
+what is still in use stays."""
 
 import json
 import time
@@ -15,10 +16,12 @@ from app.models import (
     LiveActivity,
     LiveActivityChannel,
     RateLimitCounter,
+    SendSlot,
     SmsMessage,
     VerificationCode,
 )
 from app.models.types import utcnow
+from app.push import slots
 from app.security import ratelimit
 from tests.factories import (
     create_session,
@@ -81,7 +84,7 @@ def test_prune_removes_only_what_has_ended(client, app, runner):
     assert json.loads(result.output) == {
         "sessions": 0, "credentials": 0, "verification_codes": 1, "sms_outbox": 1,
         "rate_limit_counters": 2, "worker_heartbeats": 0, "live_activities": 0,
-        "live_activity_channels": 0, "dev_push_outbox": 0}
+        "live_activity_channels": 0, "dev_push_outbox": 0, "send_slots": 0}
     assert _count(app, VerificationCode) == 1
     assert _count(app, SmsMessage) == 1
     assert _count(app, RateLimitCounter) == live_windows + 1
@@ -201,3 +204,26 @@ def test_prune_days_sets_how_long_ended_activities_and_channels_are_kept(client,
     assert (removed["live_activities"], removed["live_activity_channels"],
             removed["dev_push_outbox"]) == (2, 2, 2)
     assert _left(app, LiveActivity.id) == {activities[None]}
+
+
+@pytest.mark.committed  # the permits are taken through the engine, as a worker takes them
+def test_prune_removes_send_permits_unused_for_the_days_given_and_they_are_free_again(
+        app, runner):
+    """A Telegram chat's permit is a row; a chat written to once would keep it forever."""
+    chat = slots.Limit(("telegram:chat:-100",), window=3.0)
+    now = utcnow()
+    with app.app_context():
+        for scope, days in (("telegram:chat:1", 1), ("telegram:chat:-100", 8)):
+            db.session.add(SendSlot(scope=scope, next_at=now - timedelta(days=days)))
+        db.session.add(SendSlot(scope="telegram:channel", next_at=now + timedelta(seconds=30)))
+        db.session.commit()
+        db.session.remove()
+
+    removed = json.loads(runner.invoke(args=["prune"]).output)
+
+    assert removed["send_slots"] == 1
+    assert _left(app, SendSlot.scope) == {"telegram:chat:1", "telegram:channel"}
+    with app.app_context():  # the pruned chat's permit is free: its row is made again
+        taken = slots.take(db.engine, "telegram:hold", [chat], now, lease=10)
+        db.session.remove()
+    assert isinstance(taken, slots.Taken) and taken.permits == (("telegram:chat:-100", 3.0),)

@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import (
     DevPushMessage,
     RateLimitCounter,
+    SendSlot,
     SmsMessage,
     VerificationCode,
     WorkerHeartbeat,
@@ -73,8 +74,9 @@ def prune(days):
     """Delete what the service no longer needs: sessions, auth tokens and API keys whose
     lifetime is over (the SESSION_*, AUTH_TOKEN_*, API_KEY_* settings), dead verification
     codes, old outbox texts and pushes of the development stand-in, expired rate-limit
-    windows, Live Activities past LIVE_ACTIVITY_MAX_AGE or ended, and broadcast channels
-    found gone at APNs. Prints how many rows went, as JSON."""
+    windows, Live Activities past LIVE_ACTIVITY_MAX_AGE or ended, broadcast channels
+    found gone at APNs, and send permits (Telegram's, one per chat) unused for the days
+    given. Prints how many rows went, as JSON."""
     now = utcnow()
     cutoff = now - timedelta(days=days)
     removed = {
@@ -89,6 +91,8 @@ def prune(days):
         "live_activities": live_activities.prune(now, live_activities.max_age(), cutoff),
         "live_activity_channels": live_activity_channels.prune_ended(cutoff),
         "dev_push_outbox": _delete(DevPushMessage, DevPushMessage.created_at < cutoff),
+        # a permit free since then: a missing row is a free permit (app/push/slots.py)
+        "send_slots": _delete(SendSlot, SendSlot.next_at < cutoff),
     }
     db.session.commit()
     click.echo(json.dumps(removed))
