@@ -247,8 +247,12 @@ def test_an_update_made_obsolete_before_it_was_sent_is_not_sent(
 
 
 @pytest.mark.committed
+@pytest.mark.parametrize("chunk_size", [
+    1,  # the end is sent before the update is looked at
+    100,  # both in one chunk: they would leave together
+])
 def test_an_update_accepted_before_the_end_was_sent_is_not_sent_after_it(
-        client, app, fake, key_file):  # noqa: F811
+        client, app, fake, key_file, chunk_size):  # noqa: F811
     caller = Caller(client, app)
     device_id, _ = register_device(client, caller)
     activity = register(client, caller, device_id, new_token())
@@ -257,8 +261,7 @@ def test_an_update_accepted_before_the_end_was_sent_is_not_sent_after_it(
                            "content_state": {"eta": 0}}, live_activities=[activity["id"]])
     late = send(client, service, update(5), live_activities=[activity["id"]])
 
-    # one delivery a chunk: the end is sent before the update is looked at
-    counts = send_due(app, apns_environ(fake, key_file), PUSH_CHUNK_SIZE=1,
+    counts = send_due(app, apns_environ(fake, key_file), PUSH_CHUNK_SIZE=chunk_size,
                       PUSH_CONCURRENCY=1)
     assert (counts["sent"], counts["failed"]) == (1, 1)
     assert [entry.payload["aps"]["event"] for entry in fake.log] == ["end"]

@@ -3,9 +3,11 @@
 An update or end goes to the activity's own push token: its delivery is addressed as the
 activity's device with that token where the APNs token rule takes Live Activity pushes
 from (``apns.address``). Before sending, a delivery whose activity has ended (an ``end``
-sent, its token refused, deleted, too old) fails as ``ActivityEnded``, and an update
-made obsolete by a later push to the same activity, accepted before this one was sent,
-is not sent (collapse by activity: it expires as ``Superseded``; an ``end`` never does).
+sent, its token refused, deleted, too old) fails as ``ActivityEnded``, as does an update
+accepted after an ``end`` to its activity that goes in the same chunk (the two would leave
+together, in no set order); and an update made obsolete by a later push to the same
+activity, accepted before this one was sent, is not sent (collapse by activity: it
+expires as ``Superseded``; an ``end`` never does).
 """
 
 import dataclasses
@@ -69,8 +71,23 @@ def _running(latest_delivery):
     ).join_from(_activities, _devices, _devices.c.id == _activities.c.device_id)
 
 
-def addressed(claimed, notification, devices, running, now: datetime, max_age: timedelta):
-    """The device row a delivery goes to (None: the device is gone), or ``NotSent``."""
+def first_ends(chunk, notifications) -> dict[uuid.UUID, int]:
+    """Activity id → the first ``end`` delivery to it in ``chunk`` (``notifications``: id →
+    the built notification)."""
+    ends: dict[uuid.UUID, int] = {}
+    for claimed in chunk:
+        notification = notifications[claimed.notification_id]
+        if claimed.live_activity_id and _to_activity(notification) \
+                and notification.event == END:
+            ends[claimed.live_activity_id] = min(claimed.id, ends.get(claimed.live_activity_id,
+                                                                      claimed.id))
+    return ends
+
+
+def addressed(claimed, notification, devices, running, ending: dict[uuid.UUID, int],
+              now: datetime, max_age: timedelta):
+    """The device row a delivery goes to (None: the device is gone), or ``NotSent``;
+    ``ending``: ``first_ends`` of the chunk."""
     if not _to_activity(notification):
         return devices.get(claimed.device_id)
     activity = running.get(claimed.live_activity_id)
@@ -79,6 +96,10 @@ def addressed(claimed, notification, devices, running, now: datetime, max_age: t
     if activity.ended_at is not None or activity.created_at <= now - max_age:
         return NotSent(DeliveryState.FAILED, "ActivityEnded",
                        "the activity ended before this push was sent")
+    if notification.event == UPDATE and ending.get(activity.live_activity_id, claimed.id) \
+            < claimed.id:
+        return NotSent(DeliveryState.FAILED, "ActivityEnded",
+                       "an end to this activity was accepted before this push")
     if notification.event == UPDATE and (activity.latest_delivery or 0) > claimed.id:
         return NotSent(DeliveryState.EXPIRED, "Superseded",
                        "a later push to this activity was accepted before this one was sent")
