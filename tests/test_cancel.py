@@ -362,3 +362,29 @@ def test_a_cancel_waits_for_an_expansion_step_in_progress(client, app, broadcast
     with engine.begin() as connection:
         assert expansion.step(connection, 3, utcnow()) is None
     assert states_of(app, notification_id) == ["canceled"] * 3
+
+
+def test_deliveries_beyond_what_a_cancel_writes_itself_are_shown_canceled(
+        client, app, service, monkeypatch):
+    """A cancel writes the first ``EAGER_LIMIT`` itself; the rest stay pending in the ledger
+    until they come due, and are shown canceled meanwhile, as the counts say."""
+    monkeypatch.setattr(cancellation, "EAGER_LIMIT", 2)
+    notification_id = sent_to(client, app, service, 6)
+    delay(app, notification_id, 6)  # none due yet: the workers have written nothing
+
+    counts = body(patch(client, service, notification_id), 200)["data"]["attributes"]["counts"]
+    assert (counts["pending"], counts["canceled"]) == (0, 6)
+    assert states_of(app, notification_id) == ["canceled"] * 2 + ["pending"] * 4
+
+    def listed(query=""):
+        return body(client.get(f"/api/notifications/{notification_id}/deliveries?{query}",
+                               headers=service), 200)["data"]
+
+    assert {(item["attributes"]["state"], item["attributes"]["reason"])
+            for item in listed()} == {("canceled", ledger.CANCELED_REASON)}
+    assert len(listed("filter[state]=canceled")) == 6
+    assert listed("filter[state]=pending") == []
+    unwritten = next(row.apns_id for row in deliveries_of(app, notification_id)
+                     if row.state == "pending")
+    shown = body(client.get(f"/api/deliveries/{unwritten}", headers=service), 200)["data"]
+    assert shown["attributes"]["state"] == "canceled"

@@ -44,6 +44,8 @@ class DeliveryState(enum.StrEnum):
 
 FINAL_STATES = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.INVALIDATED,
                           DeliveryState.EXPIRED, DeliveryState.CANCELED})
+CANCELED_REASON = "Canceled"  # a canceled delivery's ``last_reason``
+CANCELED_DETAIL = "its notification was canceled before it was handed to a provider"
 
 
 class Notification(Model):
@@ -156,6 +158,22 @@ class Delivery(Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
+
+    @property
+    def canceled_unwritten(self) -> bool:
+        """Still pending though its notification was canceled: canceled, as the notification's
+        counts say; a worker writes it so when it comes due (``resources/cancellation.py``:
+        a cancel writes only the first of many itself)."""
+        return self.state == DeliveryState.PENDING and \
+            self.notification.canceled_at is not None
+
+    @property
+    def shown_state(self) -> str:
+        return DeliveryState.CANCELED if self.canceled_unwritten else self.state
+
+    @property
+    def shown_reason(self) -> str | None:
+        return CANCELED_REASON if self.canceled_unwritten else self.last_reason
 
 
 class ThrottleMoment(Model):

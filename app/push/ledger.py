@@ -29,13 +29,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.database.engine import OWN_TRANSACTION
 from app.database.locks import advisory_locks
-from app.models.notification import Delivery, DeliveryState, Notification
+from app.models.notification import (
+    CANCELED_DETAIL,
+    CANCELED_REASON,
+    Delivery,
+    DeliveryState,
+    Notification,
+)
 
 deliveries = Delivery.__table__
 notifications = Notification.__table__
 CANCEL_LOCK = "notification-cancel:"  # its advisory lock's key, with the notification's id
-CANCELED_REASON = "Canceled"
-CANCELED_DETAIL = "its notification was canceled before it was handed to a provider"
 CANCELED_WHY = {"last_reason": CANCELED_REASON, "detail": CANCELED_DETAIL}  # column values
 
 

@@ -64,6 +64,10 @@ PENDING_STATES = (DeliveryState.PENDING, DeliveryState.SENDING)
 # The parts of a payload a sender controls in bulk: the largest is named when it is too big.
 
 DELIVERY_FILTERS = {"state": Filter("state", Delivery.state)}
+# A canceled notification's: what is still pending is shown canceled (``shown_state``).
+CANCELED_DELIVERY_FILTERS = {"state": Filter("state", case(
+    (Delivery.state == DeliveryState.PENDING, DeliveryState.CANCELED.value),
+    else_=Delivery.state))}
 DELIVERY_ORDERS = {"created_at": Delivery.created_at}
 DELIVERY_DEFAULT_ORDER = (("created_at", False),)
 
@@ -450,7 +454,9 @@ def list_deliveries(principal, notification, listing):
     if not policies.is_sender(principal, notification.sender_id):
         raise NotFound(f"There is no notification {notification.id}.", where=Where.URL)
     return list_page(db.session, select(Delivery).where(
-        Delivery.notification_id == notification.id), listing, filters=DELIVERY_FILTERS,
+        Delivery.notification_id == notification.id), listing,
+        filters=DELIVERY_FILTERS if notification.canceled_at is None
+        else CANCELED_DELIVERY_FILTERS,
         orders=DELIVERY_ORDERS, default_order=DELIVERY_DEFAULT_ORDER, unique=Delivery.id)
 
 
