@@ -86,7 +86,7 @@ $(DOCS_STAMP): $(STAMP) setup.cfg
 
 docs: $(DOCS_STAMP) ## build the documentation site into site/ (mkdocs --strict: a broken link or anchor fails)
 	@# no --quiet: it silences the warnings --strict counts, and a broken link would pass
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	$(BIN)/mkdocs build --strict
 
 # BENCH_ARGS passes options to bench/run.py: make bench BENCH_ARGS="--repeat 3"
 bench: $(STAMP) ## load benchmark: the service vs a bare Flask echo and django-push-notifications
