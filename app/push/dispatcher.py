@@ -235,8 +235,8 @@ class Dispatcher:
 
     def _plan(self, chunk, notifications, devices, running, broadcast, now) -> Plan:
         plan = Plan()
-        # str: why it cannot be built
-        built = {id_: _notification_of(row) for id_, row in notifications.items()}
+        built: dict[uuid.UUID, message.Notification | str] = {  # str: why it cannot be built
+            id_: _notification_of(row) for id_, row in notifications.items()}
         ending = activities.first_ends(chunk, built)
         for claimed in chunk:
             row = notifications[claimed.notification_id]
