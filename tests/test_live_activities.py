@@ -8,11 +8,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Device, LiveActivity, Notification
+from app.models import Delivery, Device, LiveActivity, Notification
+from app.models.types import utcnow
 from app.security.crypto import unseal
 from tests.compat_helpers import api_key
 from tests.factories import bearer, new_token
@@ -265,6 +267,32 @@ def test_an_update_accepted_before_the_end_was_sent_is_not_sent_after_it(
                       PUSH_CONCURRENCY=1)
     assert (counts["sent"], counts["failed"]) == (1, 1)
     assert [entry.payload["aps"]["event"] for entry in fake.log] == ["end"]
+    shown = body(client.get(f"/api/notifications/{late['data']['id']}/deliveries",
+                            headers=bearer(service)), 200)["data"]
+    assert [(item["attributes"]["state"], item["attributes"]["reason"]) for item in shown] \
+        == [("failed", "ActivityEnded")]
+
+
+@pytest.mark.committed
+def test_an_update_is_not_sent_while_an_end_accepted_before_it_is_being_sent_elsewhere(
+        client, app, fake, key_file):  # noqa: F811
+    caller = Caller(client, app)
+    device_id, _ = register_device(client, caller)
+    activity = register(client, caller, device_id, new_token())
+    service = api_key(app)
+    ending = send(client, service, {"push_type": "liveactivity", "event": "end",
+                                    "content_state": {"eta": 0}},
+                  live_activities=[activity["id"]])
+    with app.app_context():  # another worker has claimed the end and is sending it
+        db.session.execute(sa.update(Delivery).where(
+            Delivery.notification_id == uuid.UUID(ending["data"]["id"])).values(
+            state="sending", attempts=1, lease_until=utcnow() + timedelta(minutes=5)))
+        db.session.commit()
+    late = send(client, service, update(5), live_activities=[activity["id"]])
+
+    counts = send_due(app, apns_environ(fake, key_file))
+    assert (counts["sent"], counts["failed"]) == (0, 1)
+    assert fake.log == []
     shown = body(client.get(f"/api/notifications/{late['data']['id']}/deliveries",
                             headers=bearer(service)), 200)["data"]
     assert [(item["attributes"]["state"], item["attributes"]["reason"]) for item in shown] \

@@ -235,16 +235,15 @@ class Dispatcher:
 
     def _plan(self, chunk, notifications, devices, running, broadcast, now) -> Plan:
         plan = Plan()
-        built: dict[uuid.UUID, message.Notification | str] = {  # str: why it cannot be built
-            id_: _notification_of(row) for id_, row in notifications.items()}
-        ending = activities.first_ends(chunk, built)
+        built: dict[uuid.UUID, message.Notification | str] = {}  # str: why it cannot be built
         for claimed in chunk:
             row = notifications[claimed.notification_id]
+            if row.id not in built:
+                built[row.id] = _notification_of(row)
             if claimed.live_activity_channel_id:
                 outcome = self._broadcast(claimed, row, built[row.id], broadcast, now)
             else:
-                device = activities.addressed(claimed, built[row.id], devices, running,
-                                              ending, now,
+                device = activities.addressed(claimed, built[row.id], devices, running, now,
                                               self._settings.live_activity_max_age)
                 outcome = self._target(claimed, row, built[row.id], device, now)
             if isinstance(outcome, ledger.Result):
